@@ -1,0 +1,95 @@
+/* giltrace_api.h -- the one contract between the C core and Python.
+ *
+ * This file is read twice: by cffi's cdef() (so it must stay plain
+ * declarations: no #include, no #if, no function-like macros) and by the C
+ * sources.  Everything Python may call is here; everything else is static.
+ *
+ * On-disk records (gt_event, gt_sample) are written verbatim, little-endian,
+ * and documented in docs/file-format.md.  Change them only together with
+ * FORMAT_VERSION in giltrace/fileformat.py.
+ */
+
+/* Event kinds. */
+#define GT_EV_WAIT 1          /* began waiting (time = entry into the GIL mutex) */
+#define GT_EV_ACQUIRE 2       /* took the GIL (arg = ns since the take began) */
+#define GT_EV_RELEASE 3       /* dropped the GIL */
+#define GT_EV_DROP_REQUEST 4  /* a waiter timed out and asked the holder to switch
+                                 (arg = holder tid, 0 if unknown) */
+
+/* Flags on GT_EV_ACQUIRE. */
+#define GT_FLAG_SWITCHED 1      /* the holder changed: the interpreter bumped switch_number */
+#define GT_FLAG_CONTENDED 2     /* the thread blocked on the GIL's condition variable */
+#define GT_FLAG_WAIT_UNKNOWN 4  /* the take began before the trace: arg is 0 */
+
+/* gt_start() return codes (0 = started). */
+#define GT_ERR_FAILED -1       /* resources: memory, threads */
+#define GT_ERR_UNSUPPORTED -2  /* this interpreter's GIL cannot be found or hooked */
+#define GT_ERR_RUNNING -3      /* a trace is already running in this process */
+
+/* Chunk kinds written by C (Python writes the header, THREADS and FOOTER). */
+#define GT_CHUNK_EVENTS 1
+#define GT_CHUNK_SAMPLES 2
+
+typedef struct {
+    uint64_t time_ns;  /* CLOCK_MONOTONIC */
+    uint64_t arg;
+    uint32_t tid;      /* OS thread id (gettid) */
+    uint8_t kind;
+    uint8_t flags;
+    uint16_t reserved; /* in memory: trace generation; on disk: 0 */
+} gt_event;            /* 24 bytes */
+
+typedef struct {
+    uint64_t time_ns;
+    uint64_t switch_number;
+    uint32_t holder_tid;   /* last thread seen acquiring, 0 if none/unknown */
+    uint16_t waiters;      /* threads blocked in take_gil right now */
+    uint8_t locked;
+    uint8_t drop_request;  /* a drop request is pending */
+} gt_sample;               /* 24 bytes */
+
+typedef struct {
+    int fd;                    /* open, writable trace file; C appends chunks */
+    uint32_t buffer_events;    /* ring capacity in events (rounded up to 2^k) */
+    uint64_t sample_period_ns; /* sampler period; 0 disables the sampler */
+    uint64_t flush_period_ns;  /* how often the writer drains the ring */
+} gt_config;
+
+typedef struct {
+    uint64_t start_ns;
+    uint64_t stop_ns;
+    uint64_t switch_number_start;
+    uint64_t switch_number_stop;
+    uint64_t events_written;
+    uint64_t events_lost;
+    uint64_t samples_written;
+    uint64_t chunks_written;
+    uint64_t interval_us;      /* switch interval at start */
+    uint32_t buffer_events;
+    int write_errno;           /* first write(2) error, 0 if none */
+} gt_stats;
+
+typedef struct {
+    const char *name;
+    void *slot;      /* GOT slot address, NULL if not found */
+    void *current;   /* what the slot holds now */
+    void *hook;      /* our hook */
+    void *real;      /* the function calls reach when not traced */
+} gt_got_entry;
+
+/* Control API: rare calls (each cffi call releases the GIL). */
+int gt_start(const gt_config *cfg, char *err, size_t errlen);
+int gt_stop(gt_stats *out);
+int gt_running(void);
+int gt_sample_now(gt_sample *out);
+int gt_stats_now(gt_stats *out);
+int gt_gil_info(uint64_t *switch_number, uint64_t *interval_us, int *locked);
+int gt_hook_target(char *buf, size_t n);
+int gt_got_entries(gt_got_entry *out, int n);
+uint64_t gt_now_ns(void);
+uint32_t gt_crc32(uint32_t crc, const unsigned char *buf, size_t len);
+
+/* Test-only helpers: deterministic GIL behaviour from C. */
+void gt_test_hold_gil_ns(uint64_t ns);
+void gt_test_noop(void);
+void gt_test_spin_ns(uint64_t ns);

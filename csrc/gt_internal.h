@@ -1,0 +1,44 @@
+/* gt_internal.h -- shared between the C files of giltrace; not seen by Python. */
+#ifndef GT_INTERNAL_H
+#define GT_INTERNAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <pthread.h>
+#include <time.h>
+
+#include "giltrace_api.h"
+
+/* Addresses inside the interpreter's GIL (struct _gil_runtime_state). */
+typedef struct {
+    pthread_mutex_t *mutex;
+    pthread_cond_t *cond;
+    pthread_cond_t *switch_cond;
+    volatile int *locked;
+    volatile unsigned long *switch_number;
+    volatile unsigned long *interval_us;
+} gt_gil;
+
+/* gilstate.c: the only file that includes CPython's internal headers. */
+int gt_locate_gil(gt_gil *out, char *err, size_t errlen);
+
+/* hooks.c: GOT patching of the object that holds the interpreter. */
+int gt_hooks_install(char *err, size_t errlen);
+void gt_hooks_uninstall(void);
+
+/* recorder.c: called by the hooks. */
+void gt_on_mutex_lock(pthread_mutex_t *m);
+void gt_on_cond_timedwait_enter(pthread_cond_t *c, unsigned long *saved_switch);
+void gt_on_cond_timedwait_exit(pthread_cond_t *c, int rc, unsigned long saved_switch);
+void gt_on_cond_signal(pthread_cond_t *c);
+
+static inline uint64_t gt_clock_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+#define GT_TLS __thread __attribute__((tls_model("initial-exec")))
+
+#endif

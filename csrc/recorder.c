@@ -1,0 +1,570 @@
+/* recorder.c -- turns hooked pthread calls into GIL events, buffers them in a
+ * ring and streams them to the trace file from one native thread that also
+ * samples the GIL.
+ *
+ * Why the ring needs no atomic read-modify-write: every event is emitted
+ * from a hook that runs with the GIL's own mutex held (take_gil holds it from
+ * its first lock to its last unlock; drop_gil signals under it; a
+ * pthread_cond_timedwait returns with it).  Producers are therefore
+ * serialised by the interpreter itself, and start/stop flip the `active`
+ * flag under the same mutex, so no event straddles a start or a stop.  The
+ * only concurrency is one producer at a time against the one writer thread:
+ * a single-producer/single-consumer ring with acquire/release indices.
+ *
+ * Hook-side rules: no Python API, no allocation, no locks of our own, no
+ * syscalls except clock_gettime (vDSO) and one gettid per thread.
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "gt_internal.h"
+
+#define CHUNK_MAGIC 0x4B4E4843u  /* "CHNK" little-endian */
+#define CHUNK_HEADER 20
+#define CHUNK_EVENTS_MAX 16384
+#define SAMPLES_MAX 4096
+
+typedef struct {
+    uint32_t gen;      /* trace generation this state belongs to */
+    uint32_t tid;
+    uint64_t lock_ns;  /* when this thread entered pthread_mutex_lock(&gil->mutex) */
+    int waiting;       /* blocked in take_gil: a WAIT event was emitted */
+} thread_state;
+
+static GT_TLS thread_state t_self;
+
+static struct {
+    gt_gil gil;
+    int have_gil;
+    uint32_t active;        /* generation while tracing, 0 otherwise */
+    uint32_t gen;
+    int running;
+    pthread_mutex_t control;
+
+    /* Producer side: only touched with gil->mutex held. */
+    uint64_t last_switch;
+    uint32_t holder_tid;
+    int drop_pending;
+    int waiters;
+    uint64_t lost;
+
+    gt_event *ring;
+    uint64_t mask;
+    uint64_t head;          /* consumer index (release-stored by the writer) */
+    uint64_t tail;          /* producer index (release-stored by producers) */
+
+    /* Writer/sampler thread. */
+    pthread_t writer;
+    pthread_mutex_t wake_mu;
+    pthread_cond_t wake_cv;
+    int stop_requested;
+    int fd;
+    gt_config cfg;
+    uint64_t start_ns, stop_ns;
+    uint64_t switch_start, switch_stop;
+    uint64_t events_written, samples_written, chunks_written, write_lost;
+    int write_errno;
+    gt_sample *samples;
+    size_t nsamples;
+    unsigned char *chunk;   /* CHUNK_HEADER + CHUNK_EVENTS_MAX events */
+} g = {
+    .control = PTHREAD_MUTEX_INITIALIZER,
+    .wake_mu = PTHREAD_MUTEX_INITIALIZER,
+    .fd = -1,
+};
+
+uint64_t gt_now_ns(void) { return gt_clock_ns(); }
+
+/* ---------------------------------------------------------------- hooks -- */
+
+static inline thread_state *self(uint32_t gen)
+{
+    thread_state *t = &t_self;
+    if (__builtin_expect(t->gen != gen, 0)) {
+        t->gen = gen;
+        t->lock_ns = 0;
+        t->waiting = 0;
+        if (!t->tid)
+            t->tid = (uint32_t)syscall(SYS_gettid);
+    }
+    return t;
+}
+
+static inline void emit(uint8_t kind, uint8_t flags, uint64_t time_ns, uint64_t arg,
+                        uint32_t tid, uint32_t gen)
+{
+    uint64_t tail = __atomic_load_n(&g.tail, __ATOMIC_RELAXED);
+    uint64_t head = __atomic_load_n(&g.head, __ATOMIC_ACQUIRE);
+    if (tail - head > g.mask) {
+        __atomic_store_n(&g.lost, g.lost + 1, __ATOMIC_RELAXED);
+        return;
+    }
+    gt_event *e = &g.ring[tail & g.mask];
+    e->time_ns = time_ns;
+    e->arg = arg;
+    e->tid = tid;
+    e->kind = kind;
+    e->flags = flags;
+    e->reserved = (uint16_t)gen;
+    __atomic_store_n(&g.tail, tail + 1, __ATOMIC_RELEASE);
+}
+
+void gt_on_mutex_lock(pthread_mutex_t *m)
+{
+    if (m != g.gil.mutex)
+        return;
+    uint32_t gen = __atomic_load_n(&g.active, __ATOMIC_RELAXED);
+    if (!gen)
+        return;
+    /* The wait starts here: time blocked on the mutex counts (DESIGN.md 4). */
+    self(gen)->lock_ns = gt_clock_ns();
+}
+
+void gt_on_cond_timedwait_enter(pthread_cond_t *c, unsigned long *saved_switch)
+{
+    if (c != g.gil.cond)
+        return;
+    uint32_t gen = __atomic_load_n(&g.active, __ATOMIC_RELAXED);
+    if (!gen)
+        return;
+    thread_state *t = self(gen);
+    *saved_switch = *g.gil.switch_number;
+    if (!t->waiting) {
+        if (!t->lock_ns)          /* took the mutex before the trace started */
+            t->lock_ns = g.start_ns;
+        t->waiting = 1;
+        g.waiters++;
+        emit(GT_EV_WAIT, 0, t->lock_ns, 0, t->tid, gen);
+    }
+}
+
+void gt_on_cond_timedwait_exit(pthread_cond_t *c, int rc, unsigned long saved_switch)
+{
+    if (c != g.gil.cond)
+        return;
+    uint32_t gen = __atomic_load_n(&g.active, __ATOMIC_RELAXED);
+    if (!gen || t_self.gen != gen)
+        return;
+    /* The interpreter's own rule for raising a drop request. */
+    if (rc == ETIMEDOUT && *g.gil.locked && *g.gil.switch_number == saved_switch) {
+        g.drop_pending = 1;
+        emit(GT_EV_DROP_REQUEST, 0, gt_clock_ns(), g.holder_tid, t_self.tid, gen);
+    }
+}
+
+void gt_on_cond_signal(pthread_cond_t *c)
+{
+    if (c != g.gil.switch_cond && c != g.gil.cond)
+        return;
+    uint32_t gen = __atomic_load_n(&g.active, __ATOMIC_RELAXED);
+    if (!gen)
+        return;
+    thread_state *t = self(gen);
+    uint64_t now = gt_clock_ns();
+    if (c == g.gil.cond) {            /* drop_gil: locked is 0 now */
+        t->lock_ns = 0;
+        g.holder_tid = 0;
+        emit(GT_EV_RELEASE, 0, now, 0, t->tid, gen);
+        return;
+    }
+    /* take_gil signals switch_cond once it holds the GIL. */
+    uint8_t flags = 0;
+    unsigned long sw = *g.gil.switch_number;
+    if (sw != g.last_switch) {
+        flags |= GT_FLAG_SWITCHED;
+        g.last_switch = sw;
+    }
+    if (t->waiting) {
+        flags |= GT_FLAG_CONTENDED;
+        t->waiting = 0;
+        if (g.waiters > 0)
+            g.waiters--;
+    }
+    uint64_t began = t->lock_ns;
+    if (!began) {                     /* the take began before the trace */
+        began = g.start_ns;
+        flags |= GT_FLAG_WAIT_UNKNOWN;
+    }
+    t->lock_ns = 0;
+    g.holder_tid = t->tid;
+    g.drop_pending = 0;
+    emit(GT_EV_ACQUIRE, flags, now, now > began ? now - began : 0, t->tid, gen);
+}
+
+/* ------------------------------------------------------------- writer -- */
+
+static const uint32_t *crc_table(void)
+{
+    static uint32_t table[256];
+    static int ready;
+    if (!ready) {
+        for (uint32_t i = 0; i < 256; i++) {
+            uint32_t c = i;
+            for (int k = 0; k < 8; k++)
+                c = (c & 1) ? 0xEDB88320u ^ (c >> 1) : c >> 1;
+            table[i] = c;
+        }
+        ready = 1;
+    }
+    return table;
+}
+
+/* zlib-compatible CRC-32, so Python can check chunks with zlib.crc32. */
+uint32_t gt_crc32(uint32_t crc, const unsigned char *buf, size_t len)
+{
+    const uint32_t *table = crc_table();
+    crc = ~crc;
+    for (size_t i = 0; i < len; i++)
+        crc = table[(crc ^ buf[i]) & 0xFF] ^ (crc >> 8);
+    return ~crc;
+}
+
+static int write_all(int fd, const unsigned char *p, size_t n)
+{
+    while (n) {
+        ssize_t w = write(fd, p, n);
+        if (w < 0) {
+            if (errno == EINTR)
+                continue;
+            return errno;
+        }
+        p += w;
+        n -= (size_t)w;
+    }
+    return 0;
+}
+
+static void put_u32(unsigned char *p, uint32_t v) { memcpy(p, &v, 4); }
+static void put_u16(unsigned char *p, uint16_t v) { memcpy(p, &v, 2); }
+
+/* payload must sit right after CHUNK_HEADER bytes of room at `buf`. */
+static void write_chunk(unsigned char *buf, uint16_t kind, uint32_t count, uint32_t payload_len)
+{
+    if (g.write_errno) {
+        if (kind == GT_CHUNK_EVENTS)
+            g.write_lost += count;
+        return;
+    }
+    put_u32(buf, CHUNK_MAGIC);
+    put_u16(buf + 4, kind);
+    put_u16(buf + 6, 0);
+    put_u32(buf + 8, count);
+    put_u32(buf + 12, payload_len);
+    put_u32(buf + 16, gt_crc32(0, buf + CHUNK_HEADER, payload_len));
+    int err = write_all(g.fd, buf, CHUNK_HEADER + (size_t)payload_len);
+    if (err) {
+        g.write_errno = err;
+        if (kind == GT_CHUNK_EVENTS)
+            g.write_lost += count;
+        return;
+    }
+    g.chunks_written++;
+    if (kind == GT_CHUNK_EVENTS)
+        g.events_written += count;
+    else
+        g.samples_written += count;
+}
+
+static void drain_events(void)
+{
+    uint64_t head = g.head;
+    uint64_t tail = __atomic_load_n(&g.tail, __ATOMIC_ACQUIRE);
+    gt_event *out = (gt_event *)(g.chunk + CHUNK_HEADER);
+    while (head != tail) {
+        uint32_t n = 0;
+        while (head != tail && n < CHUNK_EVENTS_MAX) {
+            gt_event e = g.ring[head & g.mask];
+            head++;
+            if (e.reserved != (uint16_t)g.gen)
+                continue;
+            e.reserved = 0;
+            out[n++] = e;
+        }
+        __atomic_store_n(&g.head, head, __ATOMIC_RELEASE);
+        if (n)
+            write_chunk(g.chunk, GT_CHUNK_EVENTS, n, n * (uint32_t)sizeof(gt_event));
+    }
+}
+
+static void flush_samples(void)
+{
+    if (!g.nsamples)
+        return;
+    memcpy(g.chunk + CHUNK_HEADER, g.samples, g.nsamples * sizeof(gt_sample));
+    write_chunk(g.chunk, GT_CHUNK_SAMPLES, (uint32_t)g.nsamples,
+                (uint32_t)(g.nsamples * sizeof(gt_sample)));
+    g.nsamples = 0;
+}
+
+static void read_sample(gt_sample *s, uint64_t now)
+{
+    s->time_ns = now;
+    s->switch_number = *g.gil.switch_number;
+    s->holder_tid = __atomic_load_n(&g.holder_tid, __ATOMIC_RELAXED);
+    int w = __atomic_load_n(&g.waiters, __ATOMIC_RELAXED);
+    s->waiters = (uint16_t)(w < 0 ? 0 : w > 65535 ? 65535 : w);
+    s->locked = *g.gil.locked > 0;
+    s->drop_request = (uint8_t)__atomic_load_n(&g.drop_pending, __ATOMIC_RELAXED);
+}
+
+static void deadline(struct timespec *ts, uint64_t ns)
+{
+    ts->tv_sec = (time_t)(ns / 1000000000ull);
+    ts->tv_nsec = (long)(ns % 1000000000ull);
+}
+
+static void *writer_main(void *arg)
+{
+    (void)arg;
+    const uint64_t sample_period = g.cfg.sample_period_ns;
+    const uint64_t flush_period = g.cfg.flush_period_ns;
+    uint64_t now = gt_clock_ns();
+    uint64_t next_sample = now + sample_period, next_flush = now + flush_period;
+
+    pthread_mutex_lock(&g.wake_mu);
+    while (!g.stop_requested) {
+        uint64_t wake = next_flush;
+        if (sample_period && next_sample < wake)
+            wake = next_sample;
+        struct timespec ts;
+        deadline(&ts, wake);
+        pthread_cond_timedwait(&g.wake_cv, &g.wake_mu, &ts);
+        if (g.stop_requested)
+            break;
+        pthread_mutex_unlock(&g.wake_mu);
+
+        now = gt_clock_ns();
+        if (sample_period && now >= next_sample) {
+            read_sample(&g.samples[g.nsamples++], now);
+            next_sample += sample_period;
+            if (next_sample <= now)   /* woke late: don't burst to catch up */
+                next_sample = now + sample_period;
+        }
+        uint64_t fill = __atomic_load_n(&g.tail, __ATOMIC_ACQUIRE) - g.head;
+        if (now >= next_flush || fill > (g.mask + 1) / 4 || g.nsamples == SAMPLES_MAX) {
+            drain_events();
+            flush_samples();
+            next_flush = now + flush_period;
+        }
+        pthread_mutex_lock(&g.wake_mu);
+    }
+    pthread_mutex_unlock(&g.wake_mu);
+    drain_events();
+    flush_samples();
+    return NULL;
+}
+
+/* ------------------------------------------------------------ control -- */
+
+static void fill_stats(gt_stats *out)
+{
+    memset(out, 0, sizeof(*out));
+    out->start_ns = g.start_ns;
+    out->stop_ns = g.stop_ns;
+    out->switch_number_start = g.switch_start;
+    out->switch_number_stop = g.switch_stop;
+    out->events_written = g.events_written;
+    out->events_lost = __atomic_load_n(&g.lost, __ATOMIC_RELAXED) + g.write_lost;
+    out->samples_written = g.samples_written;
+    out->chunks_written = g.chunks_written;
+    out->interval_us = g.have_gil ? *g.gil.interval_us : 0;
+    out->buffer_events = (uint32_t)(g.mask + 1);
+    out->write_errno = g.write_errno;
+}
+
+static void init_sync(void)
+{
+    pthread_condattr_t attr;
+    pthread_condattr_init(&attr);
+    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+    pthread_cond_init(&g.wake_cv, &attr);
+    pthread_condattr_destroy(&attr);
+}
+
+/* In a forked child only the forking thread survives: the writer thread is
+ * gone and the file belongs to the parent.  The child runs untraced. */
+static void atfork_child(void)
+{
+    t_self.tid = 0;
+    t_self.gen = 0;
+    if (g.running) {
+        __atomic_store_n(&g.active, 0, __ATOMIC_SEQ_CST);
+        gt_hooks_uninstall();
+        g.running = 0;
+        g.fd = -1;
+    }
+    pthread_mutex_init(&g.control, NULL);
+    pthread_mutex_init(&g.wake_mu, NULL);
+    init_sync();
+}
+
+static uint64_t round_pow2(uint64_t n)
+{
+    uint64_t p = 1024;
+    while (p < n && p < (1ull << 28))
+        p <<= 1;
+    return p;
+}
+
+static int prepare_buffers(uint64_t capacity, char *err, size_t errlen)
+{
+    if (!g.ring || g.mask + 1 != capacity) {
+        free(g.ring);  /* safe: producers only touch it while `active` */
+        g.ring = calloc(capacity, sizeof(gt_event));
+        g.mask = capacity - 1;
+    }
+    if (!g.chunk)
+        g.chunk = malloc(CHUNK_HEADER + CHUNK_EVENTS_MAX * sizeof(gt_event));
+    if (!g.samples)
+        g.samples = malloc(SAMPLES_MAX * sizeof(gt_sample));
+    if (!g.ring || !g.chunk || !g.samples) {
+        free(g.ring);
+        g.ring = NULL;
+        snprintf(err, errlen, "cannot allocate a buffer of %llu events", (unsigned long long)capacity);
+        return -1;
+    }
+    g.head = g.tail = 0;
+    g.lost = g.write_lost = 0;
+    g.events_written = g.samples_written = g.chunks_written = 0;
+    g.write_errno = 0;
+    g.nsamples = 0;
+    return 0;
+}
+
+int gt_start(const gt_config *cfg, char *err, size_t errlen)
+{
+    static int once;
+    int rc = -1;
+    pthread_mutex_lock(&g.control);
+    if (!once) {
+        init_sync();
+        pthread_atfork(NULL, NULL, atfork_child);
+        once = 1;
+    }
+    if (g.running) {
+        snprintf(err, errlen, "a trace is already running in this process");
+        rc = GT_ERR_RUNNING;
+        goto out;
+    }
+    if (cfg->fd < 0) {
+        snprintf(err, errlen, "no trace file descriptor");
+        goto out;
+    }
+    if (!g.have_gil) {
+        if (gt_locate_gil(&g.gil, err, errlen) != 0) {
+            rc = GT_ERR_UNSUPPORTED;
+            goto out;
+        }
+        g.have_gil = 1;
+    }
+    if (prepare_buffers(round_pow2(cfg->buffer_events), err, errlen) != 0)
+        goto out;
+    g.cfg = *cfg;
+    if (g.cfg.flush_period_ns < 1000000)
+        g.cfg.flush_period_ns = 1000000;
+    g.fd = cfg->fd;
+    g.stop_requested = 0;
+    if (gt_hooks_install(err, errlen) != 0) {
+        rc = GT_ERR_UNSUPPORTED;
+        goto out;
+    }
+
+    uint32_t gen = ++g.gen;
+    if (!(uint16_t)gen)  /* events carry the low 16 bits; 0 means "stale" */
+        gen = ++g.gen;
+    pthread_mutex_lock(g.gil.mutex);  /* our own PLT: straight to libc */
+    g.switch_start = g.last_switch = *g.gil.switch_number;
+    g.holder_tid = 0;
+    g.drop_pending = 0;
+    g.waiters = 0;
+    g.start_ns = gt_clock_ns();
+    g.stop_ns = 0;
+    __atomic_store_n(&g.active, gen, __ATOMIC_SEQ_CST);
+    pthread_mutex_unlock(g.gil.mutex);
+
+    /* The writer must never run Python signal handlers' C side: block all. */
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    int perr = pthread_create(&g.writer, NULL, writer_main, NULL);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (perr) {
+        __atomic_store_n(&g.active, 0, __ATOMIC_SEQ_CST);
+        gt_hooks_uninstall();
+        snprintf(err, errlen, "cannot start the writer thread: %s", strerror(perr));
+        goto out;
+    }
+    g.running = 1;
+    rc = 0;
+out:
+    pthread_mutex_unlock(&g.control);
+    return rc;
+}
+
+int gt_stop(gt_stats *out)
+{
+    pthread_mutex_lock(&g.control);
+    if (!g.running) {
+        pthread_mutex_unlock(&g.control);
+        return -1;
+    }
+    pthread_mutex_lock(g.gil.mutex);
+    g.switch_stop = *g.gil.switch_number;
+    g.stop_ns = gt_clock_ns();
+    __atomic_store_n(&g.active, 0, __ATOMIC_SEQ_CST);
+    pthread_mutex_unlock(g.gil.mutex);
+    gt_hooks_uninstall();
+
+    pthread_mutex_lock(&g.wake_mu);
+    g.stop_requested = 1;
+    pthread_cond_signal(&g.wake_cv);
+    pthread_mutex_unlock(&g.wake_mu);
+    pthread_join(g.writer, NULL);
+    g.running = 0;
+    g.fd = -1;
+    fill_stats(out);
+    pthread_mutex_unlock(&g.control);
+    return 0;
+}
+
+int gt_running(void) { return g.running; }
+
+int gt_stats_now(gt_stats *out)
+{
+    fill_stats(out);
+    return g.running ? 0 : -1;
+}
+
+int gt_sample_now(gt_sample *out)
+{
+    if (!g.have_gil) {
+        char err[128];
+        if (gt_locate_gil(&g.gil, err, sizeof(err)) != 0)
+            return -1;
+        g.have_gil = 1;
+    }
+    read_sample(out, gt_clock_ns());
+    return g.running ? 0 : 1;
+}
+
+int gt_gil_info(uint64_t *switch_number, uint64_t *interval_us, int *locked)
+{
+    if (!g.have_gil) {
+        char err[128];
+        if (gt_locate_gil(&g.gil, err, sizeof(err)) != 0)
+            return -1;
+        g.have_gil = 1;
+    }
+    *switch_number = *g.gil.switch_number;
+    *interval_us = *g.gil.interval_us;
+    *locked = *g.gil.locked;
+    return 0;
+}

@@ -1,0 +1,202 @@
+"""Pure functions from recorded events to frames.  No I/O, no globals.
+
+Everything here is vectorised with numpy/pandas: traces hold millions of
+events, and a Python loop per event would take minutes.
+"""
+from __future__ import annotations
+
+from typing import Dict, Mapping
+
+import numpy as np
+import pandas as pd
+
+from .errors import TraceFormatError
+from .fileformat import EV_ACQUIRE, EV_DROP_REQUEST, EV_RELEASE, FLAG_CONTENDED, FLAG_SWITCHED, FLAG_WAIT_UNKNOWN
+
+KINDS = ["wait", "acquire", "release", "drop_request"]  # code k is KINDS[k - 1]
+STATES = ["wait", "hold"]
+
+
+def events_frame(ev: np.ndarray) -> pd.DataFrame:
+    """The documented events table (docs/api.md), sorted by time.
+
+    The ring is written in the order the interpreter serialises GIL
+    transitions, except that a ``wait`` event is stamped with the moment the
+    thread began to block, a little before it is emitted; a stable sort by
+    time restores the true order without reordering a thread's own events.
+    """
+    kind = ev["kind"]
+    if len(kind) and (kind.min() < 1 or kind.max() > len(KINDS)):
+        raise TraceFormatError("corrupt trace: unknown event kind %d" % int(kind.max()))
+    order = np.argsort(ev["time_ns"], kind="stable")
+    ev = ev[order]
+    kind = ev["kind"]
+    is_acq = kind == EV_ACQUIRE
+    flags = ev["flags"]
+    return pd.DataFrame(
+        {
+            "time_ns": ev["time_ns"].astype(np.int64),
+            "tid": ev["tid"].astype(np.int64),
+            "kind": pd.Categorical.from_codes(kind.astype(np.int8) - 1, categories=KINDS),
+            "wait_ns": np.where(is_acq, ev["arg"].astype(np.int64), -1),
+            "switched": is_acq & ((flags & FLAG_SWITCHED) != 0),
+            "contended": is_acq & ((flags & FLAG_CONTENDED) != 0),
+            "wait_clipped": is_acq & ((flags & FLAG_WAIT_UNKNOWN) != 0),
+            "holder_tid": np.where(kind == EV_DROP_REQUEST, ev["arg"].astype(np.int64), -1),
+        }
+    )
+
+
+def intervals(events: pd.DataFrame, start_ns: int, stop_ns: int) -> pd.DataFrame:
+    """Per-thread ``wait`` and ``hold`` intervals, sorted by start.
+
+    wait: from the moment a thread entered the GIL's mutex to its acquisition
+    (every acquisition has one; uncontended ones last ~100 ns).
+    hold: from an acquisition to the same thread's next release.  A hold
+    that was already running when the trace started begins at ``start_ns``;
+    one still running at the stop ends at ``stop_ns``.
+    """
+    kind = events["kind"].cat.codes.to_numpy() + 1
+    tid = events["tid"].to_numpy()
+    t = events["time_ns"].to_numpy()
+
+    acq = kind == EV_ACQUIRE
+    wait_end = t[acq]
+    wait_start = wait_end - events["wait_ns"].to_numpy()[acq]
+    wait_tid = tid[acq]
+
+    m = acq | (kind == EV_RELEASE)
+    htid, ht, hk = tid[m], t[m], kind[m]
+    order = np.argsort(htid, kind="stable")  # group by thread, keep time order
+    htid, ht, hk = htid[order], ht[order], hk[order]
+    same = htid[1:] == htid[:-1]
+    pair = same & (hk[:-1] == EV_ACQUIRE) & (hk[1:] == EV_RELEASE)
+    first = np.ones(len(htid), bool)
+    first[1:] = ~same
+    last = np.ones(len(htid), bool)
+    last[:-1] = ~same
+    open_start = first & (hk == EV_RELEASE)  # held since before the trace
+    open_end = last & (hk == EV_ACQUIRE)     # still held at the stop
+    hold_tid = np.concatenate([htid[:-1][pair], htid[open_start], htid[open_end]])
+    hold_start = np.concatenate([ht[:-1][pair], np.full(open_start.sum(), start_ns), ht[open_end]])
+    hold_end = np.concatenate([ht[1:][pair], ht[open_start], np.full(open_end.sum(), stop_ns)])
+
+    n_wait, n_hold = len(wait_tid), len(hold_tid)
+    out = pd.DataFrame(
+        {
+            "tid": np.concatenate([wait_tid, hold_tid]).astype(np.int64),
+            "state": pd.Categorical.from_codes(
+                np.concatenate([np.zeros(n_wait, np.int8), np.ones(n_hold, np.int8)]), categories=STATES
+            ),
+            "start_ns": np.concatenate([wait_start, hold_start]).astype(np.int64),
+            "end_ns": np.concatenate([wait_end, hold_end]).astype(np.int64),
+        }
+    )
+    out["duration_ns"] = out["end_ns"] - out["start_ns"]
+    return out.sort_values(["start_ns", "tid"], kind="stable").reset_index(drop=True)
+
+
+def thread_table(
+    events: pd.DataFrame, spans: pd.DataFrame, names: Mapping[int, str], start_ns: int, stop_ns: int
+) -> pd.DataFrame:
+    """One row per thread seen in the trace, indexed by tid.
+
+    released_s is the time the thread was alive in the trace but neither
+    holding nor waiting: I/O, sleeping, C code that released the GIL.
+    """
+    ev = events
+    acq = ev[ev["kind"] == "acquire"]
+    g = acq.groupby("tid")
+    per = pd.DataFrame(
+        {
+            "acquires": g.size(),
+            "switches": g["switched"].sum(),
+            "waits": g["contended"].sum(),
+            "max_wait_s": g["wait_ns"].max() / 1e9,
+        }
+    )
+    contended = acq[acq["contended"]]
+    per["mean_wait_s"] = (contended.groupby("tid")["wait_ns"].mean() / 1e9).reindex(per.index)
+    per["releases"] = ev[ev["kind"] == "release"].groupby("tid").size()
+    per["drop_requests"] = ev[ev["kind"] == "drop_request"].groupby("tid").size()
+
+    sums = spans.groupby(["tid", "state"], observed=False)["duration_ns"].sum().unstack(fill_value=0)
+    for state in STATES:
+        if state not in sums:
+            sums[state] = 0
+    per = per.join(sums[STATES].rename(columns={"wait": "wait_ns_total", "hold": "hold_ns_total"}), how="outer")
+
+    first = ev.groupby("tid")["time_ns"].min()
+    last = ev.groupby("tid")["time_ns"].max()
+    # A thread that held the GIL at the start was alive then; one holding it at the end, until the stop.
+    holds = spans[spans["state"] == "hold"].groupby("tid")
+    first = np.minimum(first, holds["start_ns"].min().reindex(first.index).fillna(first))
+    last = np.maximum(last, holds["end_ns"].max().reindex(last.index).fillna(last))
+    per = per.reindex(first.index)
+    out = pd.DataFrame(index=per.index.astype(np.int64))
+    out.index.name = "tid"
+    out["name"] = [names.get(int(t), "thread-%d" % t) for t in out.index]
+    out["wait_s"] = per["wait_ns_total"].fillna(0) / 1e9
+    out["hold_s"] = per["hold_ns_total"].fillna(0) / 1e9
+    out["active_s"] = (last - first).reindex(out.index) / 1e9
+    out["released_s"] = (out["active_s"] - out["wait_s"] - out["hold_s"]).clip(lower=0)
+    for col in ("acquires", "switches", "waits", "releases", "drop_requests"):
+        out[col] = per[col].fillna(0).astype(np.int64)
+    out["max_wait_s"] = per["max_wait_s"].fillna(0)
+    out["mean_wait_s"] = per["mean_wait_s"].fillna(0)
+    out["wait_share"] = np.where(out["active_s"] > 0, out["wait_s"] / out["active_s"].where(out["active_s"] > 0, 1), 0.0)
+    out["first_ns"] = first.reindex(out.index).astype(np.int64)
+    out["last_ns"] = last.reindex(out.index).astype(np.int64)
+    return out.sort_values("first_ns", kind="stable")
+
+
+def long_holds(spans: pd.DataFrame, events: pd.DataFrame, switch_interval_ns: int, factor: float = 2.0) -> pd.DataFrame:
+    """Holds that lasted more than ``factor`` switch intervals while another
+    thread asked for the GIL (a drop request was raised during the hold):
+    a holder that did not let go, e.g. C code that keeps the GIL."""
+    holds = spans[(spans["state"] == "hold") & (spans["duration_ns"] > factor * switch_interval_ns)]
+    if holds.empty:
+        return holds.assign(drop_requests=pd.Series(dtype=np.int64))
+    drops = events[events["kind"] == "drop_request"]["time_ns"].to_numpy()
+    drops.sort()
+    lo = np.searchsorted(drops, holds["start_ns"].to_numpy(), side="left")
+    hi = np.searchsorted(drops, holds["end_ns"].to_numpy(), side="right")
+    out = holds.assign(drop_requests=hi - lo)
+    return out[out["drop_requests"] > 0].reset_index(drop=True)
+
+
+def stuck_samples(samples: np.ndarray, switch_interval_ns: int, factor: float = 2.0) -> pd.DataFrame:
+    """Sampler view of stuck holders: runs of samples where the GIL stayed
+    locked with the same switch number while a drop request was pending,
+    for longer than ``factor`` switch intervals."""
+    cols = ["holder_tid", "start_ns", "end_ns", "duration_ns", "samples"]
+    if len(samples) == 0:
+        return pd.DataFrame(columns=cols)
+    s = samples
+    pending = (s["locked"] > 0) & (s["drop_request"] > 0)
+    key = np.where(pending, s["switch_number"].astype(np.int64), -1)
+    change = np.ones(len(s), bool)
+    change[1:] = key[1:] != key[:-1]
+    run_id = np.cumsum(change)
+    df = pd.DataFrame({"run": run_id, "key": key, "t": s["time_ns"].astype(np.int64), "holder": s["holder_tid"].astype(np.int64)})
+    df = df[df["key"] >= 0]
+    if df.empty:
+        return pd.DataFrame(columns=cols)
+    g = df.groupby("run")
+    runs = pd.DataFrame({"holder_tid": g["holder"].last(), "start_ns": g["t"].min(), "end_ns": g["t"].max(), "samples": g.size()})
+    # The drop request is raised one interval after the holder's last switch.
+    runs["start_ns"] -= switch_interval_ns
+    runs["duration_ns"] = runs["end_ns"] - runs["start_ns"]
+    runs = runs[runs["duration_ns"] > factor * switch_interval_ns]
+    return runs[cols].reset_index(drop=True)
+
+
+def names_from_records(records) -> Dict[int, str]:
+    """tid -> name from THREADS chunk records; later records (renames) win."""
+    names: Dict[int, str] = {}
+    for r in records:
+        try:
+            names[int(r["tid"])] = str(r["name"])
+        except (KeyError, TypeError, ValueError):
+            continue
+    return names

@@ -1,0 +1,161 @@
+"""The trace file format (version 1).  Documented in docs/file-format.md.
+
+A trace file is a header followed by self-delimiting chunks, appended as the
+trace runs, so that a killed process leaves a file readable up to its last
+whole chunk::
+
+    header  : b"GILTRACE" | u16 format_version | u16 flags (0) | u32 n | n bytes of JSON metadata
+    chunk   : u32 b"CHNK" | u16 kind | u16 0 | u32 count | u32 payload_len | u32 crc32(payload) | payload
+
+Integers are little-endian.  Chunk kinds: EVENTS and SAMPLES are arrays of
+fixed-size records written by the C writer thread (see EVENT_DTYPE and
+SAMPLE_DTYPE, identical to ``gt_event`` / ``gt_sample`` in
+csrc/giltrace_api.h); START, THREADS and FOOTER are JSON written by Python.
+The file is opened with O_APPEND and every chunk is written with one
+``write(2)``, so chunks from the two writers never interleave.
+"""
+from __future__ import annotations
+
+import json
+import os
+import struct
+import zlib
+from dataclasses import dataclass, field
+from typing import Any, Dict, List
+
+import numpy as np
+
+from .errors import TraceFormatError
+
+MAGIC = b"GILTRACE"
+FORMAT_VERSION = 1
+CHUNK_MAGIC = b"CHNK"
+
+HEADER = struct.Struct("<8sHHI")
+CHUNK = struct.Struct("<4sHHIII")
+
+CHUNK_EVENTS = 1
+CHUNK_SAMPLES = 2
+CHUNK_START = 3
+CHUNK_THREADS = 4
+CHUNK_FOOTER = 5
+
+EVENT_DTYPE = np.dtype(
+    [("time_ns", "<u8"), ("arg", "<u8"), ("tid", "<u4"), ("kind", "u1"), ("flags", "u1"), ("reserved", "<u2")]
+)
+SAMPLE_DTYPE = np.dtype(
+    [
+        ("time_ns", "<u8"),
+        ("switch_number", "<u8"),
+        ("holder_tid", "<u4"),
+        ("waiters", "<u2"),
+        ("locked", "u1"),
+        ("drop_request", "u1"),
+    ]
+)
+assert EVENT_DTYPE.itemsize == 24 and SAMPLE_DTYPE.itemsize == 24
+
+# Event kinds and ACQUIRE flags, as in csrc/giltrace_api.h.
+EV_WAIT, EV_ACQUIRE, EV_RELEASE, EV_DROP_REQUEST = 1, 2, 3, 4
+FLAG_SWITCHED, FLAG_CONTENDED, FLAG_WAIT_UNKNOWN = 1, 2, 4
+
+
+def header_bytes(meta: Dict[str, Any]) -> bytes:
+    body = json.dumps(meta, sort_keys=True).encode()
+    return HEADER.pack(MAGIC, FORMAT_VERSION, 0, len(body)) + body
+
+
+def json_chunk(kind: int, obj: Any) -> bytes:
+    payload = json.dumps(obj, sort_keys=True).encode()
+    return CHUNK.pack(CHUNK_MAGIC, kind, 0, 1, len(payload), zlib.crc32(payload)) + payload
+
+
+@dataclass
+class RawTrace:
+    """What a file holds, before any interpretation."""
+
+    header: Dict[str, Any]
+    start: Dict[str, Any]
+    footer: Dict[str, Any]
+    threads: List[Dict[str, Any]]
+    events: np.ndarray
+    samples: np.ndarray
+    complete: bool = True
+    problem: str = ""  # why the file is incomplete, if it is
+    extra: Dict[str, Any] = field(default_factory=dict)
+
+
+def _json(payload: bytes, where: str) -> Any:
+    try:
+        return json.loads(payload.decode())
+    except (UnicodeDecodeError, ValueError):
+        raise TraceFormatError("corrupt %s chunk" % where) from None
+
+
+def read(path: str) -> RawTrace:
+    """Parse a trace file.  Raises TraceFormatError with a one-line reason."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except IsADirectoryError:
+        raise TraceFormatError("%s is a directory, not a trace file" % path) from None
+    except OSError as exc:
+        raise TraceFormatError("cannot read %s: %s" % (path, exc.strerror or exc)) from None
+    if len(data) < HEADER.size or not data.startswith(MAGIC):
+        raise TraceFormatError("%s is not a giltrace trace file (bad magic)" % path)
+    _, version, _, n = HEADER.unpack_from(data, 0)
+    if version != FORMAT_VERSION:
+        raise TraceFormatError("%s has trace format version %d; this giltrace reads version %d" % (path, version, FORMAT_VERSION))
+    if HEADER.size + n > len(data):
+        raise TraceFormatError("%s is truncated inside its header" % path)
+    header = _json(data[HEADER.size : HEADER.size + n], "header")
+
+    raw = RawTrace(header=header, start={}, footer={}, threads=[], events=np.empty(0, EVENT_DTYPE), samples=np.empty(0, SAMPLE_DTYPE))
+    events: List[np.ndarray] = []
+    samples: List[np.ndarray] = []
+    view = memoryview(data)
+    off = HEADER.size + n
+    while off < len(data):
+        if off + CHUNK.size > len(data):
+            raw.complete, raw.problem = False, "the file ends inside a chunk header (%d stray bytes)" % (len(data) - off)
+            break
+        magic, kind, _, count, plen, crc = CHUNK.unpack_from(data, off)
+        if magic != CHUNK_MAGIC:
+            raise TraceFormatError("%s is corrupt: bad chunk marker at byte %d" % (path, off))
+        body_start = off + CHUNK.size
+        if body_start + plen > len(data):
+            raw.complete, raw.problem = False, "the last chunk was cut short (%d of %d bytes)" % (len(data) - body_start, plen)
+            break
+        payload = view[body_start : body_start + plen]
+        if zlib.crc32(payload) != crc:
+            raise TraceFormatError("%s is corrupt: checksum mismatch in the chunk at byte %d" % (path, off))
+        if kind in (CHUNK_EVENTS, CHUNK_SAMPLES):
+            dtype = EVENT_DTYPE if kind == CHUNK_EVENTS else SAMPLE_DTYPE
+            if plen != count * dtype.itemsize:
+                raise TraceFormatError("%s is corrupt: chunk at byte %d has a bad size" % (path, off))
+            (events if kind == CHUNK_EVENTS else samples).append(np.frombuffer(payload, dtype=dtype))
+        elif kind == CHUNK_START:
+            raw.start = _json(bytes(payload), "start")
+        elif kind == CHUNK_THREADS:
+            raw.threads.extend(_json(bytes(payload), "threads"))
+        elif kind == CHUNK_FOOTER:
+            raw.footer = _json(bytes(payload), "footer")
+        # Unknown kinds are skipped: newer writers may add chunk kinds.
+        off = body_start + plen
+    if events:
+        raw.events = np.concatenate(events)
+    if samples:
+        raw.samples = np.concatenate(samples)
+    if not raw.footer and raw.complete:
+        raw.complete, raw.problem = False, "the trace was not finalised (the process was killed or crashed)"
+    if not raw.start:
+        raise TraceFormatError("%s holds no trace: the tracer never started" % path)
+    return raw
+
+
+def write_all(fd: int, data: bytes) -> None:
+    """One chunk, one write(2) (O_APPEND keeps chunks whole); loop only on short writes."""
+    view = memoryview(data)
+    while view:
+        n = os.write(fd, view)
+        view = view[n:]

@@ -1,0 +1,124 @@
+"""``Trace``: the one data model.  Renderers and analyses are functions of it."""
+from __future__ import annotations
+
+import warnings
+from functools import cached_property
+from typing import Any, Dict, Optional
+
+import numpy as np
+import pandas as pd
+
+from . import analysis, fileformat
+
+
+class IncompleteTraceWarning(UserWarning):
+    """The trace file was not finalised; it was read up to its last whole chunk."""
+
+
+class Trace:
+    """A recorded GIL trace of one process.
+
+    ``events``, ``intervals()``, ``threads()`` and ``samples`` are pandas
+    frames with the columns documented in docs/api.md; ``meta`` is a dict.
+    """
+
+    def __init__(self, raw: fileformat.RawTrace, path: Optional[str] = None):
+        self.path = path
+        self._raw = raw
+        self.names: Dict[int, str] = analysis.names_from_records(raw.threads)
+
+    @property
+    def complete(self) -> bool:
+        return self._raw.complete
+
+    @cached_property
+    def meta(self) -> Dict[str, Any]:
+        raw = self._raw
+        meta: Dict[str, Any] = dict(raw.header)
+        meta.update(raw.start)
+        meta.update(raw.footer)
+        if not raw.footer:  # interrupted: the stop is the last thing recorded
+            times = [int(a["time_ns"].max()) for a in (raw.events, raw.samples) if len(a)]
+            meta["stop_ns"] = max(times + [int(meta.get("start_ns", 0))])
+            meta["events_lost"] = None  # unknown: the writer never reported
+        meta["duration_s"] = (meta["stop_ns"] - meta["start_ns"]) / 1e9
+        meta["events"] = int(len(raw.events))
+        meta["complete"] = raw.complete
+        if not raw.complete:
+            meta["incomplete_reason"] = raw.problem
+        return meta
+
+    @property
+    def start_ns(self) -> int:
+        return int(self.meta["start_ns"])
+
+    @property
+    def stop_ns(self) -> int:
+        return int(self.meta["stop_ns"])
+
+    @property
+    def switch_interval_ns(self) -> int:
+        return int(round(float(self.meta.get("switch_interval_s", 0.005)) * 1e9))
+
+    @cached_property
+    def events(self) -> pd.DataFrame:
+        return analysis.events_frame(self._raw.events)
+
+    @cached_property
+    def samples(self) -> pd.DataFrame:
+        s = self._raw.samples
+        return pd.DataFrame(
+            {
+                "time_ns": s["time_ns"].astype(np.int64),
+                "holder_tid": s["holder_tid"].astype(np.int64),
+                "locked": s["locked"].astype(bool),
+                "drop_request": s["drop_request"].astype(bool),
+                "waiters": s["waiters"].astype(np.int64),
+                "switch_number": s["switch_number"].astype(np.int64),
+            }
+        )
+
+    def intervals(self) -> pd.DataFrame:
+        return self._intervals.copy()
+
+    @cached_property
+    def _intervals(self) -> pd.DataFrame:
+        return analysis.intervals(self.events, self.start_ns, self.stop_ns)
+
+    def threads(self) -> pd.DataFrame:
+        return self._threads.copy()
+
+    @cached_property
+    def _threads(self) -> pd.DataFrame:
+        return analysis.thread_table(self.events, self._intervals, self.names, self.start_ns, self.stop_ns)
+
+    def long_holds(self, factor: float = 2.0) -> pd.DataFrame:
+        """Holds longer than ``factor`` switch intervals while others asked for the GIL."""
+        return analysis.long_holds(self._intervals, self.events, self.switch_interval_ns, factor)
+
+    def stuck_holders(self, factor: float = 2.0) -> pd.DataFrame:
+        """The sampler's view of the same: runs of samples with a stuck holder."""
+        return analysis.stuck_samples(self._raw.samples, self.switch_interval_ns, factor)
+
+    def switches(self) -> int:
+        """Acquisitions that changed the holder (the interpreter's switch_number delta)."""
+        return int(self.events["switched"].sum())
+
+    def __repr__(self) -> str:
+        m = self.meta
+        return "<Trace %s: %.3f s, %d events, %d threads%s>" % (
+            self.path or "(memory)", m["duration_s"], m["events"], len(self.names) or self.events["tid"].nunique(),
+            "" if self.complete else ", INCOMPLETE",
+        )
+
+
+def load(path: str, *, warn: bool = True) -> Trace:
+    """Read a trace file.  TraceFormatError (one-line reason) if it is not one.
+
+    A file that was not finalised (killed process) loads up to its last whole
+    chunk, with an IncompleteTraceWarning saying so.
+    """
+    raw = fileformat.read(str(path))
+    if not raw.complete and warn:
+        warnings.warn("%s: %s; loaded up to the last flushed chunk" % (path, raw.problem), IncompleteTraceWarning, stacklevel=2)
+    return Trace(raw, str(path))
