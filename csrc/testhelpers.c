@@ -7,11 +7,12 @@
 
 #include "gt_internal.h"
 
-void gt_test_spin_ns(uint64_t ns)
+uint64_t gt_test_spin_ns(uint64_t ns)
 {
-    uint64_t end = gt_clock_ns() + ns;
-    while (gt_clock_ns() < end)
+    uint64_t end = gt_clock_ns() + ns, now;
+    while ((now = gt_clock_ns()) < end)
         ;
+    return now;
 }
 
 /* Take the GIL, keep it for `ns` of busy CPU (like a C extension that

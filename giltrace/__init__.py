@@ -13,10 +13,21 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
+from typing import Any
+
 from ._binding import unsupported_reason
 from .errors import GiltraceError, TraceFormatError, TraceRunning, UnsupportedInterpreter, UsageError
-from .trace import IncompleteTraceWarning, Trace, load
 from .tracer import Tracer, active, start, stop, trace
+
+
+def __getattr__(name: str) -> Any:
+    # numpy/pandas load on first use, so that `import giltrace` stays cheap
+    # and works (to report UnsupportedInterpreter) where they are missing.
+    if name in ("Trace", "load", "IncompleteTraceWarning"):
+        from . import model as _trace
+
+        return getattr(_trace, name)
+    raise AttributeError("module 'giltrace' has no attribute %r" % name)
 
 __all__ = [
     "GiltraceError",

@@ -157,8 +157,7 @@ def long_holds(spans: pd.DataFrame, events: pd.DataFrame, switch_interval_ns: in
     holds = spans[(spans["state"] == "hold") & (spans["duration_ns"] > factor * switch_interval_ns)]
     if holds.empty:
         return holds.assign(drop_requests=pd.Series(dtype=np.int64))
-    drops = events[events["kind"] == "drop_request"]["time_ns"].to_numpy()
-    drops.sort()
+    drops = np.sort(events[events["kind"] == "drop_request"]["time_ns"].to_numpy())
     lo = np.searchsorted(drops, holds["start_ns"].to_numpy(), side="left")
     hi = np.searchsorted(drops, holds["end_ns"].to_numpy(), side="right")
     out = holds.assign(drop_requests=hi - lo)

@@ -8,8 +8,8 @@ whole chunk::
     chunk   : u32 b"CHNK" | u16 kind | u16 0 | u32 count | u32 payload_len | u32 crc32(payload) | payload
 
 Integers are little-endian.  Chunk kinds: EVENTS and SAMPLES are arrays of
-fixed-size records written by the C writer thread (see EVENT_DTYPE and
-SAMPLE_DTYPE, identical to ``gt_event`` / ``gt_sample`` in
+fixed-size records written by the C writer thread (see EVENT_FIELDS and
+SAMPLE_FIELDS, identical to ``gt_event`` / ``gt_sample`` in
 csrc/giltrace_api.h); START, THREADS and FOOTER are JSON written by Python.
 The file is opened with O_APPEND and every chunk is written with one
 ``write(2)``, so chunks from the two writers never interleave.
@@ -21,9 +21,7 @@ import os
 import struct
 import zlib
 from dataclasses import dataclass, field
-from typing import Any, Dict, List
-
-import numpy as np
+from typing import TYPE_CHECKING, Any, Dict, List
 
 from .errors import TraceFormatError
 
@@ -40,20 +38,20 @@ CHUNK_START = 3
 CHUNK_THREADS = 4
 CHUNK_FOOTER = 5
 
-EVENT_DTYPE = np.dtype(
-    [("time_ns", "<u8"), ("arg", "<u8"), ("tid", "<u4"), ("kind", "u1"), ("flags", "u1"), ("reserved", "<u2")]
-)
-SAMPLE_DTYPE = np.dtype(
-    [
-        ("time_ns", "<u8"),
-        ("switch_number", "<u8"),
-        ("holder_tid", "<u4"),
-        ("waiters", "<u2"),
-        ("locked", "u1"),
-        ("drop_request", "u1"),
-    ]
-)
-assert EVENT_DTYPE.itemsize == 24 and SAMPLE_DTYPE.itemsize == 24
+# Record layouts (numpy dtype specs), identical to gt_event / gt_sample.
+EVENT_FIELDS = [("time_ns", "<u8"), ("arg", "<u8"), ("tid", "<u4"), ("kind", "u1"), ("flags", "u1"), ("reserved", "<u2")]
+SAMPLE_FIELDS = [
+    ("time_ns", "<u8"),
+    ("switch_number", "<u8"),
+    ("holder_tid", "<u4"),
+    ("waiters", "<u2"),
+    ("locked", "u1"),
+    ("drop_request", "u1"),
+]
+RECORD_SIZE = 24
+
+if TYPE_CHECKING:
+    import numpy as np
 
 # Event kinds and ACQUIRE flags, as in csrc/giltrace_api.h.
 EV_WAIT, EV_ACQUIRE, EV_RELEASE, EV_DROP_REQUEST = 1, 2, 3, 4
@@ -78,8 +76,8 @@ class RawTrace:
     start: Dict[str, Any]
     footer: Dict[str, Any]
     threads: List[Dict[str, Any]]
-    events: np.ndarray
-    samples: np.ndarray
+    events: "np.ndarray"
+    samples: "np.ndarray"
     complete: bool = True
     problem: str = ""  # why the file is incomplete, if it is
     extra: Dict[str, Any] = field(default_factory=dict)
@@ -94,6 +92,9 @@ def _json(payload: bytes, where: str) -> Any:
 
 def read(path: str) -> RawTrace:
     """Parse a trace file.  Raises TraceFormatError with a one-line reason."""
+    import numpy as np  # only reading needs numpy: tracing works without it
+
+    event_dtype, sample_dtype = np.dtype(EVENT_FIELDS), np.dtype(SAMPLE_FIELDS)
     try:
         with open(path, "rb") as f:
             data = f.read()
@@ -110,9 +111,9 @@ def read(path: str) -> RawTrace:
         raise TraceFormatError("%s is truncated inside its header" % path)
     header = _json(data[HEADER.size : HEADER.size + n], "header")
 
-    raw = RawTrace(header=header, start={}, footer={}, threads=[], events=np.empty(0, EVENT_DTYPE), samples=np.empty(0, SAMPLE_DTYPE))
-    events: List[np.ndarray] = []
-    samples: List[np.ndarray] = []
+    raw = RawTrace(header=header, start={}, footer={}, threads=[], events=np.empty(0, event_dtype), samples=np.empty(0, sample_dtype))
+    events: List["np.ndarray"] = []
+    samples: List["np.ndarray"] = []
     view = memoryview(data)
     off = HEADER.size + n
     while off < len(data):
@@ -130,7 +131,7 @@ def read(path: str) -> RawTrace:
         if zlib.crc32(payload) != crc:
             raise TraceFormatError("%s is corrupt: checksum mismatch in the chunk at byte %d" % (path, off))
         if kind in (CHUNK_EVENTS, CHUNK_SAMPLES):
-            dtype = EVENT_DTYPE if kind == CHUNK_EVENTS else SAMPLE_DTYPE
+            dtype = event_dtype if kind == CHUNK_EVENTS else sample_dtype
             if plen != count * dtype.itemsize:
                 raise TraceFormatError("%s is corrupt: chunk at byte %d has a bad size" % (path, off))
             (events if kind == CHUNK_EVENTS else samples).append(np.frombuffer(payload, dtype=dtype))

@@ -122,7 +122,7 @@ class Tracer:
         if self.stats.get("write_errno"):
             raise GiltraceError("the trace file %s is incomplete: %s" % (self.path, os.strerror(self.stats["write_errno"])))
         if load:
-            from .trace import load as load_trace
+            from .model import load as load_trace
 
             self.result = load_trace(self.path)
             self.result.names.update(self._names)

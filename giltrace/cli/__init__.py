@@ -47,7 +47,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Optional[List[str]] = None) -> int:
     parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    program: List[str] = []
+    if argv and argv[0] == "run":  # the program's own arguments are not ours to parse
+        from .run import split_argv
+
+        own, program = split_argv(argv[1:])
+        argv = ["run"] + own
     args = parser.parse_args(argv)
+    args.program = program + list(getattr(args, "argv", None) or [])
     if not getattr(args, "_module", None):
         parser.print_help(sys.stderr)
         return EXIT_USAGE

@@ -1,0 +1,129 @@
+"""``giltrace run [-o FILE] script.py [args...]`` / ``giltrace run -m module [args...]``.
+
+Runs the program as ``python script.py args`` would -- same ``sys.argv``,
+``sys.path[0]``, ``__main__``, output and exit status -- with a GIL trace of
+the whole process.  The trace stops at interpreter exit, after Python has
+joined the program's non-daemon threads, so their activity is included.
+"""
+from __future__ import annotations
+
+import argparse
+import atexit
+import os
+import runpy
+import sys
+from typing import List, Tuple
+
+from ..errors import UsageError
+
+NAME = "run"
+HELP = "run a Python program under a GIL trace"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-o", "--output", metavar="FILE", help="trace file to write (default: ./<program>.gtr)")
+    p.add_argument("-m", dest="module", metavar="MODULE", help="run a library module as a script, like python -m")
+    p.add_argument("-q", "--quiet", action="store_true", help="don't print where the trace went")
+    p.add_argument("--sample-period-ms", type=float, default=1.0, help="GIL sampler period (0 disables; default 1)")
+    p.add_argument("--buffer-events", type=int, default=1 << 19, help="event ring capacity (default 524288)")
+    p.add_argument("argv", nargs=argparse.REMAINDER, metavar="script.py [args...]", help="the program and its arguments")
+
+
+# Our options that take a value; everything from the script (or after -m MODULE) on belongs to the program.
+_VALUED = {"-o", "--output", "--sample-period-ms", "--buffer-events"}
+
+
+def split_argv(argv: List[str]) -> Tuple[List[str], List[str]]:
+    """Split ``run``'s arguments into ours and the program's, the way python
+    does: ``giltrace run -m pkg --help`` passes --help to pkg."""
+    i = 0
+    while i < len(argv):
+        tok = argv[i]
+        if tok == "--":
+            return argv[:i], argv[i + 1 :]
+        if tok == "-m":
+            return argv[: i + 2], argv[i + 2 :]
+        if tok.startswith("-m") and len(tok) > 2 and not tok.startswith("--"):
+            return argv[: i + 1], argv[i + 1 :]
+        if not tok.startswith("-") or tok == "-":
+            return argv[:i], argv[i:]
+        i += 2 if tok in _VALUED else 1
+    return argv, []
+
+
+def _check(args: argparse.Namespace) -> str:
+    if not args.module and not args.program:
+        raise UsageError("nothing to run: give a script (giltrace run script.py) or a module (giltrace run -m module)")
+    if args.sample_period_ms < 0:
+        raise UsageError("--sample-period-ms must be >= 0")
+    if args.buffer_events <= 0:
+        raise UsageError("--buffer-events must be > 0")
+    if args.module:
+        stem = args.module.rsplit(".", 1)[-1]
+    else:
+        script = args.program[0]
+        if not os.path.exists(script):
+            raise UsageError("can't open file %r: no such file" % script)
+        if os.path.isdir(script) and not os.path.exists(os.path.join(script, "__main__.py")):
+            raise UsageError("%r is a directory without a __main__.py" % script)
+        stem = os.path.splitext(os.path.basename(os.path.abspath(script)))[0]
+    output = args.output or stem + ".gtr"
+    out_dir = os.path.dirname(os.path.abspath(output))
+    if not os.path.isdir(out_dir):
+        raise UsageError("cannot write the trace %s: directory %s does not exist" % (output, out_dir))
+    if os.path.isdir(output):
+        raise UsageError("cannot write the trace %s: it is a directory" % output)
+    if not os.access(out_dir, os.W_OK) or (os.path.exists(output) and not os.access(output, os.W_OK)):
+        raise UsageError("cannot write the trace %s: permission denied" % output)
+    return output
+
+
+def _report(tracer, quiet: bool) -> None:
+    def report() -> None:
+        if quiet or not tracer.stats:
+            return
+        s = tracer.stats
+        lost = " (%d events LOST: use --buffer-events)" % s["events_lost"] if s["events_lost"] else ""
+        sys.stderr.write("giltrace: %d GIL events written to %s%s\n" % (s["events_written"], tracer.path, lost))
+
+    # atexit is LIFO: registered before the trace starts (and registers its
+    # own exit hook), this runs after the trace has been finalised.
+    atexit.register(report)
+
+
+def _program_frames(tb):
+    """Drop giltrace's and runpy's frames so the traceback reads as python's own."""
+    ours = (os.path.dirname(os.path.dirname(os.path.abspath(__file__))), os.path.splitext(runpy.__file__)[0], "<frozen runpy>")
+    while tb is not None and tb.tb_frame.f_code.co_filename.startswith(ours):
+        tb = tb.tb_next
+    return tb
+
+
+def run(args: argparse.Namespace) -> int:
+    output = _check(args)
+    from ..tracer import Tracer
+
+    argv: List[str] = list(args.program)
+    tracer = Tracer(output, sample_period_ms=args.sample_period_ms, buffer_events=args.buffer_events)
+    _report(tracer, args.quiet)
+
+    if args.module:
+        sys.argv = [args.module] + argv  # runpy replaces argv[0] with the module's path
+        sys.path[0] = os.getcwd()
+    else:
+        sys.argv = argv
+        sys.path[0] = os.path.dirname(os.path.abspath(argv[0]))
+
+    tracer.start()  # stopped by the tracer's atexit hook, after threads are joined
+    try:
+        if args.module:
+            runpy.run_module(args.module, run_name="__main__", alter_sys=True)
+        else:
+            runpy.run_path(argv[0], run_name="__main__")
+    except (SystemExit, KeyboardInterrupt):
+        raise  # the interpreter's own handling: exit status, SIGINT re-raise
+    except BaseException as exc:
+        tb = _program_frames(exc.__traceback__)
+        sys.excepthook(type(exc), exc.with_traceback(tb), tb)
+        return 1
+    return 0
