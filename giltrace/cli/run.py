@@ -91,9 +91,12 @@ def _report(tracer, quiet: bool) -> None:
     atexit.register(report)
 
 
-def _program_frames(tb):
-    """Drop giltrace's and runpy's frames so the traceback reads as python's own."""
+def _program_frames(tb, entry: str = ""):
+    """Drop the leading frames of giltrace, runpy and the ``giltrace``
+    launcher script (``entry``) so the traceback reads as python's own."""
     ours = (os.path.dirname(os.path.dirname(os.path.abspath(__file__))), os.path.splitext(runpy.__file__)[0], "<frozen runpy>")
+    if entry:
+        ours += (entry,)
     while tb is not None and tb.tb_frame.f_code.co_filename.startswith(ours):
         tb = tb.tb_next
     return tb
@@ -104,6 +107,7 @@ def run(args: argparse.Namespace) -> int:
     from ..tracer import Tracer
 
     argv: List[str] = list(args.program)
+    launcher = os.path.abspath(sys.argv[0]) if sys.argv and sys.argv[0] else ""
     tracer = Tracer(output, sample_period_ms=args.sample_period_ms, buffer_events=args.buffer_events)
     _report(tracer, args.quiet)
 
@@ -115,15 +119,24 @@ def run(args: argparse.Namespace) -> int:
         sys.path[0] = os.path.dirname(os.path.abspath(argv[0]))
 
     tracer.start()  # stopped by the tracer's atexit hook, after threads are joined
-    try:
-        if args.module:
-            runpy.run_module(args.module, run_name="__main__", alter_sys=True)
-        else:
-            runpy.run_path(argv[0], run_name="__main__")
-    except (SystemExit, KeyboardInterrupt):
-        raise  # the interpreter's own handling: exit status, SIGINT re-raise
-    except BaseException as exc:
-        tb = _program_frames(exc.__traceback__)
-        sys.excepthook(type(exc), exc.with_traceback(tb), tb)
-        return 1
+    _trim_tracebacks(launcher)
+    # Exceptions, SystemExit and KeyboardInterrupt propagate to the
+    # interpreter, which handles them exactly as for `python script.py`.
+    if args.module:
+        runpy.run_module(args.module, run_name="__main__", alter_sys=True)
+    else:
+        runpy.run_path(argv[0], run_name="__main__")
     return 0
+
+
+def _trim_tracebacks(launcher: str) -> None:
+    """Print uncaught exceptions without giltrace's and runpy's frames."""
+    original = sys.excepthook
+
+    def excepthook(exc_type, exc, tb):
+        tb = _program_frames(tb, launcher)
+        if exc is not None:
+            exc = exc.with_traceback(tb)
+        original(exc_type, exc, tb)
+
+    sys.excepthook = excepthook

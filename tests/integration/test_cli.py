@@ -1,0 +1,96 @@
+"""`giltrace run` behaves as `python script.py`; bad input gets one clear line."""
+import sys
+import textwrap
+
+import pytest
+
+import giltrace
+
+from ..conftest import run_python
+
+PROG = textwrap.dedent(
+    """
+    import sys, threading
+    print("argv", sys.argv[1:], "main", __name__, "file", __file__.endswith("prog.py"), "path0", sys.path[0])
+    def cpu():
+        n = 200000
+        while n: n -= 1
+    threading.Thread(target=cpu, name="worker").start()   # still running when the script ends
+    if "--fail" in sys.argv: raise ValueError("boom")
+    if "--exit" in sys.argv: sys.exit(int(sys.argv[-1]))
+    """
+)
+
+
+@pytest.fixture
+def prog(tmp_path):
+    p = tmp_path / "prog.py"
+    p.write_text(PROG)
+    return p
+
+
+def giltrace_cli(*args, cwd):
+    return run_python(["-m", "giltrace"] + list(args), cwd=str(cwd))
+
+
+@pytest.mark.parametrize("extra", [[], ["a", "-o", "b"], ["--exit", "7"], ["--fail"]])
+def test_run_matches_plain_python(native, prog, tmp_path, extra):
+    plain = run_python([str(prog)] + extra, cwd=str(tmp_path))
+    traced = giltrace_cli("run", "-q", "-o", "t.gtr", str(prog), *extra, cwd=tmp_path)
+    assert traced.returncode == plain.returncode
+    assert traced.stdout == plain.stdout
+    assert traced.stderr == plain.stderr  # including the traceback of --fail
+    t = giltrace.load(str(tmp_path / "t.gtr"))
+    assert t.complete
+    worker = t.threads().query("name == 'worker'")
+    assert len(worker) == 1 and worker["hold_s"].iloc[0] > 0  # traced until the interpreter joined it
+
+
+def test_run_module(native, tmp_path):
+    (tmp_path / "mymod.py").write_text("import sys\nprint('mod', __name__, sys.argv[1:])\n")
+    res = giltrace_cli("run", "-o", "m.gtr", "-m", "mymod", "--help", "x", cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout == "mod __main__ ['--help', 'x']\n"
+    assert "GIL events written to m.gtr" in res.stderr
+    assert giltrace.load(str(tmp_path / "m.gtr")).complete
+
+
+def test_default_output_name_and_summary(native, prog, tmp_path):
+    res = giltrace_cli("run", str(prog), cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    summary = giltrace_cli("summary", "prog.gtr", cwd=tmp_path)
+    assert summary.returncode == 0, summary.stderr
+    lines = summary.stdout.splitlines()
+    assert lines[0].startswith("trace     prog.gtr")
+    assert any(line.startswith("worker ") for line in lines)
+    assert any(line.startswith("MainThread ") for line in lines)
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["run"], "nothing to run"),
+        (["run", "missing.py"], "can't open file 'missing.py'"),
+        (["run", "-o", "/nonexistent/dir/t.gtr", "PROG"], "directory /nonexistent/dir does not exist"),
+        (["run", "--buffer-events", "0", "PROG"], "--buffer-events must be > 0"),
+        (["run", "--sample-period-ms", "x", "PROG"], "invalid float value"),
+        (["summary", "PROG"], "not a giltrace trace file"),
+        (["summary", "missing.gtr"], "cannot read missing.gtr"),
+        (["nosuchcommand"], "invalid choice"),
+    ],
+)
+def test_bad_input_one_line_nonzero(prog, tmp_path, args, message):
+    args = [str(prog) if a == "PROG" else a for a in args]
+    res = giltrace_cli(*args, cwd=tmp_path)
+    assert res.returncode != 0
+    assert res.stderr.count("\n") == 1 and res.stderr.startswith("giltrace: error: "), res.stderr
+    assert message in res.stderr
+    assert "Traceback" not in res.stderr
+
+
+def test_summary_of_a_killed_trace_says_so(native, tmp_path):
+    res = run_python("import giltrace, os; giltrace.start(%r); os._exit(0)" % str(tmp_path / "k.gtr"))
+    assert res.returncode == 0
+    out = giltrace_cli("summary", "k.gtr", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert "incomplete trace" in out.stdout
