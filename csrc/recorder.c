@@ -201,29 +201,41 @@ void gt_on_cond_signal(pthread_cond_t *c)
 
 /* ------------------------------------------------------------- writer -- */
 
-static const uint32_t *crc_table(void)
+/* zlib-compatible CRC-32 (slicing-by-8, ~8x the bytewise speed: the writer
+ * checksums every chunk), so Python can check chunks with zlib.crc32. */
+static uint32_t crc_tables[8][256];
+static pthread_once_t crc_once = PTHREAD_ONCE_INIT;
+
+static void crc_init(void)
 {
-    static uint32_t table[256];
-    static int ready;
-    if (!ready) {
-        for (uint32_t i = 0; i < 256; i++) {
-            uint32_t c = i;
-            for (int k = 0; k < 8; k++)
-                c = (c & 1) ? 0xEDB88320u ^ (c >> 1) : c >> 1;
-            table[i] = c;
-        }
-        ready = 1;
+    for (uint32_t i = 0; i < 256; i++) {
+        uint32_t c = i;
+        for (int k = 0; k < 8; k++)
+            c = (c & 1) ? 0xEDB88320u ^ (c >> 1) : c >> 1;
+        crc_tables[0][i] = c;
     }
-    return table;
+    for (uint32_t i = 0; i < 256; i++)
+        for (int t = 1; t < 8; t++)
+            crc_tables[t][i] = (crc_tables[t - 1][i] >> 8) ^ crc_tables[0][crc_tables[t - 1][i] & 0xFF];
 }
 
-/* zlib-compatible CRC-32, so Python can check chunks with zlib.crc32. */
 uint32_t gt_crc32(uint32_t crc, const unsigned char *buf, size_t len)
 {
-    const uint32_t *table = crc_table();
+    pthread_once(&crc_once, crc_init);
+    const uint32_t(*t)[256] = (const uint32_t(*)[256])crc_tables;
     crc = ~crc;
-    for (size_t i = 0; i < len; i++)
-        crc = table[(crc ^ buf[i]) & 0xFF] ^ (crc >> 8);
+    while (len >= 8) {  /* little-endian word at a time */
+        uint32_t lo, hi;
+        memcpy(&lo, buf, 4);
+        memcpy(&hi, buf + 4, 4);
+        lo ^= crc;
+        crc = t[7][lo & 0xFF] ^ t[6][(lo >> 8) & 0xFF] ^ t[5][(lo >> 16) & 0xFF] ^ t[4][lo >> 24] ^
+              t[3][hi & 0xFF] ^ t[2][(hi >> 8) & 0xFF] ^ t[1][(hi >> 16) & 0xFF] ^ t[0][hi >> 24];
+        buf += 8;
+        len -= 8;
+    }
+    while (len--)
+        crc = t[0][(crc ^ *buf++) & 0xFF] ^ (crc >> 8);
     return ~crc;
 }
 

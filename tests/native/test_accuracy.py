@@ -140,3 +140,13 @@ def test_sampler_sees_the_holder(native, tmp_path):
     held = s[s["holder_tid"] == h.native_id]
     assert len(held) >= 20 and held["locked"].all()
     assert np.diff(s["time_ns"]).min() > 0
+
+
+def test_chunk_checksum_is_zlib_crc32(native):
+    import os
+    import zlib
+
+    ffi, lib = native
+    for n in (0, 1, 7, 8, 9, 24, 100, 4097):
+        data = os.urandom(n)
+        assert lib.gt_crc32(0, data, n) == zlib.crc32(data)

@@ -1,0 +1,168 @@
+"""Tracer overhead, paired untraced/traced runs in one process (ratios, medians).
+
+    python benchmarks/bench_overhead.py [--quick] [--json out.json]
+
+1. roundtrip : ns added per GIL transition (one drop + one take per cffi call)
+2. cpu2      : wall time of 2 CPU-bound threads
+3. pingpong  : 2 threads doing short GIL-releasing calls (~100k+ calls/s in all)
+4. lost      : events lost at the default buffer size on a 10 s ping-pong run
+5. sampler   : CPU cost of the writer/sampler thread at the default 1 ms period
+Targets (issue 2): <= 100 ns/transition, <= 2 % cpu2, <= 5 % pingpong, 0 lost, <= 1.5 % of a core.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import sys
+import tempfile
+import threading
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import giltrace  # noqa: E402
+from giltrace._binding import native  # noqa: E402
+
+ffi, lib = native()
+TMP = tempfile.mkdtemp(prefix="giltrace-bench-")
+
+
+def traced(fn, **opts):
+    tr = giltrace.Tracer(os.path.join(TMP, "b.gtr"), **opts)
+    tr.start()
+    try:
+        return fn()
+    finally:
+        tr.stop(load=False)
+        traced.last_stats = tr.stats
+
+
+def paired(fn, pairs):
+    """Alternate untraced / traced runs; return the two lists of results."""
+    base, tr = [], []
+    fn()  # warm-up
+    for i in range(pairs):
+        if i % 2:
+            tr.append(traced(fn))
+            base.append(fn())
+        else:
+            base.append(fn())
+            tr.append(traced(fn))
+    return base, tr
+
+
+def timed(body):
+    def run():
+        t0 = time.perf_counter()
+        body()
+        return time.perf_counter() - t0
+
+    return run
+
+
+def roundtrip(n):
+    noop = lib.gt_test_noop
+
+    def body():
+        for _ in range(n):
+            noop()
+
+    return timed(body)
+
+
+def cpu_threads(count, k):
+    def cpu():
+        n = count
+        while n:
+            n -= 1
+
+    def body():
+        ts = [threading.Thread(target=cpu) for _ in range(k)]
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join()
+
+    return timed(body)
+
+
+def pingpong(calls, k=2, spin_ns=15000):
+    spin = lib.gt_test_spin_ns
+
+    def worker():
+        for _ in range(calls):
+            spin(spin_ns)  # 15 us of C work with the GIL released: ~100k calls/s in all
+
+    def body():
+        ts = [threading.Thread(target=worker) for _ in range(k)]
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join()
+
+    return timed(body)
+
+
+def sampler_cost(seconds):
+    def body():
+        c0 = resource.getrusage(resource.RUSAGE_SELF)
+        t0 = time.perf_counter()
+        time.sleep(seconds)
+        c1 = resource.getrusage(resource.RUSAGE_SELF)
+        wall = time.perf_counter() - t0
+        return (c1.ru_utime + c1.ru_stime - c0.ru_utime - c0.ru_stime) / wall
+
+    return body
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--quick", action="store_true", help="smaller runs (CI smoke)")
+    ap.add_argument("--json", help="write the figures here")
+    args = ap.parse_args()
+    q = args.quick
+    pairs = 4 if q else 10
+    res = {}
+
+    n = 50_000 if q else 300_000
+    base, tr = paired(roundtrip(n), pairs)
+    b, t = statistics.median(base), statistics.median(tr)
+    res["roundtrip_ns_untraced"] = 1e9 * b / n
+    res["roundtrip_ns_traced"] = 1e9 * t / n
+    res["ns_added_per_transition"] = 1e9 * (t - b) / n / 2
+
+    base, tr = paired(cpu_threads(2_000_000 if q else 10_000_000, 2), pairs)
+    res["cpu2_untraced_s"] = statistics.median(base)
+    res["cpu2_overhead_pct"] = 100 * (statistics.median(tr) / statistics.median(base) - 1)
+
+    calls = 20_000 if q else 100_000
+    base, tr = paired(pingpong(calls), pairs)
+    res["pingpong_calls_per_s"] = 2 * calls / statistics.median(base)
+    res["pingpong_overhead_pct"] = 100 * (statistics.median(tr) / statistics.median(base) - 1)
+
+    # Losses: a 10 s ping-pong run at the default buffer size.
+    seconds = 2 if q else 10
+    rate = res["pingpong_calls_per_s"] / 2
+    traced(pingpong(int(rate * seconds)))
+    st = traced.last_stats
+    res["lost_run_s"] = seconds
+    res["lost_run_events"] = st["events_written"]
+    res["lost_run_events_lost"] = st["events_lost"]
+
+    base, tr = paired(sampler_cost(1.0 if q else 3.0), 2 if q else 4)
+    res["sampler_core_pct"] = 100 * (statistics.median(tr) - statistics.median(base))
+
+    width = max(map(len, res))
+    for k, v in res.items():
+        print("%-*s %12.3f" % (width, k, v) if isinstance(v, float) else "%-*s %12d" % (width, k, v))
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(res, f, indent=2)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
