@@ -1,0 +1,50 @@
+"""The C core on every supported CPython found under pyenv (3.9-3.13):
+build the extension with that interpreter and trace a contended run.
+Versions that are not installed are skipped."""
+import json
+import os
+import shutil
+import subprocess
+
+import pytest
+
+from ..conftest import REPO
+
+PYENV = os.path.expanduser(os.environ.get("PYENV_ROOT", "~/.pyenv"))
+
+
+def interpreter(minor):
+    root = os.path.join(PYENV, "versions")
+    found = sorted(v for v in (os.listdir(root) if os.path.isdir(root) else []) if v.startswith("3.%d." % minor) and v.replace(".", "").isdigit())
+    return os.path.join(root, found[-1], "bin", "python") if found else None
+
+
+@pytest.mark.parametrize("minor", [9, 10, 11, 12, 13])
+def test_native_core_on(minor, tmp_path):
+    py = interpreter(minor)
+    if py is None:
+        pytest.skip("CPython 3.%d is not installed under pyenv" % minor)
+    work = tmp_path / "src"
+    shutil.copytree(os.path.join(REPO, "csrc"), str(work / "csrc"))
+    (work / "giltrace").mkdir()
+    shutil.copy(os.path.join(REPO, "giltrace", "_build_native.py"), str(work / "giltrace"))
+    (work / "giltrace" / "__init__.py").write_text("")
+    site = tmp_path / "site"
+    env = dict(os.environ, PYTHONPATH=str(site) + os.pathsep + str(work), PYTHONNOUSERSITE="1")
+    env.pop("PYTHONHOME", None)
+
+    def sh(*args, **kw):
+        res = subprocess.run(list(args), cwd=str(work), env=env, capture_output=True, text=True, timeout=300, **kw)
+        assert res.returncode == 0, "%s\n%s" % (res.stdout[-2000:], res.stderr[-2000:])
+        return res
+
+    sh(py, "-m", "pip", "install", "-q", "--disable-pip-version-check", "--target", str(site), "cffi>=1.15", "setuptools")
+    sh(py, "giltrace/_build_native.py")
+    res = sh(py, os.path.join(REPO, "tests", "compat", "native_smoke.py"), str(tmp_path / "t.gtr"))
+    got = json.loads(res.stdout.strip().splitlines()[-1])
+    assert got["python"].startswith("3.%d." % minor)
+    assert got["lost"] == 0 and got["events"] > 50
+    assert got["switched"] == got["switch_delta"] > 5
+    assert got["well_formed"]
+    assert 20_000_000 <= got["longest_hold_ns"] < 25_000_000  # the C helper held it 20 ms
+    assert got["got_restored"]
