@@ -28,6 +28,7 @@ void gt_hooks_uninstall(void);
 
 /* recorder.c: called by the hooks. */
 void gt_on_mutex_lock(pthread_mutex_t *m);
+void gt_on_mutex_unlock(pthread_mutex_t *m);
 void gt_on_cond_timedwait_enter(pthread_cond_t *c, unsigned long *saved_switch);
 void gt_on_cond_timedwait_exit(pthread_cond_t *c, int rc, unsigned long saved_switch);
 void gt_on_cond_signal(pthread_cond_t *c);

@@ -1,7 +1,7 @@
 /* hooks.c -- GOT patching of the pthread calls made by the interpreter.
  *
- * The GIL's take/drop code calls pthread_mutex_lock, pthread_cond_timedwait
- * and pthread_cond_signal through the PLT of the object that defines
+ * The GIL's take/drop code calls pthread_mutex_lock/unlock,
+ * pthread_cond_timedwait and pthread_cond_signal through the PLT of the object that defines
  * PyEval_SaveThread (libpythonX.Y.so, or the executable when libpython is
  * linked statically).  We point those GOT slots at our hooks for the duration
  * of a trace and put them back at stop (DESIGN.md sections 3-4).
@@ -34,6 +34,7 @@ struct _ts;
 extern struct _ts *PyEval_SaveThread(void);  /* lives in the interpreter object */
 
 static int (*real_mutex_lock)(pthread_mutex_t *);
+static int (*real_mutex_unlock)(pthread_mutex_t *);
 static int (*real_cond_timedwait)(pthread_cond_t *, pthread_mutex_t *, const struct timespec *);
 static int (*real_cond_signal)(pthread_cond_t *);
 
@@ -41,6 +42,12 @@ static int hook_mutex_lock(pthread_mutex_t *m)
 {
     gt_on_mutex_lock(m);
     return real_mutex_lock(m);
+}
+
+static int hook_mutex_unlock(pthread_mutex_t *m)
+{
+    gt_on_mutex_unlock(m);
+    return real_mutex_unlock(m);
 }
 
 static int hook_cond_timedwait(pthread_cond_t *c, pthread_mutex_t *m, const struct timespec *abstime)
@@ -69,6 +76,7 @@ typedef struct {
 
 static hook_def hooks[] = {
     {"pthread_mutex_lock", NULL, (void *)hook_mutex_lock, (void **)&real_mutex_lock, NULL, NULL},
+    {"pthread_mutex_unlock", NULL, (void *)hook_mutex_unlock, (void **)&real_mutex_unlock, NULL, NULL},
     {"pthread_cond_timedwait", "GLIBC_2.3.2", (void *)hook_cond_timedwait, (void **)&real_cond_timedwait, NULL, NULL},
     {"pthread_cond_signal", "GLIBC_2.3.2", (void *)hook_cond_signal, (void **)&real_cond_signal, NULL, NULL},
 };

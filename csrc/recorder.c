@@ -37,6 +37,8 @@ typedef struct {
     uint32_t tid;
     uint64_t lock_ns;  /* when this thread entered pthread_mutex_lock(&gil->mutex) */
     int waiting;       /* blocked in take_gil: a WAIT event was emitted */
+    int acquired;      /* took the GIL; ACQUIRE is emitted as take_gil unlocks the mutex */
+    uint8_t acquire_flags;
 } thread_state;
 
 static GT_TLS thread_state t_self;
@@ -92,6 +94,7 @@ static inline thread_state *self(uint32_t gen)
         t->gen = gen;
         t->lock_ns = 0;
         t->waiting = 0;
+        t->acquired = 0;
         if (!t->tid)
             t->tid = (uint32_t)syscall(SYS_gettid);
     }
@@ -168,14 +171,16 @@ void gt_on_cond_signal(pthread_cond_t *c)
     if (!gen)
         return;
     thread_state *t = self(gen);
-    uint64_t now = gt_clock_ns();
     if (c == g.gil.cond) {            /* drop_gil: locked is 0 now */
         t->lock_ns = 0;
         g.holder_tid = 0;
-        emit(GT_EV_RELEASE, 0, now, 0, t->tid, gen);
+        emit(GT_EV_RELEASE, 0, gt_clock_ns(), 0, t->tid, gen);
         return;
     }
-    /* take_gil signals switch_cond once it holds the GIL. */
+    /* take_gil signals switch_cond once it holds the GIL; its bookkeeping
+     * goes on until it unlocks the GIL's mutex, where the ACQUIRE is
+     * stamped (gt_on_mutex_unlock), so that a wait spans take_gil as a
+     * whole, as a probe on its entry and return would see it. */
     uint8_t flags = 0;
     unsigned long sw = *g.gil.switch_number;
     if (sw != g.last_switch) {
@@ -188,14 +193,29 @@ void gt_on_cond_signal(pthread_cond_t *c)
         if (g.waiters > 0)
             g.waiters--;
     }
+    t->acquired = 1;
+    t->acquire_flags = flags;
+    g.holder_tid = t->tid;
+    g.drop_pending = 0;
+}
+
+void gt_on_mutex_unlock(pthread_mutex_t *m)
+{
+    if (m != g.gil.mutex)
+        return;
+    uint32_t gen = __atomic_load_n(&g.active, __ATOMIC_RELAXED);
+    if (!gen || t_self.gen != gen || !t_self.acquired)
+        return;
+    thread_state *t = &t_self;
+    uint64_t now = gt_clock_ns();
+    uint8_t flags = t->acquire_flags;
     uint64_t began = t->lock_ns;
     if (!began) {                     /* the take began before the trace */
         began = g.start_ns;
         flags |= GT_FLAG_WAIT_UNKNOWN;
     }
+    t->acquired = 0;
     t->lock_ns = 0;
-    g.holder_tid = t->tid;
-    g.drop_pending = 0;
     emit(GT_EV_ACQUIRE, flags, now, now > began ? now - began : 0, t->tid, gen);
 }
 
