@@ -6,7 +6,8 @@
 2. cpu2      : wall time of 2 CPU-bound threads
 3. pingpong  : 2 threads doing short GIL-releasing calls (~100k+ calls/s in all)
 4. lost      : events lost at the default buffer size on a 10 s ping-pong run
-5. sampler   : CPU cost of the writer/sampler thread at the default 1 ms period
+5. sampler   : CPU cost of the writer/sampler thread at the default 1 ms period,
+               with an idle GIL (it backs off) and with a GIL held all along
 Targets (issue 2): <= 100 ns/transition, <= 2 % cpu2, <= 5 % pingpong, 0 lost, <= 1.5 % of a core.
 """
 from __future__ import annotations
@@ -118,6 +119,33 @@ def sampler_cost(seconds):
     return body
 
 
+def sampler_busy_cost(seconds):
+    """CPU of everything but a thread that keeps the GIL (in C) all along:
+    the sampler then never backs off."""
+
+    def body():
+        out = {}
+
+        def holder():
+            t0 = time.thread_time()
+            end = time.monotonic() + seconds
+            while time.monotonic() < end:
+                lib.gt_test_hold_gil_ns(50_000_000)
+            out["holder_cpu"] = time.thread_time() - t0
+
+        c0 = resource.getrusage(resource.RUSAGE_SELF)
+        t0 = time.perf_counter()
+        th = threading.Thread(target=holder)
+        th.start()
+        th.join()
+        c1 = resource.getrusage(resource.RUSAGE_SELF)
+        wall = time.perf_counter() - t0
+        total = c1.ru_utime + c1.ru_stime - c0.ru_utime - c0.ru_stime
+        return (total - out["holder_cpu"]) / wall
+
+    return body
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true", help="smaller runs (CI smoke)")
@@ -153,7 +181,9 @@ def main() -> int:
     res["lost_run_events_lost"] = st["events_lost"]
 
     base, tr = paired(sampler_cost(1.0 if q else 3.0), 2 if q else 4)
-    res["sampler_core_pct"] = 100 * (statistics.median(tr) - statistics.median(base))
+    res["sampler_idle_core_pct"] = 100 * (statistics.median(tr) - statistics.median(base))
+    base, tr = paired(sampler_busy_cost(1.0 if q else 3.0), 2 if q else 4)
+    res["sampler_busy_core_pct"] = 100 * (statistics.median(tr) - statistics.median(base))
 
     width = max(map(len, res))
     for k, v in res.items():
