@@ -25,25 +25,35 @@ def events_frame(ev: np.ndarray) -> pd.DataFrame:
     thread began to block, a little before it is emitted; a stable sort by
     time restores the true order without reordering a thread's own events.
     """
-    kind = ev["kind"]
+    t = ev["time_ns"]
+    order = None if len(t) < 2 or bool((t[1:] >= t[:-1]).all()) else np.argsort(t, kind="stable")
+
+    def column(name: str, dtype) -> np.ndarray:
+        # One contiguous copy per column: strided field views are slow to work on.
+        col = ev[name] if order is None else np.take(ev[name], order)
+        return np.ascontiguousarray(col, dtype=dtype)
+
+    kind = column("kind", np.int8)
     if len(kind) and (kind.min() < 1 or kind.max() > len(KINDS)):
         raise TraceFormatError("corrupt trace: unknown event kind %d" % int(kind.max()))
-    order = np.argsort(ev["time_ns"], kind="stable")
-    ev = ev[order]
-    kind = ev["kind"]
+    arg = column("arg", np.int64)
+    flags = column("flags", np.uint8)
     is_acq = kind == EV_ACQUIRE
-    flags = ev["flags"]
+    kind -= 1
+    wait_ns = np.where(is_acq, arg, -1)
+    holder = np.where(kind == EV_DROP_REQUEST - 1, arg, -1)
     return pd.DataFrame(
         {
-            "time_ns": ev["time_ns"].astype(np.int64),
-            "tid": ev["tid"].astype(np.int64),
-            "kind": pd.Categorical.from_codes(kind.astype(np.int8) - 1, categories=KINDS),
-            "wait_ns": np.where(is_acq, ev["arg"].astype(np.int64), -1),
+            "time_ns": column("time_ns", np.int64),
+            "tid": column("tid", np.int64),
+            "kind": pd.Categorical.from_codes(kind, categories=KINDS),
+            "wait_ns": wait_ns,
             "switched": is_acq & ((flags & FLAG_SWITCHED) != 0),
             "contended": is_acq & ((flags & FLAG_CONTENDED) != 0),
             "wait_clipped": is_acq & ((flags & FLAG_WAIT_UNKNOWN) != 0),
-            "holder_tid": np.where(kind == EV_DROP_REQUEST, ev["arg"].astype(np.int64), -1),
-        }
+            "holder_tid": holder,
+        },
+        copy=False,
     )
 
 
@@ -82,18 +92,21 @@ def intervals(events: pd.DataFrame, start_ns: int, stop_ns: int) -> pd.DataFrame
     hold_end = np.concatenate([ht[1:][pair], ht[open_start], np.full(open_end.sum(), stop_ns)])
 
     n_wait, n_hold = len(wait_tid), len(hold_tid)
-    out = pd.DataFrame(
+    tids = np.concatenate([wait_tid, hold_tid]).astype(np.int64, copy=False)
+    starts = np.concatenate([wait_start, hold_start]).astype(np.int64, copy=False)
+    ends = np.concatenate([wait_end, hold_end]).astype(np.int64, copy=False)
+    states = np.concatenate([np.zeros(n_wait, np.int8), np.ones(n_hold, np.int8)])
+    order = np.argsort(starts, kind="stable")  # a few long sorted runs: timsort merges them fast
+    return pd.DataFrame(
         {
-            "tid": np.concatenate([wait_tid, hold_tid]).astype(np.int64),
-            "state": pd.Categorical.from_codes(
-                np.concatenate([np.zeros(n_wait, np.int8), np.ones(n_hold, np.int8)]), categories=STATES
-            ),
-            "start_ns": np.concatenate([wait_start, hold_start]).astype(np.int64),
-            "end_ns": np.concatenate([wait_end, hold_end]).astype(np.int64),
-        }
+            "tid": tids[order],
+            "state": pd.Categorical.from_codes(states[order], categories=STATES),
+            "start_ns": starts[order],
+            "end_ns": ends[order],
+            "duration_ns": ends[order] - starts[order],
+        },
+        copy=False,
     )
-    out["duration_ns"] = out["end_ns"] - out["start_ns"]
-    return out.sort_values(["start_ns", "tid"], kind="stable").reset_index(drop=True)
 
 
 def thread_table(

@@ -79,14 +79,14 @@ class Trace:
         )
 
     def intervals(self) -> pd.DataFrame:
-        return self._intervals.copy()
+        return self._intervals.copy(deep=False)  # cheap; the cache stays intact under copy-on-write
 
     @cached_property
     def _intervals(self) -> pd.DataFrame:
         return analysis.intervals(self.events, self.start_ns, self.stop_ns)
 
     def threads(self) -> pd.DataFrame:
-        return self._threads.copy()
+        return self._threads.copy(deep=False)
 
     @cached_property
     def _threads(self) -> pd.DataFrame:
