@@ -100,6 +100,13 @@ class Trace:
         """The sampler's view of the same: runs of samples with a stuck holder."""
         return analysis.stuck_samples(self._raw.samples, self.switch_interval_ns, factor)
 
+    def plot_timeline(self, ax=None, **options: Any):
+        """Per-thread lanes of holding / waiting / released; returns (figure, axes).
+        Options: start_s, end_s (seconds from the trace start), threads (names or tids)."""
+        from .render.timeline import plot_timeline
+
+        return plot_timeline(self, ax, **options)
+
     def switches(self) -> int:
         """Acquisitions that changed the holder (the interpreter's switch_number delta)."""
         return int(self.events["switched"].sum())

@@ -94,3 +94,23 @@ def test_summary_of_a_killed_trace_says_so(native, tmp_path):
     out = giltrace_cli("summary", "k.gtr", cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     assert "incomplete trace" in out.stdout
+
+
+def test_timeline_of_a_real_run_is_a_real_picture(native, tmp_path):
+    import matplotlib.image as mpimg
+    import numpy as np
+
+    res = giltrace_cli("demo", "--seconds", "0.3", "-o", "d.gtr", cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    out = giltrace_cli("timeline", "d.gtr", "-o", "d.png", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith("wrote d.png")
+    img = mpimg.imread(str(tmp_path / "d.png"))[..., :3]
+    colours = {tuple(c) for c in (img.reshape(-1, 3) * 255).round().astype(int)[::7]}
+    for hex_colour in ("#0072B2", "#E69F00"):  # holding and waiting are both on the picture
+        rgb = tuple(int(hex_colour[i : i + 2], 16) for i in (1, 3, 5))
+        assert rgb in colours, hex_colour
+    bad = giltrace_cli("timeline", "d.gtr", "-o", "d.bmp", cwd=tmp_path)
+    assert bad.returncode == 2 and "unknown image format" in bad.stderr
+    bad = giltrace_cli("timeline", "d.gtr", "--threads", "nobody", cwd=tmp_path)
+    assert bad.returncode == 2 and "no thread named or numbered 'nobody'" in bad.stderr

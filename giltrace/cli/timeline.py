@@ -1,0 +1,51 @@
+"""``giltrace timeline TRACE [-o out.png|.svg|.pdf] [--start S --end S] [--threads a,b]``."""
+from __future__ import annotations
+
+import argparse
+import os
+import warnings
+
+from ..errors import UsageError
+
+NAME = "timeline"
+HELP = "draw the GIL timeline of a trace (PNG, SVG or PDF)"
+FORMATS = (".png", ".svg", ".pdf")
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("trace", help="a .gtr file")
+    p.add_argument("-o", "--output", metavar="FILE", help="image to write: .png, .svg or .pdf (default: TRACE.png)")
+    p.add_argument("--start", type=float, metavar="S", help="window start, seconds from the trace start")
+    p.add_argument("--end", type=float, metavar="S", help="window end, seconds from the trace start")
+    p.add_argument("--threads", metavar="A,B", help="only these threads (names or tids, comma-separated)")
+    p.add_argument("--width", type=int, default=1600, metavar="PX", help="image width in pixels (default 1600)")
+
+
+def run(args: argparse.Namespace) -> int:
+    output = args.output or os.path.splitext(args.trace)[0] + ".png"
+    if os.path.splitext(output)[1].lower() not in FORMATS:
+        raise UsageError("unknown image format %r: use one of %s" % (output, ", ".join(FORMATS)))
+    out_dir = os.path.dirname(os.path.abspath(output))
+    if not os.path.isdir(out_dir):
+        raise UsageError("cannot write %s: directory %s does not exist" % (output, out_dir))
+    if args.width < 200:
+        raise UsageError("--width must be at least 200 pixels")
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from ..model import IncompleteTraceWarning, load
+    from ..render.timeline import plot_timeline
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", IncompleteTraceWarning)
+        trace = load(args.trace)
+    threads = [t.strip() for t in args.threads.split(",") if t.strip()] if args.threads else None
+    try:
+        fig, _ = plot_timeline(trace, start_s=args.start, end_s=args.end, threads=threads, width_px=args.width)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    fig.savefig(output)
+    w = fig.giltrace_window
+    print("wrote %s (%.3f-%.3f s: %s)" % (output, (w.start_ns - trace.start_ns) / 1e9, (w.end_ns - trace.start_ns) / 1e9, w.reason))
+    return 0
