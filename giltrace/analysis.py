@@ -203,6 +203,41 @@ def stuck_samples(samples: np.ndarray, switch_interval_ns: int, factor: float = 
     return runs[cols].reset_index(drop=True)
 
 
+def coverage(starts: np.ndarray, ends: np.ndarray, at: np.ndarray) -> np.ndarray:
+    """Time covered by non-overlapping intervals up to each instant in ``at``."""
+    if len(starts) == 0:
+        return np.zeros(len(at))
+    order = np.argsort(starts, kind="stable")
+    s, e = starts[order].astype(np.float64), ends[order].astype(np.float64)
+    before = np.concatenate([[0.0], np.cumsum(e - s)])  # covered before interval k
+    k = np.searchsorted(s, at, side="right") - 1
+    inside = np.where(k >= 0, np.clip(at - s[np.maximum(k, 0)], 0, e[np.maximum(k, 0)] - s[np.maximum(k, 0)]), 0.0)
+    return np.where(k >= 0, before[np.maximum(k, 0)] + inside, 0.0)
+
+
+def blame(spans: pd.DataFrame) -> pd.DataFrame:
+    """Who made whom wait: seconds of each thread's waiting (rows) spent while
+    each other thread held the GIL (columns).  The column ``nobody`` is the
+    part of the waits when no thread held it (hand-off latency: the GIL was
+    free but the waiter had not run yet)."""
+    waits = spans[spans["state"] == "wait"]
+    holds = spans[spans["state"] == "hold"]
+    waiters = sorted(waits["tid"].unique())
+    holders = sorted(holds["tid"].unique())
+    out = pd.DataFrame(0.0, index=pd.Index(waiters, name="waiter"), columns=list(holders) + ["nobody"])
+    if not waiters:
+        return out
+    by_waiter = {tid: w for tid, w in waits.groupby("tid")}
+    for holder, h in holds.groupby("tid"):
+        s, e = h["start_ns"].to_numpy(), h["end_ns"].to_numpy()
+        for waiter, w in by_waiter.items():
+            a, b = w["start_ns"].to_numpy(), w["end_ns"].to_numpy()
+            out.loc[waiter, holder] = float((coverage(s, e, b) - coverage(s, e, a)).sum()) / 1e9
+    total = waits.groupby("tid")["duration_ns"].sum() / 1e9
+    out["nobody"] = (total.reindex(out.index) - out[holders].sum(axis=1)).clip(lower=0)
+    return out
+
+
 def names_from_records(records) -> Dict[int, str]:
     """tid -> name from THREADS chunk records; later records (renames) win."""
     names: Dict[int, str] = {}

@@ -100,6 +100,10 @@ class Trace:
         """The sampler's view of the same: runs of samples with a stuck holder."""
         return analysis.stuck_samples(self._raw.samples, self.switch_interval_ns, factor)
 
+    def blame(self) -> pd.DataFrame:
+        """Seconds each waiting thread (rows) waited while each thread (columns) held the GIL."""
+        return analysis.blame(self._intervals)
+
     def plot_timeline(self, ax=None, **options: Any):
         """Per-thread lanes of holding / waiting / released; returns (figure, axes).
         Options: start_s, end_s (seconds from the trace start), threads (names or tids)."""

@@ -230,6 +230,8 @@ class Tracer:
         lib.gt_hook_target(target, len(target))
         return {
             "start_ns": int(st.start_ns),
+            # one (monotonic, wall) reading, to place events on the Unix-epoch clock
+            "clock_pair": [time.monotonic_ns(), time.time_ns()],
             "switch_number_start": int(st.switch_number_start),
             "buffer_events": int(st.buffer_events),
             "hooked_object": ffi.string(target).decode(errors="replace"),

@@ -15,7 +15,7 @@ from typing import List, Optional
 from ..errors import GiltraceError
 
 # Module names under giltrace.cli, in the order shown by --help.
-SUBCOMMANDS = ["run", "summary", "timeline", "demo", "bench"]
+SUBCOMMANDS = ["run", "summary", "timeline", "export", "report", "demo", "bench"]
 
 EXIT_USAGE = 2
 

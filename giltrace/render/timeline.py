@@ -16,6 +16,8 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 import pandas as pd
 
+from ..analysis import coverage
+
 # Okabe-Ito colours: distinguishable with the common colour-vision deficiencies.
 STATE_COLORS = {"hold": "#0072B2", "wait": "#E69F00", "released": "#D9D9D9"}
 STATE_LABELS = {"hold": "holding the GIL", "wait": "waiting for the GIL", "released": "running without the GIL"}
@@ -60,18 +62,6 @@ def choose_window(trace, start_s: Optional[float], end_s: Optional[float], max_i
     best = int(np.argmax(sums))
     a = int(bins[best])
     return Window(a, min(a + span, t1), "the %d ms with the most GIL waiting" % (span // 1_000_000))
-
-
-def coverage(starts: np.ndarray, ends: np.ndarray, at: np.ndarray) -> np.ndarray:
-    """Time covered by non-overlapping intervals up to each instant in ``at``."""
-    if len(starts) == 0:
-        return np.zeros(len(at))
-    order = np.argsort(starts, kind="stable")
-    s, e = starts[order].astype(np.float64), ends[order].astype(np.float64)
-    before = np.concatenate([[0.0], np.cumsum(e - s)])  # covered before interval k
-    k = np.searchsorted(s, at, side="right") - 1
-    inside = np.where(k >= 0, np.clip(at - s[np.maximum(k, 0)], 0, e[np.maximum(k, 0)] - s[np.maximum(k, 0)]), 0.0)
-    return np.where(k >= 0, before[np.maximum(k, 0)] + inside, 0.0)
 
 
 def _runs(values: np.ndarray, edges: np.ndarray, skip) -> List[Tuple[object, float, float]]:

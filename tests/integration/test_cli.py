@@ -114,3 +114,22 @@ def test_timeline_of_a_real_run_is_a_real_picture(native, tmp_path):
     assert bad.returncode == 2 and "unknown image format" in bad.stderr
     bad = giltrace_cli("timeline", "d.gtr", "--threads", "nobody", cwd=tmp_path)
     assert bad.returncode == 2 and "no thread named or numbered 'nobody'" in bad.stderr
+
+
+def test_export_and_report_of_a_real_run(native, tmp_path):
+    import json
+
+    res = giltrace_cli("demo", "--seconds", "0.3", "-o", "d.gtr", cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    out = giltrace_cli("export", "d.gtr", "-o", "d.json", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    doc = json.loads((tmp_path / "d.json").read_text())
+    names = {e["args"]["name"] for e in doc["traceEvents"] if e["name"] == "thread_name"}
+    assert {"io", "cpu-0", "cpu-1", "MainThread"} <= names
+    out = giltrace_cli("export", "d.gtr", "--format", "csv", cwd=tmp_path)
+    assert out.returncode == 0 and (tmp_path / "d.csv").exists()
+    rep = giltrace_cli("report", "d.gtr", "-o", "r.html", cwd=tmp_path)
+    assert rep.returncode == 0, rep.stderr
+    page = (tmp_path / "r.html").read_text()
+    assert page.count("data:image/png;base64,") == 2 and "blame matrix" in page and "io" in page
+    assert (tmp_path / "r-timeline.png").stat().st_size > 10_000

@@ -94,3 +94,21 @@ def test_empty_trace():
     iv = analysis.intervals(ev, 0, 10)
     assert len(iv) == 0
     assert len(analysis.thread_table(ev, iv, {}, 0, 10)) == 0
+
+
+def test_blame_matrix():
+    # 1 holds 0..100, 2 waits 10..100 then holds 100..250; 3 waits 50..260 (gap 250..260: nobody)
+    rows = ROWS + [(50, 3, W, 0, 0), (260, 3, A, 210, 3), (270, 3, R, 0, 0)]
+    ev = frame(rows)
+    iv = analysis.intervals(ev, 0, 400)
+    b = analysis.blame(iv)
+    assert b.loc[2, 1] == pytest.approx(90e-9)
+    assert b.loc[3, 1] == pytest.approx(50e-9)
+    assert b.loc[3, 2] == pytest.approx(150e-9)
+    assert b.loc[3, "nobody"] == pytest.approx(10e-9)
+    assert b.loc[2, 2] == 0
+
+
+def test_coverage():
+    c = analysis.coverage(np.array([10, 30]), np.array([20, 40]), np.array([0, 15, 25, 35, 100]))
+    assert list(c) == [0, 5, 10, 15, 20]

@@ -21,7 +21,7 @@ def events_chunk(rows):
 
 def write_trace(path, chunks, footer=True, start=1000, stop=10_000):
     data = ff.header_bytes({"switch_interval_s": 0.005, "python_version": "3.11.7"})
-    data += ff.json_chunk(ff.CHUNK_START, {"start_ns": start, "switch_number_start": 0})
+    data += ff.json_chunk(ff.CHUNK_START, {"start_ns": start, "switch_number_start": 0, "clock_pair": [start, 1_700_000_000_000_000_000 + start]})
     data += ff.json_chunk(ff.CHUNK_THREADS, [{"tid": 7, "name": "worker"}])
     data += b"".join(chunks)
     if footer:

@@ -1,0 +1,48 @@
+"""``giltrace export TRACE --format chrome|csv -o FILE``."""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import warnings
+
+from ..errors import UsageError
+
+NAME = "export"
+HELP = "export a trace as Chrome/Perfetto JSON or as CSV intervals"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("trace", help="a .gtr file")
+    p.add_argument("--format", choices=["chrome", "csv"], default="chrome", help="chrome (Trace Event JSON, default) or csv")
+    p.add_argument("-o", "--output", metavar="FILE", help="output file (default: TRACE.json / TRACE.csv)")
+    p.add_argument("--clock", choices=["monotonic", "epoch"], default="monotonic",
+                   help="chrome timestamps: CLOCK_MONOTONIC us (default, as VizTracer) or Unix-epoch us")
+
+
+def run(args: argparse.Namespace) -> int:
+    ext = ".json" if args.format == "chrome" else ".csv"
+    output = args.output or os.path.splitext(args.trace)[0] + ext
+    out_dir = os.path.dirname(os.path.abspath(output))
+    if not os.path.isdir(out_dir):
+        raise UsageError("cannot write %s: directory %s does not exist" % (output, out_dir))
+    from ..model import IncompleteTraceWarning, load
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", IncompleteTraceWarning)
+        trace = load(args.trace)
+    tmp = output + ".tmp"  # never leave a half-written file under the real name
+    if args.format == "chrome":
+        from ..render.chrome import chrome_events
+
+        doc = chrome_events(trace, clock=args.clock)
+        with open(tmp, "w") as f:
+            json.dump(doc, f, separators=(",", ":"))
+        n = len(doc["traceEvents"])
+    else:
+        from ..render.csv import intervals_csv
+
+        n = intervals_csv(trace, tmp)
+    os.replace(tmp, output)
+    print("wrote %s (%d %s)" % (output, n, "trace events" if args.format == "chrome" else "intervals"))
+    return 0
