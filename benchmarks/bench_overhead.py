@@ -41,6 +41,12 @@ def traced(fn, **opts):
         traced.last_stats = tr.stats
 
 
+def ratio(base, tr):
+    """Median of per-pair ratios: adjacent runs share the machine's state, so
+    drift and noise from elsewhere cancel better than in a ratio of medians."""
+    return statistics.median(t / b for b, t in zip(base, tr))
+
+
 def paired(fn, pairs):
     """Alternate untraced / traced runs; return the two lists of results."""
     base, tr = [], []
@@ -162,14 +168,14 @@ def main() -> int:
     res["roundtrip_ns_traced"] = 1e9 * t / n
     res["ns_added_per_transition"] = 1e9 * (t - b) / n / 2
 
-    base, tr = paired(cpu_threads(2_000_000 if q else 10_000_000, 2), pairs)
+    base, tr = paired(cpu_threads(2_000_000 if q else 10_000_000, 2), 2 * pairs)
     res["cpu2_untraced_s"] = statistics.median(base)
-    res["cpu2_overhead_pct"] = 100 * (statistics.median(tr) / statistics.median(base) - 1)
+    res["cpu2_overhead_pct"] = 100 * (ratio(base, tr) - 1)
 
-    calls = 20_000 if q else 100_000
-    base, tr = paired(pingpong(calls), pairs)
+    calls = 20_000 if q else 30_000
+    base, tr = paired(pingpong(calls), 3 * pairs)
     res["pingpong_calls_per_s"] = 2 * calls / statistics.median(base)
-    res["pingpong_overhead_pct"] = 100 * (statistics.median(tr) / statistics.median(base) - 1)
+    res["pingpong_overhead_pct"] = 100 * (ratio(base, tr) - 1)
 
     # Losses: a 10 s ping-pong run at the default buffer size.
     seconds = 2 if q else 10

@@ -9,12 +9,18 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "gt_internal.h"
 
 #if PY_VERSION_HEX >= 0x03090000 && !defined(Py_GIL_DISABLED)
 #  include "internal/pycore_runtime.h"
 #  include "internal/pycore_interp.h"
+#  if PY_VERSION_HEX >= 0x030B0000
+#    include "internal/pycore_frame.h"
+#  else
+#    include "frameobject.h"
+#  endif
 #  define GT_SUPPORTED 1
 #endif
 
@@ -48,3 +54,108 @@ int gt_locate_gil(gt_gil *out, char *err, size_t errlen)
     return 0;
 #endif
 }
+
+/* ------------------------------------------------------------------------
+ * Code locations, for attribution.  Called from the release/wait hooks with
+ * the GIL's mutex held: no thread can run Python meanwhile, so the calling
+ * thread's frames are stable.  Nothing here allocates or calls into Python
+ * beyond reading objects (PyCode_Addr2Line only walks the line table).
+ */
+
+#ifdef GT_SUPPORTED
+/* The innermost complete Python frame of this thread: its code object and
+ * the byte offset of the instruction being executed. */
+int gt_current_code(const void **code_out, int *offset_out)
+{
+    PyThreadState *ts = PyGILState_GetThisThreadState();
+    if (ts == NULL)
+        return -1;
+#  if PY_VERSION_HEX < 0x030B0000
+    PyFrameObject *f = ts->frame;
+    if (f == NULL)
+        return -1;
+    *code_out = f->f_code;
+#    if PY_VERSION_HEX < 0x030A0000
+    *offset_out = f->f_lasti;                               /* bytes on 3.9 */
+#    else
+    *offset_out = f->f_lasti * (int)sizeof(_Py_CODEUNIT);  /* code units on 3.10 */
+#    endif
+    return 0;
+#  else
+#    if PY_VERSION_HEX < 0x030D0000
+    _PyInterpreterFrame *f = ts->cframe ? ts->cframe->current_frame : NULL;
+#    else
+    _PyInterpreterFrame *f = ts->current_frame;
+#    endif
+    while (f && _PyFrame_IsIncomplete(f))
+        f = f->previous;
+    if (f == NULL)
+        return -1;
+#    if PY_VERSION_HEX < 0x030D0000
+    PyCodeObject *co = f->f_code;
+#    else
+    if (!PyCode_Check(f->f_executable))
+        return -1;
+    PyCodeObject *co = (PyCodeObject *)f->f_executable;
+#    endif
+    *code_out = co;
+    *offset_out = _PyInterpreterFrame_LASTI(f) * (int)sizeof(_Py_CODEUNIT);
+    return 0;
+#  endif
+}
+
+/* Copy a str object into UTF-8 without allocating (code names and file
+ * names are ready, canonical strings). */
+static void copy_str(PyObject *s, char *out, size_t cap)
+{
+    size_t n = 0;
+    if (s && PyUnicode_Check(s)) {
+        int kind = PyUnicode_KIND(s);
+        const void *data = PyUnicode_DATA(s);
+        Py_ssize_t len = PyUnicode_GET_LENGTH(s);
+        for (Py_ssize_t i = 0; i < len; i++) {
+            Py_UCS4 c = PyUnicode_READ(kind, data, i);
+            unsigned char buf[4];
+            size_t k;
+            if (c < 0x80) { buf[0] = (unsigned char)c; k = 1; }
+            else if (c < 0x800) { buf[0] = 0xC0 | (c >> 6); buf[1] = 0x80 | (c & 0x3F); k = 2; }
+            else if (c < 0x10000) { buf[0] = 0xE0 | (c >> 12); buf[1] = 0x80 | ((c >> 6) & 0x3F); buf[2] = 0x80 | (c & 0x3F); k = 3; }
+            else { buf[0] = 0xF0 | (c >> 18); buf[1] = 0x80 | ((c >> 12) & 0x3F); buf[2] = 0x80 | ((c >> 6) & 0x3F); buf[3] = 0x80 | (c & 0x3F); k = 4; }
+            if (n + k >= cap)
+                break;
+            memcpy(out + n, buf, k);
+            n += k;
+        }
+    }
+    out[n] = '\0';
+}
+
+/* Identity of a code object beyond its address (addresses are reused). */
+void gt_code_identity(const void *code, const void **file_obj, const void **name_obj, int *firstlineno)
+{
+    const PyCodeObject *co = code;
+    *file_obj = co->co_filename;
+#  if PY_VERSION_HEX >= 0x030B0000
+    *name_obj = co->co_qualname;
+#  else
+    *name_obj = co->co_name;
+#  endif
+    *firstlineno = co->co_firstlineno;
+}
+
+void gt_describe_code(const void *code, int offset, char *file, size_t fcap, char *name, size_t ncap, int *line)
+{
+    PyCodeObject *co = (PyCodeObject *)code;
+    const void *f, *n;
+    int first;
+    gt_code_identity(code, &f, &n, &first);
+    copy_str((PyObject *)f, file, fcap);
+    copy_str((PyObject *)n, name, ncap);
+    *line = offset >= 0 ? PyCode_Addr2Line(co, offset) : first;
+}
+#else
+int gt_current_code(const void **code_out, int *offset_out) { (void)code_out; (void)offset_out; return -1; }
+void gt_code_identity(const void *code, const void **f, const void **n, int *l) { (void)code; *f = *n = NULL; *l = 0; }
+void gt_describe_code(const void *c, int o, char *f, size_t fc, char *n, size_t nc, int *l)
+{ (void)c; (void)o; (void)fc; (void)nc; f[0] = n[0] = '\0'; *l = 0; }
+#endif

@@ -10,9 +10,10 @@
  */
 
 /* Event kinds. */
-#define GT_EV_WAIT 1          /* began waiting (time = entry into the GIL mutex) */
+#define GT_EV_WAIT 1          /* began waiting (time = entry into the GIL mutex;
+                                 arg = code location id, 0 if unknown or off) */
 #define GT_EV_ACQUIRE 2       /* took the GIL (arg = ns since the take began) */
-#define GT_EV_RELEASE 3       /* dropped the GIL */
+#define GT_EV_RELEASE 3       /* dropped the GIL (arg = code location id, 0 if unknown or off) */
 #define GT_EV_DROP_REQUEST 4  /* a waiter timed out and asked the holder to switch
                                  (arg = holder tid, 0 if unknown) */
 
@@ -29,6 +30,7 @@
 /* Chunk kinds written by C (Python writes the header, THREADS and FOOTER). */
 #define GT_CHUNK_EVENTS 1
 #define GT_CHUNK_SAMPLES 2
+#define GT_CHUNK_LOCATIONS 6  /* records: u32 id, i32 line, u16 file_len, u16 name_len, file, name */
 
 typedef struct {
     uint64_t time_ns;  /* CLOCK_MONOTONIC */
@@ -53,6 +55,7 @@ typedef struct {
     uint32_t buffer_events;    /* ring capacity in events (rounded up to 2^k) */
     uint64_t sample_period_ns; /* sampler period; 0 disables the sampler */
     uint64_t flush_period_ns;  /* how often the writer drains the ring */
+    int locations;             /* record code locations at releases and waits */
 } gt_config;
 
 typedef struct {
@@ -67,6 +70,7 @@ typedef struct {
     uint64_t interval_us;      /* switch interval at start */
     uint32_t buffer_events;
     int write_errno;           /* first write(2) error, 0 if none */
+    uint64_t locations_lost;   /* location lookups that found the table full */
 } gt_stats;
 
 typedef struct {

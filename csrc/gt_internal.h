@@ -22,6 +22,17 @@ typedef struct {
 /* gilstate.c: the only file that includes CPython's internal headers. */
 int gt_locate_gil(gt_gil *out, char *err, size_t errlen);
 
+/* gilstate.c: code objects, read without allocating (attribution). */
+int gt_current_code(const void **code, int *offset_bytes);
+void gt_code_identity(const void *code, const void **file_obj, const void **name_obj, int *firstlineno);
+void gt_describe_code(const void *code, int offset, char *file, size_t fcap, char *name, size_t ncap, int *line);
+
+/* locations.c: interned (code, offset) -> id, streamed by the writer. */
+uint32_t gt_location_here(void);
+void gt_locations_reset(void);
+size_t gt_locations_take(unsigned char *buf, size_t cap, uint32_t *count);
+uint64_t gt_locations_overflow(void);
+
 /* hooks.c: GOT patching of the object that holds the interpreter. */
 int gt_hooks_install(char *err, size_t errlen);
 void gt_hooks_uninstall(void);

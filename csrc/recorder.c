@@ -145,7 +145,7 @@ void gt_on_cond_timedwait_enter(pthread_cond_t *c, unsigned long *saved_switch)
             t->lock_ns = g.start_ns;
         t->waiting = 1;
         g.waiters++;
-        emit(GT_EV_WAIT, 0, t->lock_ns, 0, t->tid, gen);
+        emit(GT_EV_WAIT, 0, t->lock_ns, g.cfg.locations ? gt_location_here() : 0, t->tid, gen);
     }
 }
 
@@ -174,7 +174,8 @@ void gt_on_cond_signal(pthread_cond_t *c)
     if (c == g.gil.cond) {            /* drop_gil: locked is 0 now */
         t->lock_ns = 0;
         g.holder_tid = 0;
-        emit(GT_EV_RELEASE, 0, gt_clock_ns(), 0, t->tid, gen);
+        uint64_t now = gt_clock_ns();
+        emit(GT_EV_RELEASE, 0, now, g.cfg.locations ? gt_location_here() : 0, t->tid, gen);
         return;
     }
     /* take_gil signals switch_cond once it holds the GIL; its bookkeeping
@@ -301,7 +302,7 @@ static void write_chunk(unsigned char *buf, uint16_t kind, uint32_t count, uint3
     g.chunks_written++;
     if (kind == GT_CHUNK_EVENTS)
         g.events_written += count;
-    else
+    else if (kind == GT_CHUNK_SAMPLES)
         g.samples_written += count;
 }
 
@@ -324,6 +325,15 @@ static void drain_events(void)
         if (n)
             write_chunk(g.chunk, GT_CHUNK_EVENTS, n, n * (uint32_t)sizeof(gt_event));
     }
+}
+
+static void drain_locations(void)
+{
+    uint32_t count;
+    size_t cap = CHUNK_EVENTS_MAX * sizeof(gt_event);
+    size_t n;
+    while ((n = gt_locations_take(g.chunk + CHUNK_HEADER, cap, &count)) > 0)
+        write_chunk(g.chunk, GT_CHUNK_LOCATIONS, count, (uint32_t)n);
 }
 
 static void flush_samples(void)
@@ -397,6 +407,7 @@ static void *writer_main(void *arg)
         }
         last_tail = tail;
         if (now >= next_flush || tail - g.head > (g.mask + 1) / 4 || g.nsamples == SAMPLES_MAX) {
+            drain_locations();  /* before the events that refer to them */
             drain_events();
             flush_samples();
             next_flush = now + flush_period;
@@ -404,6 +415,7 @@ static void *writer_main(void *arg)
         pthread_mutex_lock(&g.wake_mu);
     }
     pthread_mutex_unlock(&g.wake_mu);
+    drain_locations();
     drain_events();
     flush_samples();
     return NULL;
@@ -425,6 +437,7 @@ static void fill_stats(gt_stats *out)
     out->interval_us = g.have_gil ? *g.gil.interval_us : 0;
     out->buffer_events = (uint32_t)(g.mask + 1);
     out->write_errno = g.write_errno;
+    out->locations_lost = gt_locations_overflow();
 }
 
 static void init_sync(void)
@@ -483,6 +496,7 @@ static int prepare_buffers(uint64_t capacity, char *err, size_t errlen)
     g.events_written = g.samples_written = g.chunks_written = 0;
     g.write_errno = 0;
     g.nsamples = 0;
+    gt_locations_reset();
     return 0;
 }
 

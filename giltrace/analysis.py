@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import TraceFormatError
-from .fileformat import EV_ACQUIRE, EV_DROP_REQUEST, EV_RELEASE, FLAG_CONTENDED, FLAG_SWITCHED, FLAG_WAIT_UNKNOWN
+from .fileformat import EV_ACQUIRE, EV_DROP_REQUEST, EV_RELEASE, EV_WAIT, FLAG_CONTENDED, FLAG_SWITCHED, FLAG_WAIT_UNKNOWN
 
 KINDS = ["wait", "acquire", "release", "drop_request"]  # code k is KINDS[k - 1]
 STATES = ["wait", "hold"]
@@ -42,19 +42,41 @@ def events_frame(ev: np.ndarray) -> pd.DataFrame:
     kind -= 1
     wait_ns = np.where(is_acq, arg, -1)
     holder = np.where(kind == EV_DROP_REQUEST - 1, arg, -1)
+    tid = column("tid", np.int64)
     return pd.DataFrame(
         {
             "time_ns": column("time_ns", np.int64),
-            "tid": column("tid", np.int64),
+            "tid": tid,
             "kind": pd.Categorical.from_codes(kind, categories=KINDS),
             "wait_ns": wait_ns,
             "switched": is_acq & ((flags & FLAG_SWITCHED) != 0),
             "contended": is_acq & ((flags & FLAG_CONTENDED) != 0),
             "wait_clipped": is_acq & ((flags & FLAG_WAIT_UNKNOWN) != 0),
             "holder_tid": holder,
+            "location": _location_per_event(tid, kind, arg),
         },
         copy=False,
     )
+
+
+def _location_per_event(tid: np.ndarray, kind0: np.ndarray, arg: np.ndarray) -> np.ndarray:
+    """Where each event's thread was in Python code (a location id, 0 if
+    unknown).  Releases and waits carry it; an acquisition or a drop request
+    inherits it from the thread's last release or wait (vectorised
+    forward-fill within each thread)."""
+    n = len(tid)
+    carries = (kind0 == EV_RELEASE - 1) | (kind0 == EV_WAIT - 1)
+    if n == 0 or not (carries & (arg != 0)).any():
+        return np.zeros(n, np.int64)
+    order = np.argsort(tid, kind="stable")
+    t_sorted, loc_sorted, ok = tid[order], np.where(carries, arg, 0)[order], carries[order]
+    last = np.maximum.accumulate(np.where(ok, np.arange(n), -1))
+    starts = np.flatnonzero(np.r_[True, t_sorted[1:] != t_sorted[:-1]])
+    group_start = np.repeat(starts, np.diff(np.r_[starts, n]))
+    filled = np.where(last >= group_start, loc_sorted[np.maximum(last, 0)], 0)
+    out = np.empty(n, np.int64)
+    out[order] = filled
+    return out
 
 
 def intervals(events: pd.DataFrame, start_ns: int, stop_ns: int) -> pd.DataFrame:

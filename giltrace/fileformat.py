@@ -37,6 +37,8 @@ CHUNK_SAMPLES = 2
 CHUNK_START = 3
 CHUNK_THREADS = 4
 CHUNK_FOOTER = 5
+CHUNK_LOCATIONS = 6
+LOCATION_HEAD = struct.Struct("<IiHH")
 
 # Record layouts (numpy dtype specs), identical to gt_event / gt_sample.
 EVENT_FIELDS = [("time_ns", "<u8"), ("arg", "<u8"), ("tid", "<u4"), ("kind", "u1"), ("flags", "u1"), ("reserved", "<u2")]
@@ -78,6 +80,7 @@ class RawTrace:
     threads: List[Dict[str, Any]]
     events: "np.ndarray"
     samples: "np.ndarray"
+    locations: Dict[int, tuple] = field(default_factory=dict)  # id -> (file, function, line)
     complete: bool = True
     problem: str = ""  # why the file is incomplete, if it is
     extra: Dict[str, Any] = field(default_factory=dict)
@@ -141,6 +144,8 @@ def read(path: str) -> RawTrace:
             raw.threads.extend(_json(bytes(payload), "threads"))
         elif kind == CHUNK_FOOTER:
             raw.footer = _json(bytes(payload), "footer")
+        elif kind == CHUNK_LOCATIONS:
+            _read_locations(bytes(payload), count, raw.locations, path, off)
         # Unknown kinds are skipped: newer writers may add chunk kinds.
         off = body_start + plen
     if events:
@@ -152,6 +157,20 @@ def read(path: str) -> RawTrace:
     if not raw.start:
         raise TraceFormatError("%s holds no trace: the tracer never started" % path)
     return raw
+
+
+def _read_locations(payload: bytes, count: int, out: Dict[int, tuple], path: str, where: int) -> None:
+    pos = 0
+    try:
+        for _ in range(count):
+            loc_id, line, flen, nlen = LOCATION_HEAD.unpack_from(payload, pos)
+            pos += LOCATION_HEAD.size
+            file = payload[pos : pos + flen].decode("utf-8", "replace")
+            func = payload[pos + flen : pos + flen + nlen].decode("utf-8", "replace")
+            pos += flen + nlen
+            out[loc_id] = (file, func, line)
+    except struct.error:
+        raise TraceFormatError("%s is corrupt: bad locations chunk at byte %d" % (path, where)) from None
 
 
 def write_all(fd: int, data: bytes) -> None:

@@ -65,6 +65,21 @@ class Trace:
         return analysis.events_frame(self._raw.events)
 
     @cached_property
+    def locations(self) -> pd.DataFrame:
+        """Code locations seen at releases and waits: index id -> file, function, line."""
+        locs = self._raw.locations
+        df = pd.DataFrame(
+            {"file": [v[0] for v in locs.values()], "function": [v[1] for v in locs.values()], "line": [v[2] for v in locs.values()]},
+            index=pd.Index(list(locs.keys()), name="location", dtype=np.int64),
+        )
+        return df.sort_index()
+
+    def location_label(self, location: int) -> str:
+        """'file:line (function)' for a location id; '?' if unknown."""
+        loc = self._raw.locations.get(int(location))
+        return "%s:%d (%s)" % (loc[0], loc[2], loc[1]) if loc else "?"
+
+    @cached_property
     def samples(self) -> pd.DataFrame:
         s = self._raw.samples
         return pd.DataFrame(

@@ -44,6 +44,7 @@ class Tracer:
         sample_period_ms: float = DEFAULT_SAMPLE_PERIOD_MS,
         buffer_events: int = DEFAULT_BUFFER_EVENTS,
         flush_period_ms: float = DEFAULT_FLUSH_PERIOD_MS,
+        locations: bool = True,
     ):
         if sample_period_ms < 0 or flush_period_ms <= 0 or buffer_events <= 0:
             raise ValueError("sample_period_ms must be >= 0, flush_period_ms and buffer_events > 0")
@@ -51,6 +52,7 @@ class Tracer:
         self.sample_period_ms = float(sample_period_ms)
         self.buffer_events = int(buffer_events)
         self.flush_period_ms = float(flush_period_ms)
+        self.locations = bool(locations)
         self.result = None  # the Trace, once stopped
         self.stats: Dict[str, Any] = {}
         self._fd = -1
@@ -78,6 +80,7 @@ class Tracer:
                         "buffer_events": self.buffer_events,
                         "sample_period_ns": int(self.sample_period_ms * 1e6),
                         "flush_period_ns": int(self.flush_period_ms * 1e6),
+                        "locations": int(self.locations),
                     },
                 )
                 err = ffi.new("char[512]")
@@ -219,6 +222,7 @@ class Tracer:
             "sample_period_ns": int(self.sample_period_ms * 1e6),
             "flush_period_ns": int(self.flush_period_ms * 1e6),
             "buffer_events": self.buffer_events,
+            "locations": self.locations,
             "start_time_unix": time.time(),
         }
 
@@ -250,6 +254,7 @@ class Tracer:
             "samples_written": int(s["samples_written"]),
             "switch_interval_s": int(s["interval_us"]) / 1e6,
             "write_errno": int(s["write_errno"]),
+            "locations_lost": int(s["locations_lost"]),
         }
 
 
