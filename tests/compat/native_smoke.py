@@ -12,7 +12,7 @@ from giltrace._native import ffi, lib
 
 path = sys.argv[1]
 fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND, 0o644)
-cfg = ffi.new("gt_config *", {"fd": fd, "buffer_events": 1 << 16, "sample_period_ns": 1000000, "flush_period_ns": 50000000})
+cfg = ffi.new("gt_config *", {"fd": fd, "buffer_events": 1 << 16, "sample_period_ns": 1000000, "flush_period_ns": 50000000, "locations": 1})
 err = ffi.new("char[256]")
 stop = threading.Event()
 
@@ -50,12 +50,19 @@ n = lib.gt_got_entries(ents, 4)
 restored = all(ents[i].current == ents[i].real for i in range(n))
 
 data = open(path, "rb").read()
-off, events = 0, []
+off, events, locations = 0, [], {}
 while off < len(data):
     magic, kind, _, count, plen, crc = struct.unpack_from("<4sHHIII", data, off)
     assert magic == b"CHNK"
     if kind == 1:
         events += [struct.unpack_from("<QQIBBH", data, off + 20 + 24 * i) for i in range(count)]
+    elif kind == 6:
+        pos = off + 20
+        for _ in range(count):
+            loc_id, line, fl, nl = struct.unpack_from("<IiHH", data, pos)
+            pos += 12
+            locations[loc_id] = (data[pos:pos + fl].decode(), data[pos + fl:pos + fl + nl].decode(), line)
+            pos += fl + nl
     off += 20 + plen
 
 switched = sum(1 for e in events if e[3] == 2 and e[4] & 1)
@@ -83,4 +90,7 @@ print(json.dumps({
     "well_formed": well_formed,
     "longest_hold_ns": max(holds) if holds else 0,
     "got_restored": restored,
+    # the cpu() loop, seen where the cpu threads were forced to release the GIL
+    "cpu_releases_located": sum(1 for e in events if e[3] == 3 and locations.get(e[1], ("", "", 0))[1] == "cpu"
+                                and locations[e[1]][0] == os.path.abspath(__file__)),
 }))

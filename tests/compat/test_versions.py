@@ -48,3 +48,4 @@ def test_native_core_on(minor, tmp_path):
     assert got["well_formed"]
     assert 20_000_000 <= got["longest_hold_ns"] < 25_000_000  # the C helper held it 20 ms
     assert got["got_restored"]
+    assert got["cpu_releases_located"] > 5  # frame access for this version's frame layout

@@ -1,0 +1,70 @@
+"""Attribution: the line that called the GIL-releasing operation is reported
+as the waiting site, and the forced-switch loop as the releasing site."""
+import os
+import tempfile
+import threading
+import time
+
+import giltrace
+
+HERE = os.path.abspath(__file__)
+
+
+def spin(stop):
+    while not stop.is_set():
+        n = 10000
+        while n:  # LINE_SPIN
+            n -= 1
+
+
+def writer(stop, fd):
+    while not stop.is_set():
+        os.pwrite(fd, b"x" * 64, 0)  # LINE_WRITE
+
+
+def line_of(marker):
+    with open(HERE) as f:
+        for i, text in enumerate(f, 1):
+            if text.rstrip().endswith("# " + marker):
+                return i
+    raise AssertionError(marker)
+
+
+def test_waits_and_releases_point_at_the_right_lines(native, tmp_path):
+    stop = threading.Event()
+    with tempfile.TemporaryFile() as f:
+        threads = [threading.Thread(target=spin, args=(stop,), name="spin"),
+                   threading.Thread(target=writer, args=(stop, f.fileno()), name="writer")]
+        with giltrace.trace(str(tmp_path / "a.gtr")) as tr:
+            for t in threads:
+                t.start()
+            time.sleep(0.4)
+            stop.set()
+            for t in threads:
+                t.join()
+    t = tr.result
+    ev = t.events
+    names = t.threads()["name"]
+    writer_tid = names[names == "writer"].index[0]
+    spin_tid = names[names == "spin"].index[0]
+
+    waits = ev[(ev["kind"] == "acquire") & ev["contended"] & (ev["tid"] == writer_tid)]
+    assert len(waits) > 10
+    site = waits.groupby("location")["wait_ns"].sum().idxmax()
+    file, func, line = t.locations.loc[site, ["file", "function", "line"]]
+    assert (file, func, line) == (HERE, "writer", line_of("LINE_WRITE"))
+    assert t.location_label(site) == "%s:%d (writer)" % (HERE, line_of("LINE_WRITE"))
+
+    # the spinning thread drops the GIL where the eval loop checks for a drop request: its loop
+    rel = ev[(ev["kind"] == "release") & (ev["tid"] == spin_tid)]
+    top = rel["location"].value_counts().idxmax()
+    assert t.locations.loc[top, "function"] == "spin"
+    assert t.locations.loc[top, "line"] in (line_of("LINE_SPIN"), line_of("LINE_SPIN") + 1)
+    assert t.meta["locations_lost"] == 0
+
+
+def test_locations_can_be_turned_off(native, tmp_path):
+    with giltrace.trace(str(tmp_path / "b.gtr"), locations=False) as tr:
+        threading.Thread(target=time.sleep, args=(0.01,)).start()
+    assert len(tr.result.locations) == 0
+    assert (tr.result.events["location"] == 0).all()
