@@ -87,20 +87,25 @@ def intervals(events: pd.DataFrame, start_ns: int, stop_ns: int) -> pd.DataFrame
     hold: from an acquisition to the same thread's next release.  A hold
     that was already running when the trace started begins at ``start_ns``;
     one still running at the stop ends at ``stop_ns``.
+    location: for a wait, where the thread was when it began waiting (the
+    line that released the GIL, e.g. around I/O); for a hold, where it was
+    when it let go (0: unknown, or still held at the stop).
     """
     kind = events["kind"].cat.codes.to_numpy() + 1
     tid = events["tid"].to_numpy()
     t = events["time_ns"].to_numpy()
+    loc = events["location"].to_numpy()
 
     acq = kind == EV_ACQUIRE
     wait_end = t[acq]
     wait_start = wait_end - events["wait_ns"].to_numpy()[acq]
     wait_tid = tid[acq]
+    wait_loc = loc[acq]
 
     m = acq | (kind == EV_RELEASE)
-    htid, ht, hk = tid[m], t[m], kind[m]
+    htid, ht, hk, hl = tid[m], t[m], kind[m], loc[m]
     order = np.argsort(htid, kind="stable")  # group by thread, keep time order
-    htid, ht, hk = htid[order], ht[order], hk[order]
+    htid, ht, hk, hl = htid[order], ht[order], hk[order], hl[order]
     same = htid[1:] == htid[:-1]
     pair = same & (hk[:-1] == EV_ACQUIRE) & (hk[1:] == EV_RELEASE)
     first = np.ones(len(htid), bool)
@@ -112,12 +117,14 @@ def intervals(events: pd.DataFrame, start_ns: int, stop_ns: int) -> pd.DataFrame
     hold_tid = np.concatenate([htid[:-1][pair], htid[open_start], htid[open_end]])
     hold_start = np.concatenate([ht[:-1][pair], np.full(open_start.sum(), start_ns), ht[open_end]])
     hold_end = np.concatenate([ht[1:][pair], ht[open_start], np.full(open_end.sum(), stop_ns)])
+    hold_loc = np.concatenate([hl[1:][pair], hl[open_start], np.zeros(open_end.sum(), np.int64)])
 
     n_wait, n_hold = len(wait_tid), len(hold_tid)
     tids = np.concatenate([wait_tid, hold_tid]).astype(np.int64, copy=False)
     starts = np.concatenate([wait_start, hold_start]).astype(np.int64, copy=False)
     ends = np.concatenate([wait_end, hold_end]).astype(np.int64, copy=False)
     states = np.concatenate([np.zeros(n_wait, np.int8), np.ones(n_hold, np.int8)])
+    locs = np.concatenate([wait_loc, hold_loc]).astype(np.int64, copy=False)
     order = np.argsort(starts, kind="stable")  # a few long sorted runs: timsort merges them fast
     return pd.DataFrame(
         {
@@ -126,6 +133,7 @@ def intervals(events: pd.DataFrame, start_ns: int, stop_ns: int) -> pd.DataFrame
             "start_ns": starts[order],
             "end_ns": ends[order],
             "duration_ns": ends[order] - starts[order],
+            "location": locs[order],
         },
         copy=False,
     )

@@ -115,6 +115,12 @@ class Trace:
         """The sampler's view of the same: runs of samples with a stuck holder."""
         return analysis.stuck_samples(self._raw.samples, self.switch_interval_ns, factor)
 
+    def diagnose(self):
+        """Why threads starve: facts, culprits with code locations, suggestions (a Diagnosis)."""
+        from .diagnosis import diagnose
+
+        return diagnose(self)
+
     def blame(self) -> pd.DataFrame:
         """Seconds each waiting thread (rows) waited while each thread (columns) held the GIL."""
         return analysis.blame(self._intervals)

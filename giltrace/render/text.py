@@ -23,26 +23,47 @@ def _ms(seconds: float) -> str:
     return "%.2f" % (seconds * 1e3)
 
 
-def thread_table(threads: pd.DataFrame) -> str:
-    headers = ["thread", "tid", "hold ms", "wait ms", "released ms", "wait %", "acquires", "waits", "mean wait ms", "max wait ms", "drop req"]
+def thread_table(lat: pd.DataFrame) -> str:
+    """Per-thread time split and wait latency (a Diagnosis.threads frame)."""
+    headers = ["thread", "tid", "hold ms", "wait ms", "released ms", "wait %", "acquires", "waits", "waits/s",
+               "p50 ms", "p99 ms", "max ms"]
     rows: List[List[str]] = []
-    for tid, r in threads.iterrows():
-        rows.append(
-            [
-                str(r["name"]),
-                str(tid),
-                _ms(r["hold_s"]),
-                _ms(r["wait_s"]),
-                _ms(r["released_s"]),
-                "%.1f" % (100 * r["wait_share"]),
-                str(r["acquires"]),
-                str(r["waits"]),
-                _ms(r["mean_wait_s"]),
-                _ms(r["max_wait_s"]),
-                str(r["drop_requests"]),
-            ]
-        )
-    return table(headers, rows, "l" + "r" * (len(headers) - 1))
+    for tid, r in lat.iterrows():
+        rows.append([str(r["name"]), str(tid), _ms(r["hold_s"]), _ms(r["wait_s"]), _ms(r["released_s"]),
+                     "%.1f" % (100 * r["wait_share"]), str(r["acquires"]), str(r["waits"]), "%.0f" % r["waits_per_s"],
+                     "%.2f" % r["wait_p50_ms"], "%.2f" % r["wait_p99_ms"], "%.2f" % r["wait_max_ms"]])
+    return table(headers, rows)
+
+
+def diagnosis(d) -> str:
+    """The starving threads, their culprits and code sites, long holds, suggestions."""
+    out: List[str] = []
+    if len(d.starving):
+        out.append("Starving threads (waiting >= %d%% of their life, releasing the GIL only briefly):" % int(100 * 0.2))
+        out.append(table(["thread", "wait %", "waits", "p50 ms", "p99 ms", "p50 / switch interval"],
+                         [[str(r["name"]), "%.1f" % (100 * r["wait_share"]), str(r["waits"]), "%.2f" % r["wait_p50_ms"],
+                           "%.2f" % r["wait_p99_ms"], "%.1fx" % r["p50_vs_switch_interval"]] for _, r in d.starving.iterrows()]))
+    if len(d.culprits):
+        out.append("")
+        out.append("Who held the GIL while they waited:")
+        out.append(table(["waiter", "holder", "blamed ms", "share"],
+                         [[r["waiter"], r["holder"], _ms(r["blamed_s"]), "%.1f%%" % (100 * r["share"])] for _, r in d.culprits.iterrows()]))
+    if len(d.culprit_sites):
+        out.append("")
+        out.append("Where the holders were running (the line at which they let go):")
+        out.append(table(["waiter", "holder", "blamed ms", "share", "location"],
+                         [[r["waiter"], r["holder"], _ms(r["blamed_s"]), "%.1f%%" % (100 * r["share"]), r["location"]]
+                          for _, r in d.culprit_sites.iterrows()], "llrrl"))
+    if len(d.long_holds):
+        out.append("")
+        out.append("Long holds (over 2 switch intervals while another thread asked for the GIL):")
+        out.append(table(["holder", "at s", "held ms", "drop requests", "location"],
+                         [[r["holder"], "%.3f" % r["start_s"], "%.1f" % r["duration_ms"], str(r["drop_requests"]), r["location"]]
+                          for _, r in d.long_holds.head(10).iterrows()], "lrrrl"))
+    out.append("")
+    out.append("Diagnosis:")
+    out += ["  " + line for line in d.suggestions]
+    return "\n".join(out)
 
 
 def summary(trace) -> str:
@@ -59,15 +80,15 @@ def summary(trace) -> str:
     ]
     if not m.get("complete", True):
         lines.append("WARNING   incomplete trace: %s; shown up to the last flushed chunk" % m.get("incomplete_reason"))
-    threads = trace.threads()
     lines.append("")
-    lines.append(thread_table(threads) if len(threads) else "(no GIL activity recorded)")
-    holds = trace.long_holds()
-    if len(holds):
-        lines.append("")
-        lines.append("%d holds longer than 2 switch intervals while others waited (longest %.1f ms, thread %s)"
-                     % (len(holds), holds["duration_ns"].max() / 1e6,
-                        trace.names.get(int(holds.loc[holds["duration_ns"].idxmax(), "tid"]), "?")))
+    if not len(trace.events):
+        lines.append("(no GIL activity recorded)")
+        return "\n".join(lines)
+    d = trace.diagnose()
+    lines.append(thread_table(d.threads))
+    lines.append("(wait percentiles over the waits that had to block; released: running without the GIL)")
+    lines.append("")
+    lines.append(diagnosis(d))
     return "\n".join(lines)
 
 

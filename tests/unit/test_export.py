@@ -41,5 +41,5 @@ def test_chrome_epoch_clock(trace):  # noqa: F811
 def test_csv(trace, tmp_path):  # noqa: F811
     n = intervals_csv(trace, str(tmp_path / "i.csv"))
     lines = (tmp_path / "i.csv").read_text().splitlines()
-    assert lines[0] == "tid,thread,state,start_ns,end_ns,duration_ns"
-    assert len(lines) == n + 1 and "8,thread-8,wait,2000,4000,2000" in lines
+    assert lines[0] == "tid,thread,state,start_ns,end_ns,duration_ns,location"
+    assert len(lines) == n + 1 and "8,thread-8,wait,2000,4000,2000," in lines

@@ -19,10 +19,10 @@ def events_chunk(rows):
     return ff.CHUNK.pack(ff.CHUNK_MAGIC, ff.CHUNK_EVENTS, 0, len(rows), len(payload), zlib.crc32(payload)) + payload
 
 
-def write_trace(path, chunks, footer=True, start=1000, stop=10_000):
+def write_trace(path, chunks, footer=True, start=1000, stop=10_000, threads=({"tid": 7, "name": "worker"},)):
     data = ff.header_bytes({"switch_interval_s": 0.005, "python_version": "3.11.7"})
     data += ff.json_chunk(ff.CHUNK_START, {"start_ns": start, "switch_number_start": 0, "clock_pair": [start, 1_700_000_000_000_000_000 + start]})
-    data += ff.json_chunk(ff.CHUNK_THREADS, [{"tid": 7, "name": "worker"}])
+    data += ff.json_chunk(ff.CHUNK_THREADS, list(threads))
     data += b"".join(chunks)
     if footer:
         data += ff.json_chunk(ff.CHUNK_FOOTER, {"start_ns": start, "stop_ns": stop, "events_lost": 0})
