@@ -1,0 +1,20 @@
+"""The threading experiments: workloads on pinned cores, serial vs threads vs
+processes, under one or more interpreters, with optional GIL traces.
+
+    from giltrace.experiments import BenchConfig, run_bench, save_results
+    result = run_bench(BenchConfig(workloads=["cpu", "io"], cores=[1, 2], ns=[1, 2, 4]))
+    print(result.render())
+    result.runs, result.table          # pandas DataFrames
+
+Modules, in the order a run uses them: ``config`` (what to run), ``interpreters``
+(check each --python), ``pinning`` (which CPUs), ``cells`` (the grid),
+``execute`` (one pinned child, watched by ``monitor``), ``spread`` and
+``contention`` (what a run's numbers mean), ``aggregate`` (repeats -> cells),
+``tables`` (the study's layout), ``machine`` and ``output`` (saving).
+The workloads themselves are in ``giltrace.workloads``.
+"""
+from .config import BenchConfig
+from .output import save_results
+from .runner import BenchResult, render, run_bench
+
+__all__ = ["BenchConfig", "BenchResult", "render", "run_bench", "save_results"]

@@ -1,0 +1,20 @@
+"""The threading experiments' workloads, as plain Python.
+
+Everything in this package runs unchanged on any CPython from 2.7 to 3.13,
+because the experiments compare interpreters: no f-strings, no type hints,
+and no imports from the rest of giltrace (tracing is optional and guarded).
+
+Each cell of an experiment is one run of ``child.py`` as a script::
+
+    python giltrace/workloads/child.py --workload cpu --mode thread --n 2 --load 1000000
+
+which prints one JSON line of results.  The modules:
+
+- ``kernels``  the work itself: the counting loop and the file I/O loop
+- ``plan``     which workers a workload has (roles, kinds, amounts)
+- ``modes``    running the workers serially, as threads, or as processes
+- ``latency``  the convoy experiment: one I/O thread beside K CPU competitors
+- ``procinfo`` affinity, CPU times, clock and interpreter facts
+- ``gtrace``   optional GIL tracing through giltrace, where it can run
+- ``child``    the command line that ties them together
+"""

@@ -1,0 +1,61 @@
+"""Optional GIL tracing of a piece of work, through giltrace where it can run.
+
+Tracing needs CPython 3.9-3.13 with giltrace importable.  Anywhere else the
+work runs untraced and the returned record says why, so a cell is never lost
+because its interpreter cannot be traced.
+"""
+from __future__ import absolute_import, division, print_function
+
+import sys
+
+TRACEABLE = ((3, 9), (3, 13))
+
+
+def _open_tracer(path):
+    """An unstarted giltrace Tracer writing to ``path``, or (None, why not)."""
+    version = sys.version_info[:2]
+    if not TRACEABLE[0] <= version <= TRACEABLE[1]:
+        return None, "tracing needs CPython 3.9-3.13; this is %d.%d" % version
+    try:
+        import giltrace
+        return giltrace.trace(path=path), None
+    except Exception as exc:  # ImportError, UnsupportedInterpreter, a broken install
+        return None, "giltrace unavailable here: %s: %s" % (type(exc).__name__, exc)
+
+
+def run_traced(path, body):
+    """Run ``body()`` inside a GIL trace written to ``path`` (None: untraced).
+
+    Returns (body's result, {"requested", "enabled", "reason", "files"}).
+    """
+    info = {"requested": path is not None, "enabled": False, "reason": None, "files": []}
+    if path is None:
+        return body(), info
+    tracer, reason = _open_tracer(path)
+    if tracer is not None:
+        try:
+            tracer.start()
+        except Exception as exc:  # e.g. a free-threaded build, or no permission
+            tracer, reason = None, "trace did not start: %s: %s" % (type(exc).__name__, exc)
+    if tracer is None:
+        info["reason"] = reason
+        return body(), info
+    try:
+        result = body()
+    finally:
+        # Only finalise the file: loading it needs pandas, which this
+        # interpreter may lack, and analysis is the runner's job anyway.
+        tracer.stop(load=False)
+    info["enabled"] = True
+    info["files"] = [path]
+    return result, info
+
+
+def worker_trace_path(path, index):
+    """The trace file of worker process ``index`` of a cell traced to ``path``."""
+    if path is None:
+        return None
+    stem, dot, ext = path.rpartition(".")
+    if not dot or "/" in ext:
+        return "%s.p%d" % (path, index)
+    return "%s.p%d.%s" % (stem, index, ext)
