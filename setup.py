@@ -1,10 +1,42 @@
 """Build glue: the metadata is in pyproject.toml; this file only adds the cffi
 extension, and only where it can work (CPython 3.9-3.13 with a GIL, Linux).
 Elsewhere giltrace installs without it and explains why at trace start."""
+import os
 import sys
 import sysconfig
 
 from setuptools import setup
+from setuptools.command.build_py import build_py
+
+# GILTRACE=path traces any interpreter of the environment (giltrace/autostart.py).
+PTH = "giltrace-autostart.pth"
+
+
+class build_py_with_pth(build_py):
+    """Also put giltrace-autostart.pth at the root of site-packages."""
+
+    def run(self):
+        super().run()
+        self.copy_file(PTH, os.path.join(self.build_lib, PTH), preserve_mode=0)
+
+    def get_outputs(self, include_bytecode=1):
+        return super().get_outputs(include_bytecode) + [os.path.join(self.build_lib, PTH)]
+
+
+
+try:  # editable installs (pip install -e): put the .pth in the editable wheel too
+    from setuptools.command.editable_wheel import editable_wheel
+
+    class editable_wheel_with_pth(editable_wheel):
+        def _run_build_commands(self, dist_name, unpacked_wheel, build_lib, tmp_dir):
+            result = super()._run_build_commands(dist_name, unpacked_wheel, build_lib, tmp_dir)
+            # files in unpacked_wheel land at the root of the wheel, i.e. in site-packages
+            self.copy_file(PTH, os.path.join(unpacked_wheel, PTH), preserve_mode=0)
+            return result
+
+    EXTRA_COMMANDS = {"editable_wheel": editable_wheel_with_pth}
+except ImportError:  # setuptools < 64 has no PEP 660 editable wheels
+    EXTRA_COMMANDS = {}
 
 
 def _can_build_native() -> bool:
@@ -16,4 +48,7 @@ def _can_build_native() -> bool:
     )
 
 
-setup(cffi_modules=["giltrace/_build_native.py:ffibuilder"] if _can_build_native() else [])
+setup(
+    cffi_modules=["giltrace/_build_native.py:ffibuilder"] if _can_build_native() else [],
+    cmdclass={"build_py": build_py_with_pth, **EXTRA_COMMANDS},
+)

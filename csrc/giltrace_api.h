@@ -31,6 +31,7 @@
 #define GT_CHUNK_EVENTS 1
 #define GT_CHUNK_SAMPLES 2
 #define GT_CHUNK_LOCATIONS 6  /* records: u32 id, i32 line, u16 file_len, u16 name_len, file, name */
+#define GT_CHUNK_OS_NAMES 7   /* records of 20 bytes: u32 tid, char name[16] (NUL-padded) */
 
 typedef struct {
     uint64_t time_ns;  /* CLOCK_MONOTONIC */
@@ -96,4 +97,5 @@ uint32_t gt_crc32(uint32_t crc, const unsigned char *buf, size_t len);
 /* Test-only helpers: deterministic GIL behaviour from C. */
 void gt_test_hold_gil_ns(uint64_t ns);
 void gt_test_noop(void);
+uint32_t gt_test_c_thread(uint64_t ns);  /* a named C thread taking the GIL via PyGILState_Ensure */
 uint64_t gt_test_spin_ns(uint64_t ns);  /* returns the CLOCK_MONOTONIC time it stopped */

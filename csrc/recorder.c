@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -39,7 +40,18 @@ typedef struct {
     int waiting;       /* blocked in take_gil: a WAIT event was emitted */
     int acquired;      /* took the GIL; ACQUIRE is emitted as take_gil unlocks the mutex */
     uint8_t acquire_flags;
+    int named;         /* its OS name is recorded for this trace */
 } thread_state;
+
+/* OS thread names (prctl PR_GET_NAME), one per thread per trace: the names
+ * of threads Python never named (C threads calling PyGILState_Ensure). */
+#define OS_NAMES_MAX 4096
+typedef struct {
+    uint32_t tid;
+    char name[16];
+} os_name_t;
+static os_name_t os_names[OS_NAMES_MAX];
+static uint32_t os_names_published, os_names_written;
 
 static GT_TLS thread_state t_self;
 
@@ -95,6 +107,7 @@ static inline thread_state *self(uint32_t gen)
         t->lock_ns = 0;
         t->waiting = 0;
         t->acquired = 0;
+        t->named = 0;
         if (!t->tid)
             t->tid = (uint32_t)syscall(SYS_gettid);
     }
@@ -118,6 +131,19 @@ static inline void emit(uint8_t kind, uint8_t flags, uint64_t time_ns, uint64_t 
     e->flags = flags;
     e->reserved = (uint16_t)gen;
     __atomic_store_n(&g.tail, tail + 1, __ATOMIC_RELEASE);
+}
+
+/* Called with the GIL's mutex held (one producer at a time). */
+static void record_os_name(thread_state *t)
+{
+    t->named = 1;
+    uint32_t n = os_names_published;
+    if (n >= OS_NAMES_MAX)
+        return;
+    os_names[n].tid = t->tid;
+    memset(os_names[n].name, 0, sizeof(os_names[n].name));
+    prctl(PR_GET_NAME, os_names[n].name, 0, 0, 0);  /* one syscall per thread per trace */
+    __atomic_store_n(&os_names_published, n + 1, __ATOMIC_RELEASE);
 }
 
 void gt_on_mutex_lock(pthread_mutex_t *m)
@@ -171,6 +197,8 @@ void gt_on_cond_signal(pthread_cond_t *c)
     if (!gen)
         return;
     thread_state *t = self(gen);
+    if (!t->named)
+        record_os_name(t);
     if (c == g.gil.cond) {            /* drop_gil: locked is 0 now */
         t->lock_ns = 0;
         g.holder_tid = 0;
@@ -327,6 +355,17 @@ static void drain_events(void)
     }
 }
 
+static void drain_os_names(void)
+{
+    uint32_t last = __atomic_load_n(&os_names_published, __ATOMIC_ACQUIRE);
+    if (last <= os_names_written)
+        return;
+    uint32_t count = last - os_names_written;
+    memcpy(g.chunk + CHUNK_HEADER, &os_names[os_names_written], count * sizeof(os_name_t));
+    write_chunk(g.chunk, GT_CHUNK_OS_NAMES, count, count * (uint32_t)sizeof(os_name_t));
+    os_names_written = last;
+}
+
 static void drain_locations(void)
 {
     uint32_t count;
@@ -408,6 +447,7 @@ static void *writer_main(void *arg)
         last_tail = tail;
         if (now >= next_flush || tail - g.head > (g.mask + 1) / 4 || g.nsamples == SAMPLES_MAX) {
             drain_locations();  /* before the events that refer to them */
+            drain_os_names();
             drain_events();
             flush_samples();
             next_flush = now + flush_period;
@@ -416,6 +456,7 @@ static void *writer_main(void *arg)
     }
     pthread_mutex_unlock(&g.wake_mu);
     drain_locations();
+    drain_os_names();
     drain_events();
     flush_samples();
     return NULL;
@@ -496,6 +537,7 @@ static int prepare_buffers(uint64_t capacity, char *err, size_t errlen)
     g.events_written = g.samples_written = g.chunks_written = 0;
     g.write_errno = 0;
     g.nsamples = 0;
+    os_names_published = os_names_written = 0;
     gt_locations_reset();
     return 0;
 }

@@ -5,6 +5,9 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 
+#include <sys/syscall.h>
+#include <unistd.h>
+
 #include "gt_internal.h"
 
 uint64_t gt_test_spin_ns(uint64_t ns)
@@ -26,3 +29,27 @@ void gt_test_hold_gil_ns(uint64_t ns)
 
 /* A GIL drop + take round trip and nothing else. */
 void gt_test_noop(void) {}
+
+/* A thread created in C, named at the OS level, that takes the GIL with
+ * PyGILState_Ensure (as C extensions' own threads do), holds it `ns`, and
+ * ends; joined before returning.  Returns its tid. */
+static void *c_thread_main(void *arg)
+{
+    uint64_t ns = *(uint64_t *)arg;
+    pthread_setname_np(pthread_self(), "gt-cthread");
+    PyGILState_STATE st = PyGILState_Ensure();
+    gt_test_spin_ns(ns);
+    PyGILState_Release(st);
+    *(uint64_t *)arg = (uint64_t)syscall(SYS_gettid);
+    return NULL;
+}
+
+uint32_t gt_test_c_thread(uint64_t ns)
+{
+    pthread_t th;
+    uint64_t arg = ns;
+    if (pthread_create(&th, NULL, c_thread_main, &arg) != 0)
+        return 0;
+    pthread_join(th, NULL);
+    return (uint32_t)arg;
+}

@@ -38,6 +38,7 @@ CHUNK_START = 3
 CHUNK_THREADS = 4
 CHUNK_FOOTER = 5
 CHUNK_LOCATIONS = 6
+CHUNK_OS_NAMES = 7
 LOCATION_HEAD = struct.Struct("<IiHH")
 
 # Record layouts (numpy dtype specs), identical to gt_event / gt_sample.
@@ -81,6 +82,7 @@ class RawTrace:
     events: "np.ndarray"
     samples: "np.ndarray"
     locations: Dict[int, tuple] = field(default_factory=dict)  # id -> (file, function, line)
+    os_names: Dict[int, str] = field(default_factory=dict)     # tid -> OS thread name
     complete: bool = True
     problem: str = ""  # why the file is incomplete, if it is
     extra: Dict[str, Any] = field(default_factory=dict)
@@ -146,6 +148,12 @@ def read(path: str) -> RawTrace:
             raw.footer = _json(bytes(payload), "footer")
         elif kind == CHUNK_LOCATIONS:
             _read_locations(bytes(payload), count, raw.locations, path, off)
+        elif kind == CHUNK_OS_NAMES:
+            if plen != 20 * count:
+                raise TraceFormatError("%s is corrupt: bad thread-names chunk at byte %d" % (path, off))
+            for i in range(count):
+                tid, name = struct.unpack_from("<I16s", payload, 20 * i)
+                raw.os_names[tid] = name.split(b"\0", 1)[0].decode("utf-8", "replace")
         # Unknown kinds are skipped: newer writers may add chunk kinds.
         off = body_start + plen
     if events:

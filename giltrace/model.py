@@ -1,9 +1,10 @@
 """``Trace``: the one data model.  Renderers and analyses are functions of it."""
 from __future__ import annotations
 
+import os
 import warnings
 from functools import cached_property
-from typing import Any, Dict, Optional
+from typing import Any, Dict, List, Optional
 
 import numpy as np
 import pandas as pd
@@ -25,7 +26,9 @@ class Trace:
     def __init__(self, raw: fileformat.RawTrace, path: Optional[str] = None):
         self.path = path
         self._raw = raw
-        self.names: Dict[int, str] = analysis.names_from_records(raw.threads)
+        # Python's names win; the OS name covers threads Python never named (C threads).
+        self.names: Dict[int, str] = dict(raw.os_names)
+        self.names.update(analysis.names_from_records(raw.threads))
 
     @property
     def complete(self) -> bool:
@@ -114,6 +117,25 @@ class Trace:
     def stuck_holders(self, factor: float = 2.0) -> pd.DataFrame:
         """The sampler's view of the same: runs of samples with a stuck holder."""
         return analysis.stuck_samples(self._raw.samples, self.switch_interval_ns, factor)
+
+    def children(self) -> "List[Trace]":
+        """Traces of the child processes (``giltrace run --subprocesses``), by start time."""
+        import glob
+
+        template = self.meta.get("children_template")
+        if not template:
+            return []
+        out = []
+        for path in sorted(glob.glob(template.replace("%p", "*"))):
+            if os.path.abspath(path) == os.path.abspath(self.path or ""):
+                continue
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", IncompleteTraceWarning)
+                    out.append(load(path))
+            except Exception:  # a child killed before its header: skip it
+                continue
+        return sorted(out, key=lambda t: t.meta.get("start_time_unix", 0))
 
     def diagnose(self):
         """Why threads starve: facts, culprits with code locations, suggestions (a Diagnosis)."""

@@ -45,6 +45,7 @@ class Tracer:
         buffer_events: int = DEFAULT_BUFFER_EVENTS,
         flush_period_ms: float = DEFAULT_FLUSH_PERIOD_MS,
         locations: bool = True,
+        follow_children: Optional[str] = None,
     ):
         if sample_period_ms < 0 or flush_period_ms <= 0 or buffer_events <= 0:
             raise ValueError("sample_period_ms must be >= 0, flush_period_ms and buffer_events > 0")
@@ -53,6 +54,9 @@ class Tracer:
         self.buffer_events = int(buffer_events)
         self.flush_period_ms = float(flush_period_ms)
         self.locations = bool(locations)
+        # A path template (see autostart.path_for): forked children trace into
+        # their own file, and the trace is finalised even by os._exit.
+        self.follow_children = follow_children
         self.result = None  # the Trace, once stopped
         self.stats: Dict[str, Any] = {}
         self._fd = -1
@@ -99,6 +103,8 @@ class Tracer:
             _active = self
             _install_process_hooks()
             _thread_hook.install(self._on_thread_start)
+            if self.follow_children:
+                _exit_hook.install()
             self._write_json(fileformat.CHUNK_START, self._start_record(ffi, lib))
             self._write_json(fileformat.CHUNK_THREADS, self._name_records())
         return self
@@ -115,6 +121,7 @@ class Tracer:
             self._running = False
             _active = None
             _thread_hook.uninstall()
+            _exit_hook.uninstall()
             for t in threading.enumerate():  # final names: renames after start
                 if t.native_id is not None:
                     self._names[t.native_id] = t.name
@@ -223,6 +230,7 @@ class Tracer:
             "flush_period_ns": int(self.flush_period_ms * 1e6),
             "buffer_events": self.buffer_events,
             "locations": self.locations,
+            "children_template": self.follow_children,
             "start_time_unix": time.time(),
         }
 
@@ -292,10 +300,12 @@ def _at_exit() -> None:
 
 def _after_fork_in_child() -> None:
     # C has already unhooked and forgotten the trace (pthread_atfork); the
-    # child runs untraced and must not touch the parent's file.
+    # child must not touch the parent's file.  It runs untraced, unless the
+    # parent's trace follows children: then it starts its own trace.
     global _active, _lock
     _lock = threading.Lock()
     tracer = _active
+    follow = tracer.follow_children if tracer is not None else None
     if tracer is not None:
         tracer._running = False
         tracer._fd_lock = threading.Lock()
@@ -306,6 +316,14 @@ def _after_fork_in_child() -> None:
         tracer.path = None
         _active = None
     _thread_hook.uninstall()
+    _exit_hook.uninstall()
+    if follow:
+        from .autostart import path_for
+
+        try:
+            Tracer(path_for(follow, os.getpid()), follow_children=follow).start()
+        except Exception as exc:  # never break the child
+            sys.stderr.write("giltrace: the forked child %d is not traced: %s\n" % (os.getpid(), exc))
 
 
 def _install_process_hooks() -> None:
@@ -352,3 +370,36 @@ class _ThreadStartHook:
 
 
 _thread_hook = _ThreadStartHook()
+
+
+class _ExitHook:
+    """While a trace follows children, ``os._exit`` (how multiprocessing
+    workers end, skipping atexit) first finalises the trace file."""
+
+    def __init__(self) -> None:
+        self._original = None
+
+    def install(self) -> None:
+        if self._original is not None:
+            return
+        original = os._exit
+
+        def _exit(status: int) -> None:
+            tracer = _active
+            if tracer is not None:
+                try:
+                    tracer.stop(load=False)
+                except Exception:
+                    pass
+            original(status)
+
+        self._original = original
+        os._exit = _exit
+
+    def uninstall(self) -> None:
+        if self._original is not None:
+            os._exit = self._original
+            self._original = None
+
+
+_exit_hook = _ExitHook()

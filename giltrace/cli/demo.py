@@ -45,8 +45,8 @@ def run(args: argparse.Namespace) -> int:
     from ..render.text import summary
     from ..tracer import Tracer
 
-    if args.seconds <= 0 or args.cpu_threads < 0:
-        raise UsageError("--seconds must be > 0 and --cpu-threads >= 0")
+    if args.seconds < 0.7 or args.cpu_threads < 0:
+        raise UsageError("--seconds must be at least 0.7 and --cpu-threads >= 0")
 
     def phase(cpu_threads: int, tracer=None) -> float:
         stop, ops = threading.Event(), [0]
@@ -74,5 +74,15 @@ def run(args: argparse.Namespace) -> int:
     if io["waits"]:
         print("It waited for the GIL %d times, %.2f ms on average (switch interval %.1f ms): %.0f%% of its time."
               % (io["waits"], 1e3 * io["mean_wait_s"], 1e3 * trace.meta["switch_interval_s"], 100 * io["wait_share"]))
-    print("Trace written to %s; try: giltrace summary %s" % (args.output, args.output))
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from ..render.timeline import plot_timeline
+
+    image = os.path.splitext(args.output)[0] + ".png"
+    fig, _ = plot_timeline(trace, start_s=0.5, end_s=0.6)  # 100 ms: a few switch intervals
+    fig.savefig(image)
+    print("Trace written to %s, timeline of 0.5-0.6 s in %s." % (args.output, image))
+    print("Next: giltrace summary %s; giltrace report %s; giltrace timeline %s --start 0 --end 0.05"
+          % (args.output, args.output, args.output))
     return 0

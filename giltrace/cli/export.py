@@ -17,7 +17,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--format", choices=["chrome", "csv"], default="chrome", help="chrome (Trace Event JSON, default) or csv")
     p.add_argument("-o", "--output", metavar="FILE", help="output file (default: TRACE.json / TRACE.csv)")
     p.add_argument("--clock", choices=["monotonic", "epoch"], default="monotonic",
-                   help="chrome timestamps: CLOCK_MONOTONIC us (default, as VizTracer) or Unix-epoch us")
+                   help="chrome timestamps: CLOCK_MONOTONIC us (default, as VizTracer on Linux) or Unix-epoch us")
+    p.add_argument("--merge", metavar="JSON", help="add the GIL tracks to this Chrome/VizTracer trace of the same run "
+                                                    "(its clock is detected) and write the combination")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -32,10 +34,20 @@ def run(args: argparse.Namespace) -> int:
         warnings.simplefilter("ignore", IncompleteTraceWarning)
         trace = load(args.trace)
     tmp = output + ".tmp"  # never leave a half-written file under the real name
+    if args.merge and args.format != "chrome":
+        raise UsageError("--merge works with --format chrome only")
     if args.format == "chrome":
-        from ..render.chrome import chrome_events
+        from ..render.chrome import chrome_events, merge_into
 
-        doc = chrome_events(trace, clock=args.clock)
+        if args.merge:
+            try:
+                with open(args.merge) as f:
+                    other = json.load(f)
+            except (OSError, ValueError) as exc:
+                raise UsageError("cannot read %s as Chrome trace JSON: %s" % (args.merge, exc)) from None
+            doc = merge_into(other, trace)
+        else:
+            doc = chrome_events(trace, clock=args.clock)
         with open(tmp, "w") as f:
             json.dump(doc, f, separators=(",", ":"))
         n = len(doc["traceEvents"])

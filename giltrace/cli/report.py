@@ -1,4 +1,5 @@
-"""``giltrace report TRACE [-o report.html]``: a self-contained HTML report."""
+"""``giltrace report TRACE_OR_DIR [-o report.html]``: a self-contained HTML report
+of one trace, or of a ``giltrace bench --trace`` output directory."""
 from __future__ import annotations
 
 import argparse
@@ -12,17 +13,24 @@ HELP = "write a self-contained HTML report (tables, timeline, wait latencies, bl
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("source", help="a .gtr trace file")
+    p.add_argument("source", help="a .gtr trace file, or a giltrace bench output directory")
     p.add_argument("-o", "--output", metavar="FILE", help="HTML file (default: SOURCE.html); PNGs are written beside it")
 
 
 def run(args: argparse.Namespace) -> int:
     if os.path.isdir(args.source):
-        raise UsageError("%s is a directory: reports of `giltrace bench` output directories are not available yet" % args.source)
-    output = args.output or os.path.splitext(args.source)[0] + ".html"
+        output = args.output or os.path.join(args.source, "report.html")
+    else:
+        output = args.output or os.path.splitext(args.source)[0] + ".html"
     out_dir = os.path.dirname(os.path.abspath(output))
     if not os.path.isdir(out_dir):
         raise UsageError("cannot write %s: directory %s does not exist" % (output, out_dir))
+    if os.path.isdir(args.source):
+        from ..render.bench_report import bench_report
+
+        for path in bench_report(args.source, output):
+            print("wrote %s" % path)
+        return 0
     from ..model import IncompleteTraceWarning, load
     from ..render.html import trace_report
 

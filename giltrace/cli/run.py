@@ -14,6 +14,7 @@ import runpy
 import sys
 from typing import List, Tuple
 
+from ..autostart import ENV
 from ..errors import UsageError
 
 NAME = "run"
@@ -24,6 +25,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("-o", "--output", metavar="FILE", help="trace file to write (default: ./<program>.gtr)")
     p.add_argument("-m", dest="module", metavar="MODULE", help="run a library module as a script, like python -m")
     p.add_argument("-q", "--quiet", action="store_true", help="don't print where the trace went")
+    p.add_argument("--subprocesses", action="store_true",
+                   help="also trace child processes (multiprocessing fork/spawn/forkserver, ProcessPoolExecutor, "
+                        "any python started with this environment): one file each, FILE with .<pid> before the extension")
     p.add_argument("--sample-period-ms", type=float, default=1.0, help="GIL sampler period (0 disables; default 1)")
     p.add_argument("--buffer-events", type=int, default=1 << 19, help="event ring capacity (default 524288)")
     p.add_argument("argv", nargs=argparse.REMAINDER, metavar="script.py [args...]", help="the program and its arguments")
@@ -84,7 +88,13 @@ def _report(tracer, quiet: bool) -> None:
             return
         s = tracer.stats
         lost = " (%d events LOST: use --buffer-events)" % s["events_lost"] if s["events_lost"] else ""
-        sys.stderr.write("giltrace: %d GIL events written to %s%s\n" % (s["events_written"], tracer.path, lost))
+        children = ""
+        if tracer.follow_children:
+            import glob
+
+            n = len(glob.glob(tracer.follow_children.replace("%p", "*")))
+            children = ", and %d child process trace%s (%s)" % (n, "" if n == 1 else "s", os.path.basename(tracer.follow_children).replace("%p", "*"))
+        sys.stderr.write("giltrace: %d GIL events written to %s%s%s\n" % (s["events_written"], tracer.path, lost, children))
 
     # atexit is LIFO: registered before the trace starts (and registers its
     # own exit hook), this runs after the trace has been finalised.
@@ -108,7 +118,12 @@ def run(args: argparse.Namespace) -> int:
 
     argv: List[str] = list(args.program)
     launcher = os.path.abspath(sys.argv[0]) if sys.argv and sys.argv[0] else ""
-    tracer = Tracer(output, sample_period_ms=args.sample_period_ms, buffer_events=args.buffer_events)
+    follow = None
+    if args.subprocesses:
+        stem, ext = os.path.splitext(os.path.abspath(output))
+        follow = stem + ".%p" + (ext or ".gtr")
+        os.environ[ENV] = follow  # spawned interpreters start their own trace (giltrace-autostart.pth)
+    tracer = Tracer(output, sample_period_ms=args.sample_period_ms, buffer_events=args.buffer_events, follow_children=follow)
     _report(tracer, args.quiet)
 
     if args.module:

@@ -20,4 +20,11 @@ def run(args: argparse.Namespace) -> int:
         warnings.simplefilter("ignore", IncompleteTraceWarning)  # summary prints it itself
         trace = load(args.trace)
     print(summary(trace))
+    children = trace.children()
+    if children:
+        from ..render.text import processes
+
+        print()
+        print("Processes (each has its own GIL; summarise one with: giltrace summary FILE):")
+        print(processes(trace, children))
     return 0

@@ -53,3 +53,26 @@ def chrome_events(trace, clock: str = "monotonic") -> Dict[str, Any]:
         "otherData": {"source": "giltrace", "clock": clock, "switch_interval_s": meta.get("switch_interval_s"),
                       "events_lost": meta.get("events_lost"), "complete": meta.get("complete")},
     }
+
+
+def guess_clock(doc: Dict[str, Any]) -> str:
+    """Which clock another Chrome trace uses: Unix-epoch microseconds are
+    ~1.7e15 today, CLOCK_MONOTONIC microseconds (time since boot) far less."""
+    events = doc.get("traceEvents", []) if isinstance(doc, dict) else doc
+    ts = sorted(e["ts"] for e in events if isinstance(e, dict) and isinstance(e.get("ts"), (int, float)))
+    if not ts:
+        return "monotonic"
+    return "epoch" if ts[len(ts) // 2] > 1e14 else "monotonic"
+
+
+def merge_into(other: Dict[str, Any], trace) -> Dict[str, Any]:
+    """Add the GIL tracks to another Chrome trace of the same run (e.g. a
+    VizTracer report), on that trace's clock; same pid/tid conventions."""
+    if isinstance(other, list):  # the JSON array form of the format
+        other = {"traceEvents": other}
+    ours = chrome_events(trace, clock=guess_clock(other))
+    known = {(e.get("pid"), e.get("tid"), e.get("name")) for e in other.get("traceEvents", []) if e.get("ph") == "M"}
+    merged = [e for e in ours["traceEvents"] if e["ph"] != "M" or (e["pid"], e["tid"], e["name"]) not in known]
+    other = dict(other)
+    other["traceEvents"] = list(other.get("traceEvents", [])) + merged
+    return other

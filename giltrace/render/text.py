@@ -1,6 +1,7 @@
 """Plain-text rendering of a trace: the header lines and the per-thread table."""
 from __future__ import annotations
 
+import os
 from typing import List, Sequence
 
 import pandas as pd
@@ -90,6 +91,19 @@ def summary(trace) -> str:
     lines.append("")
     lines.append(diagnosis(d))
     return "\n".join(lines)
+
+
+def processes(main, children) -> str:
+    """One line per process of a --subprocesses run: each has its own GIL."""
+    rows = []
+    for t in [main] + list(children):
+        th = t.threads()
+        worst = th.sort_values("wait_share", ascending=False).head(1)
+        rows.append([str(t.meta.get("pid", "?")), os.path.basename(t.path or ""), "%.3f" % t.meta["duration_s"],
+                     str(len(th)), str(t.switches()),
+                     "%s %.1f%%" % (worst["name"].iloc[0], 100 * worst["wait_share"].iloc[0]) if len(worst) else "-",
+                     "" if t.complete else "incomplete"])
+    return table(["pid", "trace", "seconds", "threads", "switches", "most waiting thread", ""], rows, "llrrrll")
 
 
 def _cpus(cpus: Sequence[int]) -> str:

@@ -100,8 +100,9 @@ def test_timeline_of_a_real_run_is_a_real_picture(native, tmp_path):
     import matplotlib.image as mpimg
     import numpy as np
 
-    res = giltrace_cli("demo", "--seconds", "0.3", "-o", "d.gtr", cwd=tmp_path)
+    res = giltrace_cli("demo", "--seconds", "0.7", "-o", "d.gtr", cwd=tmp_path)
     assert res.returncode == 0, res.stderr
+    assert (tmp_path / "d.png").exists()  # the demo draws its own timeline
     out = giltrace_cli("timeline", "d.gtr", "-o", "d.png", cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     assert out.stdout.startswith("wrote d.png")
@@ -119,7 +120,7 @@ def test_timeline_of_a_real_run_is_a_real_picture(native, tmp_path):
 def test_export_and_report_of_a_real_run(native, tmp_path):
     import json
 
-    res = giltrace_cli("demo", "--seconds", "0.3", "-o", "d.gtr", cwd=tmp_path)
+    res = giltrace_cli("demo", "--seconds", "0.7", "-o", "d.gtr", cwd=tmp_path)
     assert res.returncode == 0, res.stderr
     out = giltrace_cli("export", "d.gtr", "-o", "d.json", cwd=tmp_path)
     assert out.returncode == 0, out.stderr

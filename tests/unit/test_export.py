@@ -43,3 +43,18 @@ def test_csv(trace, tmp_path):  # noqa: F811
     lines = (tmp_path / "i.csv").read_text().splitlines()
     assert lines[0] == "tid,thread,state,start_ns,end_ns,duration_ns,location"
     assert len(lines) == n + 1 and "8,thread-8,wait,2000,4000,2000," in lines
+
+
+def test_merge_into_another_trace_on_its_clock(trace):  # noqa: F811
+    from giltrace.render.chrome import guess_clock, merge_into
+
+    viz = {"traceEvents": [{"ph": "X", "name": "f", "pid": 1, "tid": 7, "ts": 1.0, "dur": 5.0},
+                           {"ph": "M", "name": "thread_name", "pid": 1, "tid": 7, "args": {"name": "worker"}}]}
+    assert guess_clock(viz) == "monotonic"
+    merged = merge_into(viz, trace)
+    assert merged["traceEvents"][:2] == viz["traceEvents"]
+    assert any(e["name"] == "hold GIL" for e in merged["traceEvents"])
+    epoch = {"traceEvents": [{"ph": "X", "name": "f", "pid": 1, "tid": 7, "ts": 1.7e15, "dur": 5.0}]}
+    assert guess_clock(epoch) == "epoch"
+    holds = [e for e in merge_into(epoch, trace)["traceEvents"] if e["name"] == "hold GIL"]
+    assert holds[0]["ts"] > 1e15

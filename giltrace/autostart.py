@@ -1,0 +1,50 @@
+"""Trace a program started by someone else's launcher (gunicorn, pytest, a
+service manager) without changing it:
+
+    GILTRACE=/tmp/app.gtr gunicorn app:wsgi        # one file per process: /tmp/app.<pid>.gtr
+
+Installing giltrace puts ``giltrace-autostart.pth`` in site-packages; at
+start-up every interpreter of that environment runs its one line, which
+costs a dictionary lookup when GILTRACE is unset and otherwise calls
+:func:`start_from_environment`.  ``%p`` in the path is replaced by the pid;
+without it, ``.<pid>`` is inserted before the extension, so processes never
+share a file.  Traces started this way follow the process's children:
+forked children start their own trace, spawned ones inherit GILTRACE, and
+each trace is finalised at exit, ``os._exit`` included (multiprocessing
+workers end with it).
+"""
+from __future__ import annotations
+
+import os
+import sys
+from typing import Optional
+
+ENV = "GILTRACE"
+
+
+def path_for(template: str, pid: int) -> str:
+    """The trace file of process ``pid`` for a GILTRACE / --subprocesses template."""
+    if "%p" in template:
+        return template.replace("%p", str(pid))
+    stem, ext = os.path.splitext(template)
+    return "%s.%d%s" % (stem, pid, ext or ".gtr")
+
+
+def start_from_environment():
+    """Start a trace if GILTRACE is set; never raise (this runs at start-up)."""
+    template = os.environ.get(ENV)
+    if not template:
+        return None
+    try:
+        from .tracer import Tracer, active
+
+        if active() is not None:
+            return None
+        return Tracer(path_for(template, os.getpid()), follow_children=template).start()
+    except Exception as exc:  # a broken trace must not break the program
+        sys.stderr.write("giltrace: GILTRACE=%s is set but this process is not traced: %s\n" % (template, exc))
+        return None
+
+
+def _main() -> Optional[object]:
+    return start_from_environment()

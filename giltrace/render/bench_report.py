@@ -1,0 +1,132 @@
+"""HTML report of a ``giltrace bench --trace`` output directory: each
+workload's wall-clock table in the study's layout, its GIL contention table,
+and for every threaded cell that was traced, its timeline and wait-latency
+distribution beside the cell's serial / thread / procs times."""
+from __future__ import annotations
+
+import dataclasses
+import html
+import json
+import os
+import warnings
+from typing import Any, Dict, List, Optional
+
+import pandas as pd
+
+from .html import CSS, img_tag, png
+
+
+def _load_results(out_dir: str) -> Dict[str, Any]:
+    from ..errors import UsageError
+
+    path = os.path.join(out_dir, "results.json")
+    if not os.path.isfile(path):
+        raise UsageError("%s is not a giltrace bench output directory (no results.json)" % out_dir)
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except ValueError:
+        raise UsageError("%s is corrupt" % path) from None
+
+
+def _cell_time(table: pd.DataFrame, workload: str, python: str, cores: int, n: int, mode: str) -> str:
+    r = table[(table["workload"] == workload) & (table["python"] == python) & (table["cores"] == cores)
+              & (table["n"] == n) & (table["mode"] == mode)]
+    if r.empty or r.iloc[0]["status"] != "ok":
+        return "–"
+    return "%.2f s" % r.iloc[0]["wall_median"]
+
+
+def _figures(trace) -> Dict[str, bytes]:
+    from .latency import plot_wait_cdf
+    from .timeline import plot_timeline
+
+    fig, _ = plot_timeline(trace, width_px=1100, title="GIL timeline")
+    return {"timeline": png(fig), "waits": png(plot_wait_cdf(trace, title="contended waits")[0])}
+
+
+def bench_report(out_dir: str, out_html: str) -> List[str]:
+    """Write the report and its PNGs (in ``<out_html stem>-files/``); return the paths written."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from ..experiments import tables
+    from ..experiments.config import BenchConfig
+    from ..experiments.runner import titles
+    from ..model import IncompleteTraceWarning, load
+
+    doc = _load_results(out_dir)
+    fields = {f.name for f in dataclasses.fields(BenchConfig)}
+    config = BenchConfig(**{k: v for k, v in doc["config"].items() if k in fields})
+    table = pd.DataFrame(doc["table"])
+    runs = pd.DataFrame(doc["runs"])
+    labels = list(dict.fromkeys(runs["python"])) if len(runs) else []
+    heading = titles(config)
+    files_dir = os.path.splitext(out_html)[0] + "-files"
+    os.makedirs(files_dir, exist_ok=True)
+    written: List[str] = []
+
+    m = doc.get("machine", {})
+    parts = ["<!doctype html><html><head><meta charset='utf-8'><title>giltrace bench report</title><style>%s"
+             "pre{font-size:.85em;background:#fafafa;padding:.6em;overflow-x:auto}"
+             ".cell{display:flex;gap:1em;align-items:flex-start;margin:1em 0}.cell img{width:49%%}</style></head><body>" % CSS,
+             "<h1>Threading experiments: %s</h1>" % html.escape(out_dir),
+             "<p>%s</p>" % html.escape("; ".join("%s: %s" % (k, m[k]) for k in ("date", "cpu_model", "usable_cpus", "kernel") if k in m))]
+    for msg in doc.get("messages", []):
+        parts.append("<p class='note'>%s</p>" % html.escape(msg))
+
+    for workload in config.workloads:
+        latency = workload in config.latency_workloads
+        parts.append("<h2>%s</h2>" % html.escape(heading.get(workload, workload)))
+        if latency:
+            text = tables.latency_table(table, workload, labels, config.cores, config.competitors, traced=config.trace)
+        else:
+            text = tables.grid_table(table, workload, labels, config.cores, config.ns, config.modes, show_range=config.repeat > 1)
+        parts.append("<pre>%s</pre>" % html.escape(text))
+        if config.trace and not latency:
+            figures = tables.contention_table(table, workload, labels, config.cores, config.ns, config.modes)
+            if figures:
+                parts.append("<p>GIL contention per cell (medians over repeats):</p><pre>%s</pre>" % html.escape(figures))
+        cells = runs[(runs["workload"] == workload) & (runs["mode"] == "thread") & (runs["repeat"] == 1)
+                     & runs["trace_files"].fillna("").astype(str).str.len().gt(0)]
+        for _, r in cells.iterrows():
+            path = os.path.join(out_dir, str(r["trace_files"]).split(",")[0])
+            if not os.path.isfile(path):
+                continue
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", IncompleteTraceWarning)
+                trace = load(path)
+            if latency:
+                caption = "python %s · %d core%s · I/O thread beside %d CPU thread%s: p50 %.3f ms, %.0f ops/s (alone: %s)" % (
+                    r["python"], r["cores"], "" if r["cores"] == 1 else "s", r["n"], "" if r["n"] == 1 else "s",
+                    r["lat_p50_ms"], r["ops_per_s"], _latency_alone(runs, r))
+            else:
+                caption = "python %s · %d core%s · N=%d: serial %s · thread %s · procs %s" % (
+                    r["python"], r["cores"], "" if r["cores"] == 1 else "s", r["n"],
+                    _cell_time(table, workload, r["python"], r["cores"], r["n"], "serial"),
+                    _cell_time(table, workload, r["python"], r["cores"], r["n"], "thread"),
+                    _cell_time(table, workload, r["python"], r["cores"], r["n"], "procs"))
+            if pd.notna(r.get("gil_wait_share")):
+                caption += " · threads waited %.0f%% of the time for the GIL, %.0f switches/s" % (
+                    100 * r["gil_wait_share"], r["switches_per_s"] if pd.notna(r["switches_per_s"]) else 0)
+            images = _figures(trace)
+            stem = os.path.splitext(os.path.basename(path))[0]
+            for name, data in images.items():
+                p = os.path.join(files_dir, "%s-%s.png" % (stem, name))
+                with open(p, "wb") as f:
+                    f.write(data)
+                written.append(p)
+            parts.append("<h3>%s</h3><div class='cell'>%s%s</div>" % (
+                html.escape(caption), img_tag(images["timeline"], "timeline " + stem), img_tag(images["waits"], "waits " + stem)))
+    parts.append("</body></html>")
+    with open(out_html, "w") as f:
+        f.write("\n".join(parts))
+    return [out_html] + written
+
+
+def _latency_alone(runs: pd.DataFrame, r: Any) -> Optional[str]:
+    alone = runs[(runs["workload"] == r["workload"]) & (runs["python"] == r["python"]) & (runs["cores"] == r["cores"])
+                 & (runs["mode"] == "alone")]
+    if alone.empty:
+        return "–"
+    return "p50 %.3f ms, %.0f ops/s" % (alone["lat_p50_ms"].median(), alone["ops_per_s"].median())
