@@ -51,6 +51,10 @@ def main():
         print("%-22s %10.0f %10.3f %10.3f %12.1f %14.3f %16s" % (
             "with CPU thread" if cpu else "alone", c["rps"], c["p50_ms"], c["p99_ms"], n, w,
             "%.2f / %.2f" % (cont.quantile(0.5), cont.quantile(0.99)) if len(cont) else "-"))
+    (_, alone, _, _, _, _), (_, busy, wait_busy, _, _, _) = rows
+    print()
+    print("The CPU thread added %.3f ms to the median request (%.3f -> %.3f ms); the trace shows each request's "
+          "thread waiting %.3f ms for the GIL on average." % (busy["p50_ms"] - alone["p50_ms"], alone["p50_ms"], busy["p50_ms"], wait_busy))
     cpu_trace = rows[1][5]
     print()
     print("giltrace summary %s (diagnosis):" % cpu_trace.path)

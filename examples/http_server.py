@@ -15,6 +15,8 @@ BODY = b"x" * 512
 
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # no 40 ms delayed-ACK stalls between small writes
+    wbufsize = 1 << 16              # headers and body leave in one send (flushed per request)
 
     def do_GET(self):
         self.send_response(200)

@@ -194,17 +194,28 @@ def thread_table(
 
 
 def long_holds(spans: pd.DataFrame, events: pd.DataFrame, switch_interval_ns: int, factor: float = 2.0) -> pd.DataFrame:
-    """Holds that lasted more than ``factor`` switch intervals while another
-    thread asked for the GIL (a drop request was raised during the hold):
-    a holder that did not let go, e.g. C code that keeps the GIL."""
+    """Holds during which another thread waited more than ``factor`` switch
+    intervals: a holder that did not let go when asked (C code that keeps
+    the GIL, a stuck eval loop).  A long hold nobody waited for is fine, and
+    so is one whose waiter got the GIL one interval after asking.
+    Adds ``waited_ns`` (the longest any other thread waited within the hold)
+    and ``drop_requests`` (raised during it)."""
     holds = spans[(spans["state"] == "hold") & (spans["duration_ns"] > factor * switch_interval_ns)]
-    if holds.empty:
-        return holds.assign(drop_requests=pd.Series(dtype=np.int64))
+    waits = spans[spans["state"] == "wait"].sort_values("start_ns", kind="stable")
+    ws, we, wt = waits["start_ns"].to_numpy(), waits["end_ns"].to_numpy(), waits["tid"].to_numpy()
+    longest_wait = int(waits["duration_ns"].max()) if len(waits) else 0
+    waited = np.zeros(len(holds), np.int64)
+    for i, (hs, he, tid) in enumerate(zip(holds["start_ns"].to_numpy(), holds["end_ns"].to_numpy(), holds["tid"].to_numpy())):
+        lo, hi = np.searchsorted(ws, hs - longest_wait), np.searchsorted(ws, he)  # only waits that can overlap
+        overlap = np.minimum(we[lo:hi], he) - np.maximum(ws[lo:hi], hs)
+        overlap = overlap[wt[lo:hi] != tid]
+        waited[i] = overlap.max() if len(overlap) else 0
     drops = np.sort(events[events["kind"] == "drop_request"]["time_ns"].to_numpy())
-    lo = np.searchsorted(drops, holds["start_ns"].to_numpy(), side="left")
-    hi = np.searchsorted(drops, holds["end_ns"].to_numpy(), side="right")
-    out = holds.assign(drop_requests=hi - lo)
-    return out[out["drop_requests"] > 0].reset_index(drop=True)
+    out = holds.assign(
+        waited_ns=waited,
+        drop_requests=np.searchsorted(drops, holds["end_ns"].to_numpy(), side="right") - np.searchsorted(drops, holds["start_ns"].to_numpy(), side="left"),
+    )
+    return out[out["waited_ns"] > factor * switch_interval_ns].reset_index(drop=True)
 
 
 def stuck_samples(samples: np.ndarray, switch_interval_ns: int, factor: float = 2.0) -> pd.DataFrame:

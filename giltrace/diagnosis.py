@@ -16,9 +16,13 @@ import pandas as pd
 
 from .analysis import coverage
 
-STARVING_WAIT_SHARE = 0.2  # waits at least this share of its life ...
-STARVING_MIN_WAITS = 5     # ... over at least this many contended waits ...
-# ... and releases the GIL only briefly (median release shorter than a switch interval).
+# A thread starves when, of the time it spends with the GIL (waiting for it or
+# holding it), at least STARVING_WAIT_SHARE is waiting, over at least
+# STARVING_MIN_WAITS contended waits whose median is a sizeable part of a
+# switch interval: it releases the GIL (I/O, sleep) and then queues to get it back.
+STARVING_WAIT_SHARE = 0.5
+STARVING_MIN_WAITS = 5
+STARVING_MIN_P50 = 0.2  # of the switch interval
 
 
 @dataclass
@@ -29,7 +33,8 @@ class Diagnosis:
     starving: pd.DataFrame       # threads that starve, with their reacquisition latency
     culprits: pd.DataFrame       # waiter, holder, blamed_s, share
     culprit_sites: pd.DataFrame  # waiter, holder, location, blamed_s, share
-    long_holds: pd.DataFrame     # holder, start_s, duration_ms, drop_requests, location
+    waiting_sites: pd.DataFrame  # waiter, location (where it released the GIL before waiting), wait_s, share, waits
+    long_holds: pd.DataFrame     # holder, start_s, duration_ms, waited_ms, drop_requests, location
     suggestions: List[str] = field(default_factory=list)
 
 
@@ -74,15 +79,17 @@ def _release_gaps(spans: pd.DataFrame) -> pd.Series:
 def diagnose(trace, top: int = 5) -> Diagnosis:
     si = float(trace.meta.get("switch_interval_s", 0.005))
     lat = thread_latency(trace)
-    starving = lat[(lat["wait_share"] >= STARVING_WAIT_SHARE) & (lat["waits"] >= STARVING_MIN_WAITS)
-                   & (lat["release_p50_ms"] <= 1e3 * si)].copy()
+    gil_time = lat["wait_s"] + lat["hold_s"]
+    lat["wait_vs_gil_time"] = np.where(gil_time > 0, lat["wait_s"] / gil_time.where(gil_time > 0, 1), 0.0)
+    starving = lat[(lat["wait_vs_gil_time"] >= STARVING_WAIT_SHARE) & (lat["waits"] >= STARVING_MIN_WAITS)
+                   & (lat["wait_p50_ms"] >= STARVING_MIN_P50 * 1e3 * si)].copy()
     starving["p50_vs_switch_interval"] = starving["wait_p50_ms"] / (1e3 * si)
     starving = starving.sort_values("wait_s", ascending=False)
 
     spans = trace.intervals()
     blame = trace.blame()
     names = trace.names
-    culprit_rows, site_rows = [], []
+    culprit_rows, site_rows, waiting_rows = [], [], []
     holds = spans[spans["state"] == "hold"]
     for waiter in starving.index:
         total = float(blame.loc[waiter].sum()) if waiter in blame.index else 0.0
@@ -94,39 +101,61 @@ def diagnose(trace, top: int = 5) -> Diagnosis:
             culprit_rows.append({"waiter": names.get(int(waiter), str(waiter)), "waiter_tid": int(waiter),
                                  "holder": "nobody (hand-off)" if holder == "nobody" else names.get(int(holder), str(holder)),
                                  "holder_tid": -1 if holder == "nobody" else int(holder), "blamed_s": float(secs), "share": float(secs) / total})
+        # Where the waiter was: the line that released the GIL (I/O, sleep) before each wait.
+        mine = spans[(spans["state"] == "wait") & (spans["tid"] == waiter)]
+        labels = mine["location"].map(_labeller(trace))  # several offsets of one line are one site
+        own = mine["duration_ns"].groupby(labels).agg(["sum", "size"]).sort_values("sum", ascending=False).head(top)
+        for label, r in own.iterrows():
+            waiting_rows.append({"waiter": names.get(int(waiter), str(waiter)), "location": label,
+                                 "wait_s": r["sum"] / 1e9, "share": r["sum"] / 1e9 / total, "waits": int(r["size"])})
         # Which code the holders were running: each hold is charged with the
         # part of this waiter's waiting it overlapped, at the hold's release site.
         w = spans[(spans["state"] == "wait") & (spans["tid"] == waiter)]
         others = holds[holds["tid"] != waiter]
         ws, we = w["start_ns"].to_numpy(), w["end_ns"].to_numpy()
         overlap = coverage(ws, we, others["end_ns"].to_numpy()) - coverage(ws, we, others["start_ns"].to_numpy())
-        per_site = pd.DataFrame({"holder_tid": others["tid"].to_numpy(), "location": others["location"].to_numpy(), "blamed_ns": overlap})
+        per_site = pd.DataFrame({"holder_tid": others["tid"].to_numpy(),
+                                 "location": others["location"].map(_labeller(trace)).to_numpy(), "blamed_ns": overlap})
         per_site = per_site.groupby(["holder_tid", "location"])["blamed_ns"].sum().sort_values(ascending=False).head(top)
-        for (holder, loc), ns in per_site.items():
+        for (holder, label), ns in per_site.items():
             if ns <= 0.001 * total * 1e9:  # below 0.1 % of the waiting: noise
                 continue
             site_rows.append({"waiter": names.get(int(waiter), str(waiter)), "holder": names.get(int(holder), str(holder)),
-                              "location": trace.location_label(loc), "blamed_s": ns / 1e9, "share": ns / 1e9 / total})
+                              "location": label, "blamed_s": ns / 1e9, "share": ns / 1e9 / total})
     culprits = pd.DataFrame(culprit_rows, columns=["waiter", "waiter_tid", "holder", "holder_tid", "blamed_s", "share"])
     sites = pd.DataFrame(site_rows, columns=["waiter", "holder", "location", "blamed_s", "share"])
+    waiting_sites = pd.DataFrame(waiting_rows, columns=["waiter", "location", "wait_s", "share", "waits"])
 
     lh = trace.long_holds()
     long_holds = pd.DataFrame({
         "holder": [names.get(int(t), str(t)) for t in lh["tid"]],
         "start_s": (lh["start_ns"] - trace.start_ns) / 1e9,
         "duration_ms": lh["duration_ns"] / 1e6,
+        "waited_ms": lh["waited_ns"] / 1e6,
         "drop_requests": lh["drop_requests"],
         "location": [trace.location_label(loc) for loc in lh["location"]],
-    }).sort_values("duration_ms", ascending=False).reset_index(drop=True)
+    }).sort_values("waited_ms", ascending=False).reset_index(drop=True)
 
-    d = Diagnosis(si, float(trace.meta["duration_s"]), lat, starving, culprits, sites, long_holds)
+    d = Diagnosis(si, float(trace.meta["duration_s"]), lat, starving, culprits, sites, waiting_sites, long_holds)
     d.suggestions = suggest(d)
     return d
+
+
+def _labeller(trace):
+    cache = {}
+
+    def label(loc: int) -> str:
+        if loc not in cache:
+            cache[loc] = trace.location_label(loc)
+        return cache[loc]
+
+    return label
 
 
 def suggest(d: Diagnosis) -> List[str]:
     """Advice tied to the measured numbers; nothing without evidence."""
     out: List[str] = []
+    given = set()  # each remedy once, after the first thread it would help
     si_ms = 1e3 * d.switch_interval_s
     for tid, s in d.starving.iterrows():
         mine = d.culprits[d.culprits["waiter_tid"] == tid]
@@ -138,23 +167,30 @@ def suggest(d: Diagnosis) -> List[str]:
         site = d.culprit_sites[(d.culprit_sites["waiter"] == s["name"]) & (d.culprit_sites["holder"] == top["holder"])]
         where = " at %s" % site.iloc[0]["location"] if len(site) and site.iloc[0]["location"] != "?" else ""
         cpu_bound = holder is not None and holder["hold_s"] > 0 and holder["released_s"] < 0.1 * holder["hold_s"]
+        own = d.waiting_sites[d.waiting_sites["waiter"] == s["name"]]
+        after = ""
+        if len(own) and own.iloc[0]["location"] != "?":
+            after = " (%.0f%% of its waiting follows %s)" % (100 * own.iloc[0]["share"], own.iloc[0]["location"])
         out.append(
-            "%s waits a median %.2f ms (p99 %.2f ms) to take the GIL back after each release, %.1fx the %.1f ms switch interval; "
-            "%.0f%% of that waiting is behind %s%s." % (s["name"], s["wait_p50_ms"], s["wait_p99_ms"], s["p50_vs_switch_interval"], si_ms,
-                                                       100 * top["share"], top["holder"], where))
-        if cpu_bound:
+            "%s waits a median %.2f ms (p99 %.2f ms) to take the GIL back after each release%s, %.1fx the %.1f ms switch interval; "
+            "%.0f%% of that waiting is behind %s%s." % (s["name"], s["wait_p50_ms"], s["wait_p99_ms"], after, s["p50_vs_switch_interval"],
+                                                       si_ms, 100 * top["share"], top["holder"], where))
+        if cpu_bound and ("process", top["holder"]) not in given:
+            given.add(("process", top["holder"]))
             out.append(
                 "  -> %s is CPU-bound in Python (held the GIL %.2f s, ran without it %.2f s): run that work in a process "
                 "(multiprocessing / concurrent.futures.ProcessPoolExecutor) so it stops competing for this GIL." % (top["holder"], holder["hold_s"], holder["released_s"]))
-        if s["wait_p50_ms"] >= 0.5 * si_ms:
+        if s["wait_p50_ms"] >= 0.5 * si_ms and "interval" not in given:
+            given.add("interval")
             out.append(
                 "  -> or lower the switch interval: sys.setswitchinterval(0.001) bounds each forced hand-off at about 1 ms instead of "
                 "the %.1f ms measured (at the cost of more switches for the CPU-bound threads)." % s["wait_p50_ms"])
     if len(d.long_holds):
         lh = d.long_holds.iloc[0]
         out.append(
-            "%s kept the GIL %.1f ms in one go (%d holds over 2 switch intervals while others asked for it) at %s: if that is C code, "
-            "release the GIL around it (Py_BEGIN_ALLOW_THREADS / nogil)." % (lh["holder"], lh["duration_ms"], len(d.long_holds), lh["location"]))
+            "%s kept the GIL %.1f ms in one go while another thread waited %.1f ms for it (%d such holds, each over 2 switch intervals "
+            "of waiting), letting go at %s: code that does not check for drop requests -- if it is C code, release the GIL around it "
+            "(Py_BEGIN_ALLOW_THREADS / nogil)." % (lh["holder"], lh["duration_ms"], lh["waited_ms"], len(d.long_holds), lh["location"]))
     if not out:
         worst = d.threads.sort_values("wait_share", ascending=False).head(1)
         if len(worst) and worst["wait_share"].iloc[0] > 0:

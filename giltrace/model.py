@@ -111,7 +111,7 @@ class Trace:
         return analysis.thread_table(self.events, self._intervals, self.names, self.start_ns, self.stop_ns)
 
     def long_holds(self, factor: float = 2.0) -> pd.DataFrame:
-        """Holds longer than ``factor`` switch intervals while others asked for the GIL."""
+        """Holds during which another thread waited more than ``factor`` switch intervals."""
         return analysis.long_holds(self._intervals, self.events, self.switch_interval_ns, factor)
 
     def stuck_holders(self, factor: float = 2.0) -> pd.DataFrame:

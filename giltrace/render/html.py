@@ -115,9 +115,11 @@ def trace_report(trace, out_html: str) -> List[str]:
         "<h2>Wait latency</h2>", img_tag(images["waits"], "wait latency CDF"),
     ]
     if len(holds):
-        parts.append("<h2>Long holds</h2><p>%d holds lasted more than 2 switch intervals while another thread asked for the GIL; "
-                     "the longest: %.1f ms by %s.</p>" % (len(holds), holds["duration_ns"].max() / 1e6,
-                                                          html.escape(trace.names.get(int(holds.loc[holds["duration_ns"].idxmax(), "tid"]), "?"))))
+        worst = holds.loc[holds["waited_ns"].idxmax()]
+        parts.append("<h2>Long holds</h2><p>During %d holds another thread waited more than 2 switch intervals for the GIL; "
+                     "the worst: %s held it %.1f ms while a thread waited %.1f ms, letting go at %s.</p>"
+                     % (len(holds), html.escape(trace.names.get(int(worst["tid"]), "?")), worst["duration_ns"] / 1e6,
+                        worst["waited_ns"] / 1e6, html.escape(trace.location_label(worst["location"]))))
     parts.append("</body></html>")
     with open(out_html, "w") as f:
         f.write("\n".join(parts))

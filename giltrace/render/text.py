@@ -40,10 +40,16 @@ def diagnosis(d) -> str:
     """The starving threads, their culprits and code sites, long holds, suggestions."""
     out: List[str] = []
     if len(d.starving):
-        out.append("Starving threads (waiting >= %d%% of their life, releasing the GIL only briefly):" % int(100 * 0.2))
-        out.append(table(["thread", "wait %", "waits", "p50 ms", "p99 ms", "p50 / switch interval"],
-                         [[str(r["name"]), "%.1f" % (100 * r["wait_share"]), str(r["waits"]), "%.2f" % r["wait_p50_ms"],
+        out.append("Starving threads (most of their time with the GIL is spent waiting for it):")
+        out.append(table(["thread", "wait % of GIL time", "waits", "p50 ms", "p99 ms", "p50 / switch interval"],
+                         [[str(r["name"]), "%.1f" % (100 * r["wait_vs_gil_time"]), str(r["waits"]), "%.2f" % r["wait_p50_ms"],
                            "%.2f" % r["wait_p99_ms"], "%.1fx" % r["p50_vs_switch_interval"]] for _, r in d.starving.iterrows()]))
+    if len(d.waiting_sites):
+        out.append("")
+        out.append("Where they were when they released the GIL before waiting (their I/O, sleep or C calls):")
+        out.append(table(["waiter", "wait ms", "share", "waits", "location"],
+                         [[r["waiter"], _ms(r["wait_s"]), "%.1f%%" % (100 * r["share"]), str(r["waits"]), r["location"]]
+                          for _, r in d.waiting_sites.iterrows()], "lrrrl"))
     if len(d.culprits):
         out.append("")
         out.append("Who held the GIL while they waited:")
@@ -57,10 +63,10 @@ def diagnosis(d) -> str:
                           for _, r in d.culprit_sites.iterrows()], "llrrl"))
     if len(d.long_holds):
         out.append("")
-        out.append("Long holds (over 2 switch intervals while another thread asked for the GIL):")
-        out.append(table(["holder", "at s", "held ms", "drop requests", "location"],
-                         [[r["holder"], "%.3f" % r["start_s"], "%.1f" % r["duration_ms"], str(r["drop_requests"]), r["location"]]
-                          for _, r in d.long_holds.head(10).iterrows()], "lrrrl"))
+        out.append("Long holds (another thread waited over 2 switch intervals during them):")
+        out.append(table(["holder", "at s", "held ms", "waited ms", "drop requests", "location"],
+                         [[r["holder"], "%.3f" % r["start_s"], "%.1f" % r["duration_ms"], "%.1f" % r["waited_ms"], str(r["drop_requests"]),
+                           r["location"]] for _, r in d.long_holds.head(10).iterrows()], "lrrrrl"))
     out.append("")
     out.append("Diagnosis:")
     out += ["  " + line for line in d.suggestions]

@@ -66,13 +66,22 @@ def test_events_sorted_without_reordering_a_thread():
     assert list(ev["kind"]) == ["wait", "release", "acquire"]
 
 
-def test_long_holds_need_a_waiter():
-    rows = [(0, 1, A, 0, 1), (20_000_000, 1, R, 0, 0), (20_000_000, 2, A, 0, 1), (50_000_000, 2, R, 0, 0), (30_000_000, 1, D, 2, 0)]
+def test_long_holds_need_a_long_wait():
+    ms = 1_000_000
+    rows = [
+        (0, 1, A, 0, 1), (20 * ms, 1, R, 0, 0),            # 1 holds 20 ms, nobody waits: fine
+        (20 * ms, 2, A, 0, 1),                               # 2 holds 20..50 ms ...
+        (25 * ms, 1, W, 0, 0), (30 * ms, 1, D, 2, 0),        # ... while 1 waits 25 ms for it: stuck holder
+        (50 * ms, 2, R, 0, 0), (50 * ms, 1, A, 25 * ms, 3),
+        (60 * ms, 1, R, 0, 0), (60 * ms, 2, A, 0, 1),        # 2 holds 60..100 ms, 1 waits only 5 ms: fine
+        (95 * ms, 1, W, 0, 0), (100 * ms, 1, D, 2, 0), (100 * ms, 2, R, 0, 0), (100 * ms, 1, A, 5 * ms, 3),
+    ]
     ev = frame(rows)
-    iv = analysis.intervals(ev, 0, 60_000_000)
-    lh = analysis.long_holds(iv, ev, switch_interval_ns=5_000_000)
-    # thread 1 held 20 ms unchallenged; thread 2 held 30 ms while thread 1 asked for it
-    assert list(lh["tid"]) == [2] and list(lh["drop_requests"]) == [1]
+    iv = analysis.intervals(ev, 0, 110 * ms)
+    lh = analysis.long_holds(iv, ev, switch_interval_ns=5 * ms)
+    assert list(lh["tid"]) == [2]
+    assert list(lh["start_ns"]) == [20 * ms]
+    assert list(lh["waited_ns"]) == [25 * ms] and list(lh["drop_requests"]) == [1]
 
 
 def test_stuck_samples():

@@ -63,6 +63,7 @@ def test_starving_thread_and_its_culprit(convoy):
     top = d.culprits.iloc[0]
     assert top["holder_tid"] == CPU and top["share"] > 0.99
     assert d.culprit_sites.iloc[0]["location"] == "app.py:42 (crunch)"
+    assert d.waiting_sites.iloc[0]["location"] == "io.py:7 (reader)" and d.waiting_sites.iloc[0]["share"] > 0.99
 
 
 def test_long_hold_is_located(convoy):
@@ -77,6 +78,7 @@ def test_suggestions_carry_the_numbers(convoy):
     text = "\n".join(convoy.diagnose().suggestions)
     assert "median 5.00 ms" in text and "1.0x the 5.0 ms switch interval" in text
     assert "at app.py:42 (crunch)" in text
+    assert "follows io.py:7 (reader)" in text
     assert "process" in text and "setswitchinterval" in text
     assert "30.0 ms in one go" in text and "ext.py:9 (call_c)" in text
 
