@@ -168,7 +168,7 @@ def main() -> int:
     res["roundtrip_ns_traced"] = 1e9 * t / n
     res["ns_added_per_transition"] = 1e9 * (t - b) / n / 2
 
-    base, tr = paired(cpu_threads(2_000_000 if q else 10_000_000, 2), 2 * pairs)
+    base, tr = paired(cpu_threads(2_000_000 if q else 30_000_000, 2), 2 * pairs)
     res["cpu2_untraced_s"] = statistics.median(base)
     res["cpu2_overhead_pct"] = 100 * (ratio(base, tr) - 1)
 
