@@ -19,10 +19,12 @@ from .analysis import coverage
 # A thread starves when, of the time it spends with the GIL (waiting for it or
 # holding it), at least STARVING_WAIT_SHARE is waiting, over at least
 # STARVING_MIN_WAITS contended waits whose median is a sizeable part of a
-# switch interval: it releases the GIL (I/O, sleep) and then queues to get it back.
+# switch interval, and it mostly lets the GIL go by itself (I/O, sleep) rather
+# than being forced to (CPU-bound threads taking turns are not starving).
 STARVING_WAIT_SHARE = 0.5
 STARVING_MIN_WAITS = 5
 STARVING_MIN_P50 = 0.2  # of the switch interval
+STARVING_MAX_FORCED = 0.5  # share of its releases forced by drop requests
 
 
 @dataclass
@@ -62,8 +64,21 @@ def thread_latency(trace) -> pd.DataFrame:
     })
     out = out.join(_percentiles(contended)).fillna({"wait_p50_ms": 0.0, "wait_p99_ms": 0.0, "wait_max_ms": 0.0})
     out["waits_per_s"] = np.where(th["active_s"] > 0, th["waits"] / th["active_s"].where(th["active_s"] > 0, 1), 0.0)
-    out["release_p50_ms"] = _release_gaps(trace.intervals()).reindex(out.index).fillna(0.0)
+    spans = trace.intervals()
+    out["release_p50_ms"] = _release_gaps(spans).reindex(out.index).fillna(0.0)
+    out["forced_share"] = _forced_share(spans, ev).reindex(out.index).fillna(0.0)
     return out
+
+
+def _forced_share(spans: pd.DataFrame, events: pd.DataFrame) -> pd.Series:
+    """Per thread, the share of its holds that ended because another thread
+    asked (a drop request was raised during the hold): a CPU-bound thread's
+    releases are forced, an I/O thread's are its own."""
+    holds = spans[spans["state"] == "hold"]
+    drops = np.sort(events[events["kind"] == "drop_request"]["time_ns"].to_numpy())
+    # (start, end]: a request stamped at the instant a hold begins was meant for the previous holder
+    n = np.searchsorted(drops, holds["end_ns"].to_numpy(), side="right") - np.searchsorted(drops, holds["start_ns"].to_numpy(), side="right")
+    return pd.Series(n > 0, index=holds.index).groupby(holds["tid"]).mean()
 
 
 def _release_gaps(spans: pd.DataFrame) -> pd.Series:
@@ -82,7 +97,7 @@ def diagnose(trace, top: int = 5) -> Diagnosis:
     gil_time = lat["wait_s"] + lat["hold_s"]
     lat["wait_vs_gil_time"] = np.where(gil_time > 0, lat["wait_s"] / gil_time.where(gil_time > 0, 1), 0.0)
     starving = lat[(lat["wait_vs_gil_time"] >= STARVING_WAIT_SHARE) & (lat["waits"] >= STARVING_MIN_WAITS)
-                   & (lat["wait_p50_ms"] >= STARVING_MIN_P50 * 1e3 * si)].copy()
+                   & (lat["wait_p50_ms"] >= STARVING_MIN_P50 * 1e3 * si) & (lat["forced_share"] < STARVING_MAX_FORCED)].copy()
     starving["p50_vs_switch_interval"] = starving["wait_p50_ms"] / (1e3 * si)
     starving = starving.sort_values("wait_s", ascending=False)
 
