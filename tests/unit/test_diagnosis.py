@@ -88,3 +88,18 @@ def test_waiting_site_of_each_acquisition(convoy):
     acq = ev[(ev["kind"] == "acquire") & (ev["tid"] == IO)]
     assert set(acq["location"]) == {1}
     assert convoy.location_label(1) == "io.py:7 (reader)"
+
+
+def test_cpu_threads_taking_turns_are_not_starving(tmp_path):
+    rows, t = [(0, 1, A, 0, 1)], 0
+    for k in range(20):  # each forced out by the other's drop request every 5 ms
+        holder, waiter = (1, 2) if k % 2 == 0 else (2, 1)
+        rows += [(t + 1000, waiter, W, 0, 0), (t + 5 * MS, waiter, D, holder, 0)]
+        t += 5 * MS + 2000
+        rows += [(t, holder, R, 0, 0), (t, waiter, A, 5 * MS, 3)]
+    p = tmp_path / "turns.gtr"
+    write_trace(p, [events_chunk(sorted(rows, key=lambda r: r[0]))], start=0, stop=t + MS,
+                threads=[{"tid": 1, "name": "cpu-a"}, {"tid": 2, "name": "cpu-b"}])
+    d = giltrace.load(str(p)).diagnose()
+    assert (d.threads["forced_share"] > 0.9).all()
+    assert d.starving.empty
