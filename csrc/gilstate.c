@@ -63,45 +63,45 @@ int gt_locate_gil(gt_gil *out, char *err, size_t errlen)
  */
 
 #ifdef GT_SUPPORTED
-/* The innermost complete Python frame of this thread: its code object and
- * the byte offset of the instruction being executed. */
-int gt_current_code(const void **code_out, int *offset_out)
+/* This thread's Python stack, innermost first: up to `max` code objects and
+ * the byte offsets of the instructions being executed.  Returns the count. */
+int gt_code_stack(const void **codes, int *offsets, int max)
 {
     PyThreadState *ts = PyGILState_GetThisThreadState();
     if (ts == NULL)
-        return -1;
+        return 0;
+    int n = 0;
 #  if PY_VERSION_HEX < 0x030B0000
-    PyFrameObject *f = ts->frame;
-    if (f == NULL)
-        return -1;
-    *code_out = f->f_code;
+    for (PyFrameObject *f = ts->frame; f && n < max; f = f->f_back, n++) {
+        codes[n] = f->f_code;
 #    if PY_VERSION_HEX < 0x030A0000
-    *offset_out = f->f_lasti;                               /* bytes on 3.9 */
+        offsets[n] = f->f_lasti;                               /* bytes on 3.9 */
 #    else
-    *offset_out = f->f_lasti * (int)sizeof(_Py_CODEUNIT);  /* code units on 3.10 */
+        offsets[n] = f->f_lasti * (int)sizeof(_Py_CODEUNIT);  /* code units on 3.10 */
 #    endif
-    return 0;
+    }
 #  else
 #    if PY_VERSION_HEX < 0x030D0000
     _PyInterpreterFrame *f = ts->cframe ? ts->cframe->current_frame : NULL;
 #    else
     _PyInterpreterFrame *f = ts->current_frame;
 #    endif
-    while (f && _PyFrame_IsIncomplete(f))
-        f = f->previous;
-    if (f == NULL)
-        return -1;
+    for (; f && n < max; f = f->previous) {
+        if (_PyFrame_IsIncomplete(f))
+            continue;
 #    if PY_VERSION_HEX < 0x030D0000
-    PyCodeObject *co = f->f_code;
+        PyCodeObject *co = f->f_code;
 #    else
-    if (!PyCode_Check(f->f_executable))
-        return -1;
-    PyCodeObject *co = (PyCodeObject *)f->f_executable;
+        if (!PyCode_Check(f->f_executable))
+            continue;
+        PyCodeObject *co = (PyCodeObject *)f->f_executable;
 #    endif
-    *code_out = co;
-    *offset_out = _PyInterpreterFrame_LASTI(f) * (int)sizeof(_Py_CODEUNIT);
-    return 0;
+        codes[n] = co;
+        offsets[n] = _PyInterpreterFrame_LASTI(f) * (int)sizeof(_Py_CODEUNIT);
+        n++;
+    }
 #  endif
+    return n;
 }
 
 /* Copy a str object into UTF-8 without allocating (code names and file
@@ -143,6 +143,11 @@ void gt_code_identity(const void *code, const void **file_obj, const void **name
     *firstlineno = co->co_firstlineno;
 }
 
+void gt_code_file(const void *code, char *file, size_t fcap)
+{
+    copy_str(((const PyCodeObject *)code)->co_filename, file, fcap);
+}
+
 void gt_describe_code(const void *code, int offset, char *file, size_t fcap, char *name, size_t ncap, int *line)
 {
     PyCodeObject *co = (PyCodeObject *)code;
@@ -154,8 +159,9 @@ void gt_describe_code(const void *code, int offset, char *file, size_t fcap, cha
     *line = offset >= 0 ? PyCode_Addr2Line(co, offset) : first;
 }
 #else
-int gt_current_code(const void **code_out, int *offset_out) { (void)code_out; (void)offset_out; return -1; }
+int gt_code_stack(const void **codes, int *offsets, int max) { (void)codes; (void)offsets; (void)max; return 0; }
 void gt_code_identity(const void *code, const void **f, const void **n, int *l) { (void)code; *f = *n = NULL; *l = 0; }
 void gt_describe_code(const void *c, int o, char *f, size_t fc, char *n, size_t nc, int *l)
 { (void)c; (void)o; (void)fc; (void)nc; f[0] = n[0] = '\0'; *l = 0; }
+void gt_code_file(const void *c, char *f, size_t fc) { (void)c; (void)fc; f[0] = '\0'; }
 #endif

@@ -11,7 +11,8 @@
 
 /* Event kinds. */
 #define GT_EV_WAIT 1          /* began waiting (time = entry into the GIL mutex;
-                                 arg = code location id, 0 if unknown or off) */
+                                 arg = code location id of the innermost frame outside
+                                 library code, 0 if unknown or off) */
 #define GT_EV_ACQUIRE 2       /* took the GIL (arg = ns since the take began) */
 #define GT_EV_RELEASE 3       /* dropped the GIL (arg = code location id, 0 if unknown or off) */
 #define GT_EV_DROP_REQUEST 4  /* a waiter timed out and asked the holder to switch
@@ -57,6 +58,8 @@ typedef struct {
     uint64_t sample_period_ns; /* sampler period; 0 disables the sampler */
     uint64_t flush_period_ns;  /* how often the writer drains the ring */
     int locations;             /* record code locations at releases and waits */
+    const char *library_prefixes; /* newline-separated file prefixes of library code: a wait is
+                                     attributed to the innermost frame outside them */
 } gt_config;
 
 typedef struct {

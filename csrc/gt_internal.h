@@ -23,13 +23,16 @@ typedef struct {
 int gt_locate_gil(gt_gil *out, char *err, size_t errlen);
 
 /* gilstate.c: code objects, read without allocating (attribution). */
-int gt_current_code(const void **code, int *offset_bytes);
+int gt_code_stack(const void **codes, int *offsets_bytes, int max);
+void gt_code_file(const void *code, char *file, size_t fcap);
 void gt_code_identity(const void *code, const void **file_obj, const void **name_obj, int *firstlineno);
 void gt_describe_code(const void *code, int offset, char *file, size_t fcap, char *name, size_t ncap, int *line);
 
 /* locations.c: interned (code, offset) -> id, streamed by the writer. */
 uint32_t gt_location_here(void);
+uint32_t gt_user_location_here(void);
 void gt_locations_reset(void);
+void gt_set_library_prefixes(const char *newline_separated);
 size_t gt_locations_take(unsigned char *buf, size_t cap, uint32_t *count);
 uint64_t gt_locations_overflow(void);
 

@@ -91,12 +91,8 @@ static uint32_t intern_location(const void *code, int offset, const void *file_o
     return id;
 }
 
-uint32_t gt_location_here(void)
+static uint32_t location_of(const void *code, int offset)
 {
-    const void *code;
-    int offset;
-    if (gt_current_code(&code, &offset) != 0)
-        return 0;
     const void *file_obj, *name_obj;
     int first;
     gt_code_identity(code, &file_obj, &name_obj, &first);
@@ -111,6 +107,85 @@ uint32_t gt_location_here(void)
     }
     overflow++;
     return 0;
+}
+
+/* Where this thread is: its innermost Python frame (hot path: every release). */
+uint32_t gt_location_here(void)
+{
+    const void *code;
+    int offset;
+    if (gt_code_stack(&code, &offset, 1) != 1)
+        return 0;
+    return location_of(code, offset);
+}
+
+/* Library code (stdlib, site-packages, giltrace): file-name prefixes set at
+ * start.  A direct-mapped cache keeps the verdict per code object, checked
+ * against its file-name object as addresses are reused. */
+#define MAX_PREFIXES 16
+#define LIB_CACHE 4096
+static char prefix_buf[4096];
+static const char *prefixes[MAX_PREFIXES];
+static size_t prefix_len[MAX_PREFIXES];
+static int nprefixes;
+static struct { const void *code, *file_obj; int library; } lib_cache[LIB_CACHE];
+
+void gt_set_library_prefixes(const char *text)
+{
+    memset(lib_cache, 0, sizeof(lib_cache));
+    nprefixes = 0;
+    if (!text)
+        return;
+    strncpy(prefix_buf, text, sizeof(prefix_buf) - 1);
+    prefix_buf[sizeof(prefix_buf) - 1] = '\0';
+    for (char *p = prefix_buf; *p && nprefixes < MAX_PREFIXES;) {
+        char *nl = strchr(p, '\n');
+        if (nl)
+            *nl = '\0';
+        if (*p) {
+            prefixes[nprefixes] = p;
+            prefix_len[nprefixes++] = strlen(p);
+        }
+        if (!nl)
+            break;
+        p = nl + 1;
+    }
+}
+
+static int is_library(const void *code)
+{
+    const void *file_obj, *name_obj;
+    int first;
+    gt_code_identity(code, &file_obj, &name_obj, &first);
+    uint32_t h = (uint32_t)(((uintptr_t)code >> 4) ^ ((uintptr_t)code >> 16)) & (LIB_CACHE - 1);
+    if (lib_cache[h].code == code && lib_cache[h].file_obj == file_obj)
+        return lib_cache[h].library;
+    char file[MAX_STR];
+    gt_code_file(code, file, sizeof(file));
+    int library = file[0] == '<';  /* <frozen ...>, <string> */
+    for (int i = 0; i < nprefixes && !library; i++)
+        library = strncmp(file, prefixes[i], prefix_len[i]) == 0;
+    lib_cache[h].code = code;
+    lib_cache[h].file_obj = file_obj;
+    lib_cache[h].library = library;
+    return library;
+}
+
+/* The innermost frame of the program's own code (outside the library
+ * prefixes): the line that called the GIL-releasing operation, even when
+ * that went through the standard library.  Falls back to the innermost
+ * frame.  Called on the contended path only (when a thread starts to wait). */
+uint32_t gt_user_location_here(void)
+{
+    const void *codes[64];
+    int offsets[64];
+    int n = gt_code_stack(codes, offsets, 64);
+    if (n == 0)
+        return 0;
+    for (int i = 0; i < n; i++)
+        if (!is_library(codes[i]))
+            return location_of(codes[i], offsets[i]);
+    return location_of(codes[0], offsets[0]);
 }
 
 /* Writer side: serialise locations published since the last call as

@@ -171,7 +171,7 @@ void gt_on_cond_timedwait_enter(pthread_cond_t *c, unsigned long *saved_switch)
             t->lock_ns = g.start_ns;
         t->waiting = 1;
         g.waiters++;
-        emit(GT_EV_WAIT, 0, t->lock_ns, g.cfg.locations ? gt_location_here() : 0, t->tid, gen);
+        emit(GT_EV_WAIT, 0, t->lock_ns, g.cfg.locations ? gt_user_location_here() : 0, t->tid, gen);
     }
 }
 
@@ -575,6 +575,7 @@ int gt_start(const gt_config *cfg, char *err, size_t errlen)
         g.cfg.flush_period_ns = 1000000;
     g.fd = cfg->fd;
     g.stop_requested = 0;
+    gt_set_library_prefixes(cfg->library_prefixes);
     if (gt_hooks_install(err, errlen) != 0) {
         rc = GT_ERR_UNSUPPORTED;
         goto out;

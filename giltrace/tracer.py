@@ -77,9 +77,11 @@ class Tracer:
             try:
                 fileformat.write_all(self._fd, fileformat.header_bytes(self._header()))
                 self._names = {t.native_id: t.name for t in threading.enumerate() if t.native_id is not None}
+                prefixes = ffi.new("char[]", "\n".join(library_prefixes()).encode())  # C copies it
                 cfg = ffi.new(
                     "gt_config *",
                     {
+                        "library_prefixes": prefixes,
                         "fd": self._fd,
                         "buffer_events": self.buffer_events,
                         "sample_period_ns": int(self.sample_period_ms * 1e6),
@@ -230,6 +232,7 @@ class Tracer:
             "flush_period_ns": int(self.flush_period_ms * 1e6),
             "buffer_events": self.buffer_events,
             "locations": self.locations,
+            "library_prefixes": library_prefixes(),
             "children_template": self.follow_children,
             "start_time_unix": time.time(),
         }
@@ -264,6 +267,23 @@ class Tracer:
             "write_errno": int(s["write_errno"]),
             "locations_lost": int(s["locations_lost"]),
         }
+
+
+def library_prefixes() -> List[str]:
+    """Where library code lives (the standard library, site-packages, giltrace
+    itself): a wait is attributed to the innermost frame outside these, the
+    program's own line that called into the library's I/O."""
+    import sysconfig
+
+    paths = sysconfig.get_paths()
+    out = []
+    for key in ("stdlib", "platstdlib", "purelib", "platlib"):
+        path = paths.get(key)
+        if path:
+            out.append(os.path.join(os.path.realpath(path), ""))
+            out.append(os.path.join(path, ""))
+    out.append(os.path.join(os.path.dirname(os.path.abspath(__file__)), ""))
+    return list(dict.fromkeys(out))  # in order, without repeats
 
 
 def trace(path: Optional[str] = None, **options: Any) -> Tracer:

@@ -68,3 +68,38 @@ def test_locations_can_be_turned_off(native, tmp_path):
         threading.Thread(target=time.sleep, args=(0.01,)).start()
     assert len(tr.result.locations) == 0
     assert (tr.result.events["location"] == 0).all()
+
+
+def copy_through_the_stdlib(stop, src, dst):
+    import shutil
+
+    while not stop.is_set():
+        src.seek(0)
+        dst.seek(0)
+        shutil.copyfileobj(src, dst, 4096)  # LINE_COPY
+
+
+def test_wait_site_is_the_programs_own_line_behind_library_calls(native, tmp_path):
+    stop = threading.Event()
+    with tempfile.TemporaryFile() as src, tempfile.TemporaryFile() as dst:
+        src.write(b"y" * 64 * 1024)
+        threads = [threading.Thread(target=spin, args=(stop,), name="spin"),
+                   threading.Thread(target=copy_through_the_stdlib, args=(stop, src, dst), name="copier")]
+        with giltrace.trace(str(tmp_path / "c.gtr")) as tr:
+            for t in threads:
+                t.start()
+            time.sleep(0.4)
+            stop.set()
+            for t in threads:
+                t.join()
+    t = tr.result
+    d = t.diagnose()
+    sites = d.waiting_sites[d.waiting_sites["waiter"] == "copier"]
+    assert len(sites), d.threads
+    assert sites.iloc[0]["location"] == "%s:%d (copy_through_the_stdlib)" % (HERE, line_of("LINE_COPY"))
+    # releases keep the innermost frame: inside shutil
+    names = t.threads()["name"]
+    copier = names[names == "copier"].index[0]
+    rel = t.events[(t.events["kind"] == "release") & (t.events["tid"] == copier)]
+    top = rel["location"].value_counts().idxmax()
+    assert t.locations.loc[top, "file"].endswith("shutil.py")
