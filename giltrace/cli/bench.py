@@ -100,7 +100,7 @@ def run(args: argparse.Namespace) -> int:
     trace_dir = tempfile.mkdtemp(prefix="giltrace-bench-traces-") if config.trace else None
     try:
         result = run_bench(config, trace_dir=trace_dir,
-                           progress=not args.no_progress and sys.stderr.isatty())
+                           progress=not args.no_progress)
         rendered = result.render(show_range=args.ranges)
         sys.stdout.write(rendered)
         os.makedirs(os.path.dirname(os.path.abspath(out_dir)), exist_ok=True)

@@ -30,6 +30,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "any python started with this environment): one file each, FILE with .<pid> before the extension")
     p.add_argument("--sample-period-ms", type=float, default=1.0, help="GIL sampler period (0 disables; default 1)")
     p.add_argument("--buffer-events", type=int, default=1 << 19, help="event ring capacity (default 524288)")
+    p.add_argument("--no-locations", action="store_true", help="don't record code locations (saves ~6 ns per GIL release)")
     p.add_argument("argv", nargs=argparse.REMAINDER, metavar="script.py [args...]", help="the program and its arguments")
 
 
@@ -123,7 +124,8 @@ def run(args: argparse.Namespace) -> int:
         stem, ext = os.path.splitext(os.path.abspath(output))
         follow = stem + ".%p" + (ext or ".gtr")
         os.environ[ENV] = follow  # spawned interpreters start their own trace (giltrace-autostart.pth)
-    tracer = Tracer(output, sample_period_ms=args.sample_period_ms, buffer_events=args.buffer_events, follow_children=follow)
+    tracer = Tracer(output, sample_period_ms=args.sample_period_ms, buffer_events=args.buffer_events,
+                    locations=not args.no_locations, follow_children=follow)
     _report(tracer, args.quiet)
 
     if args.module:

@@ -1,8 +1,9 @@
 """A progress bar with an ETA for long grids (tqdm), on stderr.
 
 tqdm estimates the time left from the mean time per finished cell, which
-suits a grid whose cells are sized alike.  Without tqdm, or when disabled,
-a plain line per cell is printed instead (or nothing).
+suits a grid whose cells are sized alike.  Without tqdm, or when the stream
+is not a terminal (a log file, CI), a plain line per cell with the ETA is
+printed instead; nothing at all when disabled.
 """
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ class Progress:
         self.enabled = enabled
         self.started = time.monotonic()
         self._bar = None
-        if enabled:
+        if enabled and getattr(self.stream, "isatty", lambda: False)():
             try:
                 from tqdm import tqdm
             except ImportError:
