@@ -46,9 +46,10 @@ def test_waits_and_holds_match_a_c_holder(native, tmp_path):
         acquired = int(inside["time_ns"].iloc[0])
         wait = int(inside["wait_ns"].iloc[0])
         # The wait starts as the C call returns and ends just before Python
-        # runs again: both edges within 0.2 ms of the waiter's own clock.
-        assert 0 <= (acquired - wait) - spin_end < 200_000
-        assert 0 <= t1 - acquired < 200_000
+        # runs again: both edges within 0.5 ms of the waiter's own clock
+        # (typically ~10 us; the margin absorbs a preempted vCPU).
+        assert 0 <= (acquired - wait) - spin_end < 500_000
+        assert 0 <= t1 - acquired < 500_000
         long_waits += wait > 0.5 * HOLD_NS
     assert long_waits >= ROUNDS // 2, "the holder kept the GIL for most rounds"
 
@@ -57,7 +58,8 @@ def test_waits_and_holds_match_a_c_holder(native, tmp_path):
     c_holds = holds[holds["duration_ns"] >= HOLD_NS]
     assert len(c_holds) >= ROUNDS // 2
     # The C helper spins exactly HOLD_NS between PyGILState_Ensure and Release.
-    assert (c_holds["duration_ns"] < HOLD_NS + 500_000).all(), c_holds["duration_ns"].max()
+    assert (c_holds["duration_ns"] < HOLD_NS + 1_000_000).all(), c_holds["duration_ns"].max()
+    assert c_holds["duration_ns"].median() < HOLD_NS + 200_000
 
     # Each 20 ms hold with a waiter beside it raises a drop request every
     # switch interval (5 ms) that the C code never honours.
