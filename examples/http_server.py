@@ -7,7 +7,6 @@ Prints "ready" once listening; serves until --seconds have passed.
 """
 import argparse
 import threading
-import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 BODY = b"x" * 512

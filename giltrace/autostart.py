@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Optional
 
 ENV = "GILTRACE"
 
@@ -44,7 +43,3 @@ def start_from_environment():
     except Exception as exc:  # a broken trace must not break the program
         sys.stderr.write("giltrace: GILTRACE=%s is set but this process is not traced: %s\n" % (template, exc))
         return None
-
-
-def _main() -> Optional[object]:
-    return start_from_environment()

@@ -1,5 +1,4 @@
 """`giltrace run` behaves as `python script.py`; bad input gets one clear line."""
-import sys
 import textwrap
 
 import pytest
@@ -98,7 +97,6 @@ def test_summary_of_a_killed_trace_says_so(native, tmp_path):
 
 def test_timeline_of_a_real_run_is_a_real_picture(native, tmp_path):
     import matplotlib.image as mpimg
-    import numpy as np
 
     res = giltrace_cli("demo", "--seconds", "0.7", "-o", "d.gtr", cwd=tmp_path)
     assert res.returncode == 0, res.stderr

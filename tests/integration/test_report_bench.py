@@ -1,5 +1,4 @@
 """`giltrace report DIR` on a small traced bench run."""
-import pytest
 
 from ..conftest import run_python
 

@@ -1,6 +1,5 @@
 """Programs as people run them: child processes, GILTRACE, C threads."""
 import glob
-import os
 import textwrap
 
 import pytest

@@ -7,7 +7,6 @@ import sys
 import textwrap
 import threading
 import time
-import warnings
 
 import pytest
 

@@ -1,6 +1,5 @@
 """Intervals and per-thread figures from synthetic events with known answers."""
 import numpy as np
-import pandas as pd
 import pytest
 
 from giltrace import analysis

@@ -3,8 +3,6 @@ import json
 
 import pytest
 
-import giltrace
-from giltrace import fileformat as ff
 from giltrace.render.chrome import chrome_events
 from giltrace.render.csv import intervals_csv
 

@@ -1,7 +1,5 @@
 """The file format on synthetic files: no native code involved."""
-import os
 import struct
-import warnings
 import zlib
 
 import numpy as np
