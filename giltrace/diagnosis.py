@@ -25,6 +25,9 @@ STARVING_WAIT_SHARE = 0.5
 STARVING_MIN_WAITS = 5
 STARVING_MIN_P50 = 0.2  # of the switch interval
 STARVING_MAX_FORCED = 0.5  # share of its releases forced by drop requests
+# A long hold: another thread waited this many switch intervals during it ("far
+# past the switch interval"; 2 happens now and then when a vCPU is preempted).
+LONG_HOLD_INTERVALS = 4
 
 
 @dataclass
@@ -141,7 +144,7 @@ def diagnose(trace, top: int = 5) -> Diagnosis:
     sites = pd.DataFrame(site_rows, columns=["waiter", "holder", "location", "blamed_s", "share"])
     waiting_sites = pd.DataFrame(waiting_rows, columns=["waiter", "location", "wait_s", "share", "waits"])
 
-    lh = trace.long_holds()
+    lh = trace.long_holds(factor=LONG_HOLD_INTERVALS)
     long_holds = pd.DataFrame({
         "holder": [names.get(int(t), str(t)) for t in lh["tid"]],
         "start_s": (lh["start_ns"] - trace.start_ns) / 1e9,
@@ -203,9 +206,9 @@ def suggest(d: Diagnosis) -> List[str]:
     if len(d.long_holds):
         lh = d.long_holds.iloc[0]
         out.append(
-            "%s kept the GIL %.1f ms in one go while another thread waited %.1f ms for it (%d such holds, each over 2 switch intervals "
+            "%s kept the GIL %.1f ms in one go while another thread waited %.1f ms for it (%d such holds, each over %d switch intervals "
             "of waiting), letting go at %s: code that does not check for drop requests -- if it is C code, release the GIL around it "
-            "(Py_BEGIN_ALLOW_THREADS / nogil)." % (lh["holder"], lh["duration_ms"], lh["waited_ms"], len(d.long_holds), lh["location"]))
+            "(Py_BEGIN_ALLOW_THREADS / nogil)." % (lh["holder"], lh["duration_ms"], lh["waited_ms"], len(d.long_holds), LONG_HOLD_INTERVALS, lh["location"]))
     if not out:
         worst = d.threads.sort_values("wait_share", ascending=False).head(1)
         if len(worst) and worst["wait_share"].iloc[0] > 0:

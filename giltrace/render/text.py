@@ -63,7 +63,7 @@ def diagnosis(d) -> str:
                           for _, r in d.culprit_sites.iterrows()], "llrrl"))
     if len(d.long_holds):
         out.append("")
-        out.append("Long holds (another thread waited over 2 switch intervals during them):")
+        out.append("Long holds (another thread waited over 4 switch intervals during them):")
         out.append(table(["holder", "at s", "held ms", "waited ms", "drop requests", "location"],
                          [[r["holder"], "%.3f" % r["start_s"], "%.1f" % r["duration_ms"], "%.1f" % r["waited_ms"], str(r["drop_requests"]),
                            r["location"]] for _, r in d.long_holds.head(10).iterrows()], "lrrrrl"))
