@@ -115,7 +115,12 @@ def _program_frames(tb, entry: str = ""):
 
 def run(args: argparse.Namespace) -> int:
     output = _check(args)
-    from ..tracer import Tracer
+    from ..tracer import Tracer, active
+
+    stray = active()
+    if stray is not None:  # GILTRACE was set: this launcher traced itself at start-up; the program's trace replaces it
+        stray.stop(load=False)
+        os.unlink(stray.path)
 
     argv: List[str] = list(args.program)
     launcher = os.path.abspath(sys.argv[0]) if sys.argv and sys.argv[0] else ""

@@ -81,3 +81,12 @@ def test_c_threads_are_named(native, tmp_path):
     th = tr.result.threads()
     assert th.loc[tid, "name"] == "gt-cthread"
     assert th.loc[tid, "hold_s"] >= 0.002
+
+
+def test_run_under_giltrace_environment_does_not_clash(native, tmp_path):
+    (tmp_path / "p.py").write_text("print('ok')\n")
+    res = run_python(["-m", "giltrace", "run", "-q", "-o", "x.gtr", "p.py"], cwd=str(tmp_path),
+                     env={"GILTRACE": str(tmp_path / "auto.gtr")})
+    assert res.returncode == 0 and res.stdout == "ok\n", res.stderr
+    assert giltrace.load(str(tmp_path / "x.gtr")).complete
+    assert not glob.glob(str(tmp_path / "auto*"))
