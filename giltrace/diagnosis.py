@@ -124,6 +124,8 @@ def diagnose(trace, top: int = 5) -> Diagnosis:
         labels = mine["location"].map(_labeller(trace))  # several offsets of one line are one site
         own = mine["duration_ns"].groupby(labels).agg(["sum", "size"]).sort_values("sum", ascending=False).head(top)
         for label, r in own.iterrows():
+            if r["sum"] <= 0.001 * total * 1e9:  # below 0.1 % of the waiting: noise
+                continue
             waiting_rows.append({"waiter": names.get(int(waiter), str(waiter)), "location": label,
                                  "wait_s": r["sum"] / 1e9, "share": r["sum"] / 1e9 / total, "waits": int(r["size"])})
         # Which code the holders were running: each hold is charged with the

@@ -18,7 +18,7 @@ body{font-family:system-ui,-apple-system,Segoe UI,Helvetica,Arial,sans-serif;mar
 h1{font-size:1.5em}h2{font-size:1.2em;margin-top:1.8em;border-bottom:1px solid #ddd}
 table{border-collapse:collapse;font-size:.9em}td,th{padding:.25em .6em;border-bottom:1px solid #eee;text-align:right}
 th{background:#f6f6f6}td:first-child,th:first-child{text-align:left}.note{color:#555;font-size:.9em}
-img{max-width:100%}.warn{color:#a00}
+img{max-width:100%}.warn{color:#a00}.sites td:last-child,.sites th:last-child{text-align:left}
 """
 
 
@@ -35,23 +35,39 @@ def img_tag(data: bytes, alt: str) -> str:
     return '<img alt="%s" src="data:image/png;base64,%s">' % (html.escape(alt), base64.b64encode(data).decode())
 
 
-def thread_table_html(trace) -> str:
-    th = trace.threads()
+def thread_table_html(d) -> str:
+    """Per-thread time split and wait latency, from a Diagnosis."""
+    th = d.threads
     df = pd.DataFrame(
         {
             "thread": th["name"],
+            "tid": th.index,
             "hold ms": (1e3 * th["hold_s"]).round(2),
             "wait ms": (1e3 * th["wait_s"]).round(2),
             "released ms": (1e3 * th["released_s"]).round(2),
             "wait %": (100 * th["wait_share"]).round(1),
             "acquires": th["acquires"],
             "waits": th["waits"],
-            "mean wait ms": (1e3 * th["mean_wait_s"]).round(3),
-            "max wait ms": (1e3 * th["max_wait_s"]).round(3),
-            "drop requests": th["drop_requests"],
+            "waits/s": th["waits_per_s"].round(0),
+            "p50 ms": th["wait_p50_ms"].round(3),
+            "p99 ms": th["wait_p99_ms"].round(3),
+            "max ms": th["wait_max_ms"].round(3),
         }
     )
-    return df.to_html(border=0)
+    return df.to_html(border=0, index=False)
+
+
+def diagnosis_html(d) -> str:
+    parts = ["<ul>%s</ul>" % "".join("<li>%s</li>" % html.escape(line.strip().lstrip("-> ").strip()) for line in d.suggestions)]
+    if len(d.waiting_sites):
+        ws = d.waiting_sites.assign(**{"wait ms": (1e3 * d.waiting_sites["wait_s"]).round(2), "share %": (100 * d.waiting_sites["share"]).round(1)})
+        parts.append("<p class='note'>Where the starving threads were when they released the GIL before waiting:</p>")
+        parts.append(ws[["waiter", "wait ms", "share %", "waits", "location"]].to_html(border=0, index=False, classes="sites"))
+    if len(d.culprit_sites):
+        cs = d.culprit_sites.assign(**{"blamed ms": (1e3 * d.culprit_sites["blamed_s"]).round(2), "share %": (100 * d.culprit_sites["share"]).round(1)})
+        parts.append("<p class='note'>Who held the GIL meanwhile, and the line at which they let go:</p>")
+        parts.append(cs[["waiter", "holder", "blamed ms", "share %", "location"]].to_html(border=0, index=False, classes="sites"))
+    return "\n".join(parts)
 
 
 def blame_html(trace) -> str:
@@ -89,6 +105,7 @@ def trace_report(trace, out_html: str) -> List[str]:
 
     m = trace.meta
     holds = trace.long_holds()
+    d = trace.diagnose()
     parts = [
         "<!doctype html><html><head><meta charset='utf-8'><title>giltrace report: %s</title><style>%s</style></head><body>"
         % (html.escape(os.path.basename(trace.path or "")), CSS),
@@ -101,9 +118,10 @@ def trace_report(trace, out_html: str) -> List[str]:
     if not m.get("complete", True):
         parts.append("<p class='warn'>Incomplete trace: %s. Shown up to the last flushed chunk.</p>" % html.escape(str(m.get("incomplete_reason"))))
     parts += [
-        "<h2>Threads</h2>", thread_table_html(trace),
+        "<h2>Diagnosis</h2>", diagnosis_html(d),
+        "<h2>Threads</h2>", thread_table_html(d),
         "<p class='note'>hold: the thread held the GIL; wait: it was blocked taking it; released: it ran without it (I/O, sleep, C code). "
-        "waits: acquisitions that had to block; mean/max over those.</p>",
+        "waits: acquisitions that had to block; p50/p99/max over those.</p>",
         "<h2>Timeline</h2>",
         "<p class='note'>Window %.3f–%.3f s (%s). Top strip: which thread held the GIL (lane labels in the same colour; white: nobody).</p>"
         % ((window.start_ns - trace.start_ns) / 1e9, (window.end_ns - trace.start_ns) / 1e9, html.escape(window.reason)),
