@@ -69,7 +69,8 @@ def bench_report(out_dir: str, out_html: str) -> List[str]:
     m = doc.get("machine", {})
     parts = ["<!doctype html><html><head><meta charset='utf-8'><title>giltrace bench report</title><style>%s"
              "pre{font-size:.85em;background:#fafafa;padding:.6em;overflow-x:auto}"
-             ".cell{display:flex;gap:1em;align-items:flex-start;margin:1em 0}.cell img{width:49%%}</style></head><body>" % CSS,
+             ".cell{display:flex;flex-wrap:wrap;gap:.5em;margin:1em 0}.cell img:first-child{width:100%%}.cell img+img{width:48%%}"
+             "</style></head><body>" % CSS,
              "<h1>Threading experiments: %s</h1>" % html.escape(out_dir),
              "<p>%s</p>" % html.escape("; ".join("%s: %s" % (k, m[k]) for k in ("date", "cpu_model", "usable_cpus", "kernel") if k in m))]
     for msg in doc.get("messages", []):
