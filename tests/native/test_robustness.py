@@ -227,3 +227,19 @@ def test_free_threaded_build_is_refused(monkeypatch):
     monkeypatch.setattr(_binding, "_cached", None)
     with pytest.raises(giltrace.UnsupportedInterpreter, match="free-threaded"):
         giltrace.start()
+
+
+def test_start_stop_functions_and_live_sample(native, tmp_path):
+    tracer = giltrace.start(str(tmp_path / "s.gtr"))
+    assert giltrace.active() is tracer
+    first = tracer.sample()
+    assert set(first) == {"time_ns", "locked", "holder_tid", "holder_name", "switch_number", "drop_request", "waiters"}
+    t = threading.Thread(target=sum, args=([1] * 200000,), name="summer")
+    t.start()
+    t.join()
+    second = tracer.sample()
+    assert second["time_ns"] > first["time_ns"] and second["switch_number"] >= first["switch_number"]
+    trace = giltrace.stop()
+    assert giltrace.active() is None and trace.complete and "summer" in set(trace.threads()["name"])
+    with pytest.raises(giltrace.GiltraceError, match="no trace is running"):
+        giltrace.stop()
