@@ -315,7 +315,10 @@ def _at_exit() -> None:
     # Non-daemon threads are joined before atexit runs, so the file gets them all.
     tracer = _active
     if tracer is not None:
-        tracer.stop(load=False)
+        try:
+            tracer.stop(load=False)
+        except GiltraceError as exc:  # e.g. the disk filled up: say so in one line
+            sys.stderr.write("giltrace: %s\n" % exc)
 
 
 def _after_fork_in_child() -> None:
