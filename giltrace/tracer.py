@@ -75,7 +75,10 @@ class Tracer:
                 raise TraceRunning("a trace is already running in this process (writing %s)" % _active.path)
             self._open_file()
             try:
-                fileformat.write_all(self._fd, fileformat.header_bytes(self._header()))
+                try:
+                    fileformat.write_all(self._fd, fileformat.header_bytes(self._header()))
+                except OSError as exc:
+                    raise GiltraceError("cannot write the trace file %s: %s" % (self.path, exc.strerror or exc)) from None
                 self._names = {t.native_id: t.name for t in threading.enumerate() if t.native_id is not None}
                 prefixes = ffi.new("char[]", "\n".join(library_prefixes()).encode())  # C copies it
                 cfg = ffi.new(
@@ -128,11 +131,15 @@ class Tracer:
                 if t.native_id is not None:
                     self._names[t.native_id] = t.name
             self.stats = {f: getattr(stats, f) for f, _ in ffi.typeof("gt_stats").fields}
-            self._write_json(fileformat.CHUNK_THREADS, self._name_records())
-            self._write_json(fileformat.CHUNK_FOOTER, self._footer())
+            try:
+                self._write_json(fileformat.CHUNK_THREADS, self._name_records())
+                self._write_json(fileformat.CHUNK_FOOTER, self._footer())
+            except OSError as exc:
+                self.stats["write_errno"] = self.stats.get("write_errno") or exc.errno or 1
             self._close_file(remove=False)
         if self.stats.get("write_errno"):
-            raise GiltraceError("the trace file %s is incomplete: %s" % (self.path, os.strerror(self.stats["write_errno"])))
+            raise GiltraceError("the trace file %s is incomplete (readable up to where writing stopped): %s"
+                                % (self.path, os.strerror(self.stats["write_errno"])))
         if load:
             from .model import load as load_trace
 
@@ -177,6 +184,7 @@ class Tracer:
             os.close(fd)
             self._temporary = True
         flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND | getattr(os, "O_CLOEXEC", 0)
+        self._created = self._temporary or not os.path.lexists(self.path)
         try:
             self._fd = os.open(self.path, flags, 0o644)
         except OSError as exc:
@@ -187,7 +195,8 @@ class Tracer:
             if self._fd >= 0:
                 os.close(self._fd)
                 self._fd = -1
-        if remove and self.path:
+        # Only a regular file this tracer created: never /dev/full or a user's file.
+        if remove and self.path and getattr(self, "_created", False) and os.path.isfile(self.path):
             try:
                 os.unlink(self.path)
             except OSError:

@@ -243,3 +243,32 @@ def test_start_stop_functions_and_live_sample(native, tmp_path):
     assert giltrace.active() is None and trace.complete and "summer" in set(trace.threads()["name"])
     with pytest.raises(giltrace.GiltraceError, match="no trace is running"):
         giltrace.stop()
+
+
+def test_a_full_disk_gives_one_clear_error_and_a_readable_file(native, tmp_path):
+    code = textwrap.dedent(
+        """
+        import resource, signal, sys, threading, giltrace
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)     # get EFBIG instead of being killed
+        resource.setrlimit(resource.RLIMIT_FSIZE, (1000000, 1000000))
+        from giltrace._binding import native
+        ffi, lib = native()
+        tr = giltrace.trace(sys.argv[1], flush_period_ms=5)
+        tr.start()
+        threads = [threading.Thread(target=lambda: [lib.gt_test_noop() for _ in range(40000)]) for _ in range(2)]
+        for t in threads: t.start()
+        for t in threads: t.join()
+        try:
+            tr.stop(load=False)
+        except giltrace.GiltraceError as exc:
+            print("error:", exc)
+        """
+    )
+    path = tmp_path / "full.gtr"
+    res = run_python([ "-c", code, str(path)])
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.startswith("error: the trace file") and "File too large" in res.stdout
+    assert res.stdout.count("\n") == 1
+    with pytest.warns(giltrace.IncompleteTraceWarning):
+        t = giltrace.load(str(path))
+    assert len(t.events) > 0 and not t.complete
