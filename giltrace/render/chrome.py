@@ -39,8 +39,12 @@ def chrome_events(trace, clock: str = "monotonic") -> Dict[str, Any]:
     ts = (iv["start_ns"].to_numpy() + offset_ns) / 1e3
     dur = iv["duration_ns"].to_numpy() / 1e3
     names = np.where(iv["state"].to_numpy() == "hold", "hold GIL", "wait GIL")
-    for tid, t, d, n in zip(iv["tid"].to_numpy(), ts, dur, names):
-        out.append({"ph": "X", "cat": "gil", "name": str(n), "pid": pid, "tid": int(tid), "ts": float(t), "dur": float(d)})
+    labels = {loc: trace.location_label(loc) for loc in iv["location"].unique() if loc}
+    for tid, t, d, n, loc in zip(iv["tid"].to_numpy(), ts, dur, names, iv["location"].to_numpy()):
+        e = {"ph": "X", "cat": "gil", "name": str(n), "pid": pid, "tid": int(tid), "ts": float(t), "dur": float(d)}
+        if loc:  # a wait: where the thread began waiting; a hold: where it let go
+            e["args"] = {"location": labels[loc]}
+        out.append(e)
 
     ev = trace.events
     drops = ev[ev["kind"] == "drop_request"]
