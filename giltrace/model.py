@@ -26,8 +26,10 @@ class Trace:
     def __init__(self, raw: fileformat.RawTrace, path: Optional[str] = None):
         self.path = path
         self._raw = raw
-        # Python's names win; the OS name covers threads Python never named (C threads).
-        self.names: Dict[int, str] = dict(raw.os_names)
+        # Python's names win; the OS name covers threads Python never named (C
+        # threads), unless it is just the process's name that every thread inherits.
+        process_name = raw.os_names.get(int(raw.header.get("pid", -1)))
+        self.names: Dict[int, str] = {t: n for t, n in raw.os_names.items() if n and n != process_name}
         self.names.update(analysis.names_from_records(raw.threads))
 
     @property
