@@ -80,28 +80,8 @@ def roundtrip(n):
     return timed(body)
 
 
-def cpu_threads(count, k):
-    def cpu():
-        n = count
-        while n:
-            n -= 1
-
-    def body():
-        ts = [threading.Thread(target=cpu) for _ in range(k)]
-        for t in ts:
-            t.start()
-        for t in ts:
-            t.join()
-
-    return timed(body)
-
-
-def pingpong(calls, k=2, spin_ns=15000):
-    spin = lib.gt_test_spin_ns
-
-    def worker():
-        for _ in range(calls):
-            spin(spin_ns)  # 15 us of C work with the GIL released: ~100k calls/s in all
+def in_threads(worker, k):
+    """A timed run of `worker` in k threads at once."""
 
     def body():
         ts = [threading.Thread(target=worker) for _ in range(k)]
@@ -111,6 +91,25 @@ def pingpong(calls, k=2, spin_ns=15000):
             t.join()
 
     return timed(body)
+
+
+def cpu_threads(count, k):
+    def cpu():
+        n = count
+        while n:
+            n -= 1
+
+    return in_threads(cpu, k)
+
+
+def pingpong(calls, k=2, spin_ns=15000):
+    spin = lib.gt_test_spin_ns
+
+    def worker():
+        for _ in range(calls):
+            spin(spin_ns)  # 15 us of C work with the GIL released: ~100k calls/s in all
+
+    return in_threads(worker, k)
 
 
 def sampler_cost(seconds):

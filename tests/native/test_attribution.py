@@ -30,19 +30,24 @@ def line_of(marker):
     raise AssertionError(marker)
 
 
-def test_waits_and_releases_point_at_the_right_lines(native, tmp_path):
+def traced_beside_a_spinner(path, target, args, name, seconds=0.4):
+    """Run `target(stop, *args)` as thread `name` beside a CPU-bound thread, traced."""
     stop = threading.Event()
+    threads = [threading.Thread(target=spin, args=(stop,), name="spin"),
+               threading.Thread(target=target, args=(stop,) + tuple(args), name=name)]
+    with giltrace.trace(path) as tr:
+        for t in threads:
+            t.start()
+        time.sleep(seconds)
+        stop.set()
+        for t in threads:
+            t.join()
+    return tr.result
+
+
+def test_waits_and_releases_point_at_the_right_lines(native, tmp_path):
     with tempfile.TemporaryFile() as f:
-        threads = [threading.Thread(target=spin, args=(stop,), name="spin"),
-                   threading.Thread(target=writer, args=(stop, f.fileno()), name="writer")]
-        with giltrace.trace(str(tmp_path / "a.gtr")) as tr:
-            for t in threads:
-                t.start()
-            time.sleep(0.4)
-            stop.set()
-            for t in threads:
-                t.join()
-    t = tr.result
+        t = traced_beside_a_spinner(str(tmp_path / "a.gtr"), writer, (f.fileno(),), "writer")
     ev = t.events
     names = t.threads()["name"]
     writer_tid = names[names == "writer"].index[0]
@@ -80,19 +85,9 @@ def copy_through_the_stdlib(stop, src, dst):
 
 
 def test_wait_site_is_the_programs_own_line_behind_library_calls(native, tmp_path):
-    stop = threading.Event()
     with tempfile.TemporaryFile() as src, tempfile.TemporaryFile() as dst:
         src.write(b"y" * 64 * 1024)
-        threads = [threading.Thread(target=spin, args=(stop,), name="spin"),
-                   threading.Thread(target=copy_through_the_stdlib, args=(stop, src, dst), name="copier")]
-        with giltrace.trace(str(tmp_path / "c.gtr")) as tr:
-            for t in threads:
-                t.start()
-            time.sleep(0.4)
-            stop.set()
-            for t in threads:
-                t.join()
-    t = tr.result
+        t = traced_beside_a_spinner(str(tmp_path / "c.gtr"), copy_through_the_stdlib, (src, dst), "copier")
     d = t.diagnose()
     sites = d.waiting_sites[d.waiting_sites["waiter"] == "copier"]
     assert len(sites), d.threads
