@@ -6,8 +6,9 @@
 2. cpu2      : wall time of 2 CPU-bound threads
 3. pingpong  : 2 threads doing short GIL-releasing calls (~100k+ calls/s in all)
 4. lost      : events lost at the default buffer size on a 10 s ping-pong run
-5. sampler   : CPU cost of the writer/sampler thread at the default 1 ms period,
-               with an idle GIL (it backs off) and with a GIL held all along
+5. sampler   : CPU cost of the writer/sampler thread at the default 1 ms period:
+               GIL idle, GIL held by one thread (both: it backs off), and GIL held
+               while another thread waits for it (full rate)
 Targets (issue 2): <= 100 ns/transition, <= 2 % cpu2, <= 5 % pingpong, 0 lost, <= 1.5 % of a core.
 """
 from __future__ import annotations
@@ -124,29 +125,38 @@ def sampler_cost(seconds):
     return body
 
 
-def sampler_busy_cost(seconds):
-    """CPU of everything but a thread that keeps the GIL (in C) all along:
-    the sampler then never backs off."""
+def sampler_busy_cost(seconds, waiter=False):
+    """CPU of everything but the working threads: a thread that keeps the GIL
+    (in C) all along, and with ``waiter`` a second thread that keeps asking for
+    it -- the case where the sampler runs at full rate."""
 
     def body():
-        out = {}
+        cpu = {}
+        end = time.monotonic() + seconds
 
         def holder():
             t0 = time.thread_time()
-            end = time.monotonic() + seconds
             while time.monotonic() < end:
                 lib.gt_test_hold_gil_ns(50_000_000)
-            out["holder_cpu"] = time.thread_time() - t0
+            cpu["holder"] = time.thread_time() - t0
+
+        def asker():
+            t0 = time.thread_time()
+            while time.monotonic() < end:
+                pass
+            cpu["asker"] = time.thread_time() - t0
 
         c0 = resource.getrusage(resource.RUSAGE_SELF)
         t0 = time.perf_counter()
-        th = threading.Thread(target=holder)
-        th.start()
-        th.join()
+        ths = [threading.Thread(target=holder)] + ([threading.Thread(target=asker)] if waiter else [])
+        for th in ths:
+            th.start()
+        for th in ths:
+            th.join()
         c1 = resource.getrusage(resource.RUSAGE_SELF)
         wall = time.perf_counter() - t0
         total = c1.ru_utime + c1.ru_stime - c0.ru_utime - c0.ru_stime
-        return (total - out["holder_cpu"]) / wall
+        return (total - sum(cpu.values())) / wall
 
     return body
 
@@ -188,7 +198,9 @@ def main() -> int:
     base, tr = paired(sampler_cost(1.0 if q else 3.0), 2 if q else 4)
     res["sampler_idle_core_pct"] = 100 * (statistics.median(tr) - statistics.median(base))
     base, tr = paired(sampler_busy_cost(1.0 if q else 3.0), 2 if q else 4)
-    res["sampler_busy_core_pct"] = 100 * (statistics.median(tr) - statistics.median(base))
+    res["sampler_held_core_pct"] = 100 * (statistics.median(tr) - statistics.median(base))
+    base, tr = paired(sampler_busy_cost(1.0 if q else 3.0, waiter=True), 2 if q else 4)
+    res["sampler_contended_core_pct"] = 100 * (statistics.median(tr) - statistics.median(base))
 
     width = max(map(len, res))
     for k, v in res.items():

@@ -403,10 +403,11 @@ static void deadline(struct timespec *ts, uint64_t ns)
 }
 
 /* Each wake-up of a sleeping thread costs ~15 us of CPU in these VMs, so a
- * 1 ms sampler costs ~1.6 % of a core however little it does.  Samples of an
- * idle GIL (unlocked, no waiter, no event since the last wake) carry no
- * information, so after IDLE_WAKES such wakes the sampler backs off to
- * IDLE_FACTOR periods until the GIL is busy again. */
+ * 1 ms sampler costs ~1.6 % of a core however little it does.  Samples only
+ * tell something the events don't while a thread is waiting for the GIL (who
+ * holds it now; a holder that won't let go), so after IDLE_WAKES wakes with
+ * nobody waiting and no new event the sampler backs off to IDLE_FACTOR
+ * periods, and returns to full rate as soon as anyone waits. */
 #define IDLE_WAKES 10
 #define IDLE_FACTOR 10
 
@@ -437,7 +438,7 @@ static void *writer_main(void *arg)
         if (sample_period && now >= next_sample) {
             gt_sample *s = &g.samples[g.nsamples++];
             read_sample(s, now);
-            int idle = !s->locked && !s->waiters && tail == last_tail;
+            int idle = !s->waiters && tail == last_tail;
             idle_wakes = idle ? idle_wakes + 1 : 0;
             uint64_t period = idle_wakes >= IDLE_WAKES ? IDLE_FACTOR * sample_period : sample_period;
             next_sample += period;
