@@ -99,6 +99,7 @@ uint32_t gt_crc32(uint32_t crc, const unsigned char *buf, size_t len);
 
 /* Test-only helpers: deterministic GIL behaviour from C. */
 void gt_test_hold_gil_ns(uint64_t ns);
+void gt_test_hold_gil_ns_timed(uint64_t ns, uint64_t *t4);  /* + stamps around Ensure/Release */
 void gt_test_noop(void);
 uint32_t gt_test_c_thread(uint64_t ns);  /* a named C thread taking the GIL via PyGILState_Ensure */
 uint64_t gt_test_spin_ns(uint64_t ns);  /* returns the CLOCK_MONOTONIC time it stopped */

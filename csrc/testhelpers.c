@@ -53,3 +53,18 @@ uint32_t gt_test_c_thread(uint64_t ns)
     pthread_join(th, NULL);
     return (uint32_t)arg;
 }
+
+/* gt_test_hold_gil_ns, with CLOCK_MONOTONIC stamps around each step:
+ * t[0] before PyGILState_Ensure, t[1] after it, t[2] before
+ * PyGILState_Release, t[3] after it.  The trace's hold must start in
+ * [t0, t1] and end in [t2, t3], however the threads were scheduled. */
+void gt_test_hold_gil_ns_timed(uint64_t ns, uint64_t *t)
+{
+    t[0] = gt_clock_ns();
+    PyGILState_STATE st = PyGILState_Ensure();
+    t[1] = gt_clock_ns();
+    gt_test_spin_ns(ns);
+    t[2] = gt_clock_ns();
+    PyGILState_Release(st);
+    t[3] = gt_clock_ns();
+}
