@@ -24,8 +24,13 @@ def cpu():
             n -= 1
 
 
+stamps = ffi.new("uint64_t[4]")
+holder_tid = []
+
+
 def c_holder():
-    lib.gt_test_hold_gil_ns(20000000)
+    holder_tid.append(threading.get_native_id())
+    lib.gt_test_hold_gil_ns_timed(20000000, stamps)  # the C hold, bracketed by the helper's own clock
 
 
 rc = lib.gt_start(cfg, err, 256)
@@ -71,6 +76,8 @@ for t_ns, arg, tid, kind, flags, _ in events:
     per_thread.setdefault(tid, []).append((t_ns, kind))
 well_formed = True
 holds = []
+bracketed = 0
+t0, t1, t2, t3 = list(stamps)
 for tid, evs in per_thread.items():
     times = [t for t, _ in evs]
     well_formed &= times == sorted(times)
@@ -80,6 +87,8 @@ for tid, evs in per_thread.items():
             last_acq = t
         elif kind == 3 and last_acq is not None:
             holds.append(t - last_acq)
+            if tid == holder_tid[0] and t0 <= last_acq <= t1 and t2 <= t <= t3:
+                bracketed += 1
             last_acq = None
 print(json.dumps({
     "python": sys.version.split()[0],
@@ -89,6 +98,7 @@ print(json.dumps({
     "switched": switched,
     "well_formed": well_formed,
     "longest_hold_ns": max(holds) if holds else 0,
+    "c_hold_bracketed": bracketed,
     "got_restored": restored,
     # the cpu() loop, seen where the cpu threads were forced to release the GIL
     "cpu_releases_located": sum(1 for e in events if e[3] == 3 and locations.get(e[1], ("", "", 0))[1] == "cpu"
