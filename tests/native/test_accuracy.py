@@ -7,6 +7,8 @@ import numpy as np
 
 import giltrace
 
+from ..conftest import trace_threads
+
 HOLD_NS = 20_000_000
 SPIN_NS = 3_000_000  # long enough for the holder thread to wake and take the GIL
 ROUNDS = 10
@@ -90,18 +92,8 @@ def io(stop, lib):
         lib.gt_test_noop()
 
 
-def contended_trace(path, lib, seconds=0.4):
-    stop = threading.Event()
-    threads = [threading.Thread(target=cpu, args=(stop,), name="cpu-%d" % i) for i in range(2)]
-    threads.append(threading.Thread(target=io, args=(stop, lib), name="io"))
-    with giltrace.trace(path) as tr:
-        for th in threads:
-            th.start()
-        time.sleep(seconds)
-        stop.set()
-        for th in threads:
-            th.join()
-    return tr.result
+def contended_trace(path, lib):
+    return trace_threads(path, [(cpu, (), "cpu-0"), (cpu, (), "cpu-1"), (io, (lib,), "io")])
 
 
 def test_switches_equal_the_interpreters_switch_number(native, tmp_path):

@@ -7,6 +7,8 @@ import time
 
 import giltrace
 
+from ..conftest import trace_threads
+
 HERE = os.path.abspath(__file__)
 
 
@@ -30,19 +32,9 @@ def line_of(marker):
     raise AssertionError(marker)
 
 
-def traced_beside_a_spinner(path, target, args, name, seconds=0.4):
+def traced_beside_a_spinner(path, target, args, name):
     """Run `target(stop, *args)` as thread `name` beside a CPU-bound thread, traced."""
-    stop = threading.Event()
-    threads = [threading.Thread(target=spin, args=(stop,), name="spin"),
-               threading.Thread(target=target, args=(stop,) + tuple(args), name=name)]
-    with giltrace.trace(path) as tr:
-        for t in threads:
-            t.start()
-        time.sleep(seconds)
-        stop.set()
-        for t in threads:
-            t.join()
-    return tr.result
+    return trace_threads(path, [(spin, (), "spin"), (target, args, name)])
 
 
 def test_waits_and_releases_point_at_the_right_lines(native, tmp_path):
