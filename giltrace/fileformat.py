@@ -17,11 +17,12 @@ The file is opened with O_APPEND and every chunk is written with one
 from __future__ import annotations
 
 import json
+import math
 import os
 import struct
 import zlib
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Dict, List
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Tuple
 
 from .errors import TraceFormatError
 
@@ -88,11 +89,148 @@ class RawTrace:
     extra: Dict[str, Any] = field(default_factory=dict)
 
 
-def _json(payload: bytes, where: str) -> Any:
+def _json(payload: bytes, where: str, path: str) -> Any:
     try:
-        return json.loads(payload.decode())
-    except (UnicodeDecodeError, ValueError):
-        raise TraceFormatError("corrupt %s chunk" % where) from None
+        obj = json.loads(bytes(payload).decode(), parse_constant=_no_constant)
+    except RecursionError:  # json's C scanner recurses once per nesting level
+        raise TraceFormatError("%s is corrupt: the JSON of its %s is nested too deeply" % (path, where)) from None
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise TraceFormatError("%s is corrupt: bad JSON in its %s (%s)" % (path, where, _one_line(exc))) from None
+    try:
+        return _clean(obj, 0)
+    except _Bad as exc:
+        raise TraceFormatError("%s is corrupt: %s %s" % (path, where, exc)) from None
+
+
+class _Bad(ValueError):
+    """A reason, completed into a TraceFormatError message by the caller."""
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError("%s is not a number" % name)  # NaN / Infinity are not JSON
+
+
+MAX_JSON_DEPTH = 16  # the writers (giltrace/tracer.py) nest 3 levels at most
+
+
+def _clean(obj: Any, depth: int) -> Any:
+    """Reject what no writer produces (deep nesting, 1e400 read as inf) and
+    make strings printable: a lone surrogate (``"\\udc80"``) cannot be
+    written to a UTF-8 stdout or CSV file."""
+    if depth > MAX_JSON_DEPTH:
+        raise _Bad("JSON is nested more than %d levels deep" % MAX_JSON_DEPTH)
+    if isinstance(obj, str):
+        try:
+            obj.encode("utf-8")
+            return obj
+        except UnicodeEncodeError:
+            return obj.encode("utf-8", "replace").decode("utf-8")
+    if isinstance(obj, float) and not math.isfinite(obj):
+        raise _Bad("holds a number out of range")
+    if isinstance(obj, list):
+        return [_clean(v, depth + 1) for v in obj]
+    if isinstance(obj, dict):
+        return {_clean(k, depth + 1): _clean(v, depth + 1) for k, v in obj.items()}
+    return obj
+
+
+def _one_line(value: Any, limit: int = 40) -> str:
+    """A short one-line rendering: an exception's text, or a JSON value as JSON."""
+    text = str(value) if isinstance(value, Exception) else json.dumps(value)
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+# Field checks of the JSON records.  Trace.meta merges header, START and
+# FOOTER into one dict (giltrace/model.py), so each key is checked wherever it
+# appears; keys not listed here are free (newer writers may add some).
+INT64_MAX = 2**63 - 1  # times and counters become numpy int64 (giltrace/analysis.py)
+
+
+def _is_int(v: Any, lo: int = 0, hi: int = INT64_MAX) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and lo <= v <= hi
+
+
+def _int(lo: int = 0, hi: int = INT64_MAX, null: bool = False) -> Callable[[Any], str]:
+    def check(v: Any) -> str:
+        if v is None and null:
+            return ""
+        return "" if _is_int(v, lo, hi) else "is not an integer in [%d, %d]" % (lo, hi)
+    return check
+
+
+def _number(lo: float, hi: float) -> Callable[[Any], str]:
+    def check(v: Any) -> str:
+        ok = isinstance(v, (int, float)) and not isinstance(v, bool) and lo <= v <= hi
+        return "" if ok else "is not a number in [%g, %g]" % (lo, hi)
+    return check
+
+
+def _text(v: Any) -> str:
+    return "" if v is None or isinstance(v, str) else "is not a string"
+
+
+def _texts(v: Any) -> str:
+    return "" if isinstance(v, list) and all(isinstance(x, str) for x in v) else "is not a list of strings"
+
+
+def _cpu_list(v: Any) -> str:
+    ok = v is None or (isinstance(v, list) and all(_is_int(x, 0, 2**31) for x in v))
+    return "" if ok else "is not a list of CPU numbers"
+
+
+def _clock_pair(v: Any) -> str:
+    ok = isinstance(v, list) and len(v) == 2 and all(_is_int(x) for x in v)
+    return "" if ok else "is not a [monotonic ns, Unix ns] pair"
+
+
+def _flag(v: Any) -> str:
+    return "" if isinstance(v, (bool, int)) else "is not a boolean"
+
+
+_NS = _int()
+FIELDS: Dict[str, Callable[[Any], str]] = {
+    # header (giltrace/tracer.py Tracer._header)
+    "format_version": _int(), "pid": _int(0, 2**31), "cpu_count": _int(0, 2**31, null=True), "affinity": _cpu_list,
+    "switch_interval_s": _number(1e-9, 1e6), "sample_period_ns": _NS, "flush_period_ns": _NS, "buffer_events": _NS,
+    "locations": _flag, "start_time_unix": _number(0, 1e11), "argv": _texts, "library_prefixes": _texts,
+    "children_template": _text, "giltrace_version": _text, "clock": _text, "executable": _text, "python_version": _text,
+    "python_implementation": _text, "platform": _text, "machine": _text, "hostname": _text,
+    # START and FOOTER
+    "start_ns": _NS, "stop_ns": _NS, "clock_pair": _clock_pair, "switch_number_start": _NS, "switch_number_stop": _NS,
+    "hooked_object": _text, "stop_time_unix": _number(0, 1e11), "events_written": _NS, "events_lost": _int(null=True),
+    "samples_written": _NS, "write_errno": _int(0, 2**31), "locations_lost": _NS,
+}
+
+
+def _record(obj: Any, where: str, path: str, required: Tuple[str, ...] = ()) -> Dict[str, Any]:
+    """A header/START/FOOTER record: a JSON object whose known fields have sane types and ranges."""
+    if not isinstance(obj, dict):
+        raise TraceFormatError("%s is corrupt: its %s is %s, not a JSON object" % (path, where, _json_type(obj)))
+    for key in required:
+        if key not in obj:
+            raise TraceFormatError("%s is corrupt: its %s has no %s" % (path, where, key))
+    for key, value in obj.items():
+        check = FIELDS.get(key)
+        problem = check(value) if check else ""
+        if problem:
+            raise TraceFormatError("%s is corrupt: %s field %s %s (%s)" % (path, where, key, problem, _one_line(value)))
+    return obj
+
+
+def _thread_records(obj: Any, path: str, where: int) -> List[Dict[str, Any]]:
+    """A THREADS payload: a list of {"tid": int, "name": str}."""
+    if not isinstance(obj, list):
+        raise TraceFormatError("%s is corrupt: thread names at byte %d are %s, not a JSON list" % (path, where, _json_type(obj)))
+    for r in obj:
+        if not (isinstance(r, dict) and _is_int(r.get("tid"), 0, 2**32 - 1) and isinstance(r.get("name"), str)):
+            raise TraceFormatError("%s is corrupt: bad thread record at byte %d (%s)" % (path, where, _one_line(r)))
+    return obj
+
+
+def _json_type(obj: Any) -> str:
+    names = {dict: "an object", list: "a list", str: "a string", bool: "a boolean", int: "a number", float: "a number"}
+    return "null" if obj is None else names.get(type(obj), type(obj).__name__)
 
 
 def read(path: str) -> RawTrace:
@@ -114,7 +252,7 @@ def read(path: str) -> RawTrace:
         raise TraceFormatError("%s has trace format version %d; this giltrace reads version %d" % (path, version, FORMAT_VERSION))
     if HEADER.size + n > len(data):
         raise TraceFormatError("%s is truncated inside its header" % path)
-    header = _json(data[HEADER.size : HEADER.size + n], "header")
+    header = _record(_json(data[HEADER.size : HEADER.size + n], "header", path), "header", path)
 
     raw = RawTrace(header=header, start={}, footer={}, threads=[], events=np.empty(0, event_dtype), samples=np.empty(0, sample_dtype))
     events: List["np.ndarray"] = []
@@ -141,11 +279,11 @@ def read(path: str) -> RawTrace:
                 raise TraceFormatError("%s is corrupt: chunk at byte %d has a bad size" % (path, off))
             (events if kind == CHUNK_EVENTS else samples).append(np.frombuffer(payload, dtype=dtype))
         elif kind == CHUNK_START:
-            raw.start = _json(bytes(payload), "start")
+            raw.start = _record(_json(payload, "START record", path), "START record", path, ("start_ns",))
         elif kind == CHUNK_THREADS:
-            raw.threads.extend(_json(bytes(payload), "threads"))
+            raw.threads.extend(_thread_records(_json(payload, "thread names", path), path, off))
         elif kind == CHUNK_FOOTER:
-            raw.footer = _json(bytes(payload), "footer")
+            raw.footer = _record(_json(payload, "FOOTER record", path), "FOOTER record", path, ("stop_ns",))
         elif kind == CHUNK_LOCATIONS:
             _read_locations(bytes(payload), count, raw.locations, path, off)
         elif kind == CHUNK_OS_NAMES:
@@ -164,6 +302,13 @@ def read(path: str) -> RawTrace:
         raw.complete, raw.problem = False, "the trace was not finalised (the process was killed or crashed)"
     if not raw.start:
         raise TraceFormatError("%s holds no trace: the tracer never started" % path)
+    # Times become int64 (giltrace/analysis.py); an unfinalised trace stops at its last timestamp.
+    for name, arr in (("event", raw.events), ("sample", raw.samples)):
+        if len(arr) and int(arr["time_ns"].max()) > INT64_MAX:
+            raise TraceFormatError("%s is corrupt: a%s %s time is out of range" % (path, "n" if name == "event" else "", name))
+    start_ns = raw.footer.get("start_ns", raw.start["start_ns"])  # Trace.meta: the footer's fields win
+    if raw.footer and raw.footer["stop_ns"] < start_ns:
+        raise TraceFormatError("%s is corrupt: the trace stops (%d) before it starts (%d)" % (path, raw.footer["stop_ns"], start_ns))
     return raw
 
 
@@ -177,6 +322,8 @@ def _read_locations(payload: bytes, count: int, out: Dict[int, tuple], path: str
             func = payload[pos + flen : pos + flen + nlen].decode("utf-8", "replace")
             pos += flen + nlen
             out[loc_id] = (file, func, line)
+        if pos != len(payload):  # names running past the payload, or bytes after the last record
+            raise struct.error("bad length")
     except struct.error:
         raise TraceFormatError("%s is corrupt: bad locations chunk at byte %d" % (path, where)) from None
 
