@@ -90,6 +90,8 @@ def intervals(events: pd.DataFrame, start_ns: int, stop_ns: int) -> pd.DataFrame
     location: for a wait, where the thread was when it began waiting (the
     line that released the GIL, e.g. around I/O); for a hold, where it was
     when it let go (0: unknown, or still held at the stop).
+    contended: for a wait, whether the take had to block (a *wait* in every
+    table); an uncontended take is a ~100 ns interval.  False for holds.
     """
     kind = events["kind"].cat.codes.to_numpy() + 1
     tid = events["tid"].to_numpy()
@@ -101,6 +103,7 @@ def intervals(events: pd.DataFrame, start_ns: int, stop_ns: int) -> pd.DataFrame
     wait_start = wait_end - events["wait_ns"].to_numpy()[acq]
     wait_tid = tid[acq]
     wait_loc = loc[acq]
+    wait_contended = events["contended"].to_numpy()[acq]
 
     m = acq | (kind == EV_RELEASE)
     htid, ht, hk, hl = tid[m], t[m], kind[m], loc[m]
@@ -125,6 +128,7 @@ def intervals(events: pd.DataFrame, start_ns: int, stop_ns: int) -> pd.DataFrame
     ends = np.concatenate([wait_end, hold_end]).astype(np.int64, copy=False)
     states = np.concatenate([np.zeros(n_wait, np.int8), np.ones(n_hold, np.int8)])
     locs = np.concatenate([wait_loc, hold_loc]).astype(np.int64, copy=False)
+    contended = np.concatenate([wait_contended, np.zeros(n_hold, bool)])
     order = np.argsort(starts, kind="stable")  # a few long sorted runs: timsort merges them fast
     return pd.DataFrame(
         {
@@ -134,9 +138,45 @@ def intervals(events: pd.DataFrame, start_ns: int, stop_ns: int) -> pd.DataFrame
             "end_ns": ends[order],
             "duration_ns": ends[order] - starts[order],
             "location": locs[order],
+            "contended": contended[order],
         },
         copy=False,
     )
+
+
+def window_events(events: pd.DataFrame, start_ns: int, stop_ns: int) -> pd.DataFrame:
+    """The events between two instants, as if the trace had been started at
+    ``start_ns`` and stopped at ``stop_ns``: a take that began before the
+    window counts from its start (``wait_clipped``).  Locations were filled
+    in over the whole trace, so they stay right inside the window."""
+    t = events["time_ns"].to_numpy()
+    lo, hi = np.searchsorted(t, start_ns, side="left"), np.searchsorted(t, stop_ns, side="right")
+    out = events.iloc[lo:hi].copy()
+    acq = (out["kind"] == "acquire").to_numpy()
+    began = out["time_ns"].to_numpy() - out["wait_ns"].to_numpy()
+    early = acq & (began < start_ns)
+    if early.any():
+        out.loc[early, "wait_ns"] = out["time_ns"].to_numpy()[early] - start_ns
+        out.loc[early, "wait_clipped"] = True
+    return out.reset_index(drop=True)
+
+
+def occupancy(starts: np.ndarray, ends: np.ndarray, at: np.ndarray) -> np.ndarray:
+    """Integral of the number of intervals open at each instant, from the
+    first start to each instant in ``at``: overlapping intervals (several
+    threads waiting at once) each count.  Differences give thread-seconds
+    spent in the intervals over any span, with no loop over threads."""
+    if len(starts) == 0:
+        return np.zeros(len(at))
+    t = np.concatenate([starts, ends]).astype(np.float64)
+    step = np.concatenate([np.ones(len(starts)), -np.ones(len(ends))])
+    order = np.argsort(t, kind="stable")
+    t, step = t[order], step[order]
+    level = np.cumsum(step)  # intervals open just after t[k]
+    before = np.concatenate([[0.0], np.cumsum(level[:-1] * np.diff(t))])  # integral up to t[k]
+    k = np.searchsorted(t, at, side="right") - 1
+    kk = np.maximum(k, 0)
+    return np.where(k >= 0, before[kk] + level[kk] * (np.asarray(at, np.float64) - t[kk]), 0.0)
 
 
 def thread_table(
@@ -185,6 +225,7 @@ def thread_table(
     out["released_s"] = (out["active_s"] - out["wait_s"] - out["hold_s"]).clip(lower=0)
     for col in ("acquires", "switches", "waits", "releases", "drop_requests"):
         out[col] = per[col].fillna(0).astype(np.int64)
+    out["uncontended"] = out["acquires"] - out["waits"]  # takes that did not block
     out["max_wait_s"] = per["max_wait_s"].fillna(0)
     out["mean_wait_s"] = per["mean_wait_s"].fillna(0)
     out["wait_share"] = np.where(out["active_s"] > 0, out["wait_s"] / out["active_s"].where(out["active_s"] > 0, 1), 0.0)

@@ -1,46 +1,171 @@
-"""Why do threads starve?  Plain facts from a trace: who waits to take the
-GIL back after brief releases (I/O), how long each reacquisition takes
-compared with the switch interval, which threads held the GIL meanwhile and
-where in their code, who held it far too long -- and what to do about it,
-with the numbers behind each suggestion.
+"""What went wrong with the GIL, told as findings: who waited, when, behind
+which code (summed over every thread that ran it), grouped by thread pool,
+and what to do about it -- each with the measured facts behind it.
 
-Pure functions of a Trace; ``render/text.py`` prints the result.
+Kinds of finding (criteria and numbers: docs/api.md, "Diagnosis"):
+
+- ``convoy``: threads that give the GIL up by themselves (I/O, sleep) and
+  wait a sizeable part of their time to take it back (starving I/O threads).
+- ``serialised_pool``: several threads of one group running Python, taking
+  turns on the GIL: the pool is no faster than one thread.
+- ``long_hold_c``: a holder that keeps the GIL far past a drop request without
+  answering it -- C code that never reaches the eval loop's check.
+- ``oversubscription``: CPU-bound threads of different groups sharing one GIL.
+- ``idle``: threads whose waiting looks large beside their little GIL time but
+  costs nothing (rare waits, or waits after blocking on other threads).  Not a
+  problem; reported so that nobody chases them.
+
+Pure functions of a Trace (or of a ``Trace.window``); the whole trace and
+each episode (episodes.py) are diagnosed alike.  ``render/text.py`` prints
+the result, ``Diagnosis.to_dict()`` is the JSON of ``giltrace summary --format json``.
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
-from typing import List
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import pandas as pd
 
-from .analysis import coverage
+from .analysis import occupancy
+from .groups import thread_groups
 
-# A thread starves when, of the time it spends with the GIL (waiting for it or
-# holding it), at least STARVING_WAIT_SHARE is waiting, over at least
-# STARVING_MIN_WAITS contended waits whose median is a sizeable part of a
-# switch interval, and it mostly lets the GIL go by itself (I/O, sleep) rather
-# than being forced to (CPU-bound threads taking turns are not starving).
-STARVING_WAIT_SHARE = 0.5
-STARVING_MIN_WAITS = 5
-STARVING_MIN_P50 = 0.2  # of the switch interval
-STARVING_MAX_FORCED = 0.5  # share of its releases forced by drop requests
-# A long hold: another thread waited this many switch intervals during it ("far
-# past the switch interval"; 2 happens now and then when a vCPU is preempted).
+# A thread's role: "cpu" when most of its holds end because another thread
+# asked for the GIL (it only lets go when forced) or it holds the GIL half its
+# life; otherwise "io" (it lets go by itself: I/O, sleep, C code without the GIL).
+CPU_MIN_FORCED_SHARE = 0.5
+CPU_MIN_HOLD_SHARE = 0.5
+# convoy: I/O threads (a group counts as one) waiting at least this share of
+# their wall time, over enough waits, each a sizeable part of a switch interval.
+CONVOY_MIN_WALL_SHARE = 0.2
+CONVOY_MIN_WAITS = 5
+CONVOY_MIN_WAITS_PER_S = 5.0  # over the diagnosed window
+CONVOY_MIN_P50 = 0.2  # of the switch interval
+# Waiting that follows a block on another thread (join, Condition/Event wait,
+# futures, queues) is a coordinator waking up, not a starving thread.
+SYNC_MAX_SHARE = 0.8
+SYNC_FILES = re.compile(r"(^|/)(threading\.py|queue\.py|concurrent/futures/[^/]+\.py)$")
+# serialised_pool: at least 2 CPU-bound threads of one group, waiting this
+# share of their time with the GIL.
+POOL_MIN_WAIT_SHARE = 0.3
+# oversubscription: CPU-bound threads of different groups, each waiting this share.
+OVERSUB_MIN_WAIT_SHARE = 0.3
+# A long hold: another thread waited this many switch intervals during it
+# ("far past the switch interval"; 2 happens now and then when a vCPU is preempted).
 LONG_HOLD_INTERVALS = 4
+# ... held in C: the first drop request raised during it went unanswered for
+# this many intervals (the eval loop answers one within microseconds).
+C_UNANSWERED_INTERVALS = 2
+# idle threads reported (not a problem) only when their waiting looks large
+# beside their GIL time, the way the old verdict misread them.
+IDLE_REPORT_WAIT_VS_GIL = 0.5
+TOP_CULPRITS = 5
+MIN_CULPRIT_SHARE = 0.01
+
+
+@dataclass
+class Culprit:
+    """Code that held the GIL while the finding's threads waited."""
+
+    location: str            # "file:line" ("?" if unknown)
+    function: str
+    share: float             # of all the finding's waiting
+    wait_s: float            # thread-seconds of waiting it caused
+    threads: List[str]       # the holders that ran it
+    group: Optional[str]     # their group, if they all belong to one
+    label: str = ""          # "file:line (function)", paths shortened
+    library_location: Optional[str] = None  # where in library code the holders let go, when that is not the program's line
+
+    def to_dict(self) -> Dict[str, Any]:
+        return {"location": self.location, "function": self.function, "share": round(self.share, 4),
+                "wait_s": round(self.wait_s, 6), "threads": list(self.threads), "group": self.group,
+                "library_location": self.library_location}
+
+
+@dataclass
+class Finding:
+    kind: str
+    problem: bool
+    threads: List[str]
+    group: Optional[str]
+    window_s: Tuple[float, float]      # since the start of the whole trace
+    wait_s: float                      # thread-seconds of waiting the finding is about
+    summary: str                       # one sentence with the numbers
+    culprits: List[Culprit] = field(default_factory=list)
+    waiting_at: List[Dict[str, Any]] = field(default_factory=list)  # where the waiters released the GIL before waiting
+    advice: List[str] = field(default_factory=list)
+    evidence: Dict[str, Any] = field(default_factory=dict)
+    tids: List[int] = field(default_factory=list)
+    episode: Optional[int] = None      # index into Diagnosis.episodes, None: the whole trace
+
+    def to_dict(self) -> Dict[str, Any]:
+        return {"kind": self.kind, "problem": self.problem, "threads": list(self.threads), "group": self.group,
+                "window_s": [round(self.window_s[0], 6), round(self.window_s[1], 6)], "wait_s": round(self.wait_s, 6),
+                "summary": self.summary, "culprits": [c.to_dict() for c in self.culprits], "waiting_at": self.waiting_at,
+                "advice": list(self.advice), "evidence": self.evidence, "episode": self.episode}
+
+
+@dataclass
+class EpisodeDiagnosis:
+    window_s: Tuple[float, float]
+    waiting_s: float   # thread-seconds of contended waiting in it
+    level: float       # threads waiting on average
+    baseline: float    # the calm's level
+    findings: List[Finding]
+
+    def to_dict(self) -> Dict[str, Any]:
+        return {"window_s": [round(self.window_s[0], 6), round(self.window_s[1], 6)], "waiting_s": round(self.waiting_s, 6),
+                "level": round(self.level, 4), "baseline": round(self.baseline, 4),
+                "findings": [f.to_dict() for f in self.findings]}
 
 
 @dataclass
 class Diagnosis:
     switch_interval_s: float
     duration_s: float
-    threads: pd.DataFrame        # per thread: time split and wait-latency percentiles
-    starving: pd.DataFrame       # threads that starve, with their reacquisition latency
-    culprits: pd.DataFrame       # waiter, holder, blamed_s, share
-    culprit_sites: pd.DataFrame  # waiter, holder, location, blamed_s, share
-    waiting_sites: pd.DataFrame  # waiter, location (where it released the GIL before waiting), wait_s, share, waits
-    long_holds: pd.DataFrame     # holder, start_s, duration_ms, waited_ms, drop_requests, location
+    window_s: Tuple[float, float]
+    threads: pd.DataFrame          # per thread: time split, waits, latency percentiles, group, role
+    findings: List[Finding]        # episodes' first, then the whole trace's not said by an episode; problems first
+    episodes: List[EpisodeDiagnosis]
+    trace_findings: List[Finding]  # the whole window's own findings
+    # Frames of the whole window, for notebooks and the HTML report:
+    starving: pd.DataFrame         # threads in convoy findings, with their reacquisition latency
+    culprits: pd.DataFrame         # waiter (thread or group), holder, blamed_s, share
+    culprit_sites: pd.DataFrame    # waiter, holder, location, blamed_s, share
+    waiting_sites: pd.DataFrame    # waiter, location, wait_s, share, waits (contended)
+    long_holds: pd.DataFrame       # holder, start_s, duration_ms, waited_ms, drop_requests, unanswered_ms, in_c, location
     suggestions: List[str] = field(default_factory=list)
+    meta: Dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def problems(self) -> List[Finding]:
+        return [f for f in self.findings if f.problem]
+
+    def to_dict(self) -> Dict[str, Any]:
+        """The documented JSON structure (docs/api.md, "Diagnosis as JSON")."""
+        th = self.threads
+        threads = [{"name": str(r["name"]), "tid": int(tid), "group": r["group"], "role": r["role"],
+                    "wait_s": round(float(r["wait_s"]), 6), "hold_s": round(float(r["hold_s"]), 6),
+                    "released_s": round(float(r["released_s"]), 6), "active_s": round(float(r["active_s"]), 6),
+                    "wait_share": round(float(r["wait_share"]), 4), "waits": int(r["waits"]), "uncontended": int(r["uncontended"]),
+                    "waits_per_s": round(float(r["waits_per_s"]), 2), "wait_p50_ms": round(float(r["wait_p50_ms"]), 4),
+                    "wait_p99_ms": round(float(r["wait_p99_ms"]), 4), "wait_max_ms": round(float(r["wait_max_ms"]), 4)}
+                   for tid, r in th.iterrows()]
+        return {"schema": SCHEMA, "trace": self.meta.get("path"), "python": self.meta.get("python_version"),
+                "switch_interval_s": self.switch_interval_s, "duration_s": round(self.duration_s, 6),
+                "window_s": [round(self.window_s[0], 6), round(self.window_s[1], 6)],
+                "findings": [f.to_dict() for f in self.findings], "episodes": [e.to_dict() for e in self.episodes],
+                "threads": threads}
+
+    def __getitem__(self, key: str) -> Any:
+        return self.to_dict()[key]
+
+
+SCHEMA = "giltrace.diagnosis/1"
+
+
+# ---------------------------------------------------------------- per thread
 
 
 def _percentiles(waits: pd.DataFrame) -> pd.DataFrame:
@@ -53,6 +178,8 @@ def _percentiles(waits: pd.DataFrame) -> pd.DataFrame:
 
 
 def thread_latency(trace) -> pd.DataFrame:
+    """Per thread: time split, waits (takes that blocked) and uncontended takes,
+    wait percentiles over the waits, group, role and how its waits began."""
     th = trace.threads()
     ev = trace.events
     contended = ev[(ev["kind"] == "acquire") & ev["contended"]]
@@ -61,15 +188,24 @@ def thread_latency(trace) -> pd.DataFrame:
         "hold_s": th["hold_s"],
         "wait_s": th["wait_s"],
         "released_s": th["released_s"],
+        "active_s": th["active_s"],
         "wait_share": th["wait_share"],
         "acquires": th["acquires"],
         "waits": th["waits"],
+        "uncontended": th["uncontended"],
     })
     out = out.join(_percentiles(contended)).fillna({"wait_p50_ms": 0.0, "wait_p99_ms": 0.0, "wait_max_ms": 0.0})
     out["waits_per_s"] = np.where(th["active_s"] > 0, th["waits"] / th["active_s"].where(th["active_s"] > 0, 1), 0.0)
     spans = trace.intervals()
     out["release_p50_ms"] = _release_gaps(spans).reindex(out.index).fillna(0.0)
     out["forced_share"] = _forced_share(spans, ev).reindex(out.index).fillna(0.0)
+    gil_time = out["wait_s"] + out["hold_s"]
+    out["wait_vs_gil_time"] = np.where(gil_time > 0, out["wait_s"] / gil_time.where(gil_time > 0, 1), 0.0)
+    groups = thread_groups({int(t): str(n) for t, n in out["name"].items()})
+    out["group"] = [groups.get(int(t)) for t in out.index]
+    cpu = (out["forced_share"] >= CPU_MIN_FORCED_SHARE) | (out["hold_s"] >= CPU_MIN_HOLD_SHARE * out["active_s"].where(out["active_s"] > 0, np.inf))
+    out["role"] = np.where(cpu, "cpu", "io")
+    out["sync_share"] = _sync_share(trace, spans).reindex(out.index).fillna(0.0)
     return out
 
 
@@ -94,129 +230,472 @@ def _release_gaps(spans: pd.DataFrame) -> pd.Series:
     return gap.groupby(gaps["tid"]).median() / 1e6
 
 
-def diagnose(trace, top: int = 5) -> Diagnosis:
-    si = float(trace.meta.get("switch_interval_s", 0.005))
-    lat = thread_latency(trace)
-    gil_time = lat["wait_s"] + lat["hold_s"]
-    lat["wait_vs_gil_time"] = np.where(gil_time > 0, lat["wait_s"] / gil_time.where(gil_time > 0, 1), 0.0)
-    starving = lat[(lat["wait_vs_gil_time"] >= STARVING_WAIT_SHARE) & (lat["waits"] >= STARVING_MIN_WAITS)
-                   & (lat["wait_p50_ms"] >= STARVING_MIN_P50 * 1e3 * si) & (lat["forced_share"] < STARVING_MAX_FORCED)].copy()
-    starving["p50_vs_switch_interval"] = starving["wait_p50_ms"] / (1e3 * si)
-    starving = starving.sort_values("wait_s", ascending=False)
+def released_at(spans: pd.DataFrame) -> pd.Series:
+    """For each wait interval, where its thread last let the GIL go (the
+    location of its previous hold: the innermost frame, library code
+    included); 0 if unknown.  Indexed like ``spans``' wait rows."""
+    s = spans.sort_values(["tid", "start_ns"], kind="stable")
+    loc = s["location"].where(s["state"] == "hold")
+    prev = loc.groupby(s["tid"]).shift(1)
+    prev = prev.groupby(s["tid"]).ffill()
+    waits = s["state"] == "wait"
+    return prev[waits].fillna(0).astype(np.int64)
 
-    spans = trace.intervals()
-    blame = trace.blame()
-    names = trace.names
-    culprit_rows, site_rows, waiting_rows = [], [], []
+
+def _sync_share(trace, spans: pd.DataFrame) -> pd.Series:
+    """Per thread, the share of its contended waiting that followed a block on
+    another thread (threading, queue, concurrent.futures): waking up from a
+    join or a Condition.wait."""
+    waits = spans[(spans["state"] == "wait") & spans["contended"]]
+    if waits.empty:
+        return pd.Series(dtype=float)
+    rel = released_at(spans).reindex(waits.index).fillna(0).astype(np.int64)
+    files = trace.locations["file"] if len(trace.locations) else pd.Series(dtype=object)
+    is_sync = rel.map(lambda loc: bool(SYNC_FILES.search(str(files.get(loc, ""))))).to_numpy(bool)
+    d = waits["duration_ns"].to_numpy().astype(float)
+    tot = pd.Series(d, index=waits.index).groupby(waits["tid"]).sum()
+    syn = pd.Series(np.where(is_sync, d, 0.0), index=waits.index).groupby(waits["tid"]).sum()
+    return (syn / tot.where(tot > 0, 1)).fillna(0.0)
+
+
+# ---------------------------------------------------------------- locations
+
+
+def short_path(path: str) -> str:
+    """A file path without the interpreter's and site-packages' prefixes."""
+    for marker in ("/site-packages/", "/dist-packages/"):
+        if marker in path:
+            return path.split(marker, 1)[1]
+    m = re.search(r"/lib/python\d+\.\d+/(.*)$", path)
+    return m.group(1) if m else path
+
+
+class _Locations:
+    """Labels of location ids, cached."""
+
+    def __init__(self, trace):
+        self._locs = trace._raw.locations
+        self._cache: Dict[int, Tuple[str, str, str, str]] = {}
+        self._prefixes = tuple(trace.meta.get("library_prefixes") or ())
+        self._library: Dict[int, bool] = {}
+
+    def is_library(self, loc: int) -> bool:
+        """Whether a location is in the standard library, site-packages or giltrace (meta["library_prefixes"])."""
+        loc = int(loc)
+        if loc not in self._library:
+            file = self.get(loc)[3]
+            self._library[loc] = bool(file) and (file.startswith(self._prefixes) or file.startswith("<frozen"))
+        return self._library[loc]
+
+    def get(self, loc: int) -> Tuple[str, str, str, str]:
+        """(file:line, function, short label, file) for a location id."""
+        loc = int(loc)
+        if loc not in self._cache:
+            v = self._locs.get(loc)
+            if v:
+                self._cache[loc] = ("%s:%d" % (v[0], v[2]), str(v[1]), "%s:%d (%s)" % (short_path(v[0]), v[2], v[1]), str(v[0]))
+            else:
+                self._cache[loc] = ("?", "?", "?", "")
+        return self._cache[loc]
+
+
+# ---------------------------------------------------------------- blame by code
+
+
+def blame_by_code(spans: pd.DataFrame, waiter_tids: Sequence[int]) -> Tuple[pd.DataFrame, float]:
+    """Each hold charged with the waiting of ``waiter_tids`` it overlapped (a
+    hold overlapping two waiting threads counts twice: it made both wait),
+    summed per (holder tid, location, program location).  The program
+    location is where the holder's own code was when it took the GIL for
+    that hold (the wait before it records the innermost frame outside the
+    libraries).  Returns (frame with holder_tid, location, program,
+    blamed_ns; total waiting ns of the waiters)."""
+    waits = spans[(spans["state"] == "wait") & spans["tid"].isin(list(waiter_tids))]
     holds = spans[spans["state"] == "hold"]
-    for waiter in starving.index:
-        total = float(blame.loc[waiter].sum()) if waiter in blame.index else 0.0
-        if total <= 0:
-            continue
-        for holder, secs in blame.loc[waiter].sort_values(ascending=False).items():
-            if secs <= 0.001 * total:
-                continue
-            culprit_rows.append({"waiter": names.get(int(waiter), str(waiter)), "waiter_tid": int(waiter),
-                                 "holder": "nobody (hand-off)" if holder == "nobody" else names.get(int(holder), str(holder)),
-                                 "holder_tid": -1 if holder == "nobody" else int(holder), "blamed_s": float(secs), "share": float(secs) / total})
-        # Where the waiter was: the line that released the GIL (I/O, sleep) before each wait.
-        mine = spans[(spans["state"] == "wait") & (spans["tid"] == waiter)]
-        labels = mine["location"].map(_labeller(trace))  # several offsets of one line are one site
-        own = mine["duration_ns"].groupby(labels).agg(["sum", "size"]).sort_values("sum", ascending=False).head(top)
-        for label, r in own.iterrows():
-            if r["sum"] <= 0.001 * total * 1e9:  # below 0.1 % of the waiting: noise
-                continue
-            waiting_rows.append({"waiter": names.get(int(waiter), str(waiter)), "location": label,
-                                 "wait_s": r["sum"] / 1e9, "share": r["sum"] / 1e9 / total, "waits": int(r["size"])})
-        # Which code the holders were running: each hold is charged with the
-        # part of this waiter's waiting it overlapped, at the hold's release site.
-        w = spans[(spans["state"] == "wait") & (spans["tid"] == waiter)]
-        others = holds[holds["tid"] != waiter]
-        ws, we = w["start_ns"].to_numpy(), w["end_ns"].to_numpy()
-        overlap = coverage(ws, we, others["end_ns"].to_numpy()) - coverage(ws, we, others["start_ns"].to_numpy())
-        per_site = pd.DataFrame({"holder_tid": others["tid"].to_numpy(),
-                                 "location": others["location"].map(_labeller(trace)).to_numpy(), "blamed_ns": overlap})
-        per_site = per_site.groupby(["holder_tid", "location"])["blamed_ns"].sum().sort_values(ascending=False).head(top)
-        for (holder, label), ns in per_site.items():
-            if ns <= 0.001 * total * 1e9:  # below 0.1 % of the waiting: noise
-                continue
-            site_rows.append({"waiter": names.get(int(waiter), str(waiter)), "holder": names.get(int(holder), str(holder)),
-                              "location": label, "blamed_s": ns / 1e9, "share": ns / 1e9 / total})
-    culprits = pd.DataFrame(culprit_rows, columns=["waiter", "waiter_tid", "holder", "holder_tid", "blamed_s", "share"])
-    sites = pd.DataFrame(site_rows, columns=["waiter", "holder", "location", "blamed_s", "share"])
-    waiting_sites = pd.DataFrame(waiting_rows, columns=["waiter", "location", "wait_s", "share", "waits"])
+    total = float(waits["duration_ns"].sum())
+    ws, we = waits["start_ns"].to_numpy(), waits["end_ns"].to_numpy()
+    blamed = occupancy(ws, we, holds["end_ns"].to_numpy()) - occupancy(ws, we, holds["start_ns"].to_numpy())
+    per = pd.DataFrame({"holder_tid": holds["tid"].to_numpy(), "start_ns": holds["start_ns"].to_numpy(),
+                        "location": holds["location"].to_numpy(), "blamed_ns": blamed})
+    per = per[per["blamed_ns"] > 0]
+    every_wait = spans[spans["state"] == "wait"]
+    took = pd.DataFrame({"holder_tid": every_wait["tid"].to_numpy(), "start_ns": every_wait["end_ns"].to_numpy(),
+                         "program": every_wait["location"].to_numpy()}).drop_duplicates(["holder_tid", "start_ns"], keep="last")
+    per = per.merge(took, on=["holder_tid", "start_ns"], how="left").fillna({"program": 0})
+    per["program"] = per["program"].astype(np.int64)
+    return per.groupby(["holder_tid", "location", "program"], as_index=False)["blamed_ns"].sum(), total
 
+
+def _culprits(per: pd.DataFrame, total_ns: float, names: Dict[int, str], groups: Dict[int, Optional[str]], locs: "_Locations") -> List[Culprit]:
+    """Blame by code line, summed across the threads that ran it.  A hold
+    that let go inside library code (``Event.is_set`` in a spinning loop) is
+    charged to the program's line that was running, when that is known."""
+    if total_ns <= 0 or per.empty:
+        return []
+    keys, inner = [], []
+    for loc, prog in zip(per["location"].to_numpy(), per["program"].to_numpy()):
+        use = prog if (locs.is_library(loc) and prog and not locs.is_library(prog)) else loc
+        keys.append(int(use))
+        inner.append(int(loc) if use != loc else 0)
+    keyed = per.assign(use=keys, inner=inner, key=[locs.get(l)[0] + "\0" + locs.get(l)[1] for l in keys])  # offsets of one line are one line
+    rows = []
+    for key, g in keyed.groupby("key"):
+        ns = float(g["blamed_ns"].sum())
+        if ns < MIN_CULPRIT_SHARE * total_ns:
+            continue
+        by_thread = g.groupby("holder_tid")["blamed_ns"].sum().sort_values(ascending=False)
+        holders = [names.get(int(t), "thread-%d" % t) for t in by_thread.index]
+        hgroups = {groups.get(int(t)) for t in by_thread.index}
+        location, function, label, _ = locs.get(int(g["use"].iloc[0]))
+        c = Culprit(location, function, ns / total_ns, ns / 1e9, holders, hgroups.pop() if len(hgroups) == 1 else None, label)
+        lib = g[g["inner"] != 0]
+        if len(lib) and float(lib["blamed_ns"].sum()) >= 0.5 * ns:
+            c.library_location = locs.get(int(lib.groupby("inner")["blamed_ns"].sum().idxmax()))[2]
+        rows.append(c)
+    rows.sort(key=lambda c: c.share, reverse=True)
+    return rows[:TOP_CULPRITS]
+
+
+def _waiting_at(trace, spans: pd.DataFrame, tids: Sequence[int], locs: _Locations, top: int = TOP_CULPRITS) -> List[Dict[str, Any]]:
+    """Where the waiters were when they began waiting.  The wait's location is
+    the program's own innermost frame; when that is a module-level line (a
+    launcher such as ``serve.py:3 (<module>)``: every frame below it was
+    library code), the innermost library frame where the thread let the GIL
+    go is shown with it."""
+    waits = spans[(spans["state"] == "wait") & spans["tid"].isin(list(tids))]
+    total = float(waits["duration_ns"].sum())
+    if total <= 0:
+        return []
+    rel = released_at(spans).reindex(waits.index).fillna(0).astype(np.int64)
+    labels, locations, functions, vias = [], [], [], []
+    for loc, r in zip(waits["location"].to_numpy(), rel.to_numpy()):
+        location, function, label, _ = locs.get(loc)
+        via = None
+        if function == "<module>" and r and r != loc:
+            inner = locs.get(r)
+            via, (location, function) = location, inner[:2]
+            label = "%s via %s" % (inner[2], label)
+        labels.append(label)
+        locations.append(location)
+        functions.append(function)
+        vias.append(via)
+    df = pd.DataFrame({"label": labels, "location": locations, "function": functions, "via": vias,
+                       "ns": waits["duration_ns"].to_numpy(), "contended": waits["contended"].to_numpy()})
+    out = []
+    for label, g in df.groupby("label"):
+        ns = float(g["ns"].sum())
+        if ns < MIN_CULPRIT_SHARE * total:
+            continue
+        out.append({"location": g["location"].iloc[0], "function": g["function"].iloc[0], "program_location": g["via"].iloc[0],
+                    "label": label, "share": round(ns / total, 4), "wait_s": round(ns / 1e9, 6), "waits": int(g["contended"].sum())})
+    out.sort(key=lambda d: d["share"], reverse=True)
+    return out[:top]
+
+
+# ---------------------------------------------------------------- long holds
+
+
+def _long_holds(trace, locs: _Locations) -> pd.DataFrame:
+    """Holds during which another thread waited over LONG_HOLD_INTERVALS switch
+    intervals, with how long the first drop request in each went unanswered."""
     lh = trace.long_holds(factor=LONG_HOLD_INTERVALS)
-    long_holds = pd.DataFrame({
-        "holder": [names.get(int(t), str(t)) for t in lh["tid"]],
-        "start_s": (lh["start_ns"] - trace.start_ns) / 1e9,
-        "duration_ms": lh["duration_ns"] / 1e6,
-        "waited_ms": lh["waited_ns"] / 1e6,
-        "drop_requests": lh["drop_requests"],
-        "location": [trace.location_label(loc) for loc in lh["location"]],
+    ev = trace.events
+    drops = np.sort(ev[ev["kind"] == "drop_request"]["time_ns"].to_numpy())
+    first = np.searchsorted(drops, lh["start_ns"].to_numpy(), side="right")
+    has = first < np.searchsorted(drops, lh["end_ns"].to_numpy(), side="right")
+    first_t = np.where(has, drops[np.minimum(first, max(len(drops) - 1, 0))] if len(drops) else 0, lh["end_ns"].to_numpy())
+    unanswered = np.where(has, lh["end_ns"].to_numpy() - first_t, 0)
+    names = trace.names
+    return pd.DataFrame({
+        "holder": [names.get(int(t), "thread-%d" % t) for t in lh["tid"]],
+        "holder_tid": lh["tid"].to_numpy(),
+        "start_s": (lh["start_ns"].to_numpy() - trace.start_ns) / 1e9 + trace.window_s[0],
+        "start_ns": lh["start_ns"].to_numpy(),
+        "end_ns": lh["end_ns"].to_numpy(),
+        "duration_ms": lh["duration_ns"].to_numpy() / 1e6,
+        "waited_ms": lh["waited_ns"].to_numpy() / 1e6,
+        "drop_requests": lh["drop_requests"].to_numpy(),
+        "unanswered_ms": unanswered / 1e6,
+        "in_c": unanswered >= C_UNANSWERED_INTERVALS * trace.switch_interval_ns,
+        "location": [locs.get(l)[2] for l in lh["location"]],
+        "location_id": lh["location"].to_numpy(),
     }).sort_values("waited_ms", ascending=False).reset_index(drop=True)
 
-    d = Diagnosis(si, float(trace.meta["duration_s"]), lat, starving, culprits, sites, waiting_sites, long_holds)
+
+# ---------------------------------------------------------------- findings
+
+
+def _who(names: List[str], group: Optional[str]) -> str:
+    if group and len(names) > 1:
+        return "%s (%d threads)" % (group, len(names))
+    if len(names) <= 3:
+        return ", ".join(names)
+    return "%s and %d more threads" % (", ".join(names[:2]), len(names) - 2)
+
+
+def _holders(c: Culprit) -> str:
+    if c.group and len(c.threads) > 1:
+        return "%d threads of %s" % (len(c.threads), c.group)
+    if len(c.threads) <= 3:
+        return ", ".join(c.threads)
+    return "%d threads (%s, ...)" % (len(c.threads), ", ".join(c.threads[:2]))
+
+
+def culprit_sentence(whose: str, c: Culprit) -> str:
+    """'83% of their waiting happened while render_report (app.py:12) ran in 4 threads of ...'"""
+    where = "code at an unknown location" if c.location == "?" else "%s (%s)" % (c.function, c.label.rsplit(" (", 1)[0])
+    return "%.0f%% of %s waiting happened while %s ran in %s" % (100 * c.share, whose, where, _holders(c))
+
+
+def _window_text(window: Tuple[float, float], whole: bool) -> str:
+    return "" if whole else " between %.2f s and %.2f s" % window
+
+
+def diagnose_window(trace, lat: pd.DataFrame, locs: _Locations, whole: bool, episode: Optional[int] = None) -> Tuple[List[Finding], pd.DataFrame]:
+    """The findings of one window (a whole trace or an episode's Trace.window)."""
+    si = trace.switch_interval_ns / 1e9
+    window = trace.window_s
+    span_s = max(trace.meta["duration_s"], 1e-9)
+    spans = trace.intervals()
+    names = {int(t): str(n) for t, n in lat["name"].items()}
+    groups = {int(t): (g if isinstance(g, str) else None) for t, g in lat["group"].items()}
+    ev = trace.events
+    contended = ev[(ev["kind"] == "acquire") & ev["contended"]]
+    wtext = _window_text(window, whole)
+    findings: List[Finding] = []
+
+    # Holders that keep the GIL in C: their long holds' drop requests go unanswered.
+    lh = _long_holds(trace, locs)
+    c_holders = {}
+    for tid, g in lh[lh["in_c"]].groupby("holder_tid"):
+        c_holders[int(tid)] = g
+        holds = spans[(spans["state"] == "hold") & (spans["tid"] == tid)]
+        in_long = holds[holds["start_ns"].isin(g["start_ns"])]
+        others = spans[(spans["state"] == "wait") & (spans["tid"] != tid)]
+        ws, we = others["start_ns"].to_numpy(), others["end_ns"].to_numpy()
+        blamed = occupancy(ws, we, in_long["end_ns"].to_numpy()) - occupancy(ws, we, in_long["start_ns"].to_numpy())
+        per = pd.DataFrame({"holder_tid": in_long["tid"].to_numpy(), "location": in_long["location"].to_numpy(), "blamed_ns": blamed})
+        total = float(blamed.sum())
+        culprits = _culprits(per.groupby(["holder_tid", "location"], as_index=False)["blamed_ns"].sum(), total, names, groups, locs)
+        name = names.get(int(tid), "thread-%d" % tid)
+        at = culprits[0].label if culprits else "?"
+        summary = ("%s kept the GIL in C code for up to %.1f ms at a time%s (%d holds during which another thread waited over %d switch "
+                   "intervals), leaving drop requests unanswered for up to %.1f ms: it never reached the interpreter's check for them. "
+                   "Other threads waited %.2f s during these holds, %.0f%% of it while it ran %s."
+                   % (name, g["duration_ms"].max(), wtext, len(g), LONG_HOLD_INTERVALS, g["unanswered_ms"].max(), total / 1e9,
+                      100 * (culprits[0].share if culprits else 0), at))
+        advice = ["Release the GIL around the C call made at %s (Py_BEGIN_ALLOW_THREADS in C, `with nogil` in Cython) if it is your "
+                  "extension; otherwise split its input into smaller calls or run it in a process (ProcessPoolExecutor)." % at,
+                  "Lowering the switch interval (now %.1f ms) will not help: the holder does not look at drop requests while it is in C." % (1e3 * si)]
+        findings.append(Finding("long_hold_c", True, [name], groups.get(int(tid)), window, total / 1e9, summary, culprits, [], advice,
+                                {"holds": int(len(g)), "max_hold_ms": round(float(g["duration_ms"].max()), 3),
+                                 "max_unanswered_ms": round(float(g["unanswered_ms"].max()), 3),
+                                 "switch_interval_ms": 1e3 * si}, [int(tid)], episode))
+
+    # Units: a group's threads of one role count as one; a thread alone is its own unit.
+    active = lat[(lat["waits"] > 0) | (lat["hold_s"] > 0)]
+    units: Dict[Tuple[str, str], List[int]] = {}
+    for tid, r in active.iterrows():
+        g = r["group"] if isinstance(r["group"], str) else None
+        units.setdefault((g or "\0" + str(r["name"]), r["role"]), []).append(int(tid))
+
+    pool_tids: set = set()
+    for (key, role), tids in units.items():
+        rows = lat.loc[tids]
+        group = None if key.startswith("\0") else key
+        tnames = [names[t] for t in tids]
+        waits = int(rows["waits"].sum())
+        wait_s = float(rows["wait_s"].sum())
+        hold_s = float(rows["hold_s"].sum())
+        life = float(rows["active_s"].sum())
+        wall_share = wait_s / life if life > 0 else 0.0
+        mine = contended[contended["tid"].isin(tids)]["wait_ns"]
+        p50 = float(mine.median()) / 1e6 if len(mine) else 0.0
+        p99 = float(mine.quantile(0.99)) / 1e6 if len(mine) else 0.0
+        sync = float((rows["sync_share"] * rows["wait_s"]).sum() / wait_s) if wait_s > 0 else 0.0
+        per_s = waits / span_s
+        who = _who(tnames, group)
+        their = "their" if len(tids) > 1 else "its"
+        facts = {"waits": waits, "waits_per_s": round(per_s, 2), "wait_share_of_wall": round(wall_share, 4),
+                 "wait_share_of_gil_time": round(wait_s / (wait_s + hold_s), 4) if wait_s + hold_s > 0 else 0.0,
+                 "wait_p50_ms": round(p50, 4), "wait_p99_ms": round(p99, 4), "switch_interval_ms": 1e3 * si,
+                 "after_sync_share": round(sync, 4), "hold_s": round(hold_s, 6), "threads": len(tids)}
+        if role == "io":
+            convoy = (waits >= CONVOY_MIN_WAITS and per_s >= CONVOY_MIN_WAITS_PER_S and wall_share >= CONVOY_MIN_WALL_SHARE
+                      and p50 >= CONVOY_MIN_P50 * 1e3 * si and sync < SYNC_MAX_SHARE)
+            if convoy:
+                per, total = blame_by_code(spans, tids)
+                culprits = _culprits(per, total, names, groups, locs)
+                summary = ("%s waited %.2f s for the GIL%s, %.0f%% of %s time, a median %.2f ms (p99 %.2f ms) each time %s took it back "
+                           "after letting it go (%d waits, %.1fx the %.1f ms switch interval)."
+                           % (who, wait_s, wtext, 100 * wall_share, their, p50, p99, "they" if len(tids) > 1 else "it", waits,
+                              p50 / (1e3 * si), 1e3 * si))
+                if culprits:
+                    summary += " " + culprit_sentence("their" if len(tids) > 1 else names[tids[0]] + "'s", culprits[0]) + "."
+                f = Finding("convoy", True, tnames, group, window, wait_s, summary, culprits,
+                            _waiting_at(trace, spans, tids, locs), [], facts, tids, episode)
+                f.advice = _convoy_advice(f, lat, c_holders, si, p50)
+                findings.append(f)
+            elif waits and (rows["wait_vs_gil_time"].max() >= IDLE_REPORT_WAIT_VS_GIL) and wall_share < CONVOY_MIN_WALL_SHARE or \
+                    (waits and sync >= SYNC_MAX_SHARE and wall_share >= CONVOY_MIN_WALL_SHARE / 2):
+                why = ("mostly on waking from a wait on other threads (join, Condition/Event wait, futures): %.0f%% of it" % (100 * sync)
+                       if sync >= SYNC_MAX_SHARE else "%.1f waits/s, %.1f%% of %s time" % (per_s, 100 * wall_share, their))
+                summary = ("%s waited for the GIL %d times (%.3f s%s), %s: not a problem, although the waiting is %.0f%% of %s "
+                           "little time with the GIL." % (who, waits, wait_s, wtext, why, 100 * facts["wait_share_of_gil_time"], their))
+                findings.append(Finding("idle", False, tnames, group, window, wait_s, summary, [], [], [], facts, tids, episode))
+        elif group is not None and len(tids) >= 2 and waits >= CONVOY_MIN_WAITS and facts["wait_share_of_gil_time"] >= POOL_MIN_WAIT_SHARE:
+            per, total = blame_by_code(spans, tids)
+            culprits = _culprits(per, total, names, groups, locs)
+            share = facts["wait_share_of_gil_time"]
+            n_eff = 1.0 / max(1.0 - share, 1e-9)  # N threads taking turns each wait (N-1)/N
+            busy = float(spans[(spans["state"] == "hold") & spans["tid"].isin(tids)]["duration_ns"].sum()) / 1e9
+            facts.update({"concurrency": round(n_eff, 2), "held_s": round(busy, 6)})
+            summary = ("%d threads of %s ran Python and took turns on the GIL%s: they waited %.0f%% of their time with it, as %.1f threads "
+                       "running at once would ((N-1)/N), and held it %.2f s together in %.2f s -- the pool is no faster than one thread."
+                       % (len(tids), group, wtext, 100 * share, n_eff, busy, span_s))
+            if culprits:
+                summary += " " + culprit_sentence("the pool's", culprits[0]) + "."
+            advice = []
+            if culprits and culprits[0].location != "?":
+                advice.append("Run %s (%s) in processes (ProcessPoolExecutor) instead of threads, or make it call code that releases "
+                              "the GIL (numpy, hashlib, zlib, a C extension): %d threads of Python code get one core's work done."
+                              % (culprits[0].function, culprits[0].label.rsplit(" (", 1)[0], len(tids)))
+            else:
+                advice.append("Run this pool's work in processes (ProcessPoolExecutor): threads of Python code get one core's work done.")
+            findings.append(Finding("serialised_pool", True, tnames, group, window, wait_s, summary, culprits, [], advice, facts, tids, episode))
+            pool_tids.update(tids)
+
+    # CPU-bound threads of different groups (or alone) competing: oversubscription.
+    cpu = lat[(lat["role"] == "cpu") & ~lat.index.isin(list(pool_tids)) & ~lat.index.isin(list(c_holders))
+              & (lat["wait_vs_gil_time"] >= OVERSUB_MIN_WAIT_SHARE) & (lat["waits"] >= CONVOY_MIN_WAITS)]
+    convoy_groups = {c.group for f in findings if f.kind == "convoy" for c in f.culprits if c.group}
+    cpu = cpu[np.array([not (isinstance(g, str) and g in convoy_groups) for g in cpu["group"]], bool)]
+    n_units = len({g if isinstance(g, str) else "\0%d" % t for t, g in cpu["group"].items()})
+    if len(cpu) >= 2 and n_units >= 2:
+        tids = [int(t) for t in cpu.index]
+        per, total = blame_by_code(spans, tids)
+        culprits = _culprits(per, total, names, groups, locs)
+        tnames = [names[t] for t in tids]
+        summary = ("%d CPU-bound threads (%s) shared one GIL%s: each waited %.0f-%.0f%% of its time with it; together they held it %.2f s in %.2f s."
+                   % (len(tids), ", ".join(tnames[:6]) + (", ..." if len(tids) > 6 else ""), wtext, 100 * cpu["wait_vs_gil_time"].min(),
+                      100 * cpu["wait_vs_gil_time"].max(), float(cpu["hold_s"].sum()), span_s))
+        advice = ["Run the CPU-bound work of %s in processes: under one GIL, threads of Python code add no throughput." % ", ".join(tnames[:6])]
+        findings.append(Finding("oversubscription", True, tnames, None, window, float(cpu["wait_s"].sum()), summary, culprits, [], advice,
+                                {"threads": len(tids)}, tids, episode))
+    order = {"convoy": 0, "long_hold_c": 1, "serialised_pool": 2, "oversubscription": 3, "idle": 9}
+    findings.sort(key=lambda f: (order.get(f.kind, 5), -f.wait_s))
+    return findings, lh
+
+
+def _convoy_advice(f: Finding, lat: pd.DataFrame, c_holders: Dict[int, pd.DataFrame], si: float, p50_ms: float) -> List[str]:
+    """Advice that follows from who the culprit is and from the measured switch interval."""
+    out: List[str] = []
+    top = f.culprits[0] if f.culprits else None
+    name_to_tid = {str(n): int(t) for t, n in lat["name"].items()}
+    holder_tids = [name_to_tid[n] for n in (top.threads if top else []) if n in name_to_tid]
+    in_c = [t for t in holder_tids if t in c_holders]
+    where = top.label.rsplit(" (", 1)[0] if top and top.location != "?" else None
+    if in_c:
+        out.append("The holder keeps the GIL in C at %s (see the long_hold_c finding): release the GIL around that call, or run it "
+                   "in a process. Lowering the switch interval (now %.1f ms) will not help." % (where or "?", 1e3 * si))
+        return out
+    cpu_holders = [t for t in holder_tids if t in lat.index and lat.loc[t, "role"] == "cpu"]
+    if top and cpu_holders and where:
+        out.append("Move %s (%s) out of this process's GIL: run it in a process (ProcessPoolExecutor / multiprocessing) or in code "
+                   "that releases the GIL, so %s stop%s waiting behind it." % (top.function, where, _who(f.threads, f.group),
+                                                                                "" if len(f.threads) > 1 else "s"))
+    if p50_ms >= 0.5 * 1e3 * si and si > 0.0011:
+        out.append("Lower the switch interval to bound each forced hand-off: sys.setswitchinterval(0.001) would cut the median %.2f ms "
+                   "wait to about 1 ms (now %.1f ms), at the cost of more switches for the CPU-bound threads." % (p50_ms, 1e3 * si))
+    elif si <= 0.0011 and cpu_holders:
+        out.append("The switch interval is already %.1f ms: the remaining waiting is the CPU-bound threads' turn on the GIL; only moving "
+                   "their work out of the process removes it." % (1e3 * si))
+    return out
+
+
+# ---------------------------------------------------------------- the whole diagnosis
+
+
+def _legacy_frames(findings: List[Finding], lat: pd.DataFrame, trace, locs: _Locations):
+    """starving, culprits, culprit_sites, waiting_sites of the convoy findings (for notebooks and the HTML report)."""
+    si = trace.switch_interval_ns / 1e9
+    convoy = [f for f in findings if f.kind == "convoy"]
+    tids = [t for f in convoy for t in f.tids]
+    starving = lat.loc[tids].copy() if tids else lat.iloc[0:0].copy()
+    starving["p50_vs_switch_interval"] = starving["wait_p50_ms"] / (1e3 * si)
+    starving = starving.sort_values("wait_s", ascending=False)
+    spans = trace.intervals()
+    names = {int(t): str(n) for t, n in lat["name"].items()}
+    c_rows, s_rows, w_rows = [], [], []
+    for f in convoy:
+        waiter = _who(f.threads, f.group)
+        per, total = blame_by_code(spans, f.tids)
+        if total <= 0:
+            continue
+        by_holder = per.groupby("holder_tid")["blamed_ns"].sum().sort_values(ascending=False)
+        for holder, ns in by_holder.items():
+            if ns >= 0.001 * total:
+                c_rows.append({"waiter": waiter, "holder": names.get(int(holder), str(holder)), "holder_tid": int(holder),
+                               "blamed_s": ns / 1e9, "share": ns / total})
+        nobody = total - float(by_holder.sum())
+        if nobody >= 0.001 * total:
+            c_rows.append({"waiter": waiter, "holder": "nobody (hand-off)", "holder_tid": -1, "blamed_s": nobody / 1e9, "share": nobody / total})
+        for c in f.culprits:
+            s_rows.append({"waiter": waiter, "holder": _holders(c), "location": c.label, "blamed_s": c.wait_s, "share": c.share})
+        for w in f.waiting_at:
+            w_rows.append({"waiter": waiter, "location": w["label"], "wait_s": w["wait_s"], "share": w["share"], "waits": w["waits"]})
+    return (starving, pd.DataFrame(c_rows, columns=["waiter", "holder", "holder_tid", "blamed_s", "share"]),
+            pd.DataFrame(s_rows, columns=["waiter", "holder", "location", "blamed_s", "share"]),
+            pd.DataFrame(w_rows, columns=["waiter", "location", "wait_s", "share", "waits"]))
+
+
+def _same(a: Finding, b: Finding) -> bool:
+    return a.kind == b.kind and ((a.group is not None and a.group == b.group) or set(a.threads) == set(b.threads))
+
+
+def diagnose(trace, top: int = TOP_CULPRITS, episodes: bool = True) -> Diagnosis:
+    """Findings for the whole trace (or window) and for each of its episodes."""
+    si = trace.switch_interval_ns / 1e9
+    locs = _Locations(trace)
+    lat = thread_latency(trace)
+    whole, lh = diagnose_window(trace, lat, locs, whole=True)
+    eps: List[EpisodeDiagnosis] = []
+    if episodes:
+        base_start = trace.start_ns - int(round(trace.window_s[0] * 1e9))
+        for i, ep in enumerate(trace.episodes()):
+            w = trace.window((ep.start_ns - trace.start_ns) / 1e9, (ep.end_ns - trace.start_ns) / 1e9)
+            found, _ = diagnose_window(w, thread_latency(w), locs, whole=False, episode=i)
+            eps.append(EpisodeDiagnosis(((ep.start_ns - base_start) / 1e9, (ep.end_ns - base_start) / 1e9), ep.waiting_s, ep.level,
+                                        ep.baseline, found))
+    said = [f for e in eps for f in e.findings]
+    findings = [f for f in said if f.problem] + [f for f in whole if f.problem and not any(_same(f, g) for g in said)]
+    findings += [f for f in whole if not f.problem]
+    starving, culprits, sites, waiting = _legacy_frames(whole, lat, trace, locs)
+    d = Diagnosis(si, float(trace.meta["duration_s"]), trace.window_s, lat, findings, eps, whole, starving, culprits, sites, waiting,
+                  lh.drop(columns=["holder_tid", "start_ns", "end_ns", "location_id"]),
+                  meta={"path": trace.path, "python_version": trace.meta.get("python_version")})
     d.suggestions = suggest(d)
     return d
 
 
-def _labeller(trace):
-    cache = {}
-
-    def label(loc: int) -> str:
-        if loc not in cache:
-            cache[loc] = trace.location_label(loc)
-        return cache[loc]
-
-    return label
-
-
 def suggest(d: Diagnosis) -> List[str]:
-    """Advice tied to the measured numbers; nothing without evidence."""
+    """The findings as sentences: each problem's summary, then its advice
+    (indented, '->'); the threads that are not a problem; or why nothing is wrong."""
     out: List[str] = []
-    given = set()  # each remedy once, after the first thread it would help
-    si_ms = 1e3 * d.switch_interval_s
-    for tid, s in d.starving.iterrows():
-        mine = d.culprits[d.culprits["waiter_tid"] == tid]
-        real = mine[mine["holder_tid"] >= 0]
-        if real.empty:
-            continue
-        top = real.iloc[0]
-        holder = d.threads.loc[top["holder_tid"]] if top["holder_tid"] in d.threads.index else None
-        site = d.culprit_sites[(d.culprit_sites["waiter"] == s["name"]) & (d.culprit_sites["holder"] == top["holder"])]
-        where = " at %s" % site.iloc[0]["location"] if len(site) and site.iloc[0]["location"] != "?" else ""
-        cpu_bound = holder is not None and holder["hold_s"] > 0 and holder["released_s"] < 0.1 * holder["hold_s"]
-        own = d.waiting_sites[d.waiting_sites["waiter"] == s["name"]]
-        after = ""
-        if len(own) and own.iloc[0]["location"] != "?":
-            after = " (%.0f%% of its waiting follows %s)" % (100 * own.iloc[0]["share"], own.iloc[0]["location"])
-        out.append(
-            "%s waits a median %.2f ms (p99 %.2f ms) to take the GIL back after each release%s, %.1fx the %.1f ms switch interval; "
-            "%.0f%% of that waiting is behind %s%s." % (s["name"], s["wait_p50_ms"], s["wait_p99_ms"], after, s["p50_vs_switch_interval"],
-                                                       si_ms, 100 * top["share"], top["holder"], where))
-        if cpu_bound and ("process", top["holder"]) not in given:
-            given.add(("process", top["holder"]))
-            out.append(
-                "  -> %s is CPU-bound in Python (held the GIL %.2f s, ran without it %.2f s): run that work in a process "
-                "(multiprocessing / concurrent.futures.ProcessPoolExecutor) so it stops competing for this GIL." % (top["holder"], holder["hold_s"], holder["released_s"]))
-        if s["wait_p50_ms"] >= 0.5 * si_ms and "interval" not in given:
-            given.add("interval")
-            out.append(
-                "  -> or lower the switch interval: sys.setswitchinterval(0.001) bounds each forced hand-off at about 1 ms instead of "
-                "the %.1f ms measured (at the cost of more switches for the CPU-bound threads)." % s["wait_p50_ms"])
-    if len(d.long_holds):
-        lh = d.long_holds.iloc[0]
-        out.append(
-            "%s kept the GIL %.1f ms in one go while another thread waited %.1f ms for it (%d such holds, each over %d switch intervals "
-            "of waiting), letting go at %s: code that does not check for drop requests -- if it is C code, release the GIL around it "
-            "(Py_BEGIN_ALLOW_THREADS / nogil)." % (lh["holder"], lh["duration_ms"], lh["waited_ms"], len(d.long_holds), LONG_HOLD_INTERVALS, lh["location"]))
-    if not out:
-        worst = d.threads.sort_values("wait_share", ascending=False).head(1)
+    for f in d.findings:
+        if f.problem:
+            out.append(f.summary)
+            out += ["  -> " + a for a in f.advice]
+    for f in d.findings:
+        if not f.problem:
+            out.append(f.summary)
+    if not any(f.problem for f in d.findings):
+        th = d.threads
+        worst = th.sort_values("wait_share", ascending=False).head(1)
         if len(worst) and worst["wait_share"].iloc[0] > 0:
             r = worst.iloc[0]
-            out.append("No thread starves: the most waiting is %s with %.1f%% of its time (median wait %.2f ms)."
-                       % (r["name"], 100 * r["wait_share"], r["wait_p50_ms"]))
+            out.insert(0, "No thread starves: the most waiting is %s with %.1f%% of its time (median wait %.2f ms), and no period "
+                          "stands out from the rest." % (r["name"], 100 * r["wait_share"], r["wait_p50_ms"]))
         else:
-            out.append("No GIL contention recorded.")
+            out.insert(0, "No GIL contention recorded.")
     return out

@@ -4,7 +4,7 @@ from __future__ import annotations
 import os
 import warnings
 from functools import cached_property
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 import pandas as pd
@@ -26,6 +26,8 @@ class Trace:
     def __init__(self, raw: fileformat.RawTrace, path: Optional[str] = None):
         self.path = path
         self._raw = raw
+        self._parent: Optional["Trace"] = None  # set on a window()
+        self._bounds: Optional[Tuple[int, int]] = None
         # Python's names win; the OS name covers threads Python never named (C
         # threads), unless it is just the process's name that every thread inherits.
         process_name = raw.os_names.get(int(raw.header.get("pid", -1)))
@@ -46,8 +48,11 @@ class Trace:
             times = [int(a["time_ns"].max()) for a in (raw.events, raw.samples) if len(a)]
             meta["stop_ns"] = max(times + [int(meta.get("start_ns", 0))])
             meta["events_lost"] = None  # unknown: the writer never reported
+        if self._bounds is not None:
+            meta["window_s"] = [(b - meta["start_ns"]) / 1e9 for b in self._bounds]  # since the trace's own start
+            meta["start_ns"], meta["stop_ns"] = self._bounds
         meta["duration_s"] = (meta["stop_ns"] - meta["start_ns"]) / 1e9
-        meta["events"] = int(len(raw.events))
+        meta["events"] = int(len(self.events)) if self._bounds is not None else int(len(raw.events))
         meta["complete"] = raw.complete
         if not raw.complete:
             meta["incomplete_reason"] = raw.problem
@@ -67,7 +72,32 @@ class Trace:
 
     @cached_property
     def events(self) -> pd.DataFrame:
+        if self._parent is not None:
+            return analysis.window_events(self._parent.events, *self._bounds)
         return analysis.events_frame(self._raw.events)
+
+    def window(self, start_s: Optional[float] = None, end_s: Optional[float] = None) -> "Trace":
+        """The part of the trace between ``start_s`` and ``end_s`` (seconds from
+        its start), as a Trace of its own: every table, the blame and the
+        diagnosis then cover that period only.  ``meta["window_s"]`` keeps the
+        bounds relative to the whole trace.  ValueError on an empty window."""
+        base = self._parent or self
+        t0, t1 = base.start_ns, base.stop_ns
+        offset = (self.start_ns - t0) if self._parent is not None else 0
+        a = t0 + offset + int(round((start_s or 0.0) * 1e9))
+        b = t0 + offset + int(round(end_s * 1e9)) if end_s is not None else self.stop_ns
+        a, b = max(a, t0), min(b, t1)
+        if not a < b:
+            raise ValueError("empty time window: start %s, end %s (the trace lasts %.3f s)" % (start_s, end_s, (t1 - t0) / 1e9))
+        w = Trace(base._raw, base.path)
+        w._parent, w._bounds = base, (a, b)
+        return w
+
+    @property
+    def window_s(self) -> Tuple[float, float]:
+        """(start, end) of this trace, in seconds since the start of the whole recording."""
+        base = self._parent or self
+        return ((self.start_ns - base.start_ns) / 1e9, (self.stop_ns - base.start_ns) / 1e9)
 
     @cached_property
     def locations(self) -> pd.DataFrame:
@@ -87,6 +117,8 @@ class Trace:
     @cached_property
     def samples(self) -> pd.DataFrame:
         s = self._raw.samples
+        if self._bounds is not None:
+            s = s[(s["time_ns"] >= self._bounds[0]) & (s["time_ns"] <= self._bounds[1])]
         return pd.DataFrame(
             {
                 "time_ns": s["time_ns"].astype(np.int64),
@@ -118,14 +150,17 @@ class Trace:
 
     def stuck_holders(self, factor: float = 2.0) -> pd.DataFrame:
         """The sampler's view of the same: runs of samples with a stuck holder."""
-        return analysis.stuck_samples(self._raw.samples, self.switch_interval_ns, factor)
+        s = self._raw.samples
+        if self._bounds is not None:
+            s = s[(s["time_ns"] >= self._bounds[0]) & (s["time_ns"] <= self._bounds[1])]
+        return analysis.stuck_samples(s, self.switch_interval_ns, factor)
 
     def children(self) -> "List[Trace]":
         """Traces of the child processes (``giltrace run --subprocesses``), by start time."""
         import glob
 
         template = self.meta.get("children_template")
-        if not template:
+        if not template or self._parent is not None:
             return []
         out = []
         for path in sorted(glob.glob(template.replace("%p", "*"))):
@@ -139,11 +174,19 @@ class Trace:
                 continue
         return sorted(out, key=lambda t: t.meta.get("start_time_unix", 0))
 
-    def diagnose(self):
-        """Why threads starve: facts, culprits with code locations, suggestions (a Diagnosis)."""
+    def diagnose(self, episodes: bool = True):
+        """What went wrong, as findings with evidence, culprits by code line and
+        advice, for the whole trace and for each episode of abnormal waiting (a
+        Diagnosis; ``.to_dict()`` is ``giltrace summary --format json``)."""
         from .diagnosis import diagnose
 
-        return diagnose(self)
+        return diagnose(self, episodes=episodes)
+
+    def episodes(self):
+        """The periods in which threads waited for the GIL far above their calm (a list of Episode)."""
+        from .episodes import find_episodes
+
+        return find_episodes(self._intervals, self.start_ns, self.stop_ns, self.switch_interval_ns)
 
     def blame(self) -> pd.DataFrame:
         """Seconds each waiting thread (rows) waited while each thread (columns) held the GIL."""
