@@ -33,28 +33,43 @@ def run(args: argparse.Namespace) -> int:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", IncompleteTraceWarning)
         trace = load(args.trace)
-    tmp = output + ".tmp"  # never leave a half-written file under the real name
     if args.merge and args.format != "chrome":
         raise UsageError("--merge works with --format chrome only")
-    if args.format == "chrome":
-        from ..render.chrome import chrome_events, merge_into
+    other = None
+    if args.merge:
+        try:
+            with open(args.merge) as f:
+                other = json.load(f)
+        except (OSError, ValueError, RecursionError) as exc:
+            raise UsageError("cannot read %s as Chrome trace JSON: %s" % (args.merge, exc)) from None
+        events = other.get("traceEvents", []) if isinstance(other, dict) else other
+        if not isinstance(events, list):
+            raise UsageError("cannot read %s as Chrome trace JSON: no list of trace events" % args.merge)
+    # Streamed into a temporary file beside the output, renamed when complete:
+    # never a half-written file under the real name, nor a stray one after an error.
+    tmp = "%s.%d.tmp" % (output, os.getpid())
+    try:
+        with open(tmp, "wb") as f:
+            if args.format == "csv":
+                from ..render.csv import write_intervals_csv
 
-        if args.merge:
-            try:
-                with open(args.merge) as f:
-                    other = json.load(f)
-            except (OSError, ValueError) as exc:
-                raise UsageError("cannot read %s as Chrome trace JSON: %s" % (args.merge, exc)) from None
-            doc = merge_into(other, trace)
-        else:
-            doc = chrome_events(trace, clock=args.clock)
-        with open(tmp, "w") as f:
-            json.dump(doc, f, separators=(",", ":"))
-        n = len(doc["traceEvents"])
-    else:
-        from ..render.csv import intervals_csv
+                n = write_intervals_csv(trace, f)
+            elif other is not None:
+                from ..render.chrome import write_merged
 
-        n = intervals_csv(trace, tmp)
-    os.replace(tmp, output)
+                n = write_merged(other, trace, f)
+            else:
+                from ..render.chrome import write_chrome
+
+                n = write_chrome(trace, f, clock=args.clock)
+        os.replace(tmp, output)
+    except BaseException as exc:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        if isinstance(exc, OSError):
+            raise UsageError("cannot write %s: %s" % (output, exc.strerror or exc)) from None
+        raise
     print("wrote %s (%d %s)" % (output, n, "trace events" if args.format == "chrome" else "intervals"))
     return 0
