@@ -28,9 +28,11 @@
 #define GT_ERR_UNSUPPORTED -2  /* this interpreter's GIL cannot be found or hooked */
 #define GT_ERR_RUNNING -3      /* a trace is already running in this process */
 
-/* Chunk kinds written by C (Python writes the header, THREADS and FOOTER). */
+/* Chunk kinds written by C (Python writes the header, START and THREADS, and the
+   FOOTER unless the process ends without running Python: then C writes it). */
 #define GT_CHUNK_EVENTS 1
 #define GT_CHUNK_SAMPLES 2
+#define GT_CHUNK_FOOTER 5
 #define GT_CHUNK_LOCATIONS 6  /* records: u32 id, i32 line, u16 file_len, u16 name_len, file, name */
 #define GT_CHUNK_OS_NAMES 7   /* records of 20 bytes: u32 tid, char name[16] (NUL-padded) */
 
@@ -60,6 +62,7 @@ typedef struct {
     int locations;             /* record code locations at releases and waits */
     const char *library_prefixes; /* newline-separated file prefixes of library code: a wait is
                                      attributed to the innermost frame outside them */
+    int finalize_on_signals;   /* SIGTERM/SIGHUP with their default action finish the file first */
 } gt_config;
 
 typedef struct {
@@ -89,6 +92,10 @@ typedef struct {
 int gt_start(const gt_config *cfg, char *err, size_t errlen);
 int gt_stop(gt_stats *out);
 int gt_running(void);
+int gt_resume_writer(void);  /* after os.fork(), in the parent */
+/* Set (a plain store: no GIL release) by Python's before-fork hook: the
+   writer, paused by every fork(), then stays paused until gt_resume_writer. */
+extern int gt_fork_from_python;
 int gt_sample_now(gt_sample *out);
 int gt_stats_now(gt_stats *out);
 int gt_gil_info(uint64_t *switch_number, uint64_t *interval_us, int *locked);
@@ -102,4 +109,5 @@ void gt_test_hold_gil_ns(uint64_t ns);
 void gt_test_hold_gil_ns_timed(uint64_t ns, uint64_t *t4);  /* + stamps around Ensure/Release */
 void gt_test_noop(void);
 uint32_t gt_test_c_thread(uint64_t ns);  /* a named C thread taking the GIL via PyGILState_Ensure */
+uint32_t gt_test_c_thread_call(void (*fn)(void));  /* a named C thread calling fn (a cffi callback) */
 uint64_t gt_test_spin_ns(uint64_t ns);  /* returns the CLOCK_MONOTONIC time it stopped */

@@ -18,7 +18,10 @@
 #define _GNU_SOURCE
 #endif
 #include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
+#include <sys/eventfd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -77,9 +80,15 @@ static struct {
 
     /* Writer/sampler thread. */
     pthread_t writer;
-    pthread_mutex_t wake_mu;
-    pthread_cond_t wake_cv;
-    int stop_requested;
+    int wake_fd;            /* eventfd: wakes the writer (stop, pause, signal) */
+    int stop_requested;     /* STOP_* below; written before a wake */
+    int terminating;        /* a terminating signal arrived: finalise, then die */
+    int finalised;          /* the writer wrote the footer for `terminating` */
+    int paused;             /* the writer was stopped around a fork */
+    int leader_gone;        /* the thread-group leader exited with others alive */
+    pthread_key_t exit_key; /* its destructor runs as a traced thread exits */
+    struct sigaction old_term[2];
+    int term_installed[2];
     int fd;
     gt_config cfg;
     uint64_t start_ns, stop_ns;
@@ -91,9 +100,11 @@ static struct {
     unsigned char *chunk;   /* CHUNK_HEADER + CHUNK_EVENTS_MAX events */
 } g = {
     .control = PTHREAD_MUTEX_INITIALIZER,
-    .wake_mu = PTHREAD_MUTEX_INITIALIZER,
     .fd = -1,
+    .wake_fd = -1,
 };
+
+enum { STOP_NONE = 0, STOP_FINAL = 1, STOP_PAUSE = 2 };
 
 uint64_t gt_now_ns(void) { return gt_clock_ns(); }
 
@@ -110,6 +121,9 @@ static inline thread_state *self(uint32_t gen)
         t->named = 0;
         if (!t->tid)
             t->tid = (uint32_t)syscall(SYS_gettid);
+        /* so that the last traced thread to exit can finalise the trace
+         * (how-it-works.md, "Processes that end without exit()") */
+        pthread_setspecific(g.exit_key, (void *)1);
     }
     return t;
 }
@@ -396,10 +410,117 @@ static void read_sample(gt_sample *s, uint64_t now)
     s->drop_request = (uint8_t)__atomic_load_n(&g.drop_pending, __ATOMIC_RELAXED);
 }
 
-static void deadline(struct timespec *ts, uint64_t ns)
+static void fill_stats_raw(gt_stats *out);
+
+/* ------------------------------------------------------- waking, ending -- */
+
+static void wake_writer(void)  /* async-signal-safe */
 {
-    ts->tv_sec = (time_t)(ns / 1000000000ull);
-    ts->tv_nsec = (long)(ns % 1000000000ull);
+    uint64_t one = 1;
+    if (g.wake_fd >= 0) {
+        ssize_t r = write(g.wake_fd, &one, sizeof(one));
+        (void)r;
+    }
+}
+
+/* Sleep until `deadline_ns` (CLOCK_MONOTONIC) or a wake-up. */
+static void sleep_until(uint64_t deadline_ns)
+{
+    uint64_t now = gt_clock_ns();
+    if (deadline_ns <= now)
+        return;
+    uint64_t ns = deadline_ns - now;
+    struct timespec ts = {(time_t)(ns / 1000000000ull), (long)(ns % 1000000000ull)};
+    struct pollfd p = {g.wake_fd, POLLIN, 0};
+    if (ppoll(&p, 1, &ts, NULL) > 0) {
+        uint64_t v;
+        ssize_t r = read(g.wake_fd, &v, sizeof(v));
+        (void)r;
+    }
+}
+
+/* The process's thread count and whether its leader (the thread whose tid is
+ * the pid) has exited, from /proc/self/stat; -1 if unreadable. */
+static int process_threads(int *leader_zombie)
+{
+    char buf[1024];
+    int fd = open("/proc/self/stat", O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    ssize_t n = read(fd, buf, sizeof(buf) - 1);
+    close(fd);
+    if (n <= 0)
+        return -1;
+    buf[n] = '\0';
+    char *p = strrchr(buf, ')');  /* the command name may hold spaces and ')' */
+    if (!p || p[1] != ' ')
+        return -1;
+    p += 2;
+    *leader_zombie = *p == 'Z';
+    for (int field = 3; field < 20; field++) {  /* num_threads is field 20 */
+        p = strchr(p, ' ');
+        if (!p)
+            return -1;
+        p++;
+    }
+    return atoi(p);
+}
+
+/* Threads of this process still running, other than the caller and the
+ * writer (a zombie leader is still counted by the kernel). */
+static int others_alive(int caller_is_writer)
+{
+    int zombie = 0;
+    int n = process_threads(&zombie);
+    if (n < 0)
+        return 1;  /* can't tell: assume someone is */
+    n -= caller_is_writer ? 1 : 2;
+    if (zombie && (caller_is_writer || (pid_t)syscall(SYS_gettid) != getpid()))
+        n--;
+    return n;
+}
+
+/* The trace's end, as seen from C: when no Python code is left to write the
+ * footer (the last thread exited without exit(), or a terminating signal). */
+static void write_footer(const char *ended_by)
+{
+    struct timespec wall;
+    clock_gettime(CLOCK_REALTIME, &wall);
+    gt_stats st;
+    char *json = (char *)g.chunk + CHUNK_HEADER;
+    fill_stats_raw(&st);
+    int len = snprintf(json, 4096,
+        "{\"ended_by\": \"%s\", \"events_lost\": %llu, \"events_written\": %llu, \"locations_lost\": %llu, "
+        "\"samples_written\": %llu, \"start_ns\": %llu, \"stop_ns\": %llu, \"stop_time_unix\": %.6f, "
+        "\"switch_interval_s\": %.6f, \"switch_number_start\": %llu, \"switch_number_stop\": %llu, \"write_errno\": %d}",
+        ended_by, (unsigned long long)st.events_lost, (unsigned long long)st.events_written,
+        (unsigned long long)st.locations_lost, (unsigned long long)st.samples_written,
+        (unsigned long long)st.start_ns, (unsigned long long)st.stop_ns,
+        (double)wall.tv_sec + wall.tv_nsec / 1e9, st.interval_us / 1e6,
+        (unsigned long long)st.switch_number_start, (unsigned long long)st.switch_number_stop, st.write_errno);
+    if (len > 0 && len < 4096)
+        write_chunk(g.chunk, GT_CHUNK_FOOTER, 1, (uint32_t)len);
+}
+
+/* Stop producing events (no Python thread can be inside a hook afterwards
+ * when the GIL's mutex is taken; in a signal handler it is not). */
+static void deactivate(int lock_gil)
+{
+    if (lock_gil)
+        pthread_mutex_lock(g.gil.mutex);  /* our own PLT: straight to libc */
+    g.switch_stop = *g.gil.switch_number;
+    g.stop_ns = gt_clock_ns();
+    __atomic_store_n(&g.active, 0, __ATOMIC_SEQ_CST);
+    if (lock_gil)
+        pthread_mutex_unlock(g.gil.mutex);
+}
+
+static void drain_all(void)
+{
+    drain_locations();  /* before the events that refer to them */
+    drain_os_names();
+    drain_events();
+    flush_samples();
 }
 
 /* Each wake-up of a sleeping thread costs ~15 us of CPU in these VMs, so a
@@ -421,17 +542,13 @@ static void *writer_main(void *arg)
     uint64_t last_tail = 0;
     int idle_wakes = 0;
 
-    pthread_mutex_lock(&g.wake_mu);
-    while (!g.stop_requested) {
+    while (!__atomic_load_n(&g.stop_requested, __ATOMIC_ACQUIRE) && !__atomic_load_n(&g.terminating, __ATOMIC_ACQUIRE)) {
         uint64_t wake = next_flush;
         if (sample_period && next_sample < wake)
             wake = next_sample;
-        struct timespec ts;
-        deadline(&ts, wake);
-        pthread_cond_timedwait(&g.wake_cv, &g.wake_mu, &ts);
-        if (g.stop_requested)
+        sleep_until(wake);
+        if (__atomic_load_n(&g.stop_requested, __ATOMIC_ACQUIRE) || __atomic_load_n(&g.terminating, __ATOMIC_ACQUIRE))
             break;
-        pthread_mutex_unlock(&g.wake_mu);
 
         now = gt_clock_ns();
         uint64_t tail = __atomic_load_n(&g.tail, __ATOMIC_ACQUIRE);
@@ -447,25 +564,50 @@ static void *writer_main(void *arg)
         }
         last_tail = tail;
         if (now >= next_flush || tail - g.head > (g.mask + 1) / 4 || g.nsamples == SAMPLES_MAX) {
-            drain_locations();  /* before the events that refer to them */
-            drain_os_names();
-            drain_events();
-            flush_samples();
+            drain_all();
             next_flush = now + flush_period;
+            /* Every other thread has gone without exit() (e.g. a child forked
+             * from a thread whose thread returned): the writer alone must not
+             * keep the process alive.  Finish the file and end the process as
+             * the last thread's exit would have: exit(0). */
+            if (others_alive(1) == 0 && !__atomic_load_n(&g.stop_requested, __ATOMIC_ACQUIRE)) {
+                deactivate(0);
+                drain_all();
+                write_footer("last-thread");
+                exit(0);
+            }
         }
-        pthread_mutex_lock(&g.wake_mu);
     }
-    pthread_mutex_unlock(&g.wake_mu);
-    drain_locations();
-    drain_os_names();
-    drain_events();
-    flush_samples();
+    drain_all();
+    if (__atomic_load_n(&g.terminating, __ATOMIC_ACQUIRE)) {
+        write_footer("signal");
+        __atomic_store_n(&g.finalised, 1, __ATOMIC_RELEASE);
+    }
     return NULL;
+}
+
+static int start_writer(void)
+{
+    /* The writer must never run Python signal handlers' C side: block all. */
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    int perr = pthread_create(&g.writer, NULL, writer_main, NULL);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    return perr;
+}
+
+static void join_writer(int how)
+{
+    __atomic_store_n(&g.stop_requested, how, __ATOMIC_RELEASE);
+    wake_writer();
+    pthread_join(g.writer, NULL);
+    __atomic_store_n(&g.stop_requested, STOP_NONE, __ATOMIC_RELEASE);
 }
 
 /* ------------------------------------------------------------ control -- */
 
-static void fill_stats(gt_stats *out)
+static void fill_stats_raw(gt_stats *out)
 {
     memset(out, 0, sizeof(*out));
     out->start_ns = g.start_ns;
@@ -482,13 +624,150 @@ static void fill_stats(gt_stats *out)
     out->locations_lost = gt_locations_overflow();
 }
 
-static void init_sync(void)
+/* ---- terminating signals: SIGTERM / SIGHUP with their default action ---- */
+
+static const int term_signals[2] = {SIGTERM, SIGHUP};
+
+/* The default action would kill the process before Python's atexit runs:
+ * have the writer finish the file first, then die of the same signal, so the
+ * exit status is what it would have been (how-it-works.md, "Signals"). */
+static void on_terminate(int sig)
 {
-    pthread_condattr_t attr;
-    pthread_condattr_init(&attr);
-    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
-    pthread_cond_init(&g.wake_cv, &attr);
-    pthread_condattr_destroy(&attr);
+    int saved = errno;
+    if (g.running && !__atomic_exchange_n(&g.terminating, 1, __ATOMIC_SEQ_CST)) {
+        deactivate(0);  /* the signal may have interrupted a thread inside take_gil */
+        wake_writer();
+        struct timespec ms = {0, 1000000};
+        for (int i = 0; i < 2000 && !__atomic_load_n(&g.finalised, __ATOMIC_ACQUIRE); i++)
+            nanosleep(&ms, NULL);
+    }
+    struct sigaction dfl;
+    memset(&dfl, 0, sizeof(dfl));
+    dfl.sa_handler = SIG_DFL;
+    sigaction(sig, &dfl, NULL);
+    raise(sig);  /* pending until this handler returns and unblocks it */
+    errno = saved;
+}
+
+static void install_terminate_handlers(void)
+{
+    for (int i = 0; i < 2; i++) {
+        struct sigaction cur, ours;
+        g.term_installed[i] = 0;
+        if (sigaction(term_signals[i], NULL, &cur) != 0 || (cur.sa_flags & SA_SIGINFO) || cur.sa_handler != SIG_DFL)
+            continue;  /* the program handles or ignores it: leave it alone */
+        memset(&ours, 0, sizeof(ours));
+        ours.sa_handler = on_terminate;
+        sigfillset(&ours.sa_mask);
+        ours.sa_flags = SA_RESTART;
+        if (sigaction(term_signals[i], &ours, &g.old_term[i]) == 0)
+            g.term_installed[i] = 1;
+    }
+}
+
+static void remove_terminate_handlers(void)
+{
+    for (int i = 0; i < 2; i++) {
+        struct sigaction cur;
+        if (!g.term_installed[i])
+            continue;
+        g.term_installed[i] = 0;
+        /* only if still ours: the program may have installed its own since */
+        if (sigaction(term_signals[i], NULL, &cur) == 0 && !(cur.sa_flags & SA_SIGINFO) && cur.sa_handler == on_terminate)
+            sigaction(term_signals[i], &g.old_term[i], NULL);
+    }
+}
+
+/* ------------------------------------------------------------- threads -- */
+
+/* Stop and finish the file from C; `g.control` is held. */
+static void stop_locked(gt_stats *out, const char *ended_by)
+{
+    deactivate(1);
+    gt_hooks_uninstall();
+    remove_terminate_handlers();
+    if (g.paused)
+        g.paused = 0;  /* no writer thread to join: drain below */
+    else
+        join_writer(STOP_FINAL);
+    drain_all();
+    if (ended_by) {
+        write_footer(ended_by);
+    }
+    g.running = 0;
+    g.fd = -1;
+    if (out)
+        fill_stats_raw(out);
+}
+
+/* A traced thread is exiting (pthread key destructor: after its Python
+ * thread state is gone, before glibc counts it out).  If it is the last one
+ * besides the writer, the process ends when it does, without exit() and so
+ * without Python's atexit: finish the trace now.  Only the leader's exit can
+ * start that situation, so other threads check only once it has happened. */
+static void on_thread_exit(void *unused)
+{
+    (void)unused;
+    if (!__atomic_load_n(&g.running, __ATOMIC_ACQUIRE))
+        return;
+    int leader = (pid_t)syscall(SYS_gettid) == getpid();
+    if (!leader && !__atomic_load_n(&g.leader_gone, __ATOMIC_ACQUIRE))
+        return;
+    if (others_alive(0) > 0) {
+        if (leader)
+            __atomic_store_n(&g.leader_gone, 1, __ATOMIC_RELEASE);
+        return;
+    }
+    if (pthread_mutex_trylock(&g.control) != 0)
+        return;  /* a stop is under way */
+    if (g.running)
+        stop_locked(NULL, "last-thread");
+    pthread_mutex_unlock(&g.control);
+}
+
+/* ---------------------------------------------------------------- fork -- */
+
+/* The writer steps aside during fork(): a process whose only other thread
+ * is ours is not "multi-threaded" (3.12+ warns at os.fork() otherwise), and
+ * the child starts without it either way.  The pause happens in C, inside
+ * fork(), while the forking thread keeps the GIL: releasing it there would
+ * let other threads run in the middle of os.fork() (e.g. start finalising,
+ * which the child would inherit).  3.12 counts the threads after fork()
+ * returns, so for os.fork() the writer comes back from Python's
+ * after-fork hook (gt_resume_writer); for forks made in C (subprocess), at
+ * once. */
+int gt_fork_from_python;
+
+int gt_resume_writer(void)
+{
+    int rc = 0;
+    pthread_mutex_lock(&g.control);
+    if (g.paused) {
+        g.paused = 0;
+        rc = start_writer();
+        if (rc != 0 && !g.write_errno)  /* no thread: the ring fills and counts what it loses */
+            g.write_errno = EAGAIN;
+    }
+    pthread_mutex_unlock(&g.control);
+    return rc;
+}
+
+static void atfork_prepare(void)
+{
+    pthread_mutex_lock(&g.control);  /* no start or stop while fork copies this state */
+    if (g.running && !__atomic_load_n(&g.terminating, __ATOMIC_ACQUIRE)) {
+        join_writer(STOP_PAUSE);
+        g.paused = 1;
+    }
+}
+
+static void atfork_parent(void)
+{
+    int from_python = gt_fork_from_python;
+    gt_fork_from_python = 0;
+    pthread_mutex_unlock(&g.control);
+    if (!from_python)
+        gt_resume_writer();
 }
 
 /* In a forked child only the forking thread survives: the writer thread is
@@ -497,15 +776,20 @@ static void atfork_child(void)
 {
     t_self.tid = 0;
     t_self.gen = 0;
+    g.paused = 0;
+    gt_fork_from_python = 0;
+    g.leader_gone = 0;
     if (g.running) {
         __atomic_store_n(&g.active, 0, __ATOMIC_SEQ_CST);
         gt_hooks_uninstall();
+        remove_terminate_handlers();
         g.running = 0;
         g.fd = -1;
     }
+    if (g.wake_fd >= 0)  /* shared with the parent's: never wake its writer */
+        close(g.wake_fd);
+    g.wake_fd = -1;
     pthread_mutex_init(&g.control, NULL);
-    pthread_mutex_init(&g.wake_mu, NULL);
-    init_sync();
 }
 
 static uint64_t round_pow2(uint64_t n)
@@ -549,8 +833,8 @@ int gt_start(const gt_config *cfg, char *err, size_t errlen)
     int rc = -1;
     pthread_mutex_lock(&g.control);
     if (!once) {
-        init_sync();
-        pthread_atfork(NULL, NULL, atfork_child);
+        pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
+        pthread_key_create(&g.exit_key, on_thread_exit);
         once = 1;
     }
     if (g.running) {
@@ -569,13 +853,18 @@ int gt_start(const gt_config *cfg, char *err, size_t errlen)
         }
         g.have_gil = 1;
     }
+    if (g.wake_fd < 0 && (g.wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) < 0) {
+        snprintf(err, errlen, "cannot create an eventfd: %s", strerror(errno));
+        goto out;
+    }
     if (prepare_buffers(round_pow2(cfg->buffer_events), err, errlen) != 0)
         goto out;
     g.cfg = *cfg;
     if (g.cfg.flush_period_ns < 1000000)
         g.cfg.flush_period_ns = 1000000;
     g.fd = cfg->fd;
-    g.stop_requested = 0;
+    g.stop_requested = STOP_NONE;
+    g.terminating = g.finalised = g.leader_gone = 0;
     gt_set_library_prefixes(cfg->library_prefixes);
     if (gt_hooks_install(err, errlen) != 0) {
         rc = GT_ERR_UNSUPPORTED;
@@ -595,19 +884,17 @@ int gt_start(const gt_config *cfg, char *err, size_t errlen)
     __atomic_store_n(&g.active, gen, __ATOMIC_SEQ_CST);
     pthread_mutex_unlock(g.gil.mutex);
 
-    /* The writer must never run Python signal handlers' C side: block all. */
-    sigset_t all, old;
-    sigfillset(&all);
-    pthread_sigmask(SIG_SETMASK, &all, &old);
-    int perr = pthread_create(&g.writer, NULL, writer_main, NULL);
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    int perr = start_writer();
     if (perr) {
         __atomic_store_n(&g.active, 0, __ATOMIC_SEQ_CST);
         gt_hooks_uninstall();
         snprintf(err, errlen, "cannot start the writer thread: %s", strerror(perr));
         goto out;
     }
-    g.running = 1;
+    pthread_setspecific(g.exit_key, (void *)1);  /* the starting thread too */
+    if (cfg->finalize_on_signals)
+        install_terminate_handlers();
+    __atomic_store_n(&g.running, 1, __ATOMIC_RELEASE);
     rc = 0;
 out:
     pthread_mutex_unlock(&g.control);
@@ -621,30 +908,16 @@ int gt_stop(gt_stats *out)
         pthread_mutex_unlock(&g.control);
         return -1;
     }
-    pthread_mutex_lock(g.gil.mutex);
-    g.switch_stop = *g.gil.switch_number;
-    g.stop_ns = gt_clock_ns();
-    __atomic_store_n(&g.active, 0, __ATOMIC_SEQ_CST);
-    pthread_mutex_unlock(g.gil.mutex);
-    gt_hooks_uninstall();
-
-    pthread_mutex_lock(&g.wake_mu);
-    g.stop_requested = 1;
-    pthread_cond_signal(&g.wake_cv);
-    pthread_mutex_unlock(&g.wake_mu);
-    pthread_join(g.writer, NULL);
-    g.running = 0;
-    g.fd = -1;
-    fill_stats(out);
+    stop_locked(out, NULL);
     pthread_mutex_unlock(&g.control);
     return 0;
 }
 
-int gt_running(void) { return g.running; }
+int gt_running(void) { return __atomic_load_n(&g.running, __ATOMIC_ACQUIRE); }
 
 int gt_stats_now(gt_stats *out)
 {
-    fill_stats(out);
+    fill_stats_raw(out);
     return g.running ? 0 : -1;
 }
 

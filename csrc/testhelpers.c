@@ -54,6 +54,28 @@ uint32_t gt_test_c_thread(uint64_t ns)
     return (uint32_t)arg;
 }
 
+/* A thread started in C (named "gt-cthread") that calls `fn`: a cffi
+ * callback, i.e. Python code run by a thread Python never started. */
+static void *c_thread_call_main(void *arg)
+{
+    void (*fn)(void) = *(void (**)(void))arg;
+    pthread_setname_np(pthread_self(), "gt-cthread");
+    fn();
+    *(uint64_t *)arg = (uint64_t)syscall(SYS_gettid);
+    return NULL;
+}
+
+uint32_t gt_test_c_thread_call(void (*fn)(void))
+{
+    pthread_t th;
+    union { void (*fn)(void); uint64_t tid; } arg;
+    arg.fn = fn;
+    if (pthread_create(&th, NULL, c_thread_call_main, &arg) != 0)
+        return 0;
+    pthread_join(th, NULL);
+    return (uint32_t)arg.tid;
+}
+
 /* gt_test_hold_gil_ns, with CLOCK_MONOTONIC stamps around each step:
  * t[0] before PyGILState_Ensure, t[1] after it, t[2] before
  * PyGILState_Release, t[3] after it.  The trace's hold must start in

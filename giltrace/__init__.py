@@ -13,14 +13,12 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from typing import Any
-
 from ._binding import unsupported_reason
 from .errors import GiltraceError, TraceFormatError, TraceRunning, UnsupportedInterpreter, UsageError
 from .tracer import Tracer, active, start, stop, trace
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> object:
     # numpy/pandas load on first use, so that `import giltrace` stays cheap
     # and works (to report UnsupportedInterpreter) where they are missing.
     if name in ("Trace", "load", "IncompleteTraceWarning"):

@@ -19,6 +19,7 @@ import os
 import sys
 
 ENV = "GILTRACE"
+_attempted = False  # site may process the .pth twice (lib and lib64 are one directory)
 
 
 def path_for(template: str, pid: int) -> str:
@@ -30,16 +31,28 @@ def path_for(template: str, pid: int) -> str:
 
 
 def start_from_environment():
-    """Start a trace if GILTRACE is set; never raise (this runs at start-up)."""
+    """Start a trace if GILTRACE is set; never raise (this runs at start-up).
+
+    Only in the main interpreter, once: a sub-interpreter's start-up runs
+    the .pth too, and must neither touch the running trace nor say anything."""
+    global _attempted
     template = os.environ.get(ENV)
-    if not template:
+    if not template or _attempted:
         return None
+    _attempted = True
     try:
+        from ._binding import in_main_interpreter
+
+        if not in_main_interpreter():
+            return None
+        from .errors import TraceRunning
         from .tracer import Tracer, active
 
         if active() is not None:
             return None
-        return Tracer(path_for(template, os.getpid()), follow_children=template).start()
+        return Tracer(path_for(template, os.getpid()), follow_children=template, overwrite=False).start()
+    except TraceRunning:  # already traced (by another copy of giltrace in this process)
+        return None
     except Exception as exc:  # a broken trace must not break the program
         sys.stderr.write("giltrace: GILTRACE=%s is set but this process is not traced: %s\n" % (template, exc))
         return None

@@ -3,29 +3,32 @@
 C records the events (csrc/); this module decides policy: where the file
 goes, what metadata it carries, thread names, and what happens at fork,
 interpreter exit and Ctrl-C.
+
+It is imported at interpreter start-up when ``GILTRACE`` is set, so it
+imports only what it strictly needs (no ``threading``, ``socket``,
+``platform``, ``typing``...): a program that must import a module first
+(gevent, eventlet monkey-patching ``threading``) still can
+(docs/how-it-works.md, "Start-up").
 """
 from __future__ import annotations
 
+import _thread
 import atexit
 import os
-import platform
-import socket
+import stat
 import sys
-import tempfile
-import threading
 import time
-from typing import Any, Dict, List, Optional
 
-from . import __version__, fileformat
-from ._binding import native
+from . import __version__, layout
+from ._binding import in_main_interpreter, native
 from .errors import GiltraceError, TraceRunning, UnsupportedInterpreter
 
 DEFAULT_BUFFER_EVENTS = 1 << 19
 DEFAULT_SAMPLE_PERIOD_MS = 1.0
 DEFAULT_FLUSH_PERIOD_MS = 100.0
 
-_lock = threading.Lock()
-_active: Optional["Tracer"] = None
+_lock = _thread.allocate_lock()
+_active: "Tracer | None" = None
 _process_hooks_installed = False
 
 
@@ -39,13 +42,14 @@ class Tracer:
 
     def __init__(
         self,
-        path: Optional[str] = None,
+        path: "str | None" = None,
         *,
         sample_period_ms: float = DEFAULT_SAMPLE_PERIOD_MS,
         buffer_events: int = DEFAULT_BUFFER_EVENTS,
         flush_period_ms: float = DEFAULT_FLUSH_PERIOD_MS,
         locations: bool = True,
-        follow_children: Optional[str] = None,
+        follow_children: "str | None" = None,
+        overwrite: bool = True,
     ):
         if sample_period_ms < 0 or flush_period_ms <= 0 or buffer_events <= 0:
             raise ValueError("sample_period_ms must be >= 0, flush_period_ms and buffer_events > 0")
@@ -57,13 +61,17 @@ class Tracer:
         # A path template (see autostart.path_for): forked children trace into
         # their own file, and the trace is finalised even by os._exit.
         self.follow_children = follow_children
+        # False for paths giltrace derived itself (GILTRACE, forked children):
+        # an existing file is replaced only if it is an earlier trace of ours.
+        self.overwrite = overwrite
         self.result = None  # the Trace, once stopped
-        self.stats: Dict[str, Any] = {}
+        self.stats: "dict[str, int]" = {}
         self._fd = -1
         self._temporary = False
         self._running = False
-        self._names: Dict[int, str] = {}
-        self._fd_lock = threading.Lock()
+        self._names: "dict[int, str]" = {}
+        self._fd_lock = _thread.allocate_lock()
+        self._created = False
 
     # -- control ---------------------------------------------------------
 
@@ -73,13 +81,15 @@ class Tracer:
         with _lock:
             if _active is not None:
                 raise TraceRunning("a trace is already running in this process (writing %s)" % _active.path)
+            if lib.gt_running():  # e.g. started by another interpreter of this process: never touch files then
+                raise TraceRunning("a trace is already running in this process")
             self._open_file()
             try:
                 try:
-                    fileformat.write_all(self._fd, fileformat.header_bytes(self._header()))
+                    layout.write_all(self._fd, layout.header_bytes(self._header()))
                 except OSError as exc:
                     raise GiltraceError("cannot write the trace file %s: %s" % (self.path, exc.strerror or exc)) from None
-                self._names = {t.native_id: t.name for t in threading.enumerate() if t.native_id is not None}
+                self._names = _python_thread_names()
                 prefixes = ffi.new("char[]", "\n".join(library_prefixes()).encode())  # C copies it
                 cfg = ffi.new(
                     "gt_config *",
@@ -90,6 +100,7 @@ class Tracer:
                         "sample_period_ns": int(self.sample_period_ms * 1e6),
                         "flush_period_ns": int(self.flush_period_ms * 1e6),
                         "locations": int(self.locations),
+                        "finalize_on_signals": 1,
                     },
                 )
                 err = ffi.new("char[512]")
@@ -110,8 +121,8 @@ class Tracer:
             _thread_hook.install(self._on_thread_start)
             if self.follow_children:
                 _exit_hook.install()
-            self._write_json(fileformat.CHUNK_START, self._start_record(ffi, lib))
-            self._write_json(fileformat.CHUNK_THREADS, self._name_records())
+            self._write_json(layout.CHUNK_START, self._start_record(ffi, lib))
+            self._write_json(layout.CHUNK_THREADS, self._name_records())
         return self
 
     def stop(self, *, load: bool = True):
@@ -127,13 +138,11 @@ class Tracer:
             _active = None
             _thread_hook.uninstall()
             _exit_hook.uninstall()
-            for t in threading.enumerate():  # final names: renames after start
-                if t.native_id is not None:
-                    self._names[t.native_id] = t.name
+            self._names.update(_python_thread_names())  # final names: renames after start
             self.stats = {f: getattr(stats, f) for f, _ in ffi.typeof("gt_stats").fields}
             try:
-                self._write_json(fileformat.CHUNK_THREADS, self._name_records())
-                self._write_json(fileformat.CHUNK_FOOTER, self._footer())
+                self._write_json(layout.CHUNK_THREADS, self._name_records())
+                self._write_json(layout.CHUNK_FOOTER, self._footer())
             except OSError as exc:
                 self.stats["write_errno"] = self.stats.get("write_errno") or exc.errno or 1
             self._close_file(remove=False)
@@ -149,7 +158,7 @@ class Tracer:
             os.unlink(self.path)
         return self.result
 
-    def sample(self) -> Dict[str, Any]:
+    def sample(self) -> "dict[str, object]":
         """Who holds the GIL right now (the sampler's view, read directly)."""
         ffi, lib = native()
         s = ffi.new("gt_sample *")
@@ -176,64 +185,77 @@ class Tracer:
         # Stop even on KeyboardInterrupt; the exception then propagates as usual.
         self.stop(load=True)
 
+    def _forget_after_fork(self) -> None:
+        """In a forked child: this trace belongs to the parent; drop it
+        without touching its file (C has already unhooked)."""
+        self._running = False
+        self._fd_lock = _thread.allocate_lock()
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+        self._temporary = self._created = False
+        self.path = None
+
     # -- file ------------------------------------------------------------
 
     def _open_file(self) -> None:
         if self.path is None:
-            fd, self.path = tempfile.mkstemp(prefix="giltrace-", suffix=".gtr")
-            os.close(fd)
-            self._temporary = True
-        flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND | getattr(os, "O_CLOEXEC", 0)
-        self._created = self._temporary or not os.path.lexists(self.path)
-        try:
-            self._fd = os.open(self.path, flags, 0o644)
-        except OSError as exc:
-            raise GiltraceError("cannot write the trace file %s: %s" % (self.path, exc.strerror or exc)) from None
+            import tempfile  # only here: it is a heavy import for start-up
+
+            self._fd, self.path = tempfile.mkstemp(prefix="giltrace-", suffix=".gtr")  # O_EXCL, 0600
+            self._temporary = self._created = True
+            import fcntl
+
+            fcntl.fcntl(self._fd, fcntl.F_SETFL, fcntl.fcntl(self._fd, fcntl.F_GETFL) | os.O_APPEND)
+            return
+        self._fd, self._created = create_trace_file(self.path, self.overwrite)
 
     def _close_file(self, remove: bool) -> None:
         with self._fd_lock:
             if self._fd >= 0:
                 os.close(self._fd)
                 self._fd = -1
-        # Only a regular file this tracer created: never /dev/full or a user's file.
-        if remove and self.path and getattr(self, "_created", False) and os.path.isfile(self.path):
+        # Only a file this tracer created: never a user's file.
+        if remove and self.path and self._created and os.path.isfile(self.path):
             try:
                 os.unlink(self.path)
             except OSError:
                 pass
 
-    def _write_json(self, kind: int, obj: Any) -> None:
-        data = fileformat.json_chunk(kind, obj)
+    def _write_json(self, kind: int, obj: object) -> None:
+        data = layout.json_chunk(kind, obj)
         with self._fd_lock:
             if self._fd >= 0:
-                fileformat.write_all(self._fd, data)
+                layout.write_all(self._fd, data)
 
     def _on_thread_start(self, tid: int, name: str) -> None:
         self._names[tid] = name
-        self._write_json(fileformat.CHUNK_THREADS, [{"tid": tid, "name": name}])
+        self._write_json(layout.CHUNK_THREADS, [{"tid": tid, "name": name}])
 
-    def _name_records(self) -> List[Dict[str, Any]]:
+    def _name_records(self) -> "list[dict[str, object]]":
         return [{"tid": tid, "name": name} for tid, name in self._names.items()]
 
     # -- metadata --------------------------------------------------------
 
-    def _header(self) -> Dict[str, Any]:
+    def _header(self) -> "dict[str, object]":
         try:
             affinity = sorted(os.sched_getaffinity(0))
         except (AttributeError, OSError):
             affinity = []
+        uname = os.uname()
+        impl = sys.implementation.name
         return {
             "giltrace_version": __version__,
-            "format_version": fileformat.FORMAT_VERSION,
+            "format_version": layout.FORMAT_VERSION,
             "clock": "CLOCK_MONOTONIC",
             "pid": os.getpid(),
             "argv": list(sys.argv),
             "executable": sys.executable,
-            "python_version": platform.python_version(),
-            "python_implementation": platform.python_implementation(),
-            "platform": platform.platform(),
-            "machine": platform.machine(),
-            "hostname": socket.gethostname(),
+            "python_version": sys.version.split()[0],
+            "python_implementation": "CPython" if impl == "cpython" else impl,
+            "platform": "%s-%s-%s" % (uname.sysname, uname.release, uname.machine),
+            "machine": uname.machine,
+            "hostname": uname.nodename,
             "cpu_count": os.cpu_count(),
             "affinity": affinity,
             "switch_interval_s": sys.getswitchinterval(),
@@ -247,7 +269,7 @@ class Tracer:
         }
 
     @staticmethod
-    def _start_record(ffi, lib) -> Dict[str, Any]:
+    def _start_record(ffi, lib) -> "dict[str, object]":
         st = ffi.new("gt_stats *")
         lib.gt_stats_now(st)
         target = ffi.new("char[1024]")
@@ -261,7 +283,7 @@ class Tracer:
             "hooked_object": ffi.string(target).decode(errors="replace"),
         }
 
-    def _footer(self) -> Dict[str, Any]:
+    def _footer(self) -> "dict[str, object]":
         s = self.stats
         return {
             "start_ns": int(s["start_ns"]),
@@ -278,31 +300,101 @@ class Tracer:
         }
 
 
-def library_prefixes() -> List[str]:
+def create_trace_file(path: str, overwrite: bool) -> "tuple[int, bool]":
+    """Open ``path`` for a new trace: (fd, whether giltrace created it).
+
+    Never follows a symbolic link, never writes to anything but a regular
+    file, and never blocks (a FIFO is refused, not opened for writing).  An
+    existing file is truncated only when the user named it (``overwrite``);
+    for paths giltrace derived itself (GILTRACE's ``<name>.<pid>.gtr``) only
+    an earlier giltrace trace of this user is replaced: a planted link or
+    someone's file is refused (docs/how-it-works.md, "Trace files").
+    """
+    flags = os.O_WRONLY | os.O_APPEND | os.O_CLOEXEC | os.O_NOFOLLOW | os.O_NONBLOCK
+    for attempt in (1, 2):
+        try:
+            return os.open(path, flags | os.O_CREAT | os.O_EXCL, 0o644), True
+        except FileExistsError:
+            pass
+        except OSError as exc:
+            raise GiltraceError("cannot write the trace file %s: %s" % (path, exc.strerror or exc)) from None
+        try:
+            st = os.lstat(path)
+        except FileNotFoundError:
+            continue  # removed meanwhile: create it
+        except OSError as exc:
+            raise GiltraceError("cannot write the trace file %s: %s" % (path, exc.strerror or exc)) from None
+        if stat.S_ISLNK(st.st_mode):
+            raise GiltraceError("refusing to write the trace file %s: it is a symbolic link" % path)
+        if not stat.S_ISREG(st.st_mode):
+            raise GiltraceError("refusing to write the trace file %s: it is not a regular file" % path)
+        if overwrite:
+            try:
+                fd = os.open(path, flags)
+            except OSError as exc:
+                raise GiltraceError("cannot write the trace file %s: %s" % (path, exc.strerror or exc)) from None
+            if not stat.S_ISREG(os.fstat(fd).st_mode):  # swapped since the lstat
+                os.close(fd)
+                raise GiltraceError("refusing to write the trace file %s: it is not a regular file" % path)
+            os.ftruncate(fd, 0)
+            return fd, False
+        if not _is_own_trace(path, st) or attempt == 2:
+            raise GiltraceError("refusing to overwrite %s: it exists and is not an earlier giltrace trace of this user" % path)
+        try:
+            os.unlink(path)  # a stale trace of an earlier process with the same pid
+        except OSError as exc:
+            raise GiltraceError("cannot replace the trace file %s: %s" % (path, exc.strerror or exc)) from None
+    raise GiltraceError("cannot create the trace file %s" % path)  # not reached
+
+
+def _is_own_trace(path: str, st: os.stat_result) -> bool:
+    if st.st_uid != os.geteuid():
+        return False
+    if st.st_size == 0:
+        return True
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:
+        return False
+    try:
+        return os.read(fd, len(layout.MAGIC)) == layout.MAGIC
+    finally:
+        os.close(fd)
+
+
+def library_prefixes() -> "list[str]":
     """Where library code lives (the standard library, site-packages, giltrace
     itself): a wait is attributed to the innermost frame outside these, the
-    program's own line that called into the library's I/O."""
-    import sysconfig
+    program's own line that called into the library's I/O.  Read from the
+    ``site`` module (already loaded at start-up), not ``sysconfig``, which
+    imports ``threading`` on 3.12+."""
+    import site
 
-    paths = sysconfig.get_paths()
+    stdlib = getattr(sys, "_stdlib_dir", None) or os.path.dirname(os.__file__)
+    paths = [stdlib]
+    try:
+        paths += site.getsitepackages()
+    except AttributeError:  # some embedded / frozen builds
+        pass
+    user = getattr(site, "USER_SITE", None)
+    if user:
+        paths.append(user)
     out = []
-    for key in ("stdlib", "platstdlib", "purelib", "platlib"):
-        path = paths.get(key)
-        if path:
-            out.append(os.path.join(os.path.realpath(path), ""))
-            out.append(os.path.join(path, ""))
+    for path in paths:
+        out.append(os.path.join(os.path.realpath(path), ""))
+        out.append(os.path.join(path, ""))
     out.append(os.path.join(os.path.dirname(os.path.abspath(__file__)), ""))
     return list(dict.fromkeys(out))  # in order, without repeats
 
 
-def trace(path: Optional[str] = None, **options: Any) -> Tracer:
+def trace(path: "str | None" = None, **options: object) -> Tracer:
     """``with giltrace.trace("run.gtr") as tr: ...``; then ``tr.result``."""
-    return Tracer(path, **options)
+    return Tracer(path, **options)  # type: ignore[arg-type]
 
 
-def start(path: Optional[str] = None, **options: Any) -> Tracer:
+def start(path: "str | None" = None, **options: object) -> Tracer:
     """Start tracing this process now; ``giltrace.stop()`` ends it."""
-    return Tracer(path, **options).start()
+    return Tracer(path, **options).start()  # type: ignore[arg-type]
 
 
 def stop(load: bool = True):
@@ -313,7 +405,7 @@ def stop(load: bool = True):
     return tracer.stop(load=load)
 
 
-def active() -> Optional[Tracer]:
+def active() -> "Tracer | None":
     return _active
 
 
@@ -330,22 +422,32 @@ def _at_exit() -> None:
             sys.stderr.write("giltrace: %s\n" % exc)
 
 
+def _before_fork() -> None:
+    # The writer thread steps aside while os.fork() runs (C pauses it inside
+    # fork()), so that a program with one thread of its own is still
+    # single-threaded there: 3.12+ warns about forking multi-threaded
+    # processes after fork() returns.  This plain store (no call, so the GIL
+    # is not released in the middle of os.fork()) tells C to wait for
+    # _after_fork_in_parent before bringing it back.
+    if _active is not None:
+        native()[1].gt_fork_from_python = 1
+
+
+def _after_fork_in_parent() -> None:
+    if _active is not None:
+        native()[1].gt_resume_writer()
+
+
 def _after_fork_in_child() -> None:
     # C has already unhooked and forgotten the trace (pthread_atfork); the
     # child must not touch the parent's file.  It runs untraced, unless the
     # parent's trace follows children: then it starts its own trace.
     global _active, _lock
-    _lock = threading.Lock()
+    _lock = _thread.allocate_lock()
     tracer = _active
     follow = tracer.follow_children if tracer is not None else None
     if tracer is not None:
-        tracer._running = False
-        tracer._fd_lock = threading.Lock()
-        if tracer._fd >= 0:
-            os.close(tracer._fd)
-            tracer._fd = -1
-        tracer._temporary = False
-        tracer.path = None
+        tracer._forget_after_fork()
         _active = None
     _thread_hook.uninstall()
     _exit_hook.uninstall()
@@ -353,7 +455,7 @@ def _after_fork_in_child() -> None:
         from .autostart import path_for
 
         try:
-            Tracer(path_for(follow, os.getpid()), follow_children=follow).start()
+            Tracer(path_for(follow, os.getpid()), follow_children=follow, overwrite=False).start()
         except Exception as exc:  # never break the child
             sys.stderr.write("giltrace: the forked child %d is not traced: %s\n" % (os.getpid(), exc))
 
@@ -362,43 +464,125 @@ def _install_process_hooks() -> None:
     global _process_hooks_installed
     if not _process_hooks_installed:
         atexit.register(_at_exit)
-        os.register_at_fork(after_in_child=_after_fork_in_child)
+        os.register_at_fork(before=_before_fork, after_in_parent=_after_fork_in_parent, after_in_child=_after_fork_in_child)
         _process_hooks_installed = True
+
+
+def _python_thread_names() -> "dict[int, str]":
+    """Names of the threads the ``threading`` module knows, if it is loaded.
+    A C thread that ran Python code shows up as a ``_DummyThread``
+    ("Dummy-1"): its OS name, which C records, says more."""
+    threading = sys.modules.get("threading")
+    if threading is None:  # no thread was started through it: the main thread is the process's first
+        return {os.getpid(): "MainThread"}
+    dummy = getattr(threading, "_DummyThread", ())
+    return {t.native_id: t.name for t in threading.enumerate() if t.native_id is not None and not isinstance(t, dummy)}
 
 
 class _ThreadStartHook:
     """Learns the name of each thread as it starts, even if it ends before
     the trace stops, by wrapping ``threading.Thread._bootstrap_inner`` for
-    the duration of a trace."""
+    the duration of a trace.  If ``threading`` is not imported yet, it is
+    not imported for this: the wrapper goes in as soon as the program
+    imports it (_ThreadingImportWatcher)."""
 
     def __init__(self) -> None:
         self._original = None
         self._callback = None
+        self._module = None
 
     def install(self, callback) -> None:
         self._callback = callback
-        if self._original is not None:
+        threading = sys.modules.get("threading")
+        if threading is None:
+            _ThreadingImportWatcher.arm(self)
+        else:
+            self.wrap(threading)
+
+    def wrap(self, threading) -> None:
+        if self._original is not None or self._callback is None:
             return
         original = threading.Thread._bootstrap_inner
         hook = self
+        get_native_id = threading.get_native_id
 
-        def _bootstrap_inner(thread: threading.Thread) -> None:
+        def _bootstrap_inner(thread) -> None:
             cb = hook._callback
             if cb is not None:
                 try:
-                    cb(threading.get_native_id(), thread.name)
+                    cb(get_native_id(), thread.name)
                 except Exception:  # never break the traced program's thread
                     pass
             return original(thread)
 
+        self._module = threading
         self._original = original
         threading.Thread._bootstrap_inner = _bootstrap_inner  # type: ignore[method-assign]
 
     def uninstall(self) -> None:
         self._callback = None
+        _ThreadingImportWatcher.disarm()
         if self._original is not None:
-            threading.Thread._bootstrap_inner = self._original  # type: ignore[method-assign]
+            self._module.Thread._bootstrap_inner = self._original  # type: ignore[union-attr]
             self._original = None
+            self._module = None
+
+
+class _ThreadingImportWatcher:
+    """A meta-path finder that only waits for ``import threading`` (it finds
+    nothing itself): it lets the normal finder find the module, wraps that
+    loader's ``exec_module`` for this one import, then takes itself and the
+    wrapper away.  The module is imported exactly when the program imports
+    it, by the same loader."""
+
+    _armed: "_ThreadingImportWatcher | None" = None
+
+    def __init__(self, hook: _ThreadStartHook) -> None:
+        self.hook = hook
+
+    @classmethod
+    def arm(cls, hook: _ThreadStartHook) -> None:
+        if cls._armed is None:
+            cls._armed = cls(hook)
+            sys.meta_path.insert(0, cls._armed)
+
+    @classmethod
+    def disarm(cls) -> None:
+        watcher, cls._armed = cls._armed, None
+        if watcher is not None and watcher in sys.meta_path:
+            sys.meta_path.remove(watcher)
+
+    def find_spec(self, name, path=None, target=None):
+        if name != "threading":
+            return None
+        _ThreadingImportWatcher.disarm()
+        spec = None
+        for finder in sys.meta_path:
+            find = getattr(finder, "find_spec", None)
+            spec = find(name, path, target) if find is not None else None
+            if spec is not None:
+                break
+        loader = getattr(spec, "loader", None)
+        if loader is None or not hasattr(loader, "exec_module"):
+            return spec
+        hook = self.hook
+        original = loader.exec_module
+
+        def exec_module(module) -> None:
+            try:
+                original(module)
+            finally:
+                try:
+                    del loader.exec_module  # back to the class's method
+                except AttributeError:
+                    pass
+            hook.wrap(module)
+
+        try:
+            loader.exec_module = exec_module
+        except AttributeError:  # a loader that takes no attributes: names come at stop
+            pass
+        return spec
 
 
 _thread_hook = _ThreadStartHook()

@@ -76,8 +76,14 @@ def _check(args: argparse.Namespace) -> str:
     out_dir = os.path.dirname(os.path.abspath(output))
     if not os.path.isdir(out_dir):
         raise UsageError("cannot write the trace %s: directory %s does not exist" % (output, out_dir))
+    if os.path.islink(output):
+        raise UsageError("refusing to write the trace %s: it is a symbolic link" % output)
     if os.path.isdir(output):
         raise UsageError("cannot write the trace %s: it is a directory" % output)
+    if os.path.lexists(output) and not os.path.isfile(output):
+        raise UsageError("refusing to write the trace %s: it is not a regular file" % output)
+    if not args.module and os.path.isfile(output) and os.path.samefile(output, args.program[0]):
+        raise UsageError("refusing to write the trace over the program's own script %s" % output)
     if not os.access(out_dir, os.W_OK) or (os.path.exists(output) and not os.access(output, os.W_OK)):
         raise UsageError("cannot write the trace %s: permission denied" % output)
     return output
@@ -88,7 +94,10 @@ def _report(tracer, quiet: bool) -> None:
         if quiet or not tracer.stats:
             return
         s = tracer.stats
-        lost = " (%d events LOST: use --buffer-events)" % s["events_lost"] if s["events_lost"] else ""
+        if s.get("write_errno"):  # the tracer has said why in one line already (a full disk...)
+            lost = " (%d events could not be written)" % s["events_lost"] if s["events_lost"] else ""
+        else:
+            lost = " (%d events LOST: the ring overflowed, use --buffer-events)" % s["events_lost"] if s["events_lost"] else ""
         children = ""
         if tracer.follow_children:
             import glob
@@ -137,7 +146,7 @@ def run(args: argparse.Namespace) -> int:
         sys.argv = [args.module] + argv  # runpy replaces argv[0] with the module's path
         sys.path[0] = os.getcwd()
     else:
-        sys.argv = argv
+        sys.argv = argv  # as given, like python's; __file__ is absolute (below), like python's since 3.9
         sys.path[0] = os.path.dirname(os.path.abspath(argv[0]))
 
     tracer.start()  # stopped by the tracer's atexit hook, after threads are joined
@@ -147,8 +156,32 @@ def run(args: argparse.Namespace) -> int:
     if args.module:
         runpy.run_module(args.module, run_name="__main__", alter_sys=True)
     else:
-        runpy.run_path(argv[0], run_name="__main__")
+        _run_script(argv[0])
     return 0
+
+
+def _run_script(path: str) -> None:
+    """Run a script as ``python path`` does: its module is ``__main__`` with
+    an absolute ``__file__`` (and code file name, so tracebacks show it),
+    while ``sys.argv[0]`` stays as given.  runpy.run_path would set both to
+    the same string.  Directories and zip files go through runpy."""
+    if not os.path.isfile(path) or path.endswith((".pyc", ".pyz", ".zip")):
+        runpy.run_path(path, run_name="__main__")
+        return
+    import types
+
+    full = os.path.abspath(path)
+    with open(full, "rb") as f:  # bytes: compile() honours a coding cookie
+        code = compile(f.read(), full, "exec", dont_inherit=True)
+    main = types.ModuleType("__main__")
+    main.__file__ = full
+    main.__cached__ = None
+    main.__builtins__ = __builtins__
+    import importlib.machinery
+
+    main.__loader__ = importlib.machinery.SourceFileLoader("__main__", full)
+    sys.modules["__main__"] = main
+    exec(code, main.__dict__)
 
 
 def _trim_tracebacks(launcher: str) -> None:

@@ -9,14 +9,7 @@ import subprocess
 import pytest
 
 from ..conftest import REPO
-
-PYENV = os.path.expanduser(os.environ.get("PYENV_ROOT", "~/.pyenv"))
-
-
-def interpreter(minor):
-    root = os.path.join(PYENV, "versions")
-    found = sorted(v for v in (os.listdir(root) if os.path.isdir(root) else []) if v.startswith("3.%d." % minor) and v.replace(".", "").isdigit())
-    return os.path.join(root, found[-1], "bin", "python") if found else None
+from .pythons import pyenv_interpreter as interpreter
 
 
 @pytest.mark.parametrize("minor", [9, 10, 11, 12, 13])

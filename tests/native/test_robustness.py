@@ -223,7 +223,7 @@ def test_old_interpreter_imports_and_refuses_clearly():
 def test_free_threaded_build_is_refused(monkeypatch):
     from giltrace import _binding
 
-    monkeypatch.setattr(_binding.sysconfig, "get_config_var", lambda name: 1 if name == "Py_GIL_DISABLED" else None)
+    monkeypatch.setattr(sys, "abiflags", "t")  # what Py_GIL_DISABLED builds (python3.13t) have
     monkeypatch.setattr(_binding, "_cached", None)
     with pytest.raises(giltrace.UnsupportedInterpreter, match="free-threaded"):
         giltrace.start()
