@@ -192,7 +192,7 @@ _NS = _int()
 FIELDS: Dict[str, Callable[[Any], str]] = {
     # header (giltrace/tracer.py Tracer._header)
     "format_version": _int(), "pid": _int(0, 2**31), "cpu_count": _int(0, 2**31, null=True), "affinity": _cpu_list,
-    "switch_interval_s": _number(1e-9, 1e6), "sample_period_ns": _NS, "flush_period_ns": _NS, "buffer_events": _NS,
+    "switch_interval_s": _number(0, 1e6), "sample_period_ns": _NS, "flush_period_ns": _NS, "buffer_events": _NS,
     "locations": _flag, "start_time_unix": _number(0, 1e11), "argv": _texts, "library_prefixes": _texts,
     "children_template": _text, "giltrace_version": _text, "clock": _text, "executable": _text, "python_version": _text,
     "python_implementation": _text, "platform": _text, "machine": _text, "hostname": _text,
