@@ -306,6 +306,11 @@ def read(path: str) -> RawTrace:
     for name, arr in (("event", raw.events), ("sample", raw.samples)):
         if len(arr) and int(arr["time_ns"].max()) > INT64_MAX:
             raise TraceFormatError("%s is corrupt: a%s %s time is out of range" % (path, "n" if name == "event" else "", name))
+    if len(raw.events):  # checked here too (giltrace/analysis.py does) so that the message names the file
+        kinds = raw.events["kind"]
+        lo, hi = int(kinds.min()), int(kinds.max())
+        if lo < EV_WAIT or hi > EV_DROP_REQUEST:
+            raise TraceFormatError("%s is corrupt: unknown event kind %d" % (path, lo if lo < EV_WAIT else hi))
     start_ns = raw.footer.get("start_ns", raw.start["start_ns"])  # Trace.meta: the footer's fields win
     if raw.footer and raw.footer["stop_ns"] < start_ns:
         raise TraceFormatError("%s is corrupt: the trace stops (%d) before it starts (%d)" % (path, raw.footer["stop_ns"], start_ns))

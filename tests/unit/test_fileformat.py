@@ -190,6 +190,8 @@ CRAFTED = [
     ("locations trailing", craft(extra=[raw_chunk(ff.CHUNK_LOCATIONS, ff.LOCATION_HEAD.pack(1, 2, 0, 0) + b"x", 1)]), "bad locations chunk"),
     ("locations name past end", craft(extra=[raw_chunk(ff.CHUNK_LOCATIONS, ff.LOCATION_HEAD.pack(1, 2, 9, 0) + b"ab", 1)]), "bad locations chunk"),
     ("os names size", craft(extra=[raw_chunk(ff.CHUNK_OS_NAMES, b"\0" * 19, 1)]), "bad thread-names chunk"),
+    ("event kind 0", craft(extra=[events_chunk([(3000, 7, 0, 0, 0)])]), "unknown event kind 0"),
+    ("event kind 255", craft(extra=[events_chunk([(3000, 7, 255, 0, 0)])]), "unknown event kind 255"),
     ("events size", craft(extra=[raw_chunk(ff.CHUNK_EVENTS, b"\0" * 24, 2)]), "bad size"),
 ]
 
