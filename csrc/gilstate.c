@@ -2,7 +2,7 @@
  *
  * The only file that needs CPython's internal headers (built with
  * Py_BUILD_CORE_MODULE).  The struct _gil_runtime_state layout is identical
- * on 3.9-3.13; only the way to reach it changed (DESIGN.md section 2):
+ * on 3.9-3.13; only the way to reach it changed (docs/how-it-works.md):
  *   3.9-3.11  _PyRuntime.ceval.gil       (one GIL per process)
  *   3.12+     interp->ceval.gil          (a pointer; we trace the main interpreter's)
  */

@@ -4,7 +4,7 @@
  * pthread_cond_timedwait and pthread_cond_signal through the PLT of the object that defines
  * PyEval_SaveThread (libpythonX.Y.so, or the executable when libpython is
  * linked statically).  We point those GOT slots at our hooks for the duration
- * of a trace and put them back at stop (DESIGN.md sections 3-4).
+ * of a trace and put them back at stop (docs/how-it-works.md).
  *
  * Rules learnt the hard way:
  *  - never call the saved value if it is the lazy-binding PLT stub: the

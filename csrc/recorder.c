@@ -167,7 +167,8 @@ void gt_on_mutex_lock(pthread_mutex_t *m)
     uint32_t gen = __atomic_load_n(&g.active, __ATOMIC_RELAXED);
     if (!gen)
         return;
-    /* The wait starts here: time blocked on the mutex counts (DESIGN.md 4). */
+    /* The wait starts here: time blocked on the mutex counts (how-it-works.md,
+     * "Where a wait begins"). */
     self(gen)->lock_ns = gt_clock_ns();
 }
 

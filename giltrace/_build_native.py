@@ -4,7 +4,8 @@
 ``csrc/``; ``csrc/giltrace_api.h`` is both the cdef and the C header, so the
 two cannot drift apart.  The extension reads the GIL's internal struct, so it
 is compiled against the running interpreter's internal headers with
-``Py_BUILD_CORE_MODULE`` and outside the limited API (DESIGN.md section 2).
+``Py_BUILD_CORE_MODULE`` and outside the limited API (docs/how-it-works.md,
+"Measured facts").
 """
 from __future__ import annotations
 

@@ -26,50 +26,38 @@ from typing import TYPE_CHECKING, Any, Callable, Dict, List, Tuple
 
 from .errors import TraceFormatError
 
-MAGIC = b"GILTRACE"
-FORMAT_VERSION = 1
-CHUNK_MAGIC = b"CHNK"
-
-HEADER = struct.Struct("<8sHHI")
-CHUNK = struct.Struct("<4sHHIII")
-
-CHUNK_EVENTS = 1
-CHUNK_SAMPLES = 2
-CHUNK_START = 3
-CHUNK_THREADS = 4
-CHUNK_FOOTER = 5
-CHUNK_LOCATIONS = 6
-CHUNK_OS_NAMES = 7
-LOCATION_HEAD = struct.Struct("<IiHH")
-
-# Record layouts (numpy dtype specs), identical to gt_event / gt_sample.
-EVENT_FIELDS = [("time_ns", "<u8"), ("arg", "<u8"), ("tid", "<u4"), ("kind", "u1"), ("flags", "u1"), ("reserved", "<u2")]
-SAMPLE_FIELDS = [
-    ("time_ns", "<u8"),
-    ("switch_number", "<u8"),
-    ("holder_tid", "<u4"),
-    ("waiters", "<u2"),
-    ("locked", "u1"),
-    ("drop_request", "u1"),
-]
-RECORD_SIZE = 24
+# The layout itself (magic, structs, chunk kinds, record fields, event kinds)
+# is declared once, in giltrace/layout.py, shared with the writer.
+from .layout import (  # noqa: E402,F401  (re-exported: fileformat.CHUNK_START etc.)
+    CHUNK,
+    CHUNK_EVENTS,
+    CHUNK_FOOTER,
+    CHUNK_LOCATIONS,
+    CHUNK_MAGIC,
+    CHUNK_OS_NAMES,
+    CHUNK_SAMPLES,
+    CHUNK_START,
+    CHUNK_THREADS,
+    EV_ACQUIRE,
+    EV_DROP_REQUEST,
+    EV_RELEASE,
+    EV_WAIT,
+    EVENT_FIELDS,
+    FLAG_CONTENDED,
+    FLAG_SWITCHED,
+    FLAG_WAIT_UNKNOWN,
+    FORMAT_VERSION,
+    HEADER,
+    LOCATION_HEAD,
+    MAGIC,
+    SAMPLE_FIELDS,
+    header_bytes,
+    json_chunk,
+    write_all,
+)
 
 if TYPE_CHECKING:
     import numpy as np
-
-# Event kinds and ACQUIRE flags, as in csrc/giltrace_api.h.
-EV_WAIT, EV_ACQUIRE, EV_RELEASE, EV_DROP_REQUEST = 1, 2, 3, 4
-FLAG_SWITCHED, FLAG_CONTENDED, FLAG_WAIT_UNKNOWN = 1, 2, 4
-
-
-def header_bytes(meta: Dict[str, Any]) -> bytes:
-    body = json.dumps(meta, sort_keys=True).encode()
-    return HEADER.pack(MAGIC, FORMAT_VERSION, 0, len(body)) + body
-
-
-def json_chunk(kind: int, obj: Any) -> bytes:
-    payload = json.dumps(obj, sort_keys=True).encode()
-    return CHUNK.pack(CHUNK_MAGIC, kind, 0, 1, len(payload), zlib.crc32(payload)) + payload
 
 
 @dataclass
@@ -332,10 +320,3 @@ def _read_locations(payload: bytes, count: int, out: Dict[int, tuple], path: str
     except struct.error:
         raise TraceFormatError("%s is corrupt: bad locations chunk at byte %d" % (path, where)) from None
 
-
-def write_all(fd: int, data: bytes) -> None:
-    """One chunk, one write(2) (O_APPEND keeps chunks whole); loop only on short writes."""
-    view = memoryview(data)
-    while view:
-        n = os.write(fd, view)
-        view = view[n:]

@@ -476,7 +476,12 @@ def _python_thread_names() -> "dict[int, str]":
     if threading is None:  # no thread was started through it: the main thread is the process's first
         return {os.getpid(): "MainThread"}
     dummy = getattr(threading, "_DummyThread", ())
-    return {t.native_id: t.name for t in threading.enumerate() if t.native_id is not None and not isinstance(t, dummy)}
+    # Not threading.enumerate(): its lock may have been held by another thread
+    # at a fork, and a forked child gets here (_after_fork_in_child) possibly
+    # before threading's own after-fork hook renews that lock.  Copying the
+    # dict needs no lock under the GIL.
+    threads = list(getattr(threading, "_active", {}).values())
+    return {t.native_id: t.name for t in threads if getattr(t, "native_id", None) is not None and not isinstance(t, dummy)}
 
 
 class _ThreadStartHook:

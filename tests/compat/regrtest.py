@@ -36,7 +36,8 @@ def setup_venv(python: str, version: str) -> str:
     py = os.path.join(venv, "bin", "python")
     if not os.path.exists(py):
         subprocess.run([python, "-m", "venv", venv], check=True)
-        subprocess.run([py, "-m", "pip", "install", "-q", "--disable-pip-version-check", "cffi>=1.15", "setuptools", "wheel"], check=True)
+        subprocess.run([py, "-m", "pip", "install", "-q", "--disable-pip-version-check", "--upgrade", "pip", "cffi>=1.15",
+                        "setuptools>=61", "wheel"], check=True)
     subprocess.run([py, "-m", "pip", "install", "-q", "--disable-pip-version-check", "--no-deps", "--no-build-isolation",
                     "--force-reinstall", REPO], check=True, cwd=tempfile.gettempdir())
     return py
