@@ -1,7 +1,9 @@
 """Build glue: the metadata is in pyproject.toml; this file only adds the cffi
-extension, and only where it can work (CPython 3.9-3.13 with a GIL, Linux).
+extension, and only where it can work (a CPython that giltrace/interpreters.py
+marks traceable, with a GIL, on Linux).
 Elsewhere giltrace installs without it and explains why at trace start."""
 import os
+import runpy
 import sys
 import sysconfig
 
@@ -39,11 +41,16 @@ except ImportError:  # setuptools < 64 has no PEP 660 editable wheels
     EXTRA_COMMANDS = {}
 
 
+# The table of traceable versions, read by path: importing the package here
+# would need its dependencies in the build environment.
+INTERPRETERS = runpy.run_path(os.path.join(os.path.dirname(os.path.abspath(__file__)), "giltrace", "interpreters.py"))
+
+
 def _can_build_native() -> bool:
     return (
         sys.platform.startswith("linux")
         and sys.implementation.name == "cpython"
-        and (3, 9) <= sys.version_info[:2] <= (3, 13)
+        and INTERPRETERS["is_traceable"](sys.version_info[:2])
         and not sysconfig.get_config_var("Py_GIL_DISABLED")
     )
 

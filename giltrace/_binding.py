@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import sys
 
+from . import interpreters
 from .errors import UnsupportedInterpreter
 
-SUPPORTED = ((3, 9), (3, 13))  # inclusive range of CPython minor versions
+SUPPORTED = interpreters.traceable_range()  # inclusive range of CPython minor versions
 
 
 def in_main_interpreter() -> bool:
@@ -43,10 +44,8 @@ def unsupported_reason() -> "str | None":
         return "giltrace traces CPython only (this is %s)" % sys.implementation.name
     if "t" in getattr(sys, "abiflags", ""):  # Py_GIL_DISABLED builds: python3.13t
         return "this is a free-threaded CPython build (%s): it has no GIL to trace" % version
-    if sys.version_info[:2] < SUPPORTED[0]:
-        return "CPython %s is too old: giltrace needs 3.9 to 3.13" % version
-    if sys.version_info[:2] > SUPPORTED[1]:
-        return "CPython %s is not supported yet: giltrace knows the GIL of 3.9 to 3.13" % version
+    if not interpreters.is_traceable(sys.version_info):  # too old, or not known yet
+        return interpreters.refusal(sys.version_info, version)
     if not in_main_interpreter():
         return "giltrace traces the main interpreter only; this is a sub-interpreter"
     try:

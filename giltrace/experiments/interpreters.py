@@ -9,6 +9,7 @@ import sys
 from dataclasses import dataclass
 from typing import Dict, List, Sequence
 
+from .. import interpreters as table
 from ..errors import UsageError
 
 # Runs on 2.7 too: no f-strings, print as a function.
@@ -21,8 +22,8 @@ _PROBE = (
     "if hasattr(sys, 'getswitchinterval') else 'check interval %d ticks' % sys.getcheckinterval()), "
     "'executable': sys.executable}))"
 )
-# Versions the workloads are written for: CPython 2.7 and 3.x up to 3.13.
-SUPPORTED = "CPython 2.7-3.13"
+# Versions the workloads are written for (they also run on newer ones).
+SUPPORTED = "CPython " + table.span_text(*table.known_range())
 
 
 @dataclass(frozen=True)
@@ -42,7 +43,7 @@ class Interpreter:
     def traceable(self) -> bool:
         """Whether a giltrace trace could run there at all (whether it does
         also depends on giltrace being importable; the child reports that)."""
-        return self.implementation == "CPython" and (3, 9) <= self.version_tuple <= (3, 13)
+        return self.implementation == "CPython" and table.is_traceable(self.version_tuple)
 
 
 def probe(path: str, timeout: float = 30.0) -> Dict[str, object]:
@@ -68,7 +69,7 @@ def probe(path: str, timeout: float = 30.0) -> Dict[str, object]:
 def check_supported(info: Dict[str, object], path: str) -> None:
     """The experiments measure CPython's GIL, and the workloads need 2.7+."""
     major_minor = tuple(int(p) for p in str(info["version"]).split(".")[:2])
-    if info["implementation"] != "CPython" or major_minor < (2, 7):
+    if info["implementation"] != "CPython" or major_minor < table.known_range()[0]:
         raise UsageError("--python %s: %s %s is not supported (written for %s)"
                          % (path, info["implementation"], info["version"], SUPPORTED))
 

@@ -16,12 +16,14 @@ from typing import Any, Callable, Dict, List, Optional
 
 import pandas as pd
 
+from .. import interpreters as table
 from ..errors import UsageError
 from . import aggregate, cells, execute, machine, pinning, tables
 from .config import BenchConfig, validate
 from .interpreters import Interpreter, resolve
 from .progress import Progress
 
+TRACEABLE = table.span_text(*table.traceable_range())  # "3.9-3.13"
 # Above this many GIL events per page-cache I/O cell a trace gets large
 # (24 bytes each on disk, more in memory once loaded).
 TRACE_EVENTS_WARNING = 2_000_000
@@ -73,8 +75,8 @@ def upfront_messages(config: BenchConfig, pythons: List[Interpreter], usable: Li
     if config.trace:
         for p in pythons:
             if not p.traceable:
-                messages.append("python %s: cannot be traced (tracing needs CPython 3.9-3.13 with the GIL); "
-                                "its cells run untraced" % p.label)
+                messages.append("python %s: cannot be traced (tracing needs CPython %s with the GIL); "
+                                "its cells run untraced" % (p.label, TRACEABLE))
         io_cell_events = 8 * config.io_ops  # 4 calls per operation, a release and an acquire each
         if any(w in ("io", "mix") for w in config.workloads) and io_cell_events > TRACE_EVENTS_WARNING:
             messages.append("--trace with --io-ops %d records ~%dM GIL events per io cell; a smaller --io-ops "
