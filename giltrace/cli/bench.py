@@ -15,10 +15,10 @@ import tempfile
 import time
 
 from ..errors import UsageError
-from ..experiments import config as cfg
-from ..experiments.output import check_output_dir, save_results
-from ..experiments.runner import run_bench
-from ..workloads import plan
+from ..bench import config as cfg
+from ..bench.output import check_output_dir, save_results
+from ..bench.runner import run_bench
+from ..bench.workloads import plan
 
 NAME = "bench"
 HELP = "Run the threading experiments (serial vs threads vs processes on pinned cores) and print their tables."

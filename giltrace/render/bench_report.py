@@ -50,9 +50,9 @@ def bench_report(out_dir: str, out_html: str) -> List[str]:
     import matplotlib
 
     matplotlib.use("Agg")
-    from ..experiments import tables
-    from ..experiments.config import BenchConfig
-    from ..experiments.runner import titles
+    from ..bench import tables
+    from ..bench.config import BenchConfig
+    from ..bench.runner import titles
     from ..model import IncompleteTraceWarning, load
 
     doc = _load_results(out_dir)

@@ -9,8 +9,8 @@ import sys
 
 import pytest
 
-from giltrace.experiments import pinning
-from giltrace.experiments.cells import CHILD_SCRIPT
+from giltrace.bench import pinning
+from giltrace.bench.cells import CHILD_SCRIPT
 
 TINY = ["--load", "20000", "--io-ops", "200", "--sync-ops", "4", "--duration", "0.05"]
 

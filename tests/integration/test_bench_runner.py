@@ -7,9 +7,9 @@ import sys
 
 import pytest
 
-from giltrace.experiments import BenchConfig, run_bench
-from giltrace.experiments.execute import COLUMNS
-from giltrace.workloads.procinfo import parse_cpu_list
+from giltrace.bench import BenchConfig, run_bench
+from giltrace.bench.execute import COLUMNS
+from giltrace.bench.workloads.procinfo import parse_cpu_list
 
 USABLE = sorted(os.sched_getaffinity(0))
 TOO_MANY = len(USABLE) + 1

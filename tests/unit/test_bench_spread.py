@@ -1,7 +1,7 @@
 """When a cell must be flagged as not spread (or not pinned)."""
 import pytest
 
-from giltrace.experiments.spread import busy_workers, expected_parallelism, spread_flag
+from giltrace.bench.spread import busy_workers, expected_parallelism, spread_flag
 
 
 @pytest.mark.parametrize("workload, n, mode, cores, expected", [

@@ -3,7 +3,7 @@ import math
 
 import pandas as pd
 
-from giltrace.experiments.contention import cell_figures, worker_roles
+from giltrace.bench.contention import cell_figures, worker_roles
 
 
 class FakeTrace:

@@ -1,10 +1,10 @@
 """Choosing CPUs, describing them, and the grid of cells built from them."""
 import pytest
 
-from giltrace.experiments import cells, pinning
-from giltrace.experiments.config import BenchConfig
-from giltrace.experiments.interpreters import Interpreter, make_labels
-from giltrace.workloads.procinfo import parse_cpu_list
+from giltrace.bench import cells, pinning
+from giltrace.bench.config import BenchConfig
+from giltrace.bench.interpreters import Interpreter, make_labels
+from giltrace.bench.workloads.procinfo import parse_cpu_list
 
 
 @pytest.mark.parametrize("cpus, text", [([0], "0"), ([0, 1], "0-1"), ([3, 0, 1, 2, 5], "0-3,5"), ([], "")])

@@ -6,7 +6,7 @@ and no imports from the rest of giltrace (tracing is optional and guarded).
 
 Each cell of an experiment is one run of ``child.py`` as a script::
 
-    python giltrace/workloads/child.py --workload cpu --mode thread --n 2 --load 1000000
+    python giltrace/bench/workloads/child.py --workload cpu --mode thread --n 2 --load 1000000
 
 which prints one JSON line of results.  The modules:
 

@@ -1,7 +1,7 @@
 """The threading experiments: workloads on pinned cores, serial vs threads vs
 processes, under one or more interpreters, with optional GIL traces.
 
-    from giltrace.experiments import BenchConfig, run_bench, save_results
+    from giltrace.bench import BenchConfig, run_bench, save_results
     result = run_bench(BenchConfig(workloads=["cpu", "io"], cores=[1, 2], ns=[1, 2, 4]))
     print(result.render())
     result.runs, result.table          # pandas DataFrames
@@ -11,7 +11,8 @@ Modules, in the order a run uses them: ``config`` (what to run), ``interpreters`
 ``execute`` (one pinned child, watched by ``monitor``), ``spread`` and
 ``contention`` (what a run's numbers mean), ``aggregate`` (repeats -> cells),
 ``tables`` (the study's layout), ``machine`` and ``output`` (saving).
-The workloads themselves are in ``giltrace.workloads``.
+The workloads themselves, which the child interpreters run, are in
+``giltrace.bench.workloads``.
 """
 from .config import BenchConfig
 from .output import save_results

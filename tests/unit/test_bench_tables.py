@@ -1,8 +1,8 @@
 """Table layout on synthetic cells: the study's format, marks and footnotes."""
 import pandas as pd
 
-from giltrace.experiments import tables
-from giltrace.experiments.aggregate import TABLE_COLUMNS
+from giltrace.bench import tables
+from giltrace.bench.aggregate import TABLE_COLUMNS
 
 
 def cell(workload="cpu", python="3.11.7", cores=1, n=1, mode="serial", wall=1.0, **extra):

@@ -1,21 +1,25 @@
 """Optional GIL tracing of a piece of work, through giltrace where it can run.
 
-Tracing needs CPython 3.9-3.13 with giltrace importable.  Anywhere else the
-work runs untraced and the returned record says why, so a cell is never lost
-because its interpreter cannot be traced.
+Tracing needs a CPython that giltrace/interpreters.py marks traceable, with
+giltrace importable.  Anywhere else the work runs untraced and the returned
+record says why, so a cell is never lost because its interpreter cannot be
+traced.
 """
 from __future__ import absolute_import, division, print_function
 
 import sys
 
-TRACEABLE = ((3, 9), (3, 13))
+if __package__:
+    from .shared import interpreters
+else:
+    from shared import interpreters
 
 
 def _open_tracer(path):
     """An unstarted giltrace Tracer writing to ``path``, or (None, why not)."""
-    version = sys.version_info[:2]
-    if not TRACEABLE[0] <= version <= TRACEABLE[1]:
-        return None, "tracing needs CPython 3.9-3.13; this is %d.%d" % version
+    refused = interpreters.untraced_note(sys.version_info)  # "tracing needs CPython 3.9-3.13; this is 2.7"
+    if refused:
+        return None, refused
     try:
         import giltrace
         return giltrace.trace(path=path), None

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import List, Optional, Sequence
 
 from ..errors import UsageError
-from ..workloads import plan
+from .workloads import plan
 
 GRID_WORKLOADS = plan.WORKLOADS
 LATENCY_WORKLOADS = plan.LATENCY_WORKLOADS

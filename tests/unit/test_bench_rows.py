@@ -1,9 +1,9 @@
 """One run's row from a child's JSON and what the runner saw of it."""
 import math
 
-from giltrace.experiments.cells import Cell
-from giltrace.experiments.execute import COLUMNS, empty_row, row_from_child
-from giltrace.experiments.interpreters import Interpreter
+from giltrace.bench.cells import Cell
+from giltrace.bench.execute import COLUMNS, empty_row, row_from_child
+from giltrace.bench.interpreters import Interpreter
 
 PY = Interpreter(path="/py", version="3.11.7", implementation="CPython", gil_enabled=True,
                  switching="switch interval 5 ms", label="3.11.7")

@@ -2,8 +2,8 @@
 
 Runs as a script on any CPython 2.7-3.13, e.g.::
 
-    python giltrace/workloads/child.py --workload cpu --mode thread --n 2 --load 1000000
-    python giltrace/workloads/child.py --workload latency-sync --mode thread --n 1 --duration 1
+    python giltrace/bench/workloads/child.py --workload cpu --mode thread --n 2 --load 1000000
+    python giltrace/bench/workloads/child.py --workload latency-sync --mode thread --n 1 --duration 1
 
 For the latency workloads ``--n`` is the number K of CPU competitors and
 ``--mode`` says whether they are threads or processes.  The process does not

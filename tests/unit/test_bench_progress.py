@@ -2,7 +2,7 @@
 import io
 import sys
 
-from giltrace.experiments.progress import Progress
+from giltrace.bench.progress import Progress
 
 
 def test_disabled_prints_nothing():

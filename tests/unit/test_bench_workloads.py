@@ -3,8 +3,8 @@ import os
 
 import pytest
 
-from giltrace.experiments import machine, monitor
-from giltrace.workloads import gtrace, kernels, plan, procinfo
+from giltrace.bench import machine, monitor
+from giltrace.bench.workloads import gtrace, kernels, plan, procinfo
 
 
 def test_count_is_the_study_loop():

@@ -13,7 +13,7 @@ import os
 import sys
 from typing import Dict, Iterable, List, Optional, Sequence
 
-from ..workloads.procinfo import parse_cpu_list
+from .workloads.procinfo import parse_cpu_list
 
 PIN_AND_EXEC = (
     "import os, sys; "

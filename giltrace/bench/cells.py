@@ -13,7 +13,7 @@ from . import pinning
 from .config import BenchConfig
 from .interpreters import Interpreter
 
-CHILD_SCRIPT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "workloads", "child.py")
+CHILD_SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "workloads", "child.py")
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@ import pytest
 
 from giltrace.cli import bench
 from giltrace.errors import UsageError
-from giltrace.experiments.config import BenchConfig, parse_int_list, parse_name_list, validate
+from giltrace.bench.config import BenchConfig, parse_int_list, parse_name_list, validate
 
 
 def parse(*argv):
@@ -62,8 +62,8 @@ def test_validate_rejects_empty_axes_of_the_workloads_asked_for():
 
 
 def test_what_is_said_up_front():
-    from giltrace.experiments.interpreters import Interpreter
-    from giltrace.experiments.runner import upfront_messages
+    from giltrace.bench.interpreters import Interpreter
+    from giltrace.bench.runner import upfront_messages
 
     py27 = Interpreter(path="/py27", version="2.7.18", implementation="CPython", gil_enabled=True,
                        switching="check interval 100 ticks", label="2.7.18")

@@ -9,7 +9,7 @@ import multiprocessing
 import os
 import threading
 
-if __package__:  # imported as giltrace.workloads.modes
+if __package__:  # imported as giltrace.bench.workloads.modes
     from . import gtrace, kernels, procinfo
 else:  # run from this directory as a script (child.py)
     import gtrace

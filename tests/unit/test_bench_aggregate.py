@@ -3,8 +3,8 @@ import math
 
 import pandas as pd
 
-from giltrace.experiments.aggregate import TABLE_COLUMNS, aggregate
-from giltrace.experiments.execute import COLUMNS
+from giltrace.bench.aggregate import TABLE_COLUMNS, aggregate
+from giltrace.bench.execute import COLUMNS
 
 
 def run(workload="cpu", python="3.11.7", cores=2, n=2, mode="thread", repeat=1, wall=1.0, **extra):

@@ -1,6 +1,6 @@
 """The experiment runner: a grid of pinned cells, one row per run.
 
-    from giltrace.experiments import BenchConfig, run_bench
+    from giltrace.bench import BenchConfig, run_bench
     result = run_bench(BenchConfig(workloads=["cpu"], cores=[1, 2], ns=[1, 2], load=10**7))
     result.runs    # one row per run (execute.COLUMNS)
     result.table   # one row per cell: median and min-max over repeats

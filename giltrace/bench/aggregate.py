@@ -8,7 +8,7 @@ from typing import Any, Dict, Iterable, List
 
 import pandas as pd
 
-from ..workloads.procinfo import parse_cpu_list
+from .workloads.procinfo import parse_cpu_list
 from . import contention
 from .pinning import format_cpus
 
