@@ -126,6 +126,7 @@ class Diagnosis:
     duration_s: float
     window_s: Tuple[float, float]
     threads: pd.DataFrame          # per thread: time split, waits, latency percentiles, group, role
+    groups: pd.DataFrame           # per thread group: the same, summed
     findings: List[Finding]        # episodes' first, then the whole trace's not said by an episode; problems first
     episodes: List[EpisodeDiagnosis]
     trace_findings: List[Finding]  # the whole window's own findings
@@ -207,6 +208,29 @@ def thread_latency(trace) -> pd.DataFrame:
     out["role"] = np.where(cpu, "cpu", "io")
     out["sync_share"] = _sync_share(trace, spans).reindex(out.index).fillna(0.0)
     return out
+
+
+def group_table(trace, lat: pd.DataFrame) -> pd.DataFrame:
+    """One row per thread group (docs/api.md): threads, the time split summed,
+    waits and uncontended takes, waits per second of the window, and wait
+    percentiles over all the group's waits."""
+    ev = trace.events
+    contended = ev[(ev["kind"] == "acquire") & ev["contended"]]
+    span_s = max(float(trace.meta["duration_s"]), 1e-9)
+    rows = []
+    for group, g in lat[lat["group"].map(lambda v: isinstance(v, str))].groupby("group"):
+        w = contended[contended["tid"].isin(g.index)]["wait_ns"] / 1e6
+        life = float(g["active_s"].sum())
+        rows.append({"group": group, "threads": len(g), "hold_s": g["hold_s"].sum(), "wait_s": g["wait_s"].sum(),
+                     "released_s": g["released_s"].sum(), "active_s": life,
+                     "wait_share": float(g["wait_s"].sum()) / life if life > 0 else 0.0,
+                     "acquires": int(g["acquires"].sum()), "waits": int(g["waits"].sum()), "uncontended": int(g["uncontended"].sum()),
+                     "waits_per_s": float(g["waits"].sum()) / span_s,
+                     "wait_p50_ms": float(w.median()) if len(w) else 0.0, "wait_p99_ms": float(w.quantile(0.99)) if len(w) else 0.0,
+                     "wait_max_ms": float(w.max()) if len(w) else 0.0})
+    cols = ["threads", "hold_s", "wait_s", "released_s", "active_s", "wait_share", "acquires", "waits", "uncontended", "waits_per_s",
+            "wait_p50_ms", "wait_p99_ms", "wait_max_ms"]
+    return pd.DataFrame(rows, columns=["group"] + cols).set_index("group")
 
 
 def _forced_share(spans: pd.DataFrame, events: pd.DataFrame) -> pd.Series:
@@ -474,9 +498,10 @@ def diagnose_window(trace, lat: pd.DataFrame, locs: _Locations, whole: bool, epi
         others = spans[(spans["state"] == "wait") & (spans["tid"] != tid)]
         ws, we = others["start_ns"].to_numpy(), others["end_ns"].to_numpy()
         blamed = occupancy(ws, we, in_long["end_ns"].to_numpy()) - occupancy(ws, we, in_long["start_ns"].to_numpy())
-        per = pd.DataFrame({"holder_tid": in_long["tid"].to_numpy(), "location": in_long["location"].to_numpy(), "blamed_ns": blamed})
+        per = pd.DataFrame({"holder_tid": in_long["tid"].to_numpy(), "location": in_long["location"].to_numpy(), "program": 0,
+                            "blamed_ns": blamed})
         total = float(blamed.sum())
-        culprits = _culprits(per.groupby(["holder_tid", "location"], as_index=False)["blamed_ns"].sum(), total, names, groups, locs)
+        culprits = _culprits(per.groupby(["holder_tid", "location", "program"], as_index=False)["blamed_ns"].sum(), total, names, groups, locs)
         name = names.get(int(tid), "thread-%d" % tid)
         at = culprits[0].label if culprits else "?"
         summary = ("%s kept the GIL in C code for up to %.1f ms at a time%s (%d holds during which another thread waited over %d switch "
@@ -671,7 +696,7 @@ def diagnose(trace, top: int = TOP_CULPRITS, episodes: bool = True) -> Diagnosis
     findings = [f for f in said if f.problem] + [f for f in whole if f.problem and not any(_same(f, g) for g in said)]
     findings += [f for f in whole if not f.problem]
     starving, culprits, sites, waiting = _legacy_frames(whole, lat, trace, locs)
-    d = Diagnosis(si, float(trace.meta["duration_s"]), trace.window_s, lat, findings, eps, whole, starving, culprits, sites, waiting,
+    d = Diagnosis(si, float(trace.meta["duration_s"]), trace.window_s, lat, group_table(trace, lat), findings, eps, whole, starving, culprits, sites, waiting,
                   lh.drop(columns=["holder_tid", "start_ns", "end_ns", "location_id"]),
                   meta={"path": trace.path, "python_version": trace.meta.get("python_version")})
     d.suggestions = suggest(d)

@@ -12,6 +12,7 @@ from typing import List, Optional, Sequence
 from . import pinning
 from .config import BenchConfig
 from .interpreters import Interpreter
+from .workloads import registry
 
 CHILD_SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "workloads", "child.py")
 
@@ -29,7 +30,7 @@ class Cell:
 
     @property
     def is_latency(self) -> bool:
-        return self.workload.startswith("latency")
+        return registry.get(self.workload).latency
 
     @property
     def name(self) -> str:

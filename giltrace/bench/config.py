@@ -9,11 +9,11 @@ from dataclasses import dataclass, field
 from typing import List, Optional, Sequence
 
 from ..errors import UsageError
-from .workloads import plan
+from .workloads import plan, registry
 
-GRID_WORKLOADS = plan.WORKLOADS
-LATENCY_WORKLOADS = plan.LATENCY_WORKLOADS
-ALL_WORKLOADS = GRID_WORKLOADS + LATENCY_WORKLOADS
+GRID_WORKLOADS = registry.GRID
+LATENCY_WORKLOADS = registry.LATENCY
+ALL_WORKLOADS = tuple(w.name for w in registry.WORKLOADS)
 MODES = ("serial", "thread", "procs")
 START_METHODS = ("fork", "spawn", "forkserver")
 

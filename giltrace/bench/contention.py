@@ -1,6 +1,7 @@
 """Per-cell GIL figures from the cell's trace files.
 
-Workers are the threads named by role ("cpu-0", "io-1", "io-serial", ...);
+Workers are the threads named by role ("cpu-0", "io-1", "io-serial", ...:
+``workloads.plan.role``);
 the child also reports native thread id -> role, used where a trace lacks a
 name.  A procs cell has one trace per worker process; the figures add up
 over all of them.
@@ -19,7 +20,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 import numpy as np
 import pandas as pd
 
-WORKER_PREFIXES = ("cpu-", "io-", "mix-")
+from .workloads import plan
 
 FIGURES = (
     "gil_wait_share",
@@ -35,11 +36,11 @@ FIGURES = (
 
 
 def is_worker(role: Optional[str]) -> bool:
-    return bool(role) and str(role).startswith(WORKER_PREFIXES)
+    return plan.role_kind(role) is not None
 
 
 def is_io(role: Optional[str]) -> bool:
-    return bool(role) and str(role).startswith("io-")
+    return plan.role_kind(role) == "io"
 
 
 def worker_roles(threads: pd.DataFrame, reported: Mapping[int, str]) -> Dict[int, str]:

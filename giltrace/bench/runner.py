@@ -22,6 +22,7 @@ from . import aggregate, cells, execute, machine, pinning, tables
 from .config import BenchConfig, validate
 from .interpreters import Interpreter, resolve
 from .progress import Progress
+from .workloads import registry
 
 TRACEABLE = table.span_text(*table.traceable_range())  # "3.9-3.13"
 # Above this many GIL events per page-cache I/O cell a trace gets large
@@ -47,21 +48,7 @@ class BenchResult:
 
 def titles(config: BenchConfig) -> Dict[str, str]:
     """What each workload's table shows, with its sizes."""
-    io = "%d write+read-back operations of %d bytes" % (config.io_ops, config.block)
-    sync = "%d write+fsync+read-back operations of %d bytes" % (config.sync_ops, config.block)
-    return {
-        "cpu": "cpu bound: counter, LOAD %d split into N parts" % config.load,
-        "io": "io bound, page cache: %s, split into N parts" % io,
-        "io-sync": "io bound, disk: %s, split into N parts" % sync,
-        "mix": "io / cpu mix: N - N//2 counters (LOAD/N each) + N//2 page-cache io workers (1/N of %d ops each)"
-               % config.io_ops,
-        "mix-sync": "io / cpu mix, disk: N - N//2 counters (LOAD/N each) + N//2 fsync io workers (1/N of %d ops each)"
-                    % config.sync_ops,
-        "latency": "latency (convoy): one I/O thread, %d-byte page-cache operations for %gs, "
-                   "beside K CPU competitors" % (config.block, config.duration),
-        "latency-sync": "latency (convoy): one I/O thread, %d-byte fsync operations for %gs, "
-                        "beside K CPU competitors" % (config.block, config.duration),
-    }
+    return {w.name: w.heading(config) for w in registry.WORKLOADS}
 
 
 def upfront_messages(config: BenchConfig, pythons: List[Interpreter], usable: List[int]) -> List[str]:
@@ -78,14 +65,16 @@ def upfront_messages(config: BenchConfig, pythons: List[Interpreter], usable: Li
                 messages.append("python %s: cannot be traced (tracing needs CPython %s with the GIL); "
                                 "its cells run untraced" % (p.label, TRACEABLE))
         io_cell_events = 8 * config.io_ops  # 4 calls per operation, a release and an acquire each
-        if any(w in ("io", "mix") for w in config.workloads) and io_cell_events > TRACE_EVENTS_WARNING:
+        grid_page_cache = [w for w in config.grid_workloads if registry.get(w).page_cache_io]
+        if grid_page_cache and io_cell_events > TRACE_EVENTS_WARNING:
             messages.append("--trace with --io-ops %d records ~%dM GIL events per io cell; a smaller --io-ops "
                             "keeps traces manageable" % (config.io_ops, io_cell_events // 10**6))
         latency_events = int(8 * PAGE_CACHE_OPS_PER_S * config.duration)
-        if "latency" in config.workloads and latency_events > TRACE_EVENTS_WARNING:
+        latency_page_cache = [w for w in config.latency_workloads if registry.get(w).page_cache_io]
+        if latency_page_cache and latency_events > TRACE_EVENTS_WARNING:
             messages.append("--trace with the latency workload records up to ~%dM GIL events per cell; "
                             "trace latency-sync, or shorten --duration" % (latency_events // 10**6))
-    if any(w.endswith("-sync") for w in config.workloads):
+    if any(registry.get(w).sync for w in config.workloads):
         fs = machine.filesystem_of(config.tmpdir or tempfile.gettempdir())
         if fs["type"] in ("tmpfs", "ramfs"):
             messages.append("scratch directory is on %s: fsync costs nothing there; use --tmpdir on a disk"

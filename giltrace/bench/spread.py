@@ -16,6 +16,8 @@ from __future__ import annotations
 
 from typing import Iterable, Optional, Sequence
 
+from .workloads import plan, registry
+
 # A cell that reaches less than this share of its expected CPU/wall is flagged.
 # Healthy 2-process cells measure ~1.9-2.0; packed ones 1.0.
 SPREAD_THRESHOLD = 0.75
@@ -31,16 +33,12 @@ OTHERS_THRESHOLD = 0.1
 
 def busy_workers(workload: str, n: int) -> int:
     """How many of a cell's workers keep a CPU busy when not held back by the GIL."""
-    if workload in ("latency", "latency-sync"):
-        io_busy = 0 if workload.endswith("-sync") else 1
+    spec = registry.get(workload)
+    io_busy = 0 if spec.sync else 1  # fsync I/O sleeps in the kernel; page-cache I/O keeps a CPU busy
+    if spec.latency:
         return n + io_busy  # n = CPU competitors, plus the I/O thread
-    sync = workload.endswith("-sync")
-    if workload.startswith("mix"):
-        n_io = n // 2
-        return (n - n_io) + (0 if sync else n_io)
-    if workload.startswith("io"):
-        return 0 if sync else n
-    return n
+    kinds = plan.worker_kinds(workload, n)
+    return kinds.count("cpu") + io_busy * kinds.count("io")
 
 
 def expected_parallelism(workload: str, n: int, mode: str, cores: int, gil_enabled: bool = True) -> int:

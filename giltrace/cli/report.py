@@ -7,6 +7,7 @@ import os
 import warnings
 
 from ..errors import UsageError
+from .summary import add_window_arguments, windowed
 
 NAME = "report"
 HELP = "write a self-contained HTML report (tables, timeline, wait latencies, blame matrix)"
@@ -15,6 +16,7 @@ HELP = "write a self-contained HTML report (tables, timeline, wait latencies, bl
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("source", help="a .gtr trace file, or a giltrace bench output directory")
     p.add_argument("-o", "--output", metavar="FILE", help="HTML file (default: SOURCE.html); PNGs are written beside it")
+    add_window_arguments(p)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -26,6 +28,8 @@ def run(args: argparse.Namespace) -> int:
     if not os.path.isdir(out_dir):
         raise UsageError("cannot write %s: directory %s does not exist" % (output, out_dir))
     if os.path.isdir(args.source):
+        if args.start is not None or args.end is not None:
+            raise UsageError("--start/--end apply to one trace, not to a bench directory")
         from ..render.bench_report import bench_report
 
         for path in bench_report(args.source, output):
@@ -36,7 +40,7 @@ def run(args: argparse.Namespace) -> int:
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", IncompleteTraceWarning)
-        trace = load(args.source)
+        trace = windowed(load(args.source), args.start, args.end)
     for path in trace_report(trace, output):
         print("wrote %s" % path)
     return 0

@@ -1,15 +1,40 @@
-"""``giltrace summary FILE``: the per-thread table of a trace."""
+"""``giltrace summary FILE [--start S --end S] [--format text|json]``: the
+per-thread table and the diagnosis of a trace (or of a window of it)."""
 from __future__ import annotations
 
 import argparse
+import json
 import warnings
 
+from ..errors import UsageError
+
 NAME = "summary"
-HELP = "print the per-thread GIL table of a trace file"
+HELP = "print the per-thread GIL table and the diagnosis of a trace file (text or JSON)"
+
+
+def add_window_arguments(p: argparse.ArgumentParser) -> None:
+    """--start/--end, shared by summary, report and timeline."""
+    p.add_argument("--start", type=float, metavar="S", help="window start, seconds from the trace start")
+    p.add_argument("--end", type=float, metavar="S", help="window end, seconds from the trace start")
+
+
+def windowed(trace, start, end):
+    """The trace restricted to --start/--end (the trace itself without them); UsageError on an empty window."""
+    if start is None and end is None:
+        return trace
+    if (start is not None and start < 0) or (end is not None and end <= 0):
+        raise UsageError("--start and --end are seconds from the trace start: %s, %s" % (start, end))
+    try:
+        return trace.window(start, end)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("trace", help="a .gtr file written by giltrace")
+    add_window_arguments(p)
+    p.add_argument("--format", choices=["text", "json"], default="text",
+                   help="text (default), or json: the diagnosis as documented in docs/api.md (for scripts and CI gates)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -18,9 +43,15 @@ def run(args: argparse.Namespace) -> int:
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", IncompleteTraceWarning)  # summary prints it itself
-        trace = load(args.trace)
+        whole = load(args.trace)
+    trace = windowed(whole, args.start, args.end)
+    if args.format == "json":
+        out = trace.diagnose().to_dict() if len(trace.events) else {"schema": None, "findings": [], "episodes": [], "threads": []}
+        out["complete"] = bool(whole.meta.get("complete", True))
+        print(json.dumps(out, indent=2))
+        return 0
     print(summary(trace))
-    children = trace.children()
+    children = whole.children() if trace is whole else []
     if children:
         from ..render.text import processes
 

@@ -6,6 +6,7 @@ import os
 import warnings
 
 from ..errors import UsageError
+from .summary import add_window_arguments
 
 NAME = "timeline"
 HELP = "draw the GIL timeline of a trace (PNG, SVG or PDF)"
@@ -15,8 +16,7 @@ FORMATS = (".png", ".svg", ".pdf")
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("trace", help="a .gtr file")
     p.add_argument("-o", "--output", metavar="FILE", help="image to write: .png, .svg or .pdf (default: TRACE.png)")
-    p.add_argument("--start", type=float, metavar="S", help="window start, seconds from the trace start")
-    p.add_argument("--end", type=float, metavar="S", help="window end, seconds from the trace start")
+    add_window_arguments(p)
     p.add_argument("--threads", metavar="A,B", help="only these threads (names or tids, comma-separated)")
     p.add_argument("--width", type=int, default=1600, metavar="PX", help="image width in pixels (default 1600)")
 
@@ -48,4 +48,8 @@ def run(args: argparse.Namespace) -> int:
     fig.savefig(output)
     w = fig.giltrace_window
     print("wrote %s (%.3f-%.3f s: %s)" % (output, (w.start_ns - trace.start_ns) / 1e9, (w.end_ns - trace.start_ns) / 1e9, w.reason))
+    episodes = trace.episodes()
+    if episodes:
+        print("episodes of abnormal GIL waiting (draw one with --start/--end): %s"
+              % ", ".join("%.2f-%.2f s" % ((e.start_ns - trace.start_ns) / 1e9, (e.end_ns - trace.start_ns) / 1e9) for e in episodes))
     return 0

@@ -46,8 +46,9 @@ def thread_table_html(d) -> str:
             "wait ms": (1e3 * th["wait_s"]).round(2),
             "released ms": (1e3 * th["released_s"]).round(2),
             "wait %": (100 * th["wait_share"]).round(1),
-            "acquires": th["acquires"],
+            "group": th["group"].map(lambda g: g if isinstance(g, str) else ""),
             "waits": th["waits"],
+            "uncontended": th["uncontended"],
             "waits/s": th["waits_per_s"].round(0),
             "p50 ms": th["wait_p50_ms"].round(3),
             "p99 ms": th["wait_p99_ms"].round(3),
@@ -58,26 +59,52 @@ def thread_table_html(d) -> str:
 
 
 def diagnosis_html(d) -> str:
-    parts = ["<ul>%s</ul>" % "".join("<li>%s</li>" % html.escape(line.strip().lstrip("-> ").strip()) for line in d.suggestions)]
-    if len(d.waiting_sites):
-        ws = d.waiting_sites.assign(**{"wait ms": (1e3 * d.waiting_sites["wait_s"]).round(2), "share %": (100 * d.waiting_sites["share"]).round(1)})
-        parts.append("<p class='note'>Where the starving threads were when they released the GIL before waiting:</p>")
-        parts.append(ws[["waiter", "wait ms", "share %", "waits", "location"]].to_html(border=0, index=False, classes="sites"))
-    if len(d.culprit_sites):
-        cs = d.culprit_sites.assign(**{"blamed ms": (1e3 * d.culprit_sites["blamed_s"]).round(2), "share %": (100 * d.culprit_sites["share"]).round(1)})
-        parts.append("<p class='note'>Who held the GIL meanwhile, and the line at which they let go:</p>")
-        parts.append(cs[["waiter", "holder", "blamed ms", "share %", "location"]].to_html(border=0, index=False, classes="sites"))
+    """Episodes, then each finding: its sentence, advice, culprits by code line and where the waiters were."""
+    parts = []
+    if d.episodes:
+        ep = pd.DataFrame([{"window s": "%.2f–%.2f" % e.window_s, "threads waiting (avg)": round(e.level, 2),
+                            "thread-s waiting": round(e.waiting_s, 2),
+                            "findings": ", ".join(sorted({f.kind for f in e.findings if f.problem})) or "-"} for e in d.episodes])
+        parts.append("<p class='note'>Episodes: periods in which threads waited for the GIL far above the calm (%.2f threads waiting "
+                     "on average); each is diagnosed on its own.</p>" % d.episodes[0].baseline)
+        parts.append(ep.to_html(border=0, index=False))
+    items = []
+    for f in d.findings:
+        body = "<b>%s</b>%s: %s" % (html.escape(f.kind), "" if f.problem else " (not a problem)", html.escape(f.summary))
+        if f.advice:
+            body += "<ul>%s</ul>" % "".join("<li>%s</li>" % html.escape(a) for a in f.advice)
+        if f.culprits:
+            cs = pd.DataFrame([{"share %": round(100 * c.share, 1), "blamed ms": round(1e3 * c.wait_s, 2), "code": c.label,
+                                "ran in": ", ".join(c.threads[:4]) + (" (+%d)" % (len(c.threads) - 4) if len(c.threads) > 4 else "")}
+                               for c in f.culprits])
+            body += "<p class='note'>Code that held the GIL while they waited (summed over the threads that ran it):</p>"
+            body += cs.to_html(border=0, index=False, classes="sites")
+        if f.waiting_at:
+            ws = pd.DataFrame([{"share %": round(100 * w["share"], 1), "wait ms": round(1e3 * w["wait_s"], 2), "waits": w["waits"],
+                                "location": w["label"]} for w in f.waiting_at])
+            body += "<p class='note'>Where the waiters let the GIL go before waiting:</p>" + ws.to_html(border=0, index=False, classes="sites")
+        items.append("<li>%s</li>" % body)
+    if not any(f.problem for f in d.findings):
+        items.insert(0, "<li>%s</li>" % html.escape(d.suggestions[0]))
+    parts.append("<ul>%s</ul>" % "".join(items))
     return "\n".join(parts)
 
 
 def blame_html(trace) -> str:
+    """Who made whom wait, in ms; threads of one group (groups.py) are one row and one column."""
+    from ..groups import thread_groups
+
     b = trace.blame()
     if b.empty:
         return "<p>No thread waited.</p>"
     names = trace.names
-    b = (1e3 * b).round(2)
-    b.index = [names.get(int(t), "thread-%d" % t) for t in b.index]
-    b.columns = [c if c == "nobody" else names.get(int(c), "thread-%d" % c) for c in b.columns]
+    groups = thread_groups({int(t): names.get(int(t), "thread-%d" % t) for t in set(b.index) | {c for c in b.columns if c != "nobody"}})
+
+    def label(t) -> str:
+        return "nobody" if t == "nobody" else groups.get(int(t)) or names.get(int(t), "thread-%d" % t)
+
+    b = (1e3 * b).groupby([label(t) for t in b.index]).sum()
+    b = b.T.groupby([label(c) for c in b.columns]).sum().T.round(2)
     b.index.name = "waiter \\ holder (ms)"
     return b.to_html(border=0)
 
@@ -110,6 +137,7 @@ def trace_report(trace, out_html: str) -> List[str]:
         "<!doctype html><html><head><meta charset='utf-8'><title>giltrace report: %s</title><style>%s</style></head><body>"
         % (html.escape(os.path.basename(trace.path or "")), CSS),
         "<h1>GIL report: %s</h1>" % html.escape(trace.path or ""),
+        "<p>%s</p>" % ("Window %.3f–%.3f s of the trace: everything below covers it only." % tuple(m["window_s"]) if "window_s" in m else ""),
         "<p>%s %s · switch interval %.1f ms · %s CPUs (affinity %s) · %.3f s traced · %d events · %d GIL switches · %s events lost</p>"
         % (m.get("python_implementation", ""), m.get("python_version", ""), 1e3 * float(m.get("switch_interval_s", 0)),
            m.get("cpu_count", "?"), _cpus(m.get("affinity", [])), m["duration_s"], m["events"], trace.switches(),
@@ -121,7 +149,7 @@ def trace_report(trace, out_html: str) -> List[str]:
         "<h2>Diagnosis</h2>", diagnosis_html(d),
         "<h2>Threads</h2>", thread_table_html(d),
         "<p class='note'>hold: the thread held the GIL; wait: it was blocked taking it; released: it ran without it (I/O, sleep, C code). "
-        "waits: acquisitions that had to block; p50/p99/max over those.</p>",
+        "waits: takes of the GIL that had to block; uncontended: takes that did not; p50/p99/max over the waits.</p>",
         "<h2>Timeline</h2>",
         "<p class='note'>Window %.3f–%.3f s (%s). Top strip: which thread held the GIL (lane labels in the same colour; white: nobody).</p>"
         % ((window.start_ns - trace.start_ns) / 1e9, (window.end_ns - trace.start_ns) / 1e9, html.escape(window.reason)),

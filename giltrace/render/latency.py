@@ -17,18 +17,25 @@ def plot_wait_cdf(trace, ax=None, contended_only: bool = True, title: Optional[s
         fig = ax.figure
     from .timeline import HOLDER_PALETTE
 
+    from ..groups import thread_groups
+
     order = list(trace.threads().sort_values("first_ns", kind="stable").index)  # same colours as the timeline's labels
     ev = trace.events
     acq = ev[(ev["kind"] == "acquire") & ((ev["contended"]) if contended_only else True)]
+    # The threads of one group (a pool, a server's request threads) are one curve.
+    groups = thread_groups({int(t): trace.names.get(int(t), "thread-%d" % t) for t in order})
+    key = acq["tid"].map(lambda t: groups.get(int(t)) or t)
     drawn = 0
-    for tid, g in acq.groupby("tid"):
+    for k, g in acq.groupby(key, sort=False):
+        tid = int(g["tid"].iloc[0])
         w = np.sort(g["wait_ns"].to_numpy()) / 1e6
         w = w[w > 0]
         if len(w) == 0:
             continue
         y = np.arange(1, len(w) + 1) / len(w)
         colour = HOLDER_PALETTE[order.index(tid) % len(HOLDER_PALETTE)] if tid in order else "#7F7F7F"
-        ax.step(w, y, where="post", color=colour, label="%s (%d waits)" % (trace.names.get(int(tid), "thread-%d" % tid), len(w)))
+        name = k if isinstance(k, str) else trace.names.get(tid, "thread-%d" % tid)
+        ax.step(w, y, where="post", color=colour, label="%s (%d waits)" % (name, len(w)))
         drawn += 1
     si = 1e3 * float(trace.meta.get("switch_interval_s", 0.005))
     ax.axvline(si, color="#666666", linestyle="--", linewidth=1)

@@ -6,6 +6,8 @@ from typing import List, Sequence
 
 import pandas as pd
 
+from ..diagnosis import LONG_HOLD_INTERVALS
+
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[str]], align: str = "") -> str:
     """A simple aligned table; ``align`` is one char per column, 'l' or 'r'."""
@@ -24,57 +26,87 @@ def _ms(seconds: float) -> str:
     return "%.2f" % (seconds * 1e3)
 
 
-def thread_table(lat: pd.DataFrame) -> str:
-    """Per-thread time split and wait latency (a Diagnosis.threads frame)."""
-    headers = ["thread", "tid", "hold ms", "wait ms", "released ms", "wait %", "acquires", "waits", "waits/s",
+# A group with more threads than this is shown as one row of the thread table.
+GROUP_ROW_MIN_THREADS = 4
+
+
+def thread_table(lat: pd.DataFrame, groups: "pd.DataFrame | None" = None) -> str:
+    """Per-thread time split and wait latency (a Diagnosis.threads frame);
+    a big thread group (``groups``: Diagnosis.groups) is one row, its name
+    with the thread count.  waits: takes that had to block; uncontended:
+    takes that did not."""
+    headers = ["thread", "tid", "hold ms", "wait ms", "released ms", "wait %", "waits", "uncontended", "waits/s",
                "p50 ms", "p99 ms", "max ms"]
+    big = set(groups[groups["threads"] > GROUP_ROW_MIN_THREADS].index) if groups is not None and len(groups) else set()
     rows: List[List[str]] = []
+    shown = set()
     for tid, r in lat.iterrows():
-        rows.append([str(r["name"]), str(tid), _ms(r["hold_s"]), _ms(r["wait_s"]), _ms(r["released_s"]),
-                     "%.1f" % (100 * r["wait_share"]), str(r["acquires"]), str(r["waits"]), "%.0f" % r["waits_per_s"],
+        g = r.get("group")
+        if isinstance(g, str) and g in big:
+            if g in shown:
+                continue
+            shown.add(g)
+            r, name, tid_text = groups.loc[g], "%s x%d" % (g, groups.loc[g, "threads"]), "-"
+        else:
+            name, tid_text = str(r["name"]), str(tid)
+        rows.append([name, tid_text, _ms(r["hold_s"]), _ms(r["wait_s"]), _ms(r["released_s"]),
+                     "%.1f" % (100 * r["wait_share"]), str(int(r["waits"])), str(int(r["uncontended"])), "%.0f" % r["waits_per_s"],
                      "%.2f" % r["wait_p50_ms"], "%.2f" % r["wait_p99_ms"], "%.2f" % r["wait_max_ms"]])
     return table(headers, rows)
 
 
+def _who(f) -> str:
+    if f.group and len(f.threads) > 1:
+        return "%s x%d" % (f.group, len(f.threads))
+    return ", ".join(f.threads[:3]) + (" +%d" % (len(f.threads) - 3) if len(f.threads) > 3 else "")
+
+
+def _span(f) -> str:
+    return "%.2f-%.2f" % tuple(f.window_s)
+
+
 def diagnosis(d) -> str:
-    """The starving threads, their culprits and code sites, long holds, suggestions."""
+    """Episodes, the findings' culprits (by code line) and waiting sites, long holds, then the sentences."""
     out: List[str] = []
-    if len(d.starving):
-        out.append("Starving threads (most of their time with the GIL is spent waiting for it):")
-        out.append(table(["thread", "wait % of GIL time", "waits", "p50 ms", "p99 ms", "p50 / switch interval"],
-                         [[str(r["name"]), "%.1f" % (100 * r["wait_vs_gil_time"]), str(r["waits"]), "%.2f" % r["wait_p50_ms"],
-                           "%.2f" % r["wait_p99_ms"], "%.1fx" % r["p50_vs_switch_interval"]] for _, r in d.starving.iterrows()]))
-    if len(d.waiting_sites):
+    if d.episodes:
+        out.append("Episodes (periods in which threads waited for the GIL far above the calm of %.2f threads waiting on average):"
+                   % d.episodes[0].baseline)
+        out.append(table(["#", "window s", "threads waiting", "thread-s waiting", "findings"],
+                         [[str(i + 1), "%.2f-%.2f" % e.window_s, "%.2f" % e.level, "%.2f" % e.waiting_s,
+                           ", ".join(sorted({f.kind for f in e.findings if f.problem})) or "-"] for i, e in enumerate(d.episodes)], "lrrrl"))
         out.append("")
-        out.append("Where they were when they released the GIL before waiting (their I/O, sleep or C calls):")
-        out.append(table(["waiter", "wait ms", "share", "waits", "location"],
-                         [[r["waiter"], _ms(r["wait_s"]), "%.1f%%" % (100 * r["share"]), str(r["waits"]), r["location"]]
-                          for _, r in d.waiting_sites.iterrows()], "lrrrl"))
-    if len(d.culprits):
+    problems = [f for f in d.findings if f.problem]
+    rows = [[f.kind, _who(f), _span(f), "%.1f%%" % (100 * c.share), _ms(c.wait_s), c.label, _holders(c)]
+            for f in problems for c in f.culprits]
+    if rows:
+        out.append("Culprits: code that held the GIL while they waited, summed over every thread that ran it:")
+        out.append(table(["finding", "waiters", "window s", "share", "blamed ms", "code", "ran in"], rows, "lllrrll"))
         out.append("")
-        out.append("Who held the GIL while they waited:")
-        out.append(table(["waiter", "holder", "blamed ms", "share"],
-                         [[r["waiter"], r["holder"], _ms(r["blamed_s"]), "%.1f%%" % (100 * r["share"])] for _, r in d.culprits.iterrows()]))
-    if len(d.culprit_sites):
+    rows = [[_who(f), _span(f), _ms(w["wait_s"]), "%.1f%%" % (100 * w["share"]), str(w["waits"]), w["label"]]
+            for f in problems if f.kind == "convoy" for w in f.waiting_at]
+    if rows:
+        out.append("Where the waiters were when they let the GIL go before waiting (their I/O, sleep or C calls):")
+        out.append(table(["waiters", "window s", "wait ms", "share", "waits", "location"], rows, "llrrrl"))
         out.append("")
-        out.append("Where the holders were running (the line at which they let go):")
-        out.append(table(["waiter", "holder", "blamed ms", "share", "location"],
-                         [[r["waiter"], r["holder"], _ms(r["blamed_s"]), "%.1f%%" % (100 * r["share"]), r["location"]]
-                          for _, r in d.culprit_sites.iterrows()], "llrrl"))
     if len(d.long_holds):
-        out.append("")
-        out.append("Long holds (another thread waited over 4 switch intervals during them):")
-        out.append(table(["holder", "at s", "held ms", "waited ms", "drop requests", "location"],
+        out.append("Long holds (another thread waited over %d switch intervals during them):" % LONG_HOLD_INTERVALS)
+        out.append(table(["holder", "at s", "held ms", "waited ms", "drop requests", "unanswered ms", "location"],
                          [[r["holder"], "%.3f" % r["start_s"], "%.1f" % r["duration_ms"], "%.1f" % r["waited_ms"], str(r["drop_requests"]),
-                           r["location"]] for _, r in d.long_holds.head(10).iterrows()], "lrrrrl"))
-    out.append("")
+                           "%.1f" % r["unanswered_ms"], r["location"]] for _, r in d.long_holds.head(10).iterrows()], "lrrrrrl"))
+        out.append("")
     out.append("Diagnosis:")
     out += ["  " + line for line in d.suggestions]
     return "\n".join(out)
 
 
-def summary(trace) -> str:
-    """What ``giltrace summary`` prints."""
+def _holders(c) -> str:
+    if c.group and len(c.threads) > 1:
+        return "%d threads of %s" % (len(c.threads), c.group)
+    return ", ".join(c.threads[:3]) + (" +%d" % (len(c.threads) - 3) if len(c.threads) > 3 else "")
+
+
+def summary(trace, d=None) -> str:
+    """What ``giltrace summary`` prints (``d``: the trace's Diagnosis, if already made)."""
     m = trace.meta
     lost = m.get("events_lost")
     lines = [
@@ -85,15 +117,18 @@ def summary(trace) -> str:
         "duration  %.3f s, %d events, %d GIL switches, %s events lost"
         % (m["duration_s"], m["events"], trace.switches(), "unknown" if lost is None else lost),
     ]
+    if "window_s" in m:
+        lines.append("window    %.3f-%.3f s of the trace (everything below covers this window only)" % tuple(m["window_s"]))
     if not m.get("complete", True):
         lines.append("WARNING   incomplete trace: %s; shown up to the last flushed chunk" % m.get("incomplete_reason"))
     lines.append("")
     if not len(trace.events):
         lines.append("(no GIL activity recorded)")
         return "\n".join(lines)
-    d = trace.diagnose()
-    lines.append(thread_table(d.threads))
-    lines.append("(wait percentiles over the waits that had to block; released: running without the GIL)")
+    d = d or trace.diagnose()
+    lines.append(thread_table(d.threads, d.groups))
+    lines.append("(waits: takes of the GIL that had to block, percentiles over those; uncontended: takes that did not; "
+                 "released: running without the GIL)")
     lines.append("")
     lines.append(diagnosis(d))
     return "\n".join(lines)

@@ -37,8 +37,9 @@ class Window:
 
 def choose_window(trace, start_s: Optional[float], end_s: Optional[float], max_intervals: float = 400) -> Window:
     """The window to draw: the one asked for; else the whole trace if it is
-    short enough to read (``max_intervals`` switch intervals); else the 100
-    switch intervals with the most GIL waiting."""
+    short enough to read (``max_intervals`` switch intervals); else the worst
+    episode of abnormal waiting (episodes.py); else the 100 switch intervals
+    with the most GIL waiting."""
     t0, t1 = trace.start_ns, trace.stop_ns
     if start_s is not None or end_s is not None:
         a = t0 + int((start_s or 0) * 1e9)
@@ -49,6 +50,11 @@ def choose_window(trace, start_s: Optional[float], end_s: Optional[float], max_i
     interval = max(trace.switch_interval_ns, 1)
     if t1 - t0 <= max_intervals * interval:
         return Window(t0, t1, "whole trace")
+    episodes = trace.episodes() if hasattr(trace, "episodes") else []
+    if episodes:
+        worst = max(range(len(episodes)), key=lambda i: episodes[i].waiting_s)
+        ep = episodes[worst]
+        return Window(ep.start_ns, ep.end_ns, "episode %d of %d of abnormal GIL waiting, the worst" % (worst + 1, len(episodes)))
     span = 100 * interval
     iv = trace.intervals()
     waits = iv[iv["state"] == "wait"]
@@ -146,6 +152,24 @@ def select_threads(threads: pd.DataFrame, wanted: Optional[Sequence]) -> List[in
     return [t for t in order if t in picked]
 
 
+MAX_LANES = 40
+
+
+def busiest_in_window(trace, tids: List[int], window: Window, limit: int = MAX_LANES) -> List[int]:
+    """The threads alive in the window, in lane order; past ``limit`` of them
+    (a server that starts a thread per request) the ``limit`` that held or
+    waited for the GIL longest there."""
+    th = trace.threads()
+    alive = [t for t in tids if th.loc[t, "first_ns"] < window.end_ns and th.loc[t, "last_ns"] > window.start_ns]
+    if len(alive) <= limit:
+        return alive or tids
+    iv = trace.intervals()
+    iv = iv[(iv["end_ns"] > window.start_ns) & (iv["start_ns"] < window.end_ns)]
+    busy = (np.minimum(iv["end_ns"], window.end_ns) - np.maximum(iv["start_ns"], window.start_ns)).groupby(iv["tid"]).sum()
+    keep = set(busy.reindex(alive).fillna(0).sort_values(ascending=False).index[:limit])
+    return [t for t in alive if t in keep]
+
+
 def plot_timeline(trace, ax=None, *, start_s: Optional[float] = None, end_s: Optional[float] = None,
                   threads: Optional[Sequence] = None, width_px: int = DEFAULT_WIDTH_PX, title: Optional[str] = None):
     """Draw the timeline; returns (figure, axes).  Works headless (Agg) and in Jupyter."""
@@ -157,13 +181,17 @@ def plot_timeline(trace, ax=None, *, start_s: Optional[float] = None, end_s: Opt
     window = choose_window(trace, start_s, end_s)
     th = trace.threads()
     tids = select_threads(th, threads)
+    if not threads:
+        tids = busiest_in_window(trace, tids, window)
     rects = lanes(trace, window, tids, width_px)
     strip = holder_strip(trace, window, width_px)
     span_ns = window.end_ns - window.start_ns
     unit, scale = ("ms", 1e6) if span_ns < 5e9 else ("s", 1e9)
 
+    origin = trace.start_ns - int(round(trace.window_s[0] * 1e9)) if hasattr(trace, "window_s") else trace.start_ns  # the whole recording's start
+
     def x(ns):
-        return (np.asarray(ns, dtype=np.float64) - trace.start_ns) / scale
+        return (np.asarray(ns, dtype=np.float64) - origin) / scale
 
     if ax is None:
         fig, ax = plt.subplots(figsize=(14, 1.2 + 0.45 * (len(tids) + 1.5)), dpi=width_px / 14)
@@ -210,7 +238,7 @@ def plot_timeline(trace, ax=None, *, start_s: Optional[float] = None, end_s: Opt
     handles = [Patch(color=STATE_COLORS[s], label=STATE_LABELS[s]) for s in ("hold", "wait", "released")]
     handles.append(Line2D([], [], marker="v", color="black", linestyle="none", markersize=5, label="drop request (forced switch)"))
     ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.12 - 0.2 / max(len(tids), 1)), ncol=4, frameon=False, fontsize=9)
-    shown = "%.3f–%.3f s" % ((window.start_ns - trace.start_ns) / 1e9, (window.end_ns - trace.start_ns) / 1e9)
+    shown = "%.3f–%.3f s" % ((window.start_ns - origin) / 1e9, (window.end_ns - origin) / 1e9)
     ax.set_title(title or "GIL timeline — %s of %.3f s (%s)" % (shown, (trace.stop_ns - trace.start_ns) / 1e9, window.reason), fontsize=11)
     fig.tight_layout()
     fig.giltrace_window = window  # type: ignore[attr-defined]

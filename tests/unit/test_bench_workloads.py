@@ -3,8 +3,10 @@ import os
 
 import pytest
 
-from giltrace.bench import machine, monitor
-from giltrace.bench.workloads import gtrace, kernels, plan, procinfo
+from giltrace.bench import machine, monitor, runner
+from giltrace.bench.cells import Cell
+from giltrace.bench.config import BenchConfig
+from giltrace.bench.workloads import gtrace, kernels, plan, procinfo, registry
 
 
 def test_count_is_the_study_loop():
@@ -107,3 +109,35 @@ def test_sampler_watches_a_process_tree():
     assert sampler.samples >= 1
     assert seen and seen <= set(cpus)
     assert sampler.cpu_seen_s > 0
+
+
+def test_the_registry_declares_every_workload_once():
+    assert [w.name for w in registry.WORKLOADS] == [
+        "cpu", "io", "io-sync", "mix", "mix-sync", "latency", "latency-sync"]
+    assert plan.WORKLOADS == ("cpu", "io", "io-sync", "mix", "mix-sync")
+    assert plan.LATENCY_WORKLOADS == ("latency", "latency-sync")
+    assert [w.name for w in registry.WORKLOADS if w.sync] == ["io-sync", "mix-sync", "latency-sync"]
+    assert [w.name for w in registry.WORKLOADS if w.page_cache_io] == ["io", "mix", "latency"]
+    assert Cell("latency-sync", None, 1, 1, "alone", 1, (0,)).is_latency
+    assert not Cell("mix-sync", None, 1, 1, "thread", 1, (0,)).is_latency
+    with pytest.raises(ValueError):
+        registry.get("nope")
+
+
+def test_titles_come_from_the_registry_with_the_sizes():
+    titles = runner.titles(BenchConfig(load=10, io_ops=20, sync_ops=3, block=512, duration=0.5))
+    assert set(titles) == set(w.name for w in registry.WORKLOADS)
+    assert titles["cpu"] == "cpu bound: counter, LOAD 10 split into N parts"
+    assert titles["io-sync"] == "io bound, disk: 3 write+fsync+read-back operations of 512 bytes, split into N parts"
+    assert titles["mix"] == ("io / cpu mix: N - N//2 counters (LOAD/N each) + N//2 page-cache io workers "
+                             "(1/N of 20 ops each)")
+    assert titles["latency"] == ("latency (convoy): one I/O thread, 512-byte page-cache operations for 0.5s, "
+                                 "beside K CPU competitors")
+
+
+def test_roles_name_their_kind():
+    assert plan.role("io", 1) == "io-1" and plan.role_kind("io-1") == "io"
+    assert plan.role_kind("cpu-0") == "cpu" and plan.role_kind("io-serial") == "io"
+    assert plan.role_kind("mix-serial") == plan.MIXED
+    for other in (None, "", "MainThread", "iox-1", "io", "latency-0"):
+        assert plan.role_kind(other) is None

@@ -13,15 +13,17 @@ import threading
 import time
 
 if __package__:
-    from . import gtrace, kernels, modes, procinfo
+    from . import gtrace, kernels, modes, plan, procinfo
 else:
     import gtrace
     import kernels
     import modes
+    import plan
     import procinfo
 
 CHUNK = 100 * 1000  # competitor iterations between stop checks (~1-2 ms)
 WARMUP_S = 0.2  # competitors run alone first, so the I/O thread meets them busy
+IO_ROLE = plan.role("io", 0)
 
 
 def _identity(role):
@@ -73,19 +75,19 @@ def run_latency(k, form, path, block, sync, duration, trace_path, start_method):
             elapsed = procinfo.clock() - start
         finally:
             f.close()
-        io_report.update(_identity("io-0"))
+        io_report.update(_identity(IO_ROLE))
         io_report.update({"kind": "io", "wall_s": elapsed, "summary": _summary(latencies, elapsed)})
 
     def thread_target(i):
-        thread_competitors[i] = _compete("cpu-%d" % i, lambda: bool(stop))
+        thread_competitors[i] = _compete(plan.role("cpu", i), lambda: bool(stop))
 
     # Competitor processes start before any thread or trace exists (fork safety).
     procs, queue, stop_event = [], None, None
     if form == "procs" and k:
         context = modes.mp_context(start_method)
         queue, stop_event = context.Queue(), context.Event()
-        procs = [context.Process(target=_competitor_process, name="cpu-%d" % i,
-                                 args=("cpu-%d" % i, stop_event, queue)) for i in range(k)]
+        procs = [context.Process(target=_competitor_process, name=plan.role("cpu", i),
+                                 args=(plan.role("cpu", i), stop_event, queue)) for i in range(k)]
         for p in procs:
             p.start()
 
@@ -94,12 +96,12 @@ def run_latency(k, form, path, block, sync, duration, trace_path, start_method):
         try:
             if form == "thread":
                 thread_competitors.extend([None] * k)
-                threads = [threading.Thread(target=thread_target, args=(i,), name="cpu-%d" % i)
+                threads = [threading.Thread(target=thread_target, args=(i,), name=plan.role("cpu", i))
                            for i in range(k)]
                 for t in threads:
                     t.start()
             time.sleep(WARMUP_S)
-            io_thread = threading.Thread(target=io_target, name="io-0")
+            io_thread = threading.Thread(target=io_target, name=IO_ROLE)
             io_thread.start()
             io_thread.join()
         finally:  # competitors must stop even if the I/O thread failed

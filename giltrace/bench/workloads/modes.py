@@ -10,10 +10,11 @@ import os
 import threading
 
 if __package__:  # imported as giltrace.bench.workloads.modes
-    from . import gtrace, kernels, procinfo
+    from . import gtrace, kernels, plan, procinfo
 else:  # run from this directory as a script (child.py)
     import gtrace
     import kernels
+    import plan
     import procinfo
 
 
@@ -53,8 +54,8 @@ def do_work(spec, path, block):
 def run_serial(specs, paths, block, trace_path):
     """The N parts one after another in the main thread."""
     kinds = set(spec["kind"] for spec in specs)
-    # Named after what it does, so traces find io work by the "io-" prefix.
-    threading.current_thread().name = (kinds.pop() if len(kinds) == 1 else "mix") + "-serial"
+    # Named after what it does, so traces find io work by its role (plan.role_kind).
+    threading.current_thread().name = plan.role(kinds.pop() if len(kinds) == 1 else plan.MIXED, "serial")
 
     def work():
         return [do_work(spec, path, block) for spec, path in zip(specs, paths)]

@@ -1,19 +1,28 @@
 """Which workers a workload has: a role name, a kind, and an amount of work.
 
 Roles name the threads ("cpu-0", "io-1"), so traces can be read per role.
-Every worker gets 1/N of its kind's total, the study's "LOAD / N":
+Every worker gets 1/N of its kind's total, the study's "LOAD / N"; what
+each workload's workers are is declared in ``registry``:
 
 - ``cpu``      N counters of LOAD/N iterations
-- ``io``       N page-cache I/O loops of IO_OPS/N operations (no fsync)
-- ``io-sync``  N disk-bound I/O loops of SYNC_OPS/N operations (fsync each)
-- ``mix``      N - N//2 counters and N//2 page-cache I/O loops, each 1/N of
-               its kind's total; with N=1 that is a single counter
-- ``mix-sync`` the same with fsync I/O
+- ``io``       N I/O loops of IO_OPS/N (page cache) or SYNC_OPS/N (fsync) operations
+- ``mix``      N - N//2 counters and N//2 I/O loops, each 1/N of its kind's
+               total; with N=1 that is a single counter
 """
 from __future__ import absolute_import, division, print_function
 
-WORKLOADS = ("cpu", "io", "io-sync", "mix", "mix-sync")
-LATENCY_WORKLOADS = ("latency", "latency-sync")
+if __package__:
+    from . import registry
+else:
+    import registry
+
+WORKLOADS = registry.GRID
+LATENCY_WORKLOADS = registry.LATENCY
+
+# Worker kinds, the first part of a worker's role ("cpu-0", "io-1").  A serial
+# cell's main thread is named after the kind it runs ("io-serial"), or MIXED.
+KINDS = ("cpu", "io")
+MIXED = "mix"
 
 # Sized so that one serial run takes about 2 s on the reference machine
 # (2-core AMD EPYC VM, Python 3.11: ~20 ns per count, ~2 us per page-cache
@@ -25,35 +34,53 @@ DEFAULT_BLOCK = 4096
 
 
 def is_sync(workload):
-    return workload.endswith("-sync")
+    return registry.get(workload).sync
+
+
+def role(kind, index):
+    """A worker's role: its thread's (or process's) name."""
+    return "%s-%s" % (kind, index)
+
+
+def role_kind(role_name):
+    """'cpu', 'io' or MIXED for a worker's role ('io-1', 'mix-serial'), else None."""
+    kind, dash, _ = str(role_name or "").partition("-")
+    return kind if dash and kind in KINDS + (MIXED,) else None
+
+
+def worker_kinds(workload, n):
+    """The kinds of a grid workload's N workers, in role order."""
+    workers = registry.get(workload).workers
+    if workers == registry.CPU:
+        return ["cpu"] * n
+    if workers == registry.IO:
+        return ["io"] * n
+    if workers == registry.MIX:
+        n_io = n // 2
+        return ["cpu"] * (n - n_io) + ["io"] * n_io
+    raise ValueError("%r is not a grid workload" % workload)
 
 
 def worker_specs(workload, n, load, io_ops, sync_ops):
     """The workers of one cell: a list of dicts with role, kind, amount."""
     if workload not in WORKLOADS:
         raise ValueError("unknown workload %r" % workload)
-    ops = sync_ops if is_sync(workload) else io_ops
-    if workload == "cpu":
-        kinds = ["cpu"] * n
-    elif workload in ("io", "io-sync"):
-        kinds = ["io"] * n
-    else:
-        n_io = n // 2
-        kinds = ["cpu"] * (n - n_io) + ["io"] * n_io
+    sync = is_sync(workload)
+    ops = sync_ops if sync else io_ops
     specs = []
     seen = {"cpu": 0, "io": 0}
-    for kind in kinds:
+    for kind in worker_kinds(workload, n):
         specs.append({
-            "role": "%s-%d" % (kind, seen[kind]),
+            "role": role(kind, seen[kind]),
             "kind": kind,
             "amount": (load if kind == "cpu" else ops) // n,
-            "sync": kind == "io" and is_sync(workload),
+            "sync": kind == "io" and sync,
         })
         seen[kind] += 1
     return specs
 
 
 def notes_for(workload, n):
-    if workload.startswith("mix") and n == 1:
+    if registry.get(workload).workers == registry.MIX and n == 1:
         return ["mix with N=1 runs a single cpu worker (no io)"]
     return []
