@@ -504,10 +504,11 @@ def diagnose_window(trace, lat: pd.DataFrame, locs: _Locations, whole: bool, epi
         culprits = _culprits(per.groupby(["holder_tid", "location", "program"], as_index=False)["blamed_ns"].sum(), total, names, groups, locs)
         name = names.get(int(tid), "thread-%d" % tid)
         at = culprits[0].label if culprits else "?"
-        summary = ("%s kept the GIL in C code for up to %.1f ms at a time%s (%d holds during which another thread waited over %d switch "
+        summary = ("%s kept the GIL in C code for up to %.1f ms at a time%s (%d %s during which another thread waited over %d switch "
                    "intervals), leaving drop requests unanswered for up to %.1f ms: it never reached the interpreter's check for them. "
                    "Other threads waited %.2f s during these holds, %.0f%% of it while it ran %s."
-                   % (name, g["duration_ms"].max(), wtext, len(g), LONG_HOLD_INTERVALS, g["unanswered_ms"].max(), total / 1e9,
+                   % (name, g["duration_ms"].max(), wtext, len(g), "hold" if len(g) == 1 else "holds", LONG_HOLD_INTERVALS,
+                      g["unanswered_ms"].max(), total / 1e9,
                       100 * (culprits[0].share if culprits else 0), at))
         advice = ["Release the GIL around the C call made at %s (Py_BEGIN_ALLOW_THREADS in C, `with nogil` in Cython) if it is your "
                   "extension; otherwise split its input into smaller calls or run it in a process (ProcessPoolExecutor)." % at,
@@ -551,14 +552,15 @@ def diagnose_window(trace, lat: pd.DataFrame, locs: _Locations, whole: bool, epi
             if convoy:
                 per, total = blame_by_code(spans, tids)
                 culprits = _culprits(per, total, names, groups, locs)
+                at = _waiting_at(trace, spans, tids, locs)
+                after = " at %s (%.0f%% of the waiting)" % (at[0]["label"], 100 * at[0]["share"]) if at and at[0]["location"] != "?" else ""
                 summary = ("%s waited %.2f s for the GIL%s, %.0f%% of %s time, a median %.2f ms (p99 %.2f ms) each time %s took it back "
-                           "after letting it go (%d waits, %.1fx the %.1f ms switch interval)."
-                           % (who, wait_s, wtext, 100 * wall_share, their, p50, p99, "they" if len(tids) > 1 else "it", waits,
+                           "after letting it go%s (%d waits, %.1fx the %.1f ms switch interval)."
+                           % (who, wait_s, wtext, 100 * wall_share, their, p50, p99, "they" if len(tids) > 1 else "it", after, waits,
                               p50 / (1e3 * si), 1e3 * si))
                 if culprits:
                     summary += " " + culprit_sentence("their" if len(tids) > 1 else names[tids[0]] + "'s", culprits[0]) + "."
-                f = Finding("convoy", True, tnames, group, window, wait_s, summary, culprits,
-                            _waiting_at(trace, spans, tids, locs), [], facts, tids, episode)
+                f = Finding("convoy", True, tnames, group, window, wait_s, summary, culprits, at, [], facts, tids, episode)
                 f.advice = _convoy_advice(f, lat, c_holders, si, p50)
                 findings.append(f)
             elif waits and (rows["wait_vs_gil_time"].max() >= IDLE_REPORT_WAIT_VS_GIL) and wall_share < CONVOY_MIN_WALL_SHARE or \
@@ -618,7 +620,8 @@ def _convoy_advice(f: Finding, lat: pd.DataFrame, c_holders: Dict[int, pd.DataFr
     top = f.culprits[0] if f.culprits else None
     name_to_tid = {str(n): int(t) for t, n in lat["name"].items()}
     holder_tids = [name_to_tid[n] for n in (top.threads if top else []) if n in name_to_tid]
-    in_c = [t for t in holder_tids if t in c_holders]
+    # C code if the culprit line is where one of its holders' long holds in C let go
+    in_c = [t for t in holder_tids if t in c_holders and top.label in set(c_holders[t]["location"])]
     where = top.label.rsplit(" (", 1)[0] if top and top.location != "?" else None
     if in_c:
         out.append("The holder keeps the GIL in C at %s (see the long_hold_c finding): release the GIL around that call, or run it "

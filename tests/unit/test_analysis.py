@@ -120,3 +120,23 @@ def test_blame_matrix():
 def test_coverage():
     c = analysis.coverage(np.array([10, 30]), np.array([20, 40]), np.array([0, 15, 25, 35, 100]))
     assert list(c) == [0, 5, 10, 15, 20]
+
+
+def test_occupancy_counts_overlapping_intervals_each():
+    from giltrace.analysis import occupancy
+
+    starts, ends = np.array([0, 5, 20]), np.array([10, 15, 30])
+    at = np.array([-1, 5, 10, 15, 20, 30, 40])
+    # two intervals open over 5-10: that span counts twice
+    assert list(occupancy(starts, ends, at)) == [0, 5, 15, 20, 20, 30, 30]
+
+
+def test_thread_groups_by_name():
+    from giltrace.groups import group_key, thread_groups
+
+    assert group_key("ThreadPoolExecutor-0_3") == "ThreadPoolExecutor-0_*"
+    assert group_key("Thread-7 (process_request_thread)") == "Thread-* (process_request_thread)"
+    assert group_key("ledger_2") == "ledger_*" and group_key("polars-1") == "polars-*"
+    assert group_key("MainThread") is None
+    g = thread_groups({1: "MainThread", 2: "ledger_0", 3: "ledger_1", 4: "polars-0", 5: "Thread-3 (serve)", 6: "Thread-9 (serve)"})
+    assert g == {1: None, 2: "ledger_*", 3: "ledger_*", 4: None, 5: "Thread-* (serve)", 6: "Thread-* (serve)"}
