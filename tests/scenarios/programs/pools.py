@@ -9,7 +9,7 @@ import hashlib
 import os
 from concurrent.futures import ThreadPoolExecutor
 
-DATA = os.urandom(32 << 20)
+DATA = os.urandom(16 << 20)
 
 
 def python_task(n: int) -> int:

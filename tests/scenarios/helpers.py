@@ -1,0 +1,53 @@
+"""Run a real program under ``giltrace run`` the way a user would, and read
+its diagnosis back through ``giltrace summary --format json``."""
+import json
+import os
+import socket
+
+from ..conftest import run_python
+
+PROGRAMS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "programs")
+
+
+def program(name: str) -> str:
+    return os.path.join(PROGRAMS, name)
+
+
+def line_of(name: str, marker: str) -> int:
+    """The line of ``program(name)`` that carries the comment ``# marker``."""
+    with open(program(name)) as f:
+        for i, line in enumerate(f, 1):
+            if line.rstrip().endswith("# " + marker):
+                return i
+    raise AssertionError("no %s in %s" % (marker, name))
+
+
+def traced(tmp_path, name: str, *args: str, timeout: int = 90) -> str:
+    """Run programs/NAME under giltrace run; return the trace's path."""
+    out = str(tmp_path / (os.path.splitext(name)[0] + ".gtr"))
+    res = run_python(["-m", "giltrace", "run", "-o", out, program(name)] + list(args), cwd=str(tmp_path), timeout=timeout)
+    assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-2000:]
+    return out
+
+
+def diagnosis(path: str, *window: str) -> dict:
+    """``giltrace summary PATH --format json [--start S --end S]``."""
+    res = run_python(["-m", "giltrace", "summary", path, "--format", "json"] + list(window), timeout=120)
+    assert res.returncode == 0, res.stderr[-2000:]
+    return json.loads(res.stdout)
+
+
+def problems(d: dict, kind: str = None) -> list:
+    return [f for f in d["findings"] if f["problem"] and (kind is None or f["kind"] == kind)]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def trace_start_ns(path: str) -> int:
+    import giltrace
+
+    return giltrace.load(path, warn=False).start_ns
