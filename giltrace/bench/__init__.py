@@ -10,7 +10,9 @@ Modules, in the order a run uses them: ``config`` (what to run), ``interpreters`
 (check each --python), ``pinning`` (which CPUs), ``cells`` (the grid),
 ``execute`` (one pinned child, watched by ``monitor``), ``spread`` and
 ``contention`` (what a run's numbers mean), ``aggregate`` (repeats -> cells),
-``tables`` (the study's layout), ``machine`` and ``output`` (saving).
+``machine`` and ``output`` (saving), ``view`` (what the renderers get: the
+text tables are giltrace/render/bench_tables.py, the HTML report
+giltrace/render/bench_report.py).
 The workloads themselves, which the child interpreters run, are in
 ``giltrace.bench.workloads``.
 """

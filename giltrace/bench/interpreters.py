@@ -9,7 +9,7 @@ import sys
 from dataclasses import dataclass
 from typing import Dict, List, Sequence
 
-from .. import interpreters as table
+from .. import interpreters as versions
 from ..errors import UsageError
 
 # Runs on 2.7 too: no f-strings, print as a function.
@@ -23,7 +23,7 @@ _PROBE = (
     "'executable': sys.executable}))"
 )
 # Versions the workloads are written for (they also run on newer ones).
-SUPPORTED = "CPython " + table.span_text(*table.known_range())
+SUPPORTED = "CPython " + versions.span_text(*versions.known_range())
 
 
 @dataclass(frozen=True)
@@ -43,7 +43,7 @@ class Interpreter:
     def traceable(self) -> bool:
         """Whether a giltrace trace could run there at all (whether it does
         also depends on giltrace being importable; the child reports that)."""
-        return self.implementation == "CPython" and table.is_traceable(self.version_tuple)
+        return self.implementation == "CPython" and versions.is_traceable(self.version_tuple)
 
 
 def probe(path: str, timeout: float = 30.0) -> Dict[str, object]:
@@ -69,7 +69,7 @@ def probe(path: str, timeout: float = 30.0) -> Dict[str, object]:
 def check_supported(info: Dict[str, object], path: str) -> None:
     """The experiments measure CPython's GIL, and the workloads need 2.7+."""
     major_minor = tuple(int(p) for p in str(info["version"]).split(".")[:2])
-    if info["implementation"] != "CPython" or major_minor < table.known_range()[0]:
+    if info["implementation"] != "CPython" or major_minor < versions.known_range()[0]:
         raise UsageError("--python %s: %s %s is not supported (written for %s)"
                          % (path, info["implementation"], info["version"], SUPPORTED))
 

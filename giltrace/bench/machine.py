@@ -11,7 +11,7 @@ import datetime
 import os
 import platform
 import sys
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from .interpreters import Interpreter
 from .pinning import format_cpus, usable_cpus
@@ -83,13 +83,10 @@ def describe(pythons: Sequence[Interpreter], tmpdir: Optional[str]) -> Dict[str,
     }
 
 
-def summary_lines(machine: Dict[str, Any]) -> List[str]:
-    """A few lines for the top of the printed results."""
-    fs = machine["scratch_filesystem"]
-    return [
-        "machine: %s, %s logical CPUs (usable: %s)%s, %s %s" % (
-            machine["cpu_model"], machine["logical_cpus"], machine["usable_cpus"],
-            ", virtual machine" if machine["virtual_machine"] else "", machine["system"], machine["kernel"]),
-        "load average at start: %s; scratch files in %s (%s)" % (
-            " ".join("%.2f" % x for x in machine["load_average_at_start"]), machine["scratch_dir"], fs["type"]),
-    ] + ["python %s: %s (%s)" % (i["label"], i["path"], i["switching"]) for i in machine["interpreters"]]
+# What a report's first line shows: (label, the key describe() writes it under).
+HEADLINE = (("date", "date_utc"), ("cpu_model", "cpu_model"), ("usable_cpus", "usable_cpus"), ("kernel", "kernel"))
+
+
+def headline(machine: Dict[str, Any]) -> List[Tuple[str, str]]:
+    """(label, value) of the HEADLINE facts that ``machine`` (describe()'s dict) has."""
+    return [(label, str(machine[key])) for label, key in HEADLINE if key in machine]

@@ -16,15 +16,16 @@ from typing import Any, Callable, Dict, List, Optional
 
 import pandas as pd
 
-from .. import interpreters as table
+from .. import interpreters as versions
 from ..errors import UsageError
-from . import aggregate, cells, execute, machine, pinning, tables
+from ..render.bench_tables import render_text
+from . import aggregate, cells, execute, machine, pinning, view
 from .config import BenchConfig, validate
 from .interpreters import Interpreter, resolve
 from .progress import Progress
 from .workloads import registry
 
-TRACEABLE = table.span_text(*table.traceable_range())  # "3.9-3.13"
+TRACEABLE = versions.span_text(*versions.traceable_range())  # "3.9-3.13"
 # Above this many GIL events per page-cache I/O cell a trace gets large
 # (24 bytes each on disk, more in memory once loaded).
 TRACE_EVENTS_WARNING = 2_000_000
@@ -44,11 +45,6 @@ class BenchResult:
 
     def render(self, show_range: bool = False) -> str:
         return render(self, show_range)
-
-
-def titles(config: BenchConfig) -> Dict[str, str]:
-    """What each workload's table shows, with its sizes."""
-    return {w.name: w.heading(config) for w in registry.WORKLOADS}
 
 
 def upfront_messages(config: BenchConfig, pythons: List[Interpreter], usable: List[int]) -> List[str]:
@@ -125,24 +121,4 @@ def run_bench(
 
 def render(result: BenchResult, show_range: bool = False) -> str:
     """All tables of a result, as printed by ``giltrace bench``."""
-    config, table = result.config, result.table
-    labels = [p.label for p in result.pythons]
-    heading = titles(config)
-    out = machine.summary_lines(result.machine) + [""]
-    runs = "%d run%s" % (config.repeat, "" if config.repeat == 1 else "s")
-    for workload in config.workloads:
-        if workload in config.latency_workloads:
-            out += ["%s; medians of %s" % (heading[workload], runs),
-                    tables.latency_table(table, workload, labels, config.cores, config.competitors,
-                                         traced=config.trace), ""]
-            continue
-        runs_note = "seconds, median of %s" % runs
-        if show_range and config.repeat > 1:
-            runs_note += " (min-max)"
-        out += ["%s; %s" % (heading[workload], runs_note),
-                tables.grid_table(table, workload, labels, config.cores, config.ns, config.modes, show_range), ""]
-        if config.trace:
-            figures = tables.contention_table(table, workload, labels, config.cores, config.ns, config.modes)
-            if figures:
-                out += ["%s: GIL contention per cell (medians)" % workload, figures, ""]
-    return "\n".join(out).rstrip() + "\n"
+    return render_text(view.of_result(result), show_range)

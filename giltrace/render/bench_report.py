@@ -4,37 +4,24 @@ and for every threaded cell that was traced, its timeline and wait-latency
 distribution beside the cell's serial / thread / procs times."""
 from __future__ import annotations
 
-import dataclasses
 import html
-import json
 import os
-import warnings
-from typing import Any, Dict, List, Optional
+from typing import TYPE_CHECKING, Any, Dict, List, Optional
 
 import pandas as pd
 
+from .bench_tables import contention_table, grid_table, latency_table
 from .html import CSS, img_tag, png
 
-
-def _load_results(out_dir: str) -> Dict[str, Any]:
-    from ..errors import UsageError
-
-    path = os.path.join(out_dir, "results.json")
-    if not os.path.isfile(path):
-        raise UsageError("%s is not a giltrace bench output directory (no results.json)" % out_dir)
-    try:
-        with open(path) as f:
-            return json.load(f)
-    except ValueError:
-        raise UsageError("%s is corrupt" % path) from None
+if TYPE_CHECKING:  # the data interface only; nothing of the bench runs here
+    from ..bench.view import BenchView
 
 
-def _cell_time(table: pd.DataFrame, workload: str, python: str, cores: int, n: int, mode: str) -> str:
-    r = table[(table["workload"] == workload) & (table["python"] == python) & (table["cores"] == cores)
-              & (table["n"] == n) & (table["mode"] == mode)]
-    if r.empty or r.iloc[0]["status"] != "ok":
+def _cell_time(view: "BenchView", workload: str, python: str, cores: int, n: int, mode: str) -> str:
+    r = view.cell(workload, python, cores, n, mode)
+    if r is None or r["status"] != "ok":
         return "–"
-    return "%.2f s" % r.iloc[0]["wall_median"]
+    return "%.2f s" % r["wall_median"]
 
 
 def _figures(trace) -> Dict[str, bytes]:
@@ -47,45 +34,46 @@ def _figures(trace) -> Dict[str, bytes]:
 
 def bench_report(out_dir: str, out_html: str) -> List[str]:
     """Write the report and its PNGs (in ``<out_html stem>-files/``); return the paths written."""
+    from ..bench import view
+
+    return write_report(view.load(out_dir), out_dir, out_html)
+
+
+def header(view: "BenchView", out_dir: str) -> List[str]:
+    """The page's title, the machine's headline and the run's notices."""
+    return ["<h1>Threading experiments: %s</h1>" % html.escape(out_dir),
+            "<p>%s</p>" % html.escape("; ".join("%s: %s" % fact for fact in view.headline))] + [
+        "<p class='note'>%s</p>" % html.escape(msg) for msg in view.messages]
+
+
+def write_report(view: "BenchView", out_dir: str, out_html: str) -> List[str]:
+    """The report of ``view`` (its trace files under ``out_dir``); the paths written."""
     import matplotlib
 
     matplotlib.use("Agg")
-    from ..bench import tables
-    from ..bench.config import BenchConfig
-    from ..bench.runner import titles
-    from ..model import IncompleteTraceWarning, load
+    from ..model import load
 
-    doc = _load_results(out_dir)
-    fields = {f.name for f in dataclasses.fields(BenchConfig)}
-    config = BenchConfig(**{k: v for k, v in doc["config"].items() if k in fields})
-    table = pd.DataFrame(doc["table"])
-    runs = pd.DataFrame(doc["runs"])
-    labels = list(dict.fromkeys(runs["python"])) if len(runs) else []
-    heading = titles(config)
+    table, runs, labels = view.table, view.runs, view.pythons
     files_dir = os.path.splitext(out_html)[0] + "-files"
     os.makedirs(files_dir, exist_ok=True)
     written: List[str] = []
 
-    m = doc.get("machine", {})
     parts = ["<!doctype html><html><head><meta charset='utf-8'><title>giltrace bench report</title><style>%s"
              "pre{font-size:.85em;background:#fafafa;padding:.6em;overflow-x:auto}"
              ".cell{display:flex;flex-wrap:wrap;gap:.5em;margin:1em 0}.cell img:first-child{width:100%%}.cell img+img{width:48%%}"
-             "</style></head><body>" % CSS,
-             "<h1>Threading experiments: %s</h1>" % html.escape(out_dir),
-             "<p>%s</p>" % html.escape("; ".join("%s: %s" % (k, m[k]) for k in ("date", "cpu_model", "usable_cpus", "kernel") if k in m))]
-    for msg in doc.get("messages", []):
-        parts.append("<p class='note'>%s</p>" % html.escape(msg))
+             "</style></head><body>" % CSS] + header(view, out_dir)
 
-    for workload in config.workloads:
-        latency = workload in config.latency_workloads
-        parts.append("<h2>%s</h2>" % html.escape(heading.get(workload, workload)))
+    for section in view.sections:
+        workload, latency = section.workload, section.latency
+        parts.append("<h2>%s</h2>" % html.escape(section.heading))
         if latency:
-            text = tables.latency_table(table, workload, labels, config.cores, config.competitors, traced=config.trace)
+            text = latency_table(table, workload, labels, section.cores, section.latency_rows, traced=view.traced)
         else:
-            text = tables.grid_table(table, workload, labels, config.cores, config.ns, config.modes, show_range=config.repeat > 1)
+            text = grid_table(table, workload, labels, section.cores, section.ns, section.modes,
+                              show_range=view.repeat > 1)
         parts.append("<pre>%s</pre>" % html.escape(text))
-        if config.trace and not latency:
-            figures = tables.contention_table(table, workload, labels, config.cores, config.ns, config.modes)
+        if view.traced and not latency:
+            figures = contention_table(table, workload, labels, section.cores, section.ns, section.modes)
             if figures:
                 parts.append("<p>GIL contention per cell (medians over repeats):</p><pre>%s</pre>" % html.escape(figures))
         cells = runs[(runs["workload"] == workload) & (runs["mode"] == "thread") & (runs["repeat"] == 1)
@@ -94,9 +82,7 @@ def bench_report(out_dir: str, out_html: str) -> List[str]:
             path = os.path.join(out_dir, str(r["trace_files"]).split(",")[0])
             if not os.path.isfile(path):
                 continue
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", IncompleteTraceWarning)
-                trace = load(path)
+            trace = load(path, warn=False)  # a cell's trace cut short still shows what it has
             if latency:
                 caption = "python %s · %d core%s · I/O thread beside %d CPU thread%s: p50 %.3f ms, %.0f ops/s (alone: %s)" % (
                     r["python"], r["cores"], "" if r["cores"] == 1 else "s", r["n"], "" if r["n"] == 1 else "s",
@@ -104,9 +90,9 @@ def bench_report(out_dir: str, out_html: str) -> List[str]:
             else:
                 caption = "python %s · %d core%s · N=%d: serial %s · thread %s · procs %s" % (
                     r["python"], r["cores"], "" if r["cores"] == 1 else "s", r["n"],
-                    _cell_time(table, workload, r["python"], r["cores"], r["n"], "serial"),
-                    _cell_time(table, workload, r["python"], r["cores"], r["n"], "thread"),
-                    _cell_time(table, workload, r["python"], r["cores"], r["n"], "procs"))
+                    _cell_time(view, workload, r["python"], r["cores"], r["n"], "serial"),
+                    _cell_time(view, workload, r["python"], r["cores"], r["n"], "thread"),
+                    _cell_time(view, workload, r["python"], r["cores"], r["n"], "procs"))
             if pd.notna(r.get("gil_wait_share")):
                 caption += " · threads waited %.0f%% of the time for the GIL, %.0f switches/s" % (
                     100 * r["gil_wait_share"], r["switches_per_s"] if pd.notna(r["switches_per_s"]) else 0)

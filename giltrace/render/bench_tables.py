@@ -1,4 +1,5 @@
-"""Text tables in the study's layout, from the aggregated table.
+"""``giltrace bench``'s text tables in the study's layout, from a bench view
+(giltrace/bench/view.py: the aggregated table and each workload's axes).
 
 The wall-clock table per workload copies the study: rows grouped by cores
 then N, columns serial / thread / procs in seconds; with several
@@ -6,14 +7,17 @@ interpreters their columns sit side by side under a header row.  Cells
 that can't be taken at face value carry a mark and a footnote:
 ``!`` the run was flagged (see ``spread``: not pinned, not spread, CPUs
 shared or stolen), ``ERR`` every run failed.  Pure functions: table
-DataFrame in, string out.
+DataFrame (or view) in, string out.
 """
 from __future__ import annotations
 
 import math
-from typing import Any, Dict, List, Sequence, Tuple, Union
+from typing import TYPE_CHECKING, Any, Dict, List, Sequence, Tuple, Union
 
 import pandas as pd
+
+if TYPE_CHECKING:  # the data interface only; nothing of the bench runs here
+    from ..bench.view import BenchView
 
 MIN_WIDTH = 8  # the study's column width, borders excluded
 
@@ -232,8 +236,11 @@ def _competitors_label(k: int, mode: str) -> str:
 
 
 def latency_table(table: pd.DataFrame, workload: str, pythons: Sequence[str], cores: Sequence[int],
-                  competitors: Sequence[int], traced: bool = False) -> str:
-    """The convoy experiment's table: the I/O thread's latency per cell."""
+                  rows: Sequence[Tuple[int, str]], traced: bool = False) -> str:
+    """The convoy experiment's table: the I/O thread's latency per cell.
+
+    ``rows``: (K competitors, mode) in row order (bench/view.py latency_rows).
+    """
     cells = _index(table, workload)
     columns = ["python", "cores", "competitors", "p50 ms", "p99 ms", "mean ms", "ops/s", "cpu Mit/s"]
     if traced:
@@ -244,8 +251,7 @@ def latency_table(table: pd.DataFrame, workload: str, pythons: Sequence[str], co
     for py in pythons:
         py_shown = False
         for c in cores:
-            found = [(k, m, cells.get((py, c, k, m))) for k in competitors
-                     for m in (["alone"] if k == 0 else ["thread", "procs"])]
+            found = [(k, m, cells.get((py, c, k, m))) for k, m in rows]
             found = [(k, m, r) for k, m, r in found if r is not None]
             if not found:
                 continue
@@ -274,3 +280,38 @@ def latency_table(table: pd.DataFrame, workload: str, pythons: Sequence[str], co
                 body.append(line)
             body.append(None)
     return box([columns], body, aligns) + ("\n" + notes.render() if notes.lines else "")
+
+
+def machine_lines(machine: Dict[str, Any]) -> List[str]:
+    """A few lines for the top of the printed results, from results.json's
+    "machine" (bench/machine.py describe())."""
+    fs = machine["scratch_filesystem"]
+    return [
+        "machine: %s, %s logical CPUs (usable: %s)%s, %s %s" % (
+            machine["cpu_model"], machine["logical_cpus"], machine["usable_cpus"],
+            ", virtual machine" if machine["virtual_machine"] else "", machine["system"], machine["kernel"]),
+        "load average at start: %s; scratch files in %s (%s)" % (
+            " ".join("%.2f" % x for x in machine["load_average_at_start"]), machine["scratch_dir"], fs["type"]),
+    ] + ["python %s: %s (%s)" % (i["label"], i["path"], i["switching"]) for i in machine["interpreters"]]
+
+
+def render_text(view: "BenchView", show_range: bool = False) -> str:
+    """All tables of a bench run, as ``giltrace bench`` prints them."""
+    table, labels = view.table, view.pythons
+    out = machine_lines(view.machine) + [""]
+    runs = "%d run%s" % (view.repeat, "" if view.repeat == 1 else "s")
+    for s in view.sections:
+        if s.latency:
+            out += ["%s; medians of %s" % (s.heading, runs),
+                    latency_table(table, s.workload, labels, s.cores, s.latency_rows, traced=view.traced), ""]
+            continue
+        runs_note = "seconds, median of %s" % runs
+        if show_range and view.repeat > 1:
+            runs_note += " (min-max)"
+        out += ["%s; %s" % (s.heading, runs_note),
+                grid_table(table, s.workload, labels, s.cores, s.ns, s.modes, show_range), ""]
+        if view.traced:
+            figures = contention_table(table, s.workload, labels, s.cores, s.ns, s.modes)
+            if figures:
+                out += ["%s: GIL contention per cell (medians)" % s.workload, figures, ""]
+    return "\n".join(out).rstrip() + "\n"

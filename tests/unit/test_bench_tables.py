@@ -1,8 +1,9 @@
 """Table layout on synthetic cells: the study's format, marks and footnotes."""
 import pandas as pd
 
-from giltrace.bench import tables
 from giltrace.bench.aggregate import TABLE_COLUMNS
+from giltrace.bench.view import latency_rows
+from giltrace.render import bench_tables as tables
 
 
 def cell(workload="cpu", python="3.11.7", cores=1, n=1, mode="serial", wall=1.0, **extra):
@@ -116,7 +117,7 @@ def test_latency_table_rows_and_columns():
         cell("latency-sync", cores=2, n=1, mode="procs", lat_p50_ms=0.0939, lat_p99_ms=0.161, lat_mean_ms=0.102,
              ops_per_s=9757.0, competitor_iters_per_s=65.5e6),
     ]
-    text = tables.latency_table(frame(rows), "latency-sync", ["3.11.7"], [2], [0, 1])
+    text = tables.latency_table(frame(rows), "latency-sync", ["3.11.7"], [2], latency_rows([0, 1]))
     lines = text.split("\n")
     assert lines[1].split("|")[1:-1] == [" python ", " cores  ", " competitors ", " p50 ms ", " p99 ms ",
                                          " mean ms ", " ops/s  ", " cpu Mit/s "]
@@ -128,7 +129,7 @@ def test_latency_table_rows_and_columns():
 def test_latency_table_marks_unavailable_cores():
     rows = [cell("latency", cores=4, n=k, mode=m, status="unavailable", reason="unavailable: only 2 CPUs (0-1)")
             for k, m in [(0, "alone"), (1, "thread"), (1, "procs")]]
-    text = tables.latency_table(frame(rows), "latency", ["3.11.7"], [4], [0, 1])
+    text = tables.latency_table(frame(rows), "latency", ["3.11.7"], [4], latency_rows([0, 1]))
     assert "| 3.11.7 |     4  | unavailable: only 2 CPUs (0-1)" in text
 
 

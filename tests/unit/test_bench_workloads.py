@@ -3,7 +3,7 @@ import os
 
 import pytest
 
-from giltrace.bench import machine, monitor, runner
+from giltrace.bench import machine, monitor, view
 from giltrace.bench.cells import Cell
 from giltrace.bench.config import BenchConfig
 from giltrace.bench.workloads import gtrace, kernels, plan, procinfo, registry
@@ -125,7 +125,7 @@ def test_the_registry_declares_every_workload_once():
 
 
 def test_titles_come_from_the_registry_with_the_sizes():
-    titles = runner.titles(BenchConfig(load=10, io_ops=20, sync_ops=3, block=512, duration=0.5))
+    titles = view.titles(BenchConfig(load=10, io_ops=20, sync_ops=3, block=512, duration=0.5))
     assert set(titles) == set(w.name for w in registry.WORKLOADS)
     assert titles["cpu"] == "cpu bound: counter, LOAD 10 split into N parts"
     assert titles["io-sync"] == "io bound, disk: 3 write+fsync+read-back operations of 512 bytes, split into N parts"
