@@ -553,11 +553,10 @@ def diagnose_window(trace, lat: pd.DataFrame, locs: _Locations, whole: bool, epi
                 per, total = blame_by_code(spans, tids)
                 culprits = _culprits(per, total, names, groups, locs)
                 at = _waiting_at(trace, spans, tids, locs)
-                after = " at %s (%.0f%% of the waiting)" % (at[0]["label"], 100 * at[0]["share"]) if at and at[0]["location"] != "?" else ""
-                summary = ("%s waited %.2f s for the GIL%s, %.0f%% of %s time, a median %.2f ms (p99 %.2f ms) each time %s took it back "
-                           "after letting it go%s (%d waits, %.1fx the %.1f ms switch interval)."
-                           % (who, wait_s, wtext, 100 * wall_share, their, p50, p99, "they" if len(tids) > 1 else "it", after, waits,
-                              p50 / (1e3 * si), 1e3 * si))
+                after = " (%.0f%% of the waiting after %s)" % (100 * at[0]["share"], at[0]["label"]) if at and at[0]["location"] != "?" else ""
+                summary = ("%s waited %.2f s for the GIL%s, %.0f%% of %s time: %d waits, a median %.2f ms (p99 %.2f ms) each, %.1fx the "
+                           "%.1f ms switch interval, to take it back after letting it go%s."
+                           % (who, wait_s, wtext, 100 * wall_share, their, waits, p50, p99, p50 / (1e3 * si), 1e3 * si, after))
                 if culprits:
                     summary += " " + culprit_sentence("their" if len(tids) > 1 else names[tids[0]] + "'s", culprits[0]) + "."
                 f = Finding("convoy", True, tnames, group, window, wait_s, summary, culprits, at, [], facts, tids, episode)

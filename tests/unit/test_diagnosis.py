@@ -89,7 +89,7 @@ def test_suggestions_carry_the_numbers(convoy):
     text = "\n".join(convoy.diagnose().suggestions)
     assert "median 5.00 ms" in text and "1.0x the 5.0 ms switch interval" in text
     assert "77% of io's waiting happened while crunch (app.py:42) ran in cpu" in text
-    assert "at io.py:7 (reader)" in text
+    assert "after io.py:7 (reader)" in text
     assert "ProcessPoolExecutor" in text and "setswitchinterval(0.001)" in text
     assert "up to 30.0 ms" in text and "ext.py:9 (call_c)" in text and "1 hold during" in text
     # the C holder is not called CPU-bound in Python, and no advice line starts with "or"
