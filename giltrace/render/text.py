@@ -26,6 +26,8 @@ def _ms(seconds: float) -> str:
     return "%.2f" % (seconds * 1e3)
 
 
+# Culprits and waiting sites below this share are in the JSON, not in the text tables.
+TEXT_MIN_SHARE = 0.05
 # A group with more threads than this is shown as one row of the thread table.
 GROUP_ROW_MIN_THREADS = 4
 
@@ -77,13 +79,13 @@ def diagnosis(d) -> str:
         out.append("")
     problems = [f for f in d.findings if f.problem]
     rows = [[f.kind, _who(f), _span(f), "%.1f%%" % (100 * c.share), _ms(c.wait_s), c.label, _holders(c)]
-            for f in problems for c in f.culprits]
+            for f in problems for c in f.culprits if c.share >= TEXT_MIN_SHARE]
     if rows:
         out.append("Culprits: code that held the GIL while they waited, summed over every thread that ran it:")
         out.append(table(["finding", "waiters", "window s", "share", "blamed ms", "code", "ran in"], rows, "lllrrll"))
         out.append("")
     rows = [[_who(f), _span(f), _ms(w["wait_s"]), "%.1f%%" % (100 * w["share"]), str(w["waits"]), w["label"]]
-            for f in problems if f.kind == "convoy" for w in f.waiting_at]
+            for f in problems if f.kind == "convoy" for w in f.waiting_at if w["share"] >= TEXT_MIN_SHARE]
     if rows:
         out.append("Where the waiters were when they let the GIL go before waiting (their I/O, sleep or C calls):")
         out.append(table(["waiters", "window s", "wait ms", "share", "waits", "location"], rows, "llrrrl"))
