@@ -8,9 +8,8 @@ from typing import Any, Dict, Iterable, List
 
 import pandas as pd
 
-from .workloads.procinfo import parse_cpu_list
+from ..cpus import format_cpus, parse_cpu_list
 from . import contention
-from .pinning import format_cpus
 
 KEYS = ["workload", "python", "cores", "n", "mode"]
 

@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from .workloads import plan
+from .workloads.procinfo import percentile
 
 FIGURES = (
     "gil_wait_share",
@@ -57,12 +58,8 @@ def _percentiles_us(wait_ns: np.ndarray) -> Tuple[Optional[float], Optional[floa
     """p50, p99, max in microseconds: uncontended takes are ~0.05 us, convoyed ones ~5000."""
     if wait_ns.size == 0:
         return None, None, None
-    ordered = np.sort(wait_ns)
-
-    def nearest_rank(q: float) -> float:  # like the latency experiment's own percentiles
-        return float(ordered[max(int(np.ceil(q / 100.0 * ordered.size)), 1) - 1])
-
-    return nearest_rank(50) / 1e3, nearest_rank(99) / 1e3, float(ordered[-1]) / 1e3
+    ordered = np.sort(wait_ns)  # nearest rank, like the latency experiment's own percentiles
+    return float(percentile(ordered, 50)) / 1e3, float(percentile(ordered, 99)) / 1e3, float(ordered[-1]) / 1e3
 
 
 def cell_figures(traces: Sequence[Any], reported_roles: Mapping[int, str], wall_s: float) -> Dict[str, Any]:

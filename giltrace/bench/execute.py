@@ -12,6 +12,7 @@ import subprocess
 import time
 from typing import Any, Dict, List, Mapping, Optional, Sequence
 
+from ..cpus import format_cpus
 from . import cells, contention, monitor, pinning, spread
 from .cells import Cell
 from .config import BenchConfig
@@ -40,7 +41,7 @@ def empty_row(cell: Cell) -> Dict[str, Any]:
     row.update({
         "workload": cell.workload, "python": cell.python.label, "python_version": cell.python.version,
         "python_path": cell.python.path, "cores": cell.cores, "n": cell.n, "mode": cell.mode,
-        "repeat": cell.repeat, "cpus_requested": pinning.format_cpus(cell.cpus),
+        "repeat": cell.repeat, "cpus_requested": format_cpus(cell.cpus),
         "gil_enabled": cell.python.gil_enabled, "traced": False, "notes": "",
     })
     return row
@@ -73,7 +74,7 @@ def row_from_child(cell: Cell, data: Mapping[str, Any], seen_from_outside: Mappi
     params = data["params"]
     row.update({
         "status": "ok", "wall_s": wall, "user_s": user, "sys_s": sys_, "cpu_ratio": ratio,
-        "cpus": pinning.format_cpus(data["affinity"]), "cpus_seen": pinning.format_cpus(seen),
+        "cpus": format_cpus(data["affinity"]), "cpus_seen": format_cpus(seen),
         "workers_pinned": pinned, "expected_parallel": expected, "flag": flag, "steal_s": steal_s,
         "others_cpu_share": others,
         "gil_enabled": data["python"]["gil_enabled"], "start_method": data["start_method"],

@@ -14,7 +14,8 @@ import sys
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from .interpreters import Interpreter
-from .pinning import format_cpus, usable_cpus
+from ..cpus import format_cpus
+from .pinning import usable_cpus
 
 
 def _cpuinfo_field(text: str, name: str) -> Optional[str]:

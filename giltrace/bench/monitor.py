@@ -11,13 +11,9 @@ import os
 import threading
 from typing import Dict, List, Optional, Sequence, Set
 
+from .workloads.procinfo import parse_stat
+
 PROC = "/proc"
-
-
-def parse_stat(text: str) -> Dict[str, object]:
-    """State, CPU ticks used and last CPU from one ``/proc/.../stat`` line."""
-    fields = text.rsplit(")", 1)[1].split()  # the name (field 2) may hold spaces
-    return {"state": fields[0], "ticks": int(fields[11]) + int(fields[12]), "processor": int(fields[36])}
 
 
 def task_ids(pid: int) -> List[int]:
@@ -71,8 +67,8 @@ class CpuSampler(threading.Thread):
                         stat = parse_stat(f.read())
                 except (OSError, IndexError, ValueError):
                     continue  # the task ended between listing and reading
-                self.cpus_seen.add(int(stat["processor"]))  # type: ignore[call-overload]
-                self.ticks[(pid, tid)] = int(stat["ticks"])  # type: ignore[call-overload]
+                self.cpus_seen.add(int(stat["processor"]))
+                self.ticks[(pid, tid)] = int(stat["ticks"])
         self.samples += 1
 
     @property

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Dict, Iterable, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence
 
-from .workloads.procinfo import parse_cpu_list
+from ..cpus import format_cpus, parse_cpu_list
 
 PIN_AND_EXEC = (
     "import os, sys; "
@@ -25,20 +25,6 @@ PIN_AND_EXEC = (
 def usable_cpus() -> List[int]:
     """The CPUs this process may run on: cells choose among these only."""
     return sorted(os.sched_getaffinity(0))
-
-
-def format_cpus(cpus: Iterable[int]) -> str:
-    """[0, 1, 2, 5] -> '0-2,5' (the kernel's cpulist format)."""
-    ordered = sorted(set(cpus))
-    ranges: List[str] = []
-    i = 0
-    while i < len(ordered):
-        j = i
-        while j + 1 < len(ordered) and ordered[j + 1] == ordered[j] + 1:
-            j += 1
-        ranges.append(str(ordered[i]) if i == j else "%d-%d" % (ordered[i], ordered[j]))
-        i = j + 1
-    return ",".join(ranges)
 
 
 def read_siblings(cpus: Sequence[int], sysfs: str = "/sys/devices/system/cpu") -> Dict[int, List[int]]:

@@ -17,6 +17,7 @@ from typing import Any, Callable, Dict, List, Optional
 import pandas as pd
 
 from .. import interpreters as versions
+from ..cpus import format_cpus
 from ..errors import UsageError
 from ..render.bench_tables import render_text
 from . import aggregate, cells, execute, machine, pinning, view
@@ -54,7 +55,7 @@ def upfront_messages(config: BenchConfig, pythons: List[Interpreter], usable: Li
     if missing:
         messages.append("cores %s: unavailable, this process may use only %d CPUs (%s); "
                         "those rows are marked in the tables and not run"
-                        % (", ".join(map(str, missing)), len(usable), pinning.format_cpus(usable)))
+                        % (", ".join(map(str, missing)), len(usable), format_cpus(usable)))
     if config.trace:
         for p in pythons:
             if not p.traceable:

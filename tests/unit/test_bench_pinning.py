@@ -4,13 +4,19 @@ import pytest
 from giltrace.bench import cells, pinning
 from giltrace.bench.config import BenchConfig
 from giltrace.bench.interpreters import Interpreter, make_labels
-from giltrace.bench.workloads.procinfo import parse_cpu_list
+from giltrace.bench.workloads import procinfo
+from giltrace.cpus import format_cpus, parse_cpu_list
 
 
 @pytest.mark.parametrize("cpus, text", [([0], "0"), ([0, 1], "0-1"), ([3, 0, 1, 2, 5], "0-3,5"), ([], "")])
 def test_cpu_lists_round_trip(cpus, text):
-    assert pinning.format_cpus(cpus) == text
+    assert format_cpus(cpus) == text
     assert parse_cpu_list(text) == sorted(cpus)
+    assert procinfo.parse_cpu_list(text) == sorted(cpus)  # the child's, read from the same file
+
+
+def test_an_empty_cpu_list_can_say_so():
+    assert format_cpus([], empty="?") == "?" and format_cpus([2, 1], empty="?") == "1-2"
 
 
 def test_choose_prefers_one_cpu_per_physical_core():

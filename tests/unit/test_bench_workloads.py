@@ -1,6 +1,7 @@
 """The workloads' building blocks, in-process (their 2.7 runs are integration tests)."""
 import os
 
+import numpy as np
 import pytest
 
 from giltrace.bench import machine, monitor, view
@@ -62,6 +63,8 @@ def test_percentile_is_nearest_rank():
     assert procinfo.percentile(values, 99) == 99
     assert procinfo.percentile([7], 99) == 7
     assert procinfo.percentile([], 50) is None
+    ordered = np.sort(np.array([5, 1, 3, 2, 4]))  # the runner's contention figures pass numpy arrays
+    assert procinfo.percentile(ordered, 50) == 3 and procinfo.percentile(np.array([]), 50) is None
 
 
 def test_this_threads_facts():
@@ -82,7 +85,8 @@ def test_worker_trace_paths():
 
 def test_proc_stat_parsing():
     line = "123 (a (weird) name) R 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22 23 24 25 26 27 28 29 30 31 32 33 34 35 3 0 0"
-    assert monitor.parse_stat(line) == {"state": "R", "ticks": 11 + 12, "processor": 3}
+    assert procinfo.parse_stat(line) == {"state": "R", "ticks": 11 + 12, "processor": 3}
+    assert monitor.parse_stat is procinfo.parse_stat  # one parser, runner and child
 
 
 def test_busy_and_steal_ticks_are_summed_over_the_cells_cpus():

@@ -1,4 +1,6 @@
-"""Facts about this process: allowed CPUs, CPU times, a clock, the interpreter.
+"""Facts about this process: allowed CPUs, CPU times, a clock, the interpreter;
+and the two small helpers the runner shares with the child (``parse_stat``,
+``percentile``), kept here because the child must run them on 2.7.
 
 Works on CPython 2.7 to 3.13 on Linux.  Python 2.7 has neither
 ``os.sched_getaffinity`` nor ``threading.get_native_id``, so affinity is read
@@ -13,22 +15,15 @@ import sys
 import threading
 import time
 
+if __package__:
+    from .shared import cpus
+else:
+    from shared import cpus
+
+parse_cpu_list = cpus.parse_cpu_list  # the kernel's cpulist format, as giltrace/cpus.py reads it
+
 # Monotonic, high resolution where the interpreter has it (3.3+).
 clock = getattr(time, "perf_counter", time.time)
-
-
-def parse_cpu_list(text):
-    """'0-2,5' -> [0, 1, 2, 5] (the kernel's cpulist format)."""
-    cpus = []
-    for part in text.strip().split(","):
-        if not part:
-            continue
-        if "-" in part:
-            first, last = part.split("-")
-            cpus.extend(range(int(first), int(last) + 1))
-        else:
-            cpus.append(int(part))
-    return sorted(set(cpus))
 
 
 def allowed_cpus():
@@ -43,16 +38,21 @@ def allowed_cpus():
     return []
 
 
+def parse_stat(text):
+    """State, CPU ticks used (user + system) and last CPU (field 39) from one
+    ``/proc/PID[/task/TID]/stat`` line.  The runner's sampler reads it too."""
+    fields = text.rsplit(")", 1)[1].split()  # the command name (field 2) may hold spaces
+    return {"state": fields[0], "ticks": int(fields[11]) + int(fields[12]), "processor": int(fields[36])}
+
+
 def last_cpu():
-    """The CPU the calling thread last ran on (field 39 of its stat), or None."""
+    """The CPU the calling thread last ran on, or None."""
     try:
         with open("/proc/thread-self/stat") as f:
             stat = f.read()
     except (IOError, OSError):
         return None
-    # The command name (field 2) may contain spaces; count fields after it.
-    fields = stat.rsplit(")", 1)[1].split()
-    return int(fields[36])
+    return parse_stat(stat)["processor"]
 
 
 def native_id():
@@ -90,8 +90,9 @@ def python_info():
 
 
 def percentile(sorted_values, q):
-    """Nearest-rank percentile (0 < q <= 100) of an already sorted sequence."""
-    if not sorted_values:
+    """Nearest-rank percentile (0 < q <= 100) of an already sorted sequence
+    (a list, or a numpy array: the runner's contention figures use it too)."""
+    if len(sorted_values) == 0:
         return None
     rank = int(-(-q * len(sorted_values) // 100))  # ceil without floats
     return sorted_values[max(rank, 1) - 1]

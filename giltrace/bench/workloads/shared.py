@@ -32,3 +32,4 @@ def load(name):
 
 
 interpreters = load("interpreters")
+cpus = load("cpus")
