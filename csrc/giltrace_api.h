@@ -92,9 +92,9 @@ typedef struct {
 int gt_start(const gt_config *cfg, char *err, size_t errlen);
 int gt_stop(gt_stats *out);
 int gt_running(void);
-int gt_resume_writer(void);  /* after os.fork(), in the parent */
 /* Set (a plain store: no GIL release) by Python's before-fork hook: the
-   writer, paused by every fork(), then stays paused until gt_resume_writer. */
+   writer, paused by every fork(), comes back at the parent's next GIL
+   transition instead of inside fork() (how-it-works.md, "Fork"). */
 extern int gt_fork_from_python;
 int gt_sample_now(gt_sample *out);
 int gt_stats_now(gt_stats *out);

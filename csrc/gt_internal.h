@@ -56,4 +56,23 @@ static inline uint64_t gt_clock_ns(void)
 
 #define GT_TLS __thread __attribute__((tls_model("initial-exec")))
 
+/* clock.c: event time stamps ("ticks"): the TSC where usable, else ns. */
+#if defined(__x86_64__)
+#include <x86intrin.h>
+#endif
+extern int gt_tsc_usable;
+static inline uint64_t gt_ticks(void)
+{
+#if defined(__x86_64__)
+    if (__builtin_expect(gt_tsc_usable, 1))
+        return __rdtsc();
+#endif
+    return gt_clock_ns();
+}
+const char *gt_clock_start(void);          /* at trace start: decides, reads the start pair */
+uint64_t gt_clock_start_tick(void);
+void gt_clock_refine(void);                /* writer: better rate from a longer baseline */
+uint64_t gt_ticks_to_ns(uint64_t tick);    /* CLOCK_MONOTONIC ns */
+uint64_t gt_tick_span_to_ns(uint64_t ticks);
+
 #endif

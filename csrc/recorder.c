@@ -20,6 +20,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <sys/eventfd.h>
 #include <stdio.h>
@@ -39,7 +40,8 @@
 typedef struct {
     uint32_t gen;      /* trace generation this state belongs to */
     uint32_t tid;
-    uint64_t lock_ns;  /* when this thread entered pthread_mutex_lock(&gil->mutex) */
+    uint64_t lock_tick; /* when this thread entered pthread_mutex_lock(&gil->mutex) (clock.c ticks) */
+    int holding;       /* it holds the GIL: its next lock of the mutex is drop_gil's, not a wait */
     int waiting;       /* blocked in take_gil: a WAIT event was emitted */
     int acquired;      /* took the GIL; ACQUIRE is emitted as take_gil unlocks the mutex */
     uint8_t acquire_flags;
@@ -85,6 +87,7 @@ static struct {
     int terminating;        /* a terminating signal arrived: finalise, then die */
     int finalised;          /* the writer wrote the footer for `terminating` */
     int paused;             /* the writer was stopped around a fork */
+    int resume_pending;     /* ... and comes back at the next GIL transition */
     int leader_gone;        /* the thread-group leader exited with others alive */
     pthread_key_t exit_key; /* its destructor runs as a traced thread exits */
     struct sigaction old_term[2];
@@ -92,6 +95,7 @@ static struct {
     int fd;
     gt_config cfg;
     uint64_t start_ns, stop_ns;
+    uint64_t start_tick;    /* start_ns in clock.c ticks */
     uint64_t switch_start, switch_stop;
     uint64_t events_written, samples_written, chunks_written, write_lost;
     int write_errno;
@@ -108,6 +112,8 @@ enum { STOP_NONE = 0, STOP_FINAL = 1, STOP_PAUSE = 2 };
 
 uint64_t gt_now_ns(void) { return gt_clock_ns(); }
 
+static void resume_from_hook(void);
+
 /* ---------------------------------------------------------------- hooks -- */
 
 static inline thread_state *self(uint32_t gen)
@@ -115,7 +121,8 @@ static inline thread_state *self(uint32_t gen)
     thread_state *t = &t_self;
     if (__builtin_expect(t->gen != gen, 0)) {
         t->gen = gen;
-        t->lock_ns = 0;
+        t->lock_tick = 0;
+        t->holding = 0;
         t->waiting = 0;
         t->acquired = 0;
         t->named = 0;
@@ -168,8 +175,10 @@ void gt_on_mutex_lock(pthread_mutex_t *m)
     if (!gen)
         return;
     /* The wait starts here: time blocked on the mutex counts (how-it-works.md,
-     * "Where a wait begins"). */
-    self(gen)->lock_ns = gt_clock_ns();
+     * "Where a wait begins").  drop_gil locks it too: no stamp needed there. */
+    thread_state *t = self(gen);
+    if (!t->holding)
+        t->lock_tick = gt_ticks();
 }
 
 void gt_on_cond_timedwait_enter(pthread_cond_t *c, unsigned long *saved_switch)
@@ -181,12 +190,14 @@ void gt_on_cond_timedwait_enter(pthread_cond_t *c, unsigned long *saved_switch)
         return;
     thread_state *t = self(gen);
     *saved_switch = *g.gil.switch_number;
+    if (__builtin_expect(__atomic_load_n(&g.resume_pending, __ATOMIC_RELAXED), 0))
+        resume_from_hook();
     if (!t->waiting) {
-        if (!t->lock_ns)          /* took the mutex before the trace started */
-            t->lock_ns = g.start_ns;
+        if (!t->lock_tick)          /* took the mutex before the trace started */
+            t->lock_tick = g.start_tick;
         t->waiting = 1;
         g.waiters++;
-        emit(GT_EV_WAIT, 0, t->lock_ns, g.cfg.locations ? gt_user_location_here() : 0, t->tid, gen);
+        emit(GT_EV_WAIT, 0, t->lock_tick, g.cfg.locations ? gt_user_location_here() : 0, t->tid, gen);
     }
 }
 
@@ -200,7 +211,7 @@ void gt_on_cond_timedwait_exit(pthread_cond_t *c, int rc, unsigned long saved_sw
     /* The interpreter's own rule for raising a drop request. */
     if (rc == ETIMEDOUT && *g.gil.locked && *g.gil.switch_number == saved_switch) {
         g.drop_pending = 1;
-        emit(GT_EV_DROP_REQUEST, 0, gt_clock_ns(), g.holder_tid, t_self.tid, gen);
+        emit(GT_EV_DROP_REQUEST, 0, gt_ticks(), g.holder_tid, t_self.tid, gen);
     }
 }
 
@@ -211,13 +222,16 @@ void gt_on_cond_signal(pthread_cond_t *c)
     uint32_t gen = __atomic_load_n(&g.active, __ATOMIC_RELAXED);
     if (!gen)
         return;
+    if (__builtin_expect(__atomic_load_n(&g.resume_pending, __ATOMIC_RELAXED), 0))
+        resume_from_hook();
     thread_state *t = self(gen);
     if (!t->named)
         record_os_name(t);
     if (c == g.gil.cond) {            /* drop_gil: locked is 0 now */
-        t->lock_ns = 0;
+        t->lock_tick = 0;
+        t->holding = 0;
         g.holder_tid = 0;
-        uint64_t now = gt_clock_ns();
+        uint64_t now = gt_ticks();
         emit(GT_EV_RELEASE, 0, now, g.cfg.locations ? gt_location_here() : 0, t->tid, gen);
         return;
     }
@@ -238,6 +252,7 @@ void gt_on_cond_signal(pthread_cond_t *c)
             g.waiters--;
     }
     t->acquired = 1;
+    t->holding = 1;
     t->acquire_flags = flags;
     g.holder_tid = t->tid;
     g.drop_pending = 0;
@@ -251,15 +266,15 @@ void gt_on_mutex_unlock(pthread_mutex_t *m)
     if (!gen || t_self.gen != gen || !t_self.acquired)
         return;
     thread_state *t = &t_self;
-    uint64_t now = gt_clock_ns();
+    uint64_t now = gt_ticks();
     uint8_t flags = t->acquire_flags;
-    uint64_t began = t->lock_ns;
+    uint64_t began = t->lock_tick;
     if (!began) {                     /* the take began before the trace */
-        began = g.start_ns;
+        began = g.start_tick;
         flags |= GT_FLAG_WAIT_UNKNOWN;
     }
     t->acquired = 0;
-    t->lock_ns = 0;
+    t->lock_tick = 0;
     emit(GT_EV_ACQUIRE, flags, now, now > began ? now - began : 0, t->tid, gen);
 }
 
@@ -362,6 +377,9 @@ static void drain_events(void)
             if (e.reserved != (uint16_t)g.gen)
                 continue;
             e.reserved = 0;
+            e.time_ns = gt_ticks_to_ns(e.time_ns);  /* ticks in the ring, ns in the file */
+            if (e.kind == GT_EV_ACQUIRE)
+                e.arg = gt_tick_span_to_ns(e.arg);
             out[n++] = e;
         }
         __atomic_store_n(&g.head, head, __ATOMIC_RELEASE);
@@ -518,6 +536,7 @@ static void deactivate(int lock_gil)
 
 static void drain_all(void)
 {
+    gt_clock_refine();
     drain_locations();  /* before the events that refer to them */
     drain_os_names();
     drain_events();
@@ -525,13 +544,18 @@ static void drain_all(void)
 }
 
 /* Each wake-up of a sleeping thread costs ~15 us of CPU in these VMs, so a
- * 1 ms sampler costs ~1.6 % of a core however little it does.  Samples only
- * tell something the events don't while a thread is waiting for the GIL (who
- * holds it now; a holder that won't let go), so after IDLE_WAKES wakes with
- * nobody waiting and no new event the sampler backs off to IDLE_FACTOR
- * periods, and returns to full rate as soon as anyone waits. */
+ * thread waking every 1 ms costs ~1.6 % of a core however little it does,
+ * taken from the program's own threads when they keep the CPUs busy.  The
+ * events already say who holds the GIL at every instant; a sample adds only
+ * what they cannot say yet: that a holder has kept the GIL past the switch
+ * interval while someone waits (C code that never checks for drop requests).
+ * So the writer polls every POLL_NS, records samples at the configured period
+ * only while the holder is stuck like that, and polls every IDLE_POLL_NS
+ * after IDLE_WAKES polls with nobody waiting and no new event
+ * (how-it-works.md, "The sampler"). */
+#define POLL_NS 20000000ull
+#define IDLE_POLL_NS 100000000ull
 #define IDLE_WAKES 10
-#define IDLE_FACTOR 10
 
 static void *writer_main(void *arg)
 {
@@ -539,29 +563,37 @@ static void *writer_main(void *arg)
     const uint64_t sample_period = g.cfg.sample_period_ns;
     const uint64_t flush_period = g.cfg.flush_period_ns;
     uint64_t now = gt_clock_ns();
-    uint64_t next_sample = now + sample_period, next_flush = now + flush_period;
-    uint64_t last_tail = 0;
+    uint64_t next_poll = now + POLL_NS, next_flush = now + flush_period;
+    uint64_t last_tail = 0, last_switch = *g.gil.switch_number, switch_seen = now;
     int idle_wakes = 0;
 
     while (!__atomic_load_n(&g.stop_requested, __ATOMIC_ACQUIRE) && !__atomic_load_n(&g.terminating, __ATOMIC_ACQUIRE)) {
         uint64_t wake = next_flush;
-        if (sample_period && next_sample < wake)
-            wake = next_sample;
+        if (sample_period && next_poll < wake)
+            wake = next_poll;
         sleep_until(wake);
         if (__atomic_load_n(&g.stop_requested, __ATOMIC_ACQUIRE) || __atomic_load_n(&g.terminating, __ATOMIC_ACQUIRE))
             break;
 
         now = gt_clock_ns();
         uint64_t tail = __atomic_load_n(&g.tail, __ATOMIC_ACQUIRE);
-        if (sample_period && now >= next_sample) {
-            gt_sample *s = &g.samples[g.nsamples++];
-            read_sample(s, now);
-            int idle = !s->waiters && tail == last_tail;
+        if (sample_period && now >= next_poll) {
+            gt_sample s;
+            read_sample(&s, now);
+            if (s.switch_number != last_switch) {
+                last_switch = s.switch_number;
+                switch_seen = now;
+            }
+            uint64_t interval_ns = (uint64_t)*g.gil.interval_us * 1000;
+            int stuck = s.waiters && s.locked && now - switch_seen >= interval_ns;
+            if (stuck)
+                g.samples[g.nsamples++] = s;
+            int idle = !s.waiters && tail == last_tail;
             idle_wakes = idle ? idle_wakes + 1 : 0;
-            uint64_t period = idle_wakes >= IDLE_WAKES ? IDLE_FACTOR * sample_period : sample_period;
-            next_sample += period;
-            if (next_sample <= now)   /* woke late: don't burst to catch up */
-                next_sample = now + period;
+            uint64_t period = stuck ? sample_period : idle_wakes >= IDLE_WAKES ? IDLE_POLL_NS : POLL_NS;
+            if (!stuck && period < sample_period)
+                period = sample_period;
+            next_poll = now + period;
         }
         last_tail = tail;
         if (now >= next_flush || tail - g.head > (g.mask + 1) / 4 || g.nsamples == SAMPLES_MAX) {
@@ -688,7 +720,7 @@ static void stop_locked(gt_stats *out, const char *ended_by)
     gt_hooks_uninstall();
     remove_terminate_handlers();
     if (g.paused)
-        g.paused = 0;  /* no writer thread to join: drain below */
+        g.paused = g.resume_pending = 0;  /* no writer thread to join: drain below */
     else
         join_writer(STOP_FINAL);
     drain_all();
@@ -734,41 +766,55 @@ static void on_thread_exit(void *unused)
  * fork(), while the forking thread keeps the GIL: releasing it there would
  * let other threads run in the middle of os.fork() (e.g. start finalising,
  * which the child would inherit).  3.12 counts the threads after fork()
- * returns, so for os.fork() the writer comes back from Python's
- * after-fork hook (gt_resume_writer); for forks made in C (subprocess), at
- * once. */
+ * returns, 3.13 even after the after-fork hooks, so for os.fork() the writer
+ * comes back with the parent's next GIL transition (resume_pending, checked
+ * by the hooks); for forks made in C (subprocess), at once. */
 int gt_fork_from_python;
 
-int gt_resume_writer(void)
+static void resume_writer_locked(void)
 {
-    int rc = 0;
-    pthread_mutex_lock(&g.control);
     if (g.paused) {
         g.paused = 0;
-        rc = start_writer();
-        if (rc != 0 && !g.write_errno)  /* no thread: the ring fills and counts what it loses */
+        if (start_writer() != 0 && !g.write_errno)  /* no thread: the ring fills and counts what it loses */
             g.write_errno = EAGAIN;
     }
+}
+
+/* From a hook (the GIL's mutex held): never wait for `control`, whose holder
+ * may be waiting for the GIL's mutex (gt_stop); the next transition retries. */
+static void resume_from_hook(void)
+{
+    if (pthread_mutex_trylock(&g.control) != 0)
+        return;
+    if (g.resume_pending) {
+        __atomic_store_n(&g.resume_pending, 0, __ATOMIC_RELAXED);
+        resume_writer_locked();
+    }
     pthread_mutex_unlock(&g.control);
-    return rc;
 }
 
 static void atfork_prepare(void)
 {
     pthread_mutex_lock(&g.control);  /* no start or stop while fork copies this state */
     if (g.running && !__atomic_load_n(&g.terminating, __ATOMIC_ACQUIRE)) {
+        int zombie, before = process_threads(&zombie);
         join_writer(STOP_PAUSE);
         g.paused = 1;
+        /* pthread_join returns when the kernel clears the thread's tid, a
+         * moment before it stops counting the thread: wait for that too. */
+        for (int i = 0; before > 0 && i < 2000 && process_threads(&zombie) >= before; i++)
+            sched_yield();
     }
 }
 
 static void atfork_parent(void)
 {
-    int from_python = gt_fork_from_python;
+    if (gt_fork_from_python && g.paused)
+        __atomic_store_n(&g.resume_pending, 1, __ATOMIC_RELAXED);
+    else
+        resume_writer_locked();
     gt_fork_from_python = 0;
     pthread_mutex_unlock(&g.control);
-    if (!from_python)
-        gt_resume_writer();
 }
 
 /* In a forked child only the forking thread survives: the writer thread is
@@ -778,6 +824,7 @@ static void atfork_child(void)
     t_self.tid = 0;
     t_self.gen = 0;
     g.paused = 0;
+    g.resume_pending = 0;
     gt_fork_from_python = 0;
     g.leader_gone = 0;
     if (g.running) {
@@ -880,7 +927,9 @@ int gt_start(const gt_config *cfg, char *err, size_t errlen)
     g.holder_tid = 0;
     g.drop_pending = 0;
     g.waiters = 0;
-    g.start_ns = gt_clock_ns();
+    gt_clock_start();
+    g.start_tick = gt_clock_start_tick();
+    g.start_ns = gt_ticks_to_ns(g.start_tick);
     g.stop_ns = 0;
     __atomic_store_n(&g.active, gen, __ATOMIC_SEQ_CST);
     pthread_mutex_unlock(g.gil.mutex);

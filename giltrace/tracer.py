@@ -24,7 +24,7 @@ from ._binding import in_main_interpreter, native
 from .errors import GiltraceError, TraceRunning, UnsupportedInterpreter
 
 DEFAULT_BUFFER_EVENTS = 1 << 19
-DEFAULT_SAMPLE_PERIOD_MS = 1.0
+DEFAULT_SAMPLE_PERIOD_MS = 5.0  # while a holder is stuck (csrc/recorder.c, "The sampler")
 DEFAULT_FLUSH_PERIOD_MS = 100.0
 
 _lock = _thread.allocate_lock()
@@ -426,16 +426,11 @@ def _before_fork() -> None:
     # The writer thread steps aside while os.fork() runs (C pauses it inside
     # fork()), so that a program with one thread of its own is still
     # single-threaded there: 3.12+ warns about forking multi-threaded
-    # processes after fork() returns.  This plain store (no call, so the GIL
-    # is not released in the middle of os.fork()) tells C to wait for
-    # _after_fork_in_parent before bringing it back.
+    # processes after fork() returns (3.13: after the after-fork hooks too).
+    # This plain store (no call, so the GIL is not released in the middle of
+    # os.fork()) tells C to bring it back at the next GIL transition.
     if _active is not None:
         native()[1].gt_fork_from_python = 1
-
-
-def _after_fork_in_parent() -> None:
-    if _active is not None:
-        native()[1].gt_resume_writer()
 
 
 def _after_fork_in_child() -> None:
@@ -464,7 +459,7 @@ def _install_process_hooks() -> None:
     global _process_hooks_installed
     if not _process_hooks_installed:
         atexit.register(_at_exit)
-        os.register_at_fork(before=_before_fork, after_in_parent=_after_fork_in_parent, after_in_child=_after_fork_in_child)
+        os.register_at_fork(before=_before_fork, after_in_child=_after_fork_in_child)
         _process_hooks_installed = True
 
 

@@ -28,7 +28,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--subprocesses", action="store_true",
                    help="also trace child processes (multiprocessing fork/spawn/forkserver, ProcessPoolExecutor, "
                         "any python started with this environment): one file each, FILE with .<pid> before the extension")
-    p.add_argument("--sample-period-ms", type=float, default=1.0, help="GIL sampler period (0 disables; default 1)")
+    p.add_argument("--sample-period-ms", type=float, default=5.0,
+                   help="period of GIL samples while a holder keeps the GIL past the switch interval (0 disables; default 5)")
     p.add_argument("--buffer-events", type=int, default=1 << 19, help="event ring capacity (default 524288)")
     p.add_argument("--no-locations", action="store_true", help="don't record code locations (saves ~6 ns per GIL release)")
     p.add_argument("argv", nargs=argparse.REMAINDER, metavar="script.py [args...]", help="the program and its arguments")
