@@ -273,9 +273,10 @@ def _sync_share(trace, spans: pd.DataFrame) -> pd.Series:
     waits = spans[(spans["state"] == "wait") & spans["contended"]]
     if waits.empty:
         return pd.Series(dtype=float)
-    rel = released_at(spans).reindex(waits.index).fillna(0).astype(np.int64)
-    files = trace.locations["file"] if len(trace.locations) else pd.Series(dtype=object)
-    is_sync = rel.map(lambda loc: bool(SYNC_FILES.search(str(files.get(loc, ""))))).to_numpy(bool)
+    rel = released_at(spans).reindex(waits.index).fillna(0).astype(np.int64).to_numpy()
+    files = trace._raw.locations
+    uniq, inverse = np.unique(rel, return_inverse=True)  # one regex per location, not per wait
+    is_sync = np.array([bool(SYNC_FILES.search(str(files.get(int(u), ("",))[0]))) for u in uniq], bool)[inverse]
     d = waits["duration_ns"].to_numpy().astype(float)
     tot = pd.Series(d, index=waits.index).groupby(waits["tid"]).sum()
     syn = pd.Series(np.where(is_sync, d, 0.0), index=waits.index).groupby(waits["tid"]).sum()
@@ -391,8 +392,12 @@ def _waiting_at(trace, spans: pd.DataFrame, tids: Sequence[int], locs: _Location
     if total <= 0:
         return []
     rel = released_at(spans).reindex(waits.index).fillna(0).astype(np.int64)
+    # one label per distinct (wait location, release location): traces hold millions of waits
+    pairs = pd.DataFrame({"loc": waits["location"].to_numpy(), "rel": rel.to_numpy(), "ns": waits["duration_ns"].to_numpy(),
+                          "contended": waits["contended"].to_numpy()})
+    pairs = pairs.groupby(["loc", "rel"], as_index=False).agg(ns=("ns", "sum"), contended=("contended", "sum"))
     labels, locations, functions, vias = [], [], [], []
-    for loc, r in zip(waits["location"].to_numpy(), rel.to_numpy()):
+    for loc, r in zip(pairs["loc"].to_numpy(), pairs["rel"].to_numpy()):
         location, function, label, _ = locs.get(loc)
         via = None
         if function == "<module>" and r and r != loc:
@@ -404,7 +409,7 @@ def _waiting_at(trace, spans: pd.DataFrame, tids: Sequence[int], locs: _Location
         functions.append(function)
         vias.append(via)
     df = pd.DataFrame({"label": labels, "location": locations, "function": functions, "via": vias,
-                       "ns": waits["duration_ns"].to_numpy(), "contended": waits["contended"].to_numpy()})
+                       "ns": pairs["ns"].to_numpy(), "contended": pairs["contended"].to_numpy()})
     out = []
     for label, g in df.groupby("label"):
         ns = float(g["ns"].sum())
@@ -562,11 +567,11 @@ def diagnose_window(trace, lat: pd.DataFrame, locs: _Locations, whole: bool, epi
                 f = Finding("convoy", True, tnames, group, window, wait_s, summary, culprits, at, [], facts, tids, episode)
                 f.advice = _convoy_advice(f, lat, c_holders, si, p50)
                 findings.append(f)
-            elif waits and (rows["wait_vs_gil_time"].max() >= IDLE_REPORT_WAIT_VS_GIL) and wall_share < CONVOY_MIN_WALL_SHARE or \
-                    (waits and sync >= SYNC_MAX_SHARE and wall_share >= CONVOY_MIN_WALL_SHARE / 2):
-                why = ("mostly on waking from a wait on other threads (join, Condition/Event wait, futures): %.0f%% of it" % (100 * sync)
+            elif waits and ((rows["wait_vs_gil_time"].max() >= IDLE_REPORT_WAIT_VS_GIL and wall_share < CONVOY_MIN_WALL_SHARE)
+                            or sync >= SYNC_MAX_SHARE):
+                why = ("%.0f%% of it on waking from a wait on other threads (join, Condition/Event wait, futures)" % (100 * sync)
                        if sync >= SYNC_MAX_SHARE else "%.1f waits/s, %.1f%% of %s time" % (per_s, 100 * wall_share, their))
-                summary = ("%s waited for the GIL %d times (%.3f s%s), %s: not a problem, although the waiting is %.0f%% of %s "
+                summary = ("%s waited for the GIL %d times (%.3f s%s), %s. Not a problem, although the waiting is %.0f%% of %s "
                            "little time with the GIL." % (who, waits, wait_s, wtext, why, 100 * facts["wait_share_of_gil_time"], their))
                 findings.append(Finding("idle", False, tnames, group, window, wait_s, summary, [], [], [], facts, tids, episode))
         elif group is not None and len(tids) >= 2 and waits >= CONVOY_MIN_WAITS and facts["wait_share_of_gil_time"] >= POOL_MIN_WAIT_SHARE:
