@@ -220,6 +220,13 @@ def plot_timeline(trace, ax=None, *, start_s: Optional[float] = None, end_s: Opt
         ax.add_collection(PolyCollection(verts, facecolors=colors, edgecolors="none"))
     ax.add_patch(plt.Rectangle((x(window.start_ns), strip_y - 0.35), span_ns / scale, 0.7, fill=False, edgecolor="#666666", linewidth=0.5))
 
+    # Episodes of abnormal waiting (episodes.py) as light bands behind the lanes.
+    for i, ep in enumerate(trace.episodes() if hasattr(trace, "episodes") else []):
+        a, b = max(ep.start_ns, window.start_ns), min(ep.end_ns, window.end_ns)
+        if a < b:
+            ax.axvspan(x(a), x(b), ymin=0, ymax=1, color="#F0E442", alpha=0.18, zorder=0, linewidth=0)
+            ax.text(x(a), 0.35, " episode %d" % (i + 1), fontsize=8, color="#8C6D31", va="bottom")
+
     ev = trace.events
     drops = ev[(ev["kind"] == "drop_request") & (ev["time_ns"] >= window.start_ns) & (ev["time_ns"] <= window.end_ns) & ev["tid"].isin(tids)]
     if len(drops):

@@ -259,3 +259,27 @@ def test_a_pool_taking_turns_is_serialised(tmp_path):
     assert f.culprits[0].location == "work.py:5" and f.culprits[0].share > 0.95
     assert f.evidence["wait_share_of_gil_time"] == pytest.approx(2 / 3, abs=0.05)  # (N-1)/N for N = 3
     assert "setswitchinterval" not in " ".join(f.advice) and "ProcessPoolExecutor" in " ".join(f.advice)
+
+
+def test_cli_summary_json_window_and_bad_input(storm, capsys, tmp_path):
+    import json
+
+    from giltrace.cli import main
+
+    assert main(["summary", storm.path, "--format", "json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert [f["kind"] for f in out["findings"] if f["problem"]] == ["convoy"] and len(out["episodes"]) == 1
+    assert main(["summary", storm.path, "--format", "json", "--start", "0", "--end", "1.5"]) == 0
+    calm = json.loads(capsys.readouterr().out)
+    assert calm["window_s"] == [0.0, 1.5] and not [f for f in calm["findings"] if f["problem"]]
+    assert main(["summary", storm.path, "--start", "3", "--end", "4"]) == 0
+    text = capsys.readouterr().out
+    assert "window    3.000-4.000 s" in text and "happened while render (app.py:12) ran in 4 threads of Thread-* (handle)" in text
+    for bad in (["--start", "9", "--end", "10"], ["--start", "-1"], ["--start", "4", "--end", "3"]):
+        assert main(["summary", storm.path] + bad) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("giltrace: error: ") and err.count("\n") == 1
+    html = str(tmp_path / "r.html")
+    assert main(["report", storm.path, "-o", html, "--start", "1", "--end", "6"]) == 0
+    page = open(html).read()
+    assert "Window 1.000–6.000 s" in page and "Episodes" in page and "render (app.py:12)" in page

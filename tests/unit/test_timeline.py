@@ -86,3 +86,24 @@ def test_plot_returns_figure_with_one_collection_per_state(trace):
     # 3 holds, 2 waits (thread 7's zero-length take is not drawn), 1 released
     assert sum(len(p.get_paths()) for p in polys[:3]) == 6
     assert [t.get_text() for t in ax.get_yticklabels()][-1] == "GIL held by"
+
+
+def test_default_window_lands_on_the_worst_episode(tmp_path):
+    from .test_diagnosis import HANDLERS, IO, storm_rows, write
+
+    rows, t = storm_rows()  # calm, a storm from 2 s to 5 s, calm until 8 s
+    threads = [{"tid": IO, "name": "io"}] + [{"tid": h, "name": "Thread-%d (handle)" % h} for h in HANDLERS]
+    tr = write(tmp_path / "storm.gtr", rows, t + 1_000_000, threads, {1: ("io.py", "reader", 7), 2: ("app.py", "render", 12)})
+    w = timeline.choose_window(tr, None, None)
+    assert "episode 1 of 1" in w.reason
+    assert (w.start_ns - tr.start_ns) / 1e9 == pytest.approx(2.0, abs=0.06)
+    assert (w.end_ns - tr.start_ns) / 1e9 == pytest.approx(5.0, abs=0.06)
+    import matplotlib
+
+    matplotlib.use("Agg")
+    fig, ax = timeline.plot_timeline(tr, width_px=400)
+    assert "episode" in ax.get_title()
+    # a window of the trace keeps the whole recording's clock on its axis
+    fig, ax = timeline.plot_timeline(tr.window(3.0, 3.5), width_px=400)
+    lo, hi = ax.get_xlim()
+    assert lo == pytest.approx(3000, abs=1) and hi == pytest.approx(3500, abs=1)  # ms since the recording's start
