@@ -46,7 +46,10 @@ def run(args: argparse.Namespace) -> int:
         whole = load(args.trace)
     trace = windowed(whole, args.start, args.end)
     if args.format == "json":
-        out = trace.diagnose().to_dict() if len(trace.events) else {"schema": None, "findings": [], "episodes": [], "threads": []}
+        from ..diagnosis import SCHEMA
+
+        out = trace.diagnose().to_dict() if len(trace.events) else {"schema": SCHEMA, "trace": trace.path, "findings": [], "episodes": [],
+                                                                     "threads": [], "window_s": list(trace.window_s)}
         out["complete"] = bool(whole.meta.get("complete", True))
         print(json.dumps(out, indent=2))
         return 0
