@@ -37,11 +37,15 @@ from .groups import thread_groups
 CPU_MIN_FORCED_SHARE = 0.5
 CPU_MIN_HOLD_SHARE = 0.5
 # convoy: I/O threads (a group counts as one) waiting at least this share of
-# their wall time, over enough waits, each a sizeable part of a switch interval.
-CONVOY_MIN_WALL_SHARE = 0.2
+# their time -- not counting the time they sat parked waiting for work (a
+# server's worker on its task queue) -- over enough waits, each a sizeable
+# part of a switch interval.
+CONVOY_MIN_BUSY_SHARE = 0.2
 CONVOY_MIN_WAITS = 5
 CONVOY_MIN_WAITS_PER_S = 5.0  # over the diagnosed window
-CONVOY_MIN_P50 = 0.2  # of the switch interval
+# The mean, not the median: a server thread whose waits are half quick
+# hand-offs and half whole switch intervals is convoyed all the same.
+CONVOY_MIN_MEAN_WAIT = 0.2  # of the switch interval
 # Waiting that follows a block on another thread (join, Condition/Event wait,
 # futures, queues) is a coordinator waking up, not a starving thread.
 SYNC_MAX_SHARE = 0.8
@@ -207,7 +211,25 @@ def thread_latency(trace) -> pd.DataFrame:
     cpu = (out["forced_share"] >= CPU_MIN_FORCED_SHARE) | (out["hold_s"] >= CPU_MIN_HOLD_SHARE * out["active_s"].where(out["active_s"] > 0, np.inf))
     out["role"] = np.where(cpu, "cpu", "io")
     out["sync_share"] = _sync_share(trace, spans).reindex(out.index).fillna(0.0)
+    out["parked_s"] = _parked(trace, spans).reindex(out.index).fillna(0.0)
     return out
+
+
+def _parked(trace, spans: pd.DataFrame) -> pd.Series:
+    """Per thread, seconds spent without the GIL after letting it go inside a
+    block on other threads (threading, queue, concurrent.futures): parked
+    waiting for work, not doing any."""
+    s = spans.sort_values(["tid", "start_ns"], kind="stable")
+    nxt_start = s.groupby("tid")["start_ns"].shift(-1)
+    nxt_state = s.groupby("tid")["state"].shift(-1)
+    gaps = s[(s["state"] == "hold") & (nxt_state == "wait")]
+    if gaps.empty:
+        return pd.Series(dtype=float)
+    files = trace._raw.locations
+    uniq, inverse = np.unique(gaps["location"].to_numpy(), return_inverse=True)
+    sync = np.array([bool(SYNC_FILES.search(str(files.get(int(u), ("",))[0]))) for u in uniq], bool)[inverse]
+    gap = (nxt_start[gaps.index] - gaps["end_ns"]).clip(lower=0).to_numpy() / 1e9
+    return pd.Series(np.where(sync, gap, 0.0), index=gaps.index).groupby(gaps["tid"]).sum()
 
 
 def group_table(trace, lat: pd.DataFrame) -> pd.DataFrame:
@@ -539,38 +561,42 @@ def diagnose_window(trace, lat: pd.DataFrame, locs: _Locations, whole: bool, epi
         wait_s = float(rows["wait_s"].sum())
         hold_s = float(rows["hold_s"].sum())
         life = float(rows["active_s"].sum())
-        wall_share = wait_s / life if life > 0 else 0.0
+        parked = float(rows["parked_s"].sum())
+        busy_share = wait_s / (life - parked) if life - parked > 0 else 0.0  # of the time not parked waiting for work
         mine = contended[contended["tid"].isin(tids)]["wait_ns"]
         p50 = float(mine.median()) / 1e6 if len(mine) else 0.0
+        mean = float(mine.mean()) / 1e6 if len(mine) else 0.0
         p99 = float(mine.quantile(0.99)) / 1e6 if len(mine) else 0.0
         sync = float((rows["sync_share"] * rows["wait_s"]).sum() / wait_s) if wait_s > 0 else 0.0
         per_s = waits / span_s
         who = _who(tnames, group)
         their = "their" if len(tids) > 1 else "its"
-        facts = {"waits": waits, "waits_per_s": round(per_s, 2), "wait_share_of_wall": round(wall_share, 4),
+        facts = {"waits": waits, "waits_per_s": round(per_s, 2), "wait_share_of_wall": round(wait_s / life if life > 0 else 0.0, 4),
+                 "wait_share_of_busy": round(busy_share, 4), "parked_s": round(parked, 6),
                  "wait_share_of_gil_time": round(wait_s / (wait_s + hold_s), 4) if wait_s + hold_s > 0 else 0.0,
-                 "wait_p50_ms": round(p50, 4), "wait_p99_ms": round(p99, 4), "switch_interval_ms": 1e3 * si,
+                 "wait_p50_ms": round(p50, 4), "wait_mean_ms": round(mean, 4), "wait_p99_ms": round(p99, 4), "switch_interval_ms": 1e3 * si,
                  "after_sync_share": round(sync, 4), "hold_s": round(hold_s, 6), "threads": len(tids)}
         if role == "io":
-            convoy = (waits >= CONVOY_MIN_WAITS and per_s >= CONVOY_MIN_WAITS_PER_S and wall_share >= CONVOY_MIN_WALL_SHARE
-                      and p50 >= CONVOY_MIN_P50 * 1e3 * si and sync < SYNC_MAX_SHARE)
+            convoy = (waits >= CONVOY_MIN_WAITS and per_s >= CONVOY_MIN_WAITS_PER_S and busy_share >= CONVOY_MIN_BUSY_SHARE
+                      and mean >= CONVOY_MIN_MEAN_WAIT * 1e3 * si and sync < SYNC_MAX_SHARE)
             if convoy:
                 per, total = blame_by_code(spans, tids)
                 culprits = _culprits(per, total, names, groups, locs)
                 at = _waiting_at(trace, spans, tids, locs)
                 after = " (%.0f%% of the waiting after %s)" % (100 * at[0]["share"], at[0]["label"]) if at and at[0]["location"] != "?" else ""
-                summary = ("%s waited %.2f s for the GIL%s, %.0f%% of %s time: %d waits, a median %.2f ms (p99 %.2f ms) each, %.1fx the "
-                           "%.1f ms switch interval, to take it back after letting it go%s."
-                           % (who, wait_s, wtext, 100 * wall_share, their, waits, p50, p99, p50 / (1e3 * si), 1e3 * si, after))
+                summary = ("%s waited %.2f s for the GIL%s, %.0f%% of %s time: %d waits, a median %.2f ms (mean %.2f, p99 %.2f ms) each, "
+                           "%.1fx the %.1f ms switch interval, to take it back after letting it go%s."
+                           % (who, wait_s, wtext, 100 * busy_share, their, waits, p50, mean, p99, p50 / (1e3 * si), 1e3 * si, after))
+                if parked >= 0.01 * life:
+                    summary = summary.replace(" of %s time:" % their, " of %s time not parked waiting for work (%.2f s parked):" % (their, parked), 1)
                 if culprits:
                     summary += " " + culprit_sentence("their" if len(tids) > 1 else names[tids[0]] + "'s", culprits[0]) + "."
                 f = Finding("convoy", True, tnames, group, window, wait_s, summary, culprits, at, [], facts, tids, episode)
                 f.advice = _convoy_advice(f, lat, c_holders, si, p50)
                 findings.append(f)
-            elif waits and ((rows["wait_vs_gil_time"].max() >= IDLE_REPORT_WAIT_VS_GIL and wall_share < CONVOY_MIN_WALL_SHARE)
-                            or sync >= SYNC_MAX_SHARE):
+            elif waits and (rows["wait_vs_gil_time"].max() >= IDLE_REPORT_WAIT_VS_GIL or sync >= SYNC_MAX_SHARE):
                 why = ("%.0f%% of it on waking from a wait on other threads (join, Condition/Event wait, futures)" % (100 * sync)
-                       if sync >= SYNC_MAX_SHARE else "%.1f waits/s, %.1f%% of %s time" % (per_s, 100 * wall_share, their))
+                       if sync >= SYNC_MAX_SHARE else "%.1f waits/s, %.1f%% of %s wall time" % (per_s, 100 * facts["wait_share_of_wall"], their))
                 summary = ("%s waited for the GIL %d times (%.3f s%s), %s. Not a problem, although the waiting is %.0f%% of %s "
                            "little time with the GIL." % (who, waits, wait_s, wtext, why, 100 * facts["wait_share_of_gil_time"], their))
                 findings.append(Finding("idle", False, tnames, group, window, wait_s, summary, [], [], [], facts, tids, episode))
@@ -637,8 +663,8 @@ def _convoy_advice(f: Finding, lat: pd.DataFrame, c_holders: Dict[int, pd.DataFr
                    "that releases the GIL, so %s stop%s waiting behind it." % (top.function, where, _who(f.threads, f.group),
                                                                                 "" if len(f.threads) > 1 else "s"))
     if p50_ms >= 0.5 * 1e3 * si and si > 0.0011:
-        out.append("Lower the switch interval to bound each forced hand-off: sys.setswitchinterval(0.001) would cut the median %.2f ms "
-                   "wait to about 1 ms (now %.1f ms), at the cost of more switches for the CPU-bound threads." % (p50_ms, 1e3 * si))
+        out.append("Lower the switch interval: sys.setswitchinterval(0.001) bounds each forced hand-off at about 1 ms instead of "
+                   "%.1f ms (the median wait is %.2f ms now), at the cost of more switches for the CPU-bound threads." % (1e3 * si, p50_ms))
     elif si <= 0.0011 and cpu_holders:
         out.append("The switch interval is already %.1f ms: the remaining waiting is the CPU-bound threads' turn on the GIL; only moving "
                    "their work out of the process removes it." % (1e3 * si))
