@@ -110,6 +110,13 @@ const char *gt_clock_start(void)
 
 uint64_t gt_clock_start_tick(void) { return clk.ref_tick; }
 
+int gt_clock_is_tsc(void)
+{
+    if (!clk.decided)  /* decide without starting anything */
+        gt_clock_start();
+    return gt_tsc_usable;
+}
+
 /* Writer side, before each drain: the rate between the start pair and a
  * pair read now.  Every event drained then lies between the two pairs, so
  * its converted time errs by at most the pairs' own jitter (~tens of ns),

@@ -28,6 +28,11 @@
 #define GT_ERR_UNSUPPORTED -2  /* this interpreter's GIL cannot be found or hooked */
 #define GT_ERR_RUNNING -3      /* a trace is already running in this process */
 
+/* Chunks: u32 magic | u16 kind | u16 0 | u32 count | u32 payload_len | u32 crc32 | payload
+   (giltrace/layout.py declares the same for Python; a test compares them). */
+#define GT_CHUNK_MAGIC 0x4B4E4843    /* "CHNK" read as a little-endian u32 */
+#define GT_CHUNK_HEADER_SIZE 20
+
 /* Chunk kinds written by C (Python writes the header, START and THREADS, and the
    FOOTER unless the process ends without running Python: then C writes it). */
 #define GT_CHUNK_EVENTS 1
@@ -102,6 +107,7 @@ int gt_gil_info(uint64_t *switch_number, uint64_t *interval_us, int *locked);
 int gt_hook_target(char *buf, size_t n);
 int gt_got_entries(gt_got_entry *out, int n);
 uint64_t gt_now_ns(void);
+int gt_clock_is_tsc(void);  /* event time stamps come from the TSC (else clock_gettime) */
 uint32_t gt_crc32(uint32_t crc, const unsigned char *buf, size_t len);
 
 /* Test-only helpers: deterministic GIL behaviour from C. */

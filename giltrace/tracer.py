@@ -281,6 +281,7 @@ class Tracer:
             "switch_number_start": int(st.switch_number_start),
             "buffer_events": int(st.buffer_events),
             "hooked_object": ffi.string(target).decode(errors="replace"),
+            "timestamps": "tsc" if lib.gt_clock_is_tsc() else "clock_gettime",
         }
 
     def _footer(self) -> "dict[str, object]":

@@ -14,7 +14,10 @@ HELP = "export a trace as Chrome/Perfetto JSON or as CSV intervals"
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("trace", help="a .gtr file")
-    p.add_argument("--format", choices=["chrome", "csv"], default="chrome", help="chrome (Trace Event JSON, default) or csv")
+    from ..render.export import EXPORTERS
+
+    p.add_argument("--format", choices=list(EXPORTERS), default="chrome",
+                   help="; ".join("%s: %s" % (e.name, e.help) for e in EXPORTERS.values()) + " (default: chrome)")
     p.add_argument("-o", "--output", metavar="FILE", help="output file (default: TRACE.json / TRACE.csv)")
     p.add_argument("--clock", choices=["monotonic", "epoch"], default="monotonic",
                    help="chrome timestamps: CLOCK_MONOTONIC us (default, as VizTracer on Linux) or Unix-epoch us")
@@ -23,7 +26,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    ext = ".json" if args.format == "chrome" else ".csv"
+    from ..render.export import EXPORTERS
+
+    exporter = EXPORTERS[args.format]
+    ext = exporter.extension
     output = args.output or os.path.splitext(args.trace)[0] + ext
     out_dir = os.path.dirname(os.path.abspath(output))
     if not os.path.isdir(out_dir):
@@ -50,18 +56,7 @@ def run(args: argparse.Namespace) -> int:
     tmp = "%s.%d.tmp" % (output, os.getpid())
     try:
         with open(tmp, "wb") as f:
-            if args.format == "csv":
-                from ..render.csv import write_intervals_csv
-
-                n = write_intervals_csv(trace, f)
-            elif other is not None:
-                from ..render.chrome import write_merged
-
-                n = write_merged(other, trace, f)
-            else:
-                from ..render.chrome import write_chrome
-
-                n = write_chrome(trace, f, clock=args.clock)
+            n = exporter.write(trace, f, clock=args.clock, merge=other)
         os.replace(tmp, output)
     except BaseException as exc:
         try:
@@ -71,5 +66,5 @@ def run(args: argparse.Namespace) -> int:
         if isinstance(exc, OSError):
             raise UsageError("cannot write %s: %s" % (output, exc.strerror or exc)) from None
         raise
-    print("wrote %s (%d %s)" % (output, n, "trace events" if args.format == "chrome" else "intervals"))
+    print("wrote %s (%d %s)" % (output, n, exporter.records))
     return 0

@@ -1,0 +1,216 @@
+/* events.c -- the hooks' side: turns the GIL's pthread calls into events.
+ *
+ * Why the ring needs no atomic read-modify-write: every event is emitted
+ * from a hook that runs with the GIL's own mutex held (take_gil holds it from
+ * its first lock to its last unlock; drop_gil signals under it; a
+ * pthread_cond_timedwait returns with it).  Producers are therefore
+ * serialised by the interpreter itself, and start/stop flip the `active`
+ * flag under the same mutex, so no event straddles a start or a stop.  The
+ * only concurrency is one producer at a time against the one writer thread:
+ * a single-producer/single-consumer ring with acquire/release indices
+ * (recorder.h).
+ *
+ * Hook-side rules: no Python API, no allocation, no locks of our own, no
+ * syscalls except one gettid and one prctl per thread per trace; time stamps
+ * from clock.c (the TSC or the vDSO clock).
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include <errno.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "recorder.h"
+
+typedef struct {
+    uint32_t gen;      /* trace generation this state belongs to */
+    uint32_t tid;
+    uint64_t lock_tick; /* when this thread entered pthread_mutex_lock(&gil->mutex) (clock.c ticks) */
+    int holding;       /* it holds the GIL: its next lock of the mutex is drop_gil's, not a wait */
+    int waiting;       /* blocked in take_gil: a WAIT event was emitted */
+    int acquired;      /* took the GIL; ACQUIRE is emitted as take_gil unlocks the mutex */
+    uint8_t acquire_flags;
+    int named;         /* its OS name is recorded for this trace */
+} thread_state;
+
+gt_os_name gt_os_names[GT_OS_NAMES_MAX];
+uint32_t gt_os_names_published;
+
+static GT_TLS thread_state t_self;
+
+void gt_forget_this_thread(void)  /* in a forked child: the tid changed */
+{
+    t_self.tid = 0;
+    t_self.gen = 0;
+}
+
+void gt_mark_this_thread(void)  /* the thread that starts a trace: see control.c, on_thread_exit */
+{
+    pthread_setspecific(gt_rec.exit_key, (void *)1);
+}
+
+static inline thread_state *self(uint32_t gen)
+{
+    thread_state *t = &t_self;
+    if (__builtin_expect(t->gen != gen, 0)) {
+        t->gen = gen;
+        t->lock_tick = 0;
+        t->holding = 0;
+        t->waiting = 0;
+        t->acquired = 0;
+        t->named = 0;
+        if (!t->tid)
+            t->tid = (uint32_t)syscall(SYS_gettid);
+        /* so that the last traced thread to exit can finalise the trace
+         * (how-it-works.md, "Processes that end without exit()") */
+        pthread_setspecific(gt_rec.exit_key, (void *)1);
+    }
+    return t;
+}
+
+static inline void emit(uint8_t kind, uint8_t flags, uint64_t time_ns, uint64_t arg,
+                        uint32_t tid, uint32_t gen)
+{
+    uint64_t tail = __atomic_load_n(&gt_rec.tail, __ATOMIC_RELAXED);
+    uint64_t head = __atomic_load_n(&gt_rec.head, __ATOMIC_ACQUIRE);
+    if (tail - head > gt_rec.mask) {
+        __atomic_store_n(&gt_rec.lost, gt_rec.lost + 1, __ATOMIC_RELAXED);
+        return;
+    }
+    gt_event *e = &gt_rec.ring[tail & gt_rec.mask];
+    e->time_ns = time_ns;
+    e->arg = arg;
+    e->tid = tid;
+    e->kind = kind;
+    e->flags = flags;
+    e->reserved = (uint16_t)gen;
+    __atomic_store_n(&gt_rec.tail, tail + 1, __ATOMIC_RELEASE);
+}
+
+/* Called with the GIL's mutex held (one producer at a time). */
+static void record_os_name(thread_state *t)
+{
+    t->named = 1;
+    uint32_t n = gt_os_names_published;
+    if (n >= GT_OS_NAMES_MAX)
+        return;
+    gt_os_names[n].tid = t->tid;
+    memset(gt_os_names[n].name, 0, sizeof(gt_os_names[n].name));
+    prctl(PR_GET_NAME, gt_os_names[n].name, 0, 0, 0);  /* one syscall per thread per trace */
+    __atomic_store_n(&gt_os_names_published, n + 1, __ATOMIC_RELEASE);
+}
+
+void gt_on_mutex_lock(pthread_mutex_t *m)
+{
+    if (m != gt_rec.gil.mutex)
+        return;
+    uint32_t gen = __atomic_load_n(&gt_rec.active, __ATOMIC_RELAXED);
+    if (!gen)
+        return;
+    /* The wait starts here: time blocked on the mutex counts (how-it-works.md,
+     * "Where a wait begins").  drop_gil locks it too: no stamp needed there. */
+    thread_state *t = self(gen);
+    if (!t->holding)
+        t->lock_tick = gt_ticks();
+}
+
+void gt_on_cond_timedwait_enter(pthread_cond_t *c, unsigned long *saved_switch)
+{
+    if (c != gt_rec.gil.cond)
+        return;
+    uint32_t gen = __atomic_load_n(&gt_rec.active, __ATOMIC_RELAXED);
+    if (!gen)
+        return;
+    thread_state *t = self(gen);
+    *saved_switch = *gt_rec.gil.switch_number;
+    if (__builtin_expect(__atomic_load_n(&gt_rec.resume_pending, __ATOMIC_RELAXED), 0))
+        gt_resume_from_hook();
+    if (!t->waiting) {
+        if (!t->lock_tick)          /* took the mutex before the trace started */
+            t->lock_tick = gt_rec.start_tick;
+        t->waiting = 1;
+        gt_rec.waiters++;
+        emit(GT_EV_WAIT, 0, t->lock_tick, gt_rec.cfg.locations ? gt_user_location_here() : 0, t->tid, gen);
+    }
+}
+
+void gt_on_cond_timedwait_exit(pthread_cond_t *c, int rc, unsigned long saved_switch)
+{
+    if (c != gt_rec.gil.cond)
+        return;
+    uint32_t gen = __atomic_load_n(&gt_rec.active, __ATOMIC_RELAXED);
+    if (!gen || t_self.gen != gen)
+        return;
+    /* The interpreter's own rule for raising a drop request. */
+    if (rc == ETIMEDOUT && *gt_rec.gil.locked && *gt_rec.gil.switch_number == saved_switch) {
+        gt_rec.drop_pending = 1;
+        emit(GT_EV_DROP_REQUEST, 0, gt_ticks(), gt_rec.holder_tid, t_self.tid, gen);
+    }
+}
+
+void gt_on_cond_signal(pthread_cond_t *c)
+{
+    if (c != gt_rec.gil.switch_cond && c != gt_rec.gil.cond)
+        return;
+    uint32_t gen = __atomic_load_n(&gt_rec.active, __ATOMIC_RELAXED);
+    if (!gen)
+        return;
+    if (__builtin_expect(__atomic_load_n(&gt_rec.resume_pending, __ATOMIC_RELAXED), 0))
+        gt_resume_from_hook();
+    thread_state *t = self(gen);
+    if (!t->named)
+        record_os_name(t);
+    if (c == gt_rec.gil.cond) {            /* drop_gil: locked is 0 now */
+        t->lock_tick = 0;
+        t->holding = 0;
+        gt_rec.holder_tid = 0;
+        uint64_t now = gt_ticks();
+        emit(GT_EV_RELEASE, 0, now, gt_rec.cfg.locations ? gt_location_here() : 0, t->tid, gen);
+        return;
+    }
+    /* take_gil signals switch_cond once it holds the GIL; its bookkeeping
+     * goes on until it unlocks the GIL's mutex, where the ACQUIRE is
+     * stamped (gt_on_mutex_unlock), so that a wait spans take_gil as a
+     * whole, as a probe on its entry and return would see it. */
+    uint8_t flags = 0;
+    unsigned long sw = *gt_rec.gil.switch_number;
+    if (sw != gt_rec.last_switch) {
+        flags |= GT_FLAG_SWITCHED;
+        gt_rec.last_switch = sw;
+    }
+    if (t->waiting) {
+        flags |= GT_FLAG_CONTENDED;
+        t->waiting = 0;
+        if (gt_rec.waiters > 0)
+            gt_rec.waiters--;
+    }
+    t->acquired = 1;
+    t->holding = 1;
+    t->acquire_flags = flags;
+    gt_rec.holder_tid = t->tid;
+    gt_rec.drop_pending = 0;
+}
+
+void gt_on_mutex_unlock(pthread_mutex_t *m)
+{
+    if (m != gt_rec.gil.mutex)
+        return;
+    uint32_t gen = __atomic_load_n(&gt_rec.active, __ATOMIC_RELAXED);
+    if (!gen || t_self.gen != gen || !t_self.acquired)
+        return;
+    thread_state *t = &t_self;
+    uint64_t now = gt_ticks();
+    uint8_t flags = t->acquire_flags;
+    uint64_t began = t->lock_tick;
+    if (!began) {                     /* the take began before the trace */
+        began = gt_rec.start_tick;
+        flags |= GT_FLAG_WAIT_UNKNOWN;
+    }
+    t->acquired = 0;
+    t->lock_tick = 0;
+    emit(GT_EV_ACQUIRE, flags, now, now > began ? now - began : 0, t->tid, gen);
+}
+

@@ -1,0 +1,102 @@
+/* recorder.h -- the recorder's shared state, between the files of the C core
+ * that make a trace (not seen by Python):
+ *
+ *   events.c   the hooks' side: GIL events into the ring
+ *   writer.c   the writer thread: drains, samples, notices it is alone
+ *   encode.c   the file's chunks (CRC-32, events in ns, footer)
+ *   control.c  start / stop, fork, terminating signals, the last thread's exit
+ */
+#ifndef GT_RECORDER_H
+#define GT_RECORDER_H
+
+#include <signal.h>
+
+#include "gt_internal.h"
+
+#define GT_CHUNK_EVENTS_MAX 16384  /* events per EVENTS chunk */
+#define GT_SAMPLES_MAX 4096        /* samples buffered between drains */
+
+/* OS thread names (prctl PR_GET_NAME), one per thread per trace: the names
+ * of threads Python never named (C threads calling PyGILState_Ensure). */
+#define GT_OS_NAMES_MAX 4096
+typedef struct {
+    uint32_t tid;
+    char name[16];
+} gt_os_name;
+extern gt_os_name gt_os_names[GT_OS_NAMES_MAX];
+extern uint32_t gt_os_names_published;  /* release-stored by the hooks */
+
+enum { GT_STOP_NONE = 0, GT_STOP_FINAL = 1, GT_STOP_PAUSE = 2 };
+
+typedef struct {
+    gt_gil gil;
+    int have_gil;
+    uint32_t active;        /* generation while tracing, 0 otherwise */
+    uint32_t gen;
+    int running;
+    pthread_mutex_t control;
+
+    /* Producer side: only touched with gil->mutex held. */
+    uint64_t last_switch;
+    uint32_t holder_tid;
+    int drop_pending;
+    int waiters;
+    uint64_t lost;
+    uint64_t tail;          /* producer index (release-stored by producers) */
+
+    gt_event *ring;
+    uint64_t mask;
+    /* consumer index (release-stored by the writer), on its own cache line:
+     * the producers' stores to `tail` must not keep invalidating it */
+    uint64_t head __attribute__((aligned(64)));
+
+    /* Writer/sampler thread. */
+    pthread_t writer __attribute__((aligned(64)));
+    int wake_fd;            /* eventfd: wakes the writer (stop, pause, signal) */
+    int stop_requested;     /* GT_STOP_*; written before a wake */
+    int terminating;        /* a terminating signal arrived: finalise, then die */
+    int finalised;          /* the writer wrote the footer for `terminating` */
+    int paused;             /* the writer was stopped around a fork */
+    int resume_pending;     /* ... and comes back at the next GIL transition */
+    int leader_gone;        /* the thread-group leader exited with others alive */
+    pthread_key_t exit_key; /* its destructor runs as a traced thread exits */
+    struct sigaction old_term[2];
+    int term_installed[2];
+    int fd;
+    gt_config cfg;
+    uint64_t start_ns, stop_ns;
+    uint64_t start_tick;    /* start_ns in clock.c ticks */
+    uint64_t switch_start, switch_stop;
+    uint64_t events_written, samples_written, chunks_written, write_lost;
+    int write_errno;
+    gt_sample *samples;
+    size_t nsamples;
+    unsigned char *chunk;   /* GT_CHUNK_HEADER_SIZE + GT_CHUNK_EVENTS_MAX events */
+} gt_recorder;
+
+extern gt_recorder gt_rec;
+
+/* events.c */
+void gt_forget_this_thread(void);
+void gt_mark_this_thread(void);
+
+/* encode.c */
+void gt_encode_reset(void);
+void gt_write_chunk(unsigned char *buf, uint16_t kind, uint32_t count, uint32_t payload_len);
+void gt_drain_all(void);
+void gt_write_footer(const char *ended_by);
+
+/* writer.c */
+void gt_read_sample(gt_sample *s, uint64_t now);
+void gt_wake_writer(void);  /* async-signal-safe */
+int gt_process_threads(int *leader_zombie);
+int gt_others_alive(int caller_is_writer);
+void gt_deactivate(int lock_gil);
+int gt_start_writer(void);
+void gt_join_writer(int how);
+
+/* control.c */
+void gt_fill_stats(gt_stats *out);
+void gt_resume_from_hook(void);
+
+#endif

@@ -1,0 +1,204 @@
+/* writer.c -- the one native thread of a trace: it drains the ring into
+ * the file, samples a holder that keeps the GIL too long, and notices when
+ * it is the last thread of its process.  Signals are blocked in it and it
+ * never touches Python.
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "recorder.h"
+
+void gt_read_sample(gt_sample *s, uint64_t now)
+{
+    s->time_ns = now;
+    s->switch_number = *gt_rec.gil.switch_number;
+    s->holder_tid = __atomic_load_n(&gt_rec.holder_tid, __ATOMIC_RELAXED);
+    int w = __atomic_load_n(&gt_rec.waiters, __ATOMIC_RELAXED);
+    s->waiters = (uint16_t)(w < 0 ? 0 : w > 65535 ? 65535 : w);
+    s->locked = *gt_rec.gil.locked > 0;
+    s->drop_request = (uint8_t)__atomic_load_n(&gt_rec.drop_pending, __ATOMIC_RELAXED);
+}
+
+void gt_wake_writer(void)  /* async-signal-safe */
+{
+    uint64_t one = 1;
+    if (gt_rec.wake_fd >= 0) {
+        ssize_t r = write(gt_rec.wake_fd, &one, sizeof(one));
+        (void)r;
+    }
+}
+
+/* Sleep until `deadline_ns` (CLOCK_MONOTONIC) or a wake-up. */
+static void sleep_until(uint64_t deadline_ns)
+{
+    uint64_t now = gt_clock_ns();
+    if (deadline_ns <= now)
+        return;
+    uint64_t ns = deadline_ns - now;
+    struct timespec ts = {(time_t)(ns / 1000000000ull), (long)(ns % 1000000000ull)};
+    struct pollfd p = {gt_rec.wake_fd, POLLIN, 0};
+    if (ppoll(&p, 1, &ts, NULL) > 0) {
+        uint64_t v;
+        ssize_t r = read(gt_rec.wake_fd, &v, sizeof(v));
+        (void)r;
+    }
+}
+
+/* The process's thread count and whether its leader (the thread whose tid is
+ * the pid) has exited, from /proc/self/stat; -1 if unreadable. */
+int gt_process_threads(int *leader_zombie)
+{
+    char buf[1024];
+    int fd = open("/proc/self/stat", O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    ssize_t n = read(fd, buf, sizeof(buf) - 1);
+    close(fd);
+    if (n <= 0)
+        return -1;
+    buf[n] = '\0';
+    char *p = strrchr(buf, ')');  /* the command name may hold spaces and ')' */
+    if (!p || p[1] != ' ')
+        return -1;
+    p += 2;
+    *leader_zombie = *p == 'Z';
+    for (int field = 3; field < 20; field++) {  /* num_threads is field 20 */
+        p = strchr(p, ' ');
+        if (!p)
+            return -1;
+        p++;
+    }
+    return atoi(p);
+}
+
+/* Threads of this process still running, other than the caller and the
+ * writer (a zombie leader is still counted by the kernel). */
+int gt_others_alive(int caller_is_writer)
+{
+    int zombie = 0;
+    int n = gt_process_threads(&zombie);
+    if (n < 0)
+        return 1;  /* can't tell: assume someone is */
+    n -= caller_is_writer ? 1 : 2;
+    if (zombie && (caller_is_writer || (pid_t)syscall(SYS_gettid) != getpid()))
+        n--;
+    return n;
+}
+
+/* Stop producing events (no Python thread can be inside a hook afterwards
+ * when the GIL's mutex is taken; in a signal handler it is not). */
+void gt_deactivate(int lock_gil)
+{
+    if (lock_gil)
+        pthread_mutex_lock(gt_rec.gil.mutex);  /* our own PLT: straight to libc */
+    gt_rec.switch_stop = *gt_rec.gil.switch_number;
+    gt_rec.stop_ns = gt_clock_ns();
+    __atomic_store_n(&gt_rec.active, 0, __ATOMIC_SEQ_CST);
+    if (lock_gil)
+        pthread_mutex_unlock(gt_rec.gil.mutex);
+}
+
+/* Each wake-up of a sleeping thread costs ~15 us of CPU in these VMs, so a
+ * thread waking every 1 ms costs ~1.6 % of a core however little it does,
+ * taken from the program's own threads when they keep the CPUs busy.  The
+ * events already say who holds the GIL at every instant; a sample adds only
+ * what they cannot say yet: that a holder has kept the GIL past the switch
+ * interval while someone waits (C code that never checks for drop requests).
+ * So the writer polls every POLL_NS, records samples at the configured period
+ * only while the holder is stuck like that, and polls every IDLE_POLL_NS
+ * after IDLE_WAKES polls with nobody waiting and no new event
+ * (how-it-works.md, "The sampler"). */
+#define POLL_NS 20000000ull
+#define IDLE_POLL_NS 100000000ull
+#define IDLE_WAKES 10
+
+static void *writer_main(void *arg)
+{
+    (void)arg;
+    const uint64_t sample_period = gt_rec.cfg.sample_period_ns;
+    const uint64_t flush_period = gt_rec.cfg.flush_period_ns;
+    uint64_t now = gt_clock_ns();
+    uint64_t next_poll = now + POLL_NS, next_flush = now + flush_period;
+    uint64_t last_tail = 0, last_switch = *gt_rec.gil.switch_number, switch_seen = now;
+    int idle_wakes = 0;
+
+    while (!__atomic_load_n(&gt_rec.stop_requested, __ATOMIC_ACQUIRE) && !__atomic_load_n(&gt_rec.terminating, __ATOMIC_ACQUIRE)) {
+        uint64_t wake = next_flush;
+        if (sample_period && next_poll < wake)
+            wake = next_poll;
+        sleep_until(wake);
+        if (__atomic_load_n(&gt_rec.stop_requested, __ATOMIC_ACQUIRE) || __atomic_load_n(&gt_rec.terminating, __ATOMIC_ACQUIRE))
+            break;
+
+        now = gt_clock_ns();
+        uint64_t tail = __atomic_load_n(&gt_rec.tail, __ATOMIC_ACQUIRE);
+        if (sample_period && now >= next_poll) {
+            gt_sample s;
+            gt_read_sample(&s, now);
+            if (s.switch_number != last_switch) {
+                last_switch = s.switch_number;
+                switch_seen = now;
+            }
+            uint64_t interval_ns = (uint64_t)*gt_rec.gil.interval_us * 1000;
+            int stuck = s.waiters && s.locked && now - switch_seen >= interval_ns;
+            if (stuck)
+                gt_rec.samples[gt_rec.nsamples++] = s;
+            int idle = !s.waiters && tail == last_tail;
+            idle_wakes = idle ? idle_wakes + 1 : 0;
+            uint64_t period = stuck ? sample_period : idle_wakes >= IDLE_WAKES ? IDLE_POLL_NS : POLL_NS;
+            if (!stuck && period < sample_period)
+                period = sample_period;
+            next_poll = now + period;
+        }
+        last_tail = tail;
+        if (now >= next_flush || tail - gt_rec.head > (gt_rec.mask + 1) / 4 || gt_rec.nsamples == GT_SAMPLES_MAX) {
+            gt_drain_all();
+            next_flush = now + flush_period;
+            /* Every other thread has gone without exit() (e.gt_rec. a child forked
+             * from a thread whose thread returned): the writer alone must not
+             * keep the process alive.  Finish the file and end the process as
+             * the last thread's exit would have: exit(0). */
+            if (gt_others_alive(1) == 0 && !__atomic_load_n(&gt_rec.stop_requested, __ATOMIC_ACQUIRE)) {
+                gt_deactivate(0);
+                gt_drain_all();
+                gt_write_footer("last-thread");
+                exit(0);
+            }
+        }
+    }
+    gt_drain_all();
+    if (__atomic_load_n(&gt_rec.terminating, __ATOMIC_ACQUIRE)) {
+        gt_write_footer("signal");
+        __atomic_store_n(&gt_rec.finalised, 1, __ATOMIC_RELEASE);
+    }
+    return NULL;
+}
+
+int gt_start_writer(void)
+{
+    /* The writer must never run Python signal handlers' C side: block all. */
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    int perr = pthread_create(&gt_rec.writer, NULL, writer_main, NULL);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    return perr;
+}
+
+void gt_join_writer(int how)
+{
+    __atomic_store_n(&gt_rec.stop_requested, how, __ATOMIC_RELEASE);
+    gt_wake_writer();
+    pthread_join(gt_rec.writer, NULL);
+    __atomic_store_n(&gt_rec.stop_requested, GT_STOP_NONE, __ATOMIC_RELEASE);
+}
+
