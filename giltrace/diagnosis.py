@@ -597,8 +597,9 @@ def diagnose_window(trace, lat: pd.DataFrame, locs: _Locations, whole: bool, epi
             elif waits and (rows["wait_vs_gil_time"].max() >= IDLE_REPORT_WAIT_VS_GIL or sync >= SYNC_MAX_SHARE):
                 why = ("%.0f%% of it on waking from a wait on other threads (join, Condition/Event wait, futures)" % (100 * sync)
                        if sync >= SYNC_MAX_SHARE else "%.1f waits/s, %.1f%% of %s wall time" % (per_s, 100 * facts["wait_share_of_wall"], their))
-                summary = ("%s waited for the GIL %d times (%.3f s%s), %s. Not a problem, although the waiting is %.0f%% of %s "
-                           "little time with the GIL." % (who, waits, wait_s, wtext, why, 100 * facts["wait_share_of_gil_time"], their))
+                summary = ("%s waited for the GIL %d %s (%.3f s%s), %s. Not a problem, although the waiting is %.0f%% of %s "
+                           "little time with the GIL." % (who, waits, "time" if waits == 1 else "times", wait_s, wtext, why,
+                                                          100 * facts["wait_share_of_gil_time"], their))
                 findings.append(Finding("idle", False, tnames, group, window, wait_s, summary, [], [], [], facts, tids, episode))
         elif group is not None and len(tids) >= 2 and waits >= CONVOY_MIN_WAITS and facts["wait_share_of_gil_time"] >= POOL_MIN_WAIT_SHARE:
             per, total = blame_by_code(spans, tids)

@@ -43,6 +43,31 @@ def test_http_server_with_a_slow_endpoint_part_of_the_time(tmp_path):
     assert not problems(calm), [f["summary"] for f in problems(calm)]
 
 
+def test_cheroot_worker_pool_during_a_storm(tmp_path):
+    """Expected: cheroot's 4 workers (CP Server Thread-*) serve fast and slow
+    requests alike; one episode brackets the client's storm, in which the
+    worker group waits (convoy or serialised pool), >= 80 % of it while
+    render_report ran in those same 4 workers."""
+    import json
+
+    pytest.importorskip("cheroot")
+    path = traced(tmp_path, "storm_cheroot.py", str(tmp_path / "client.json"), "--calm", "1.2", "--storm", "2.0")
+    client = json.load(open(tmp_path / "client.json"))
+    if client["fast_storm_p50_ms"] < 5 * client["fast_calm_p50_ms"]:
+        pytest.skip("no storm formed (fast requests p50 %.2f ms calm, %.2f ms storm)"
+                    % (client["fast_calm_p50_ms"], client["fast_storm_p50_ms"]))
+    t0 = trace_start_ns(path)
+    storm = ((client["storm_start_ns"] - t0) / 1e9, (client["storm_end_ns"] - t0) / 1e9)
+    d = diagnosis(path)
+    worst = max(d["episodes"], key=lambda e: e["waiting_s"])
+    assert abs(worst["window_s"][0] - storm[0]) <= 0.4 and abs(worst["window_s"][1] - storm[1]) <= 0.4, (worst["window_s"], storm)
+    workers = [f for f in problems(d) if f["group"] == "CP Server Thread-*" and f["window_s"] == worst["window_s"]]
+    assert workers and workers[0]["kind"] in ("convoy", "serialised_pool"), [f["summary"] for f in problems(d)]
+    top = workers[0]["culprits"][0]
+    assert top["function"] == "render_report" and top["share"] >= 0.8
+    assert top["group"] == "CP Server Thread-*" and len(top["threads"]) == 4
+
+
 def test_pure_python_pool_beside_a_gil_releasing_pool(tmp_path):
     """Expected: the pure-Python ThreadPoolExecutor's 4 workers are a serialised
     pool, >= 80 % of their waiting at python_task's loop; the main thread
