@@ -23,8 +23,6 @@ gt_recorder gt_rec = {
     .wake_fd = -1,
 };
 
-uint64_t gt_now_ns(void) { return gt_clock_ns(); }
-
 void gt_fill_stats(gt_stats *out)
 {
     memset(out, 0, sizeof(*out));
@@ -366,18 +364,4 @@ int gt_sample_now(gt_sample *out)
     }
     gt_read_sample(out, gt_clock_ns());
     return gt_rec.running ? 0 : 1;
-}
-
-int gt_gil_info(uint64_t *switch_number, uint64_t *interval_us, int *locked)
-{
-    if (!gt_rec.have_gil) {
-        char err[128];
-        if (gt_locate_gil(&gt_rec.gil, err, sizeof(err)) != 0)
-            return -1;
-        gt_rec.have_gil = 1;
-    }
-    *switch_number = *gt_rec.gil.switch_number;
-    *interval_us = *gt_rec.gil.interval_us;
-    *locked = *gt_rec.gil.locked;
-    return 0;
 }

@@ -103,10 +103,8 @@ int gt_running(void);
 extern int gt_fork_from_python;
 int gt_sample_now(gt_sample *out);
 int gt_stats_now(gt_stats *out);
-int gt_gil_info(uint64_t *switch_number, uint64_t *interval_us, int *locked);
 int gt_hook_target(char *buf, size_t n);
 int gt_got_entries(gt_got_entry *out, int n);
-uint64_t gt_now_ns(void);
 int gt_clock_is_tsc(void);  /* event time stamps come from the TSC (else clock_gettime) */
 uint32_t gt_crc32(uint32_t crc, const unsigned char *buf, size_t len);
 

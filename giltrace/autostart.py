@@ -22,14 +22,6 @@ ENV = "GILTRACE"
 _attempted = False  # site may process the .pth twice (lib and lib64 are one directory)
 
 
-def path_for(template: str, pid: int) -> str:
-    """The trace file of process ``pid`` for a GILTRACE / --subprocesses template."""
-    if "%p" in template:
-        return template.replace("%p", str(pid))
-    stem, ext = os.path.splitext(template)
-    return "%s.%d%s" % (stem, pid, ext or ".gtr")
-
-
 def start_from_environment():
     """Start a trace if GILTRACE is set; never raise (this runs at start-up).
 
@@ -46,7 +38,7 @@ def start_from_environment():
         if not in_main_interpreter():
             return None
         from .errors import TraceRunning
-        from .tracer import Tracer, active
+        from .tracer import Tracer, active, path_for
 
         if active() is not None:
             return None

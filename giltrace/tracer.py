@@ -58,7 +58,7 @@ class Tracer:
         self.buffer_events = int(buffer_events)
         self.flush_period_ms = float(flush_period_ms)
         self.locations = bool(locations)
-        # A path template (see autostart.path_for): forked children trace into
+        # A path template (see path_for): forked children trace into
         # their own file, and the trace is finalised even by os._exit.
         self.follow_children = follow_children
         # False for paths giltrace derived itself (GILTRACE, forked children):
@@ -301,6 +301,15 @@ class Tracer:
         }
 
 
+def path_for(template: str, pid: int) -> str:
+    """The trace file of process ``pid`` for a GILTRACE / --subprocesses
+    template: ``%p`` replaced by the pid, else ``.<pid>`` before the extension."""
+    if "%p" in template:
+        return template.replace("%p", str(pid))
+    stem, ext = os.path.splitext(template)
+    return "%s.%d%s" % (stem, pid, ext or ".gtr")
+
+
 def create_trace_file(path: str, overwrite: bool) -> "tuple[int, bool]":
     """Open ``path`` for a new trace: (fd, whether giltrace created it).
 
@@ -448,8 +457,6 @@ def _after_fork_in_child() -> None:
     _thread_hook.uninstall()
     _exit_hook.uninstall()
     if follow:
-        from .autostart import path_for
-
         try:
             Tracer(path_for(follow, os.getpid()), follow_children=follow, overwrite=False).start()
         except Exception as exc:  # never break the child

@@ -4,7 +4,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import warnings
 
 from ..errors import UsageError
 
@@ -34,11 +33,9 @@ def run(args: argparse.Namespace) -> int:
     out_dir = os.path.dirname(os.path.abspath(output))
     if not os.path.isdir(out_dir):
         raise UsageError("cannot write %s: directory %s does not exist" % (output, out_dir))
-    from ..model import IncompleteTraceWarning, load
+    from ..model import load
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", IncompleteTraceWarning)
-        trace = load(args.trace)
+    trace = load(args.trace, warn=False)
     if args.merge and args.format != "chrome":
         raise UsageError("--merge works with --format chrome only")
     other = None
