@@ -22,6 +22,21 @@ def get(port: int, path: str) -> float:
     return time.perf_counter() - t0
 
 
+def wait_for_server(port: int, timeout: float = 20.0) -> None:
+    """The server may still be starting (waitress binds in the traced process's main thread)."""
+    import socket
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.02)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("port", type=int)
@@ -31,6 +46,7 @@ def main() -> None:
     ap.add_argument("--slow-loops", type=int, default=3)
     ap.add_argument("--slow-path", default="/report")
     args = ap.parse_args()
+    wait_for_server(args.port)
     t_start = time.monotonic()
     storm = threading.Event()
     done = threading.Event()

@@ -27,11 +27,16 @@ def cruncher() -> None:
         x = (x * 31 + 7) % 1000003  # LINE_CRUNCHER
 
 
+client_rc = []
+
+
 def drive() -> None:
-    subprocess.run([sys.executable, os.path.join(HERE, "http_client.py")] + sys.argv[1:] + ["--slow-loops", "0"], timeout=60)
+    res = subprocess.run([sys.executable, os.path.join(HERE, "http_client.py")] + sys.argv[1:] + ["--slow-loops", "0"], timeout=60)
+    client_rc.append(res.returncode)
     os.kill(os.getpid(), signal.SIGINT)
 
 
 threading.Thread(target=cruncher, name="cruncher", daemon=True).start()
 threading.Thread(target=drive, name="driver", daemon=True).start()
 waitress.serve(app, host="127.0.0.1", port=int(sys.argv[1]), threads=1, _quiet=True)
+sys.exit(client_rc[0] if client_rc else 1)  # a client that failed fails the run
