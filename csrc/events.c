@@ -1,4 +1,5 @@
-/* events.c -- the hooks' side: turns the GIL's pthread calls into events.
+/* events.c -- the hooks' side for the condition-variable GIL (3.2+): turns
+ * the GIL's pthread calls into events (the ring and per-thread state: recorder.h).
  *
  * Why the ring needs no atomic read-modify-write: every event is emitted
  * from a hook that runs with the GIL's own mutex held (take_gil holds it from
@@ -25,26 +26,15 @@
 
 #include "recorder.h"
 
-typedef struct {
-    uint32_t gen;      /* trace generation this state belongs to */
-    uint32_t tid;
-    uint64_t lock_tick; /* when this thread entered pthread_mutex_lock(&gil->mutex) (clock.c ticks) */
-    int holding;       /* it holds the GIL: its next lock of the mutex is drop_gil's, not a wait */
-    int waiting;       /* blocked in take_gil: a WAIT event was emitted */
-    int acquired;      /* took the GIL; ACQUIRE is emitted as take_gil unlocks the mutex */
-    uint8_t acquire_flags;
-    int named;         /* its OS name is recorded for this trace */
-} thread_state;
-
 gt_os_name gt_os_names[GT_OS_NAMES_MAX];
 uint32_t gt_os_names_published;
 
-static GT_TLS thread_state t_self;
+GT_TLS gt_thread gt_self;
 
 void gt_forget_this_thread(void)  /* in a forked child: the tid changed */
 {
-    t_self.tid = 0;
-    t_self.gen = 0;
+    gt_self.tid = 0;
+    gt_self.gen = 0;
 }
 
 void gt_mark_this_thread(void)  /* the thread that starts a trace: see control.c, on_thread_exit */
@@ -52,46 +42,8 @@ void gt_mark_this_thread(void)  /* the thread that starts a trace: see control.c
     pthread_setspecific(gt_rec.exit_key, (void *)1);
 }
 
-static inline thread_state *self(uint32_t gen)
-{
-    thread_state *t = &t_self;
-    if (__builtin_expect(t->gen != gen, 0)) {
-        t->gen = gen;
-        t->lock_tick = 0;
-        t->holding = 0;
-        t->waiting = 0;
-        t->acquired = 0;
-        t->named = 0;
-        if (!t->tid)
-            t->tid = (uint32_t)syscall(SYS_gettid);
-        /* so that the last traced thread to exit can finalise the trace
-         * (how-it-works.md, "Processes that end without exit()") */
-        pthread_setspecific(gt_rec.exit_key, (void *)1);
-    }
-    return t;
-}
-
-static inline void emit(uint8_t kind, uint8_t flags, uint64_t time_ns, uint64_t arg,
-                        uint32_t tid, uint32_t gen)
-{
-    uint64_t tail = __atomic_load_n(&gt_rec.tail, __ATOMIC_RELAXED);
-    uint64_t head = __atomic_load_n(&gt_rec.head, __ATOMIC_ACQUIRE);
-    if (tail - head > gt_rec.mask) {
-        __atomic_store_n(&gt_rec.lost, gt_rec.lost + 1, __ATOMIC_RELAXED);
-        return;
-    }
-    gt_event *e = &gt_rec.ring[tail & gt_rec.mask];
-    e->time_ns = time_ns;
-    e->arg = arg;
-    e->tid = tid;
-    e->kind = kind;
-    e->flags = flags;
-    e->reserved = (uint16_t)gen;
-    __atomic_store_n(&gt_rec.tail, tail + 1, __ATOMIC_RELEASE);
-}
-
-/* Called with the GIL's mutex held (one producer at a time). */
-static void record_os_name(thread_state *t)
+/* Called with the GIL's lock held (one producer at a time). */
+void gt_record_os_name(gt_thread *t)
 {
     t->named = 1;
     uint32_t n = gt_os_names_published;
@@ -112,7 +64,7 @@ void gt_on_mutex_lock(pthread_mutex_t *m)
         return;
     /* The wait starts here: time blocked on the mutex counts (how-it-works.md,
      * "Where a wait begins").  drop_gil locks it too: no stamp needed there. */
-    thread_state *t = self(gen);
+    gt_thread *t = gt_this_thread(gen);
     if (!t->holding)
         t->lock_tick = gt_ticks();
 }
@@ -124,7 +76,7 @@ void gt_on_cond_timedwait_enter(pthread_cond_t *c, unsigned long *saved_switch)
     uint32_t gen = __atomic_load_n(&gt_rec.active, __ATOMIC_RELAXED);
     if (!gen)
         return;
-    thread_state *t = self(gen);
+    gt_thread *t = gt_this_thread(gen);
     *saved_switch = *gt_rec.gil.switch_number;
     if (__builtin_expect(__atomic_load_n(&gt_rec.resume_pending, __ATOMIC_RELAXED), 0))
         gt_resume_from_hook();
@@ -133,7 +85,7 @@ void gt_on_cond_timedwait_enter(pthread_cond_t *c, unsigned long *saved_switch)
             t->lock_tick = gt_rec.start_tick;
         t->waiting = 1;
         gt_rec.waiters++;
-        emit(GT_EV_WAIT, 0, t->lock_tick, gt_rec.cfg.locations ? gt_user_location_here() : 0, t->tid, gen);
+        gt_emit(GT_EV_WAIT, 0, t->lock_tick, gt_rec.cfg.locations ? gt_user_location_here() : 0, t->tid, gen);
     }
 }
 
@@ -142,12 +94,12 @@ void gt_on_cond_timedwait_exit(pthread_cond_t *c, int rc, unsigned long saved_sw
     if (c != gt_rec.gil.cond)
         return;
     uint32_t gen = __atomic_load_n(&gt_rec.active, __ATOMIC_RELAXED);
-    if (!gen || t_self.gen != gen)
+    if (!gen || gt_self.gen != gen)
         return;
     /* The interpreter's own rule for raising a drop request. */
     if (rc == ETIMEDOUT && *gt_rec.gil.locked && *gt_rec.gil.switch_number == saved_switch) {
         gt_rec.drop_pending = 1;
-        emit(GT_EV_DROP_REQUEST, 0, gt_ticks(), gt_rec.holder_tid, t_self.tid, gen);
+        gt_emit(GT_EV_DROP_REQUEST, 0, gt_ticks(), gt_rec.holder_tid, gt_self.tid, gen);
     }
 }
 
@@ -160,15 +112,15 @@ void gt_on_cond_signal(pthread_cond_t *c)
         return;
     if (__builtin_expect(__atomic_load_n(&gt_rec.resume_pending, __ATOMIC_RELAXED), 0))
         gt_resume_from_hook();
-    thread_state *t = self(gen);
+    gt_thread *t = gt_this_thread(gen);
     if (!t->named)
-        record_os_name(t);
+        gt_record_os_name(t);
     if (c == gt_rec.gil.cond) {            /* drop_gil: locked is 0 now */
         t->lock_tick = 0;
         t->holding = 0;
         gt_rec.holder_tid = 0;
         uint64_t now = gt_ticks();
-        emit(GT_EV_RELEASE, 0, now, gt_rec.cfg.locations ? gt_location_here() : 0, t->tid, gen);
+        gt_emit(GT_EV_RELEASE, 0, now, gt_rec.cfg.locations ? gt_location_here() : 0, t->tid, gen);
         return;
     }
     /* take_gil signals switch_cond once it holds the GIL; its bookkeeping
@@ -199,9 +151,9 @@ void gt_on_mutex_unlock(pthread_mutex_t *m)
     if (m != gt_rec.gil.mutex)
         return;
     uint32_t gen = __atomic_load_n(&gt_rec.active, __ATOMIC_RELAXED);
-    if (!gen || t_self.gen != gen || !t_self.acquired)
+    if (!gen || gt_self.gen != gen || !gt_self.acquired)
         return;
-    thread_state *t = &t_self;
+    gt_thread *t = &gt_self;
     uint64_t now = gt_ticks();
     uint8_t flags = t->acquire_flags;
     uint64_t began = t->lock_tick;
@@ -211,6 +163,6 @@ void gt_on_mutex_unlock(pthread_mutex_t *m)
     }
     t->acquired = 0;
     t->lock_tick = 0;
-    emit(GT_EV_ACQUIRE, flags, now, now > began ? now - began : 0, t->tid, gen);
+    gt_emit(GT_EV_ACQUIRE, flags, now, now > began ? now - began : 0, t->tid, gen);
 }
 

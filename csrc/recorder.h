@@ -10,6 +10,8 @@
 #define GT_RECORDER_H
 
 #include <signal.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include "gt_internal.h"
 
@@ -76,9 +78,65 @@ typedef struct {
 
 extern gt_recorder gt_rec;
 
-/* events.c */
+/* ------------------------------------------------ the hooks' side (events.c) */
+
+/* Per-thread state of the hooks (initial-exec TLS: no lookup call). */
+typedef struct {
+    uint32_t gen;      /* trace generation this state belongs to */
+    uint32_t tid;
+    uint64_t lock_tick; /* when this thread began to take the GIL (clock.c ticks) */
+    int holding;       /* it holds the GIL: its next lock of the mutex is drop_gil's, not a wait */
+    int waiting;       /* blocked in take_gil: a WAIT event was emitted */
+    int acquired;      /* took the GIL; ACQUIRE is emitted as take_gil unlocks the mutex */
+    uint8_t acquire_flags;
+    int named;         /* its OS name is recorded for this trace */
+} gt_thread;
+
+extern GT_TLS gt_thread gt_self;
+
 void gt_forget_this_thread(void);
 void gt_mark_this_thread(void);
+void gt_record_os_name(gt_thread *t);
+
+/* This thread's state for trace generation `gen`, reset on its first event. */
+static inline gt_thread *gt_this_thread(uint32_t gen)
+{
+    gt_thread *t = &gt_self;
+    if (__builtin_expect(t->gen != gen, 0)) {
+        t->gen = gen;
+        t->lock_tick = 0;
+        t->holding = 0;
+        t->waiting = 0;
+        t->acquired = 0;
+        t->named = 0;
+        if (!t->tid)
+            t->tid = (uint32_t)syscall(SYS_gettid);
+        /* so that the last traced thread to exit can finalise the trace
+         * (how-it-works.md, "Processes that end without exit()") */
+        pthread_setspecific(gt_rec.exit_key, (void *)1);
+    }
+    return t;
+}
+
+/* One event into the ring; the GIL's own lock serialises the producers. */
+static inline void gt_emit(uint8_t kind, uint8_t flags, uint64_t ticks, uint64_t arg, uint32_t tid, uint32_t gen)
+{
+    uint64_t tail = __atomic_load_n(&gt_rec.tail, __ATOMIC_RELAXED);
+    uint64_t head = __atomic_load_n(&gt_rec.head, __ATOMIC_ACQUIRE);
+    if (tail - head > gt_rec.mask) {
+        __atomic_store_n(&gt_rec.lost, gt_rec.lost + 1, __ATOMIC_RELAXED);
+        return;
+    }
+    gt_event *e = &gt_rec.ring[tail & gt_rec.mask];
+    e->time_ns = ticks;  /* ticks in the ring, ns in the file (encode.c) */
+    e->arg = arg;
+    e->tid = tid;
+    e->kind = kind;
+    e->flags = flags;
+    e->reserved = (uint16_t)gen;
+    __atomic_store_n(&gt_rec.tail, tail + 1, __ATOMIC_RELEASE);
+}
+
 
 /* encode.c */
 void gt_encode_reset(void);
