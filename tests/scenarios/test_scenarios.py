@@ -154,3 +154,17 @@ def test_waitress_with_one_long_lived_worker(tmp_path):
     assert "waitress/" in site["location"] and site["program_location"].startswith(program("waitress_one.py"))
     assert " via " in site["label"] and "(<module>)" in site["label"]
     assert not any("driver" in f["threads"] for f in problems(d))
+
+
+def test_grpc_server_main_thread_waits_for_termination(tmp_path):
+    """Expected: the thread that serves the requests (grpc's Thread-N (_serve))
+    and the one worker are convoyed behind cruncher's loop (>= 80 %); the main
+    thread, sitting in wait_for_termination, is not a problem."""
+    pytest.importorskip("grpc")
+    d = diagnosis(traced(tmp_path, "grpc_server.py", str(tmp_path / "client.json"), "--seconds", "1.5"))
+    serving = [f for f in problems(d, "convoy") if any(t.endswith("(_serve)") for t in f["threads"])]
+    assert serving, [f["summary"] for f in problems(d)]
+    top = serving[0]["culprits"][0]
+    assert top["function"] == "cruncher" and top["threads"] == ["cruncher"] and top["share"] >= 0.8
+    assert not any("MainThread" in f["threads"] for f in problems(d))
+    assert any(f["kind"] == "idle" and f["threads"] == ["MainThread"] for f in d["findings"])
