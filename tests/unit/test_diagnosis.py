@@ -236,22 +236,25 @@ def test_a_main_thread_that_joins_is_not_starving(tmp_path):
     assert "not a problem" in idle[0].summary.lower()
 
 
-def test_a_pool_taking_turns_is_serialised(tmp_path):
-    rows, t, names = [], 0, {}
-    pool = [41, 42, 43]
-    for tid in pool:
-        names[tid] = "ThreadPoolExecutor-0_%d" % (tid - 41)
+def turns(tmp_path, names):
+    """Threads taking turns on the GIL: the holder is forced out by a drop
+    request after 5 ms, the others wait their turn; they run work.py:5."""
+    rows, t = [], 0
+    pool = list(names)
     rows.append((0, pool[0], A, 0, 1))
     since = {p: 0 for p in pool}  # when each began waiting
     rows += [(0, p, W, 0, 0) for p in pool[1:]]
-    for k in range(300):  # the holder is forced out by a drop request after 5 ms; the other two wait their turn
-        holder, nxt = pool[k % 3], pool[(k + 1) % 3]
+    for k in range(300):
+        holder, nxt = pool[k % len(pool)], pool[(k + 1) % len(pool)]
         rows.append((t + 5 * MS, nxt, D, holder, 0))
         t += 5 * MS + 2000
         rows += [(t, holder, R, 2, 0), (t, nxt, A, t - since[nxt], 3), (t + 3000, holder, W, 0, 0)]
         since[holder] = t + 3000
-    tr = write(tmp_path / "pool.gtr", rows, t + MS, [{"tid": p, "name": n} for p, n in names.items()], {2: ("work.py", "task", 5)})
-    d = tr.diagnose()
+    return write(tmp_path / "turns.gtr", rows, t + MS, [{"tid": p, "name": n} for p, n in names.items()], {2: ("work.py", "task", 5)})
+
+
+def test_a_pool_taking_turns_is_serialised(tmp_path):
+    d = turns(tmp_path, {41: "ThreadPoolExecutor-0_0", 42: "ThreadPoolExecutor-0_1", 43: "ThreadPoolExecutor-0_2"}).diagnose()
     kinds = [f.kind for f in d.problems]
     assert kinds == ["serialised_pool"]
     f = d.problems[0]
@@ -259,6 +262,15 @@ def test_a_pool_taking_turns_is_serialised(tmp_path):
     assert f.culprits[0].location == "work.py:5" and f.culprits[0].share > 0.95
     assert f.evidence["wait_share_of_gil_time"] == pytest.approx(2 / 3, abs=0.05)  # (N-1)/N for N = 3
     assert "setswitchinterval" not in " ".join(f.advice) and "ProcessPoolExecutor" in " ".join(f.advice)
+
+
+def test_cpu_threads_of_different_kinds_are_oversubscription(tmp_path):
+    d = turns(tmp_path, {51: "indexer", 52: "reporter", 53: "MainThread"}).diagnose()
+    assert [f.kind for f in d.problems] == ["oversubscription"]
+    f = d.problems[0]
+    assert sorted(f.threads) == ["MainThread", "indexer", "reporter"] and f.group is None
+    assert f.culprits[0].location == "work.py:5" and f.culprits[0].share > 0.95
+    assert "processes" in f.advice[0]
 
 
 def test_cli_summary_json_window_and_bad_input(storm, capsys, tmp_path):
