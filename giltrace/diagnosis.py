@@ -308,13 +308,19 @@ def _sync_share(trace, spans: pd.DataFrame) -> pd.Series:
 # ---------------------------------------------------------------- locations
 
 
-def short_path(path: str) -> str:
-    """A file path without the interpreter's and site-packages' prefixes."""
+def short_path(path: str, program_dir: str = "") -> str:
+    """A file path for people: without the interpreter's and site-packages'
+    prefixes, and relative to the traced program's directory when under it
+    (the JSON keeps full paths)."""
     for marker in ("/site-packages/", "/dist-packages/"):
         if marker in path:
             return path.split(marker, 1)[1]
     m = re.search(r"/lib/python\d+\.\d+/(.*)$", path)
-    return m.group(1) if m else path
+    if m:
+        return m.group(1)
+    if program_dir and path.startswith(program_dir + "/"):
+        return path[len(program_dir) + 1:]
+    return path
 
 
 class _Locations:
@@ -325,6 +331,9 @@ class _Locations:
         self._cache: Dict[int, Tuple[str, str, str, str]] = {}
         self._prefixes = tuple(trace.meta.get("library_prefixes") or ())
         self._library: Dict[int, bool] = {}
+        argv = trace.meta.get("argv") or [""]
+        script = str(argv[0]) if argv else ""
+        self._program_dir = script.rsplit("/", 1)[0] if script.startswith("/") else ""
 
     def is_library(self, loc: int) -> bool:
         """Whether a location is in the standard library, site-packages or giltrace (meta["library_prefixes"])."""
@@ -340,7 +349,8 @@ class _Locations:
         if loc not in self._cache:
             v = self._locs.get(loc)
             if v:
-                self._cache[loc] = ("%s:%d" % (v[0], v[2]), str(v[1]), "%s:%d (%s)" % (short_path(v[0]), v[2], v[1]), str(v[0]))
+                self._cache[loc] = ("%s:%d" % (v[0], v[2]), str(v[1]), "%s:%d (%s)" % (short_path(v[0], self._program_dir), v[2], v[1]),
+                                    str(v[0]))
             else:
                 self._cache[loc] = ("?", "?", "?", "")
         return self._cache[loc]
