@@ -140,6 +140,8 @@ uint64_t gt_ticks_to_ns(uint64_t tick)
     return (uint64_t)((int64_t)clk.ref_ns + (int64_t)(d + (d < 0 ? -0.5 : 0.5)));
 }
 
+double gt_clock_ns_per_tick(void) { return clk.ns_per_tick; }
+
 uint64_t gt_tick_span_to_ns(uint64_t ticks)
 {
     return gt_tsc_usable ? (uint64_t)((double)ticks * clk.ns_per_tick + 0.5) : ticks;

@@ -96,11 +96,77 @@ static void remove_terminate_handlers(void)
 
 /* ------------------------------------------------------------- threads -- */
 
+static void atfork_prepare(void);
+static void atfork_parent(void);
+static void atfork_child(void);
+static void on_thread_exit(void *unused);
+
+/* ------------------------------------------------------------ session -- */
+
+/* The GOT hooks and the hooks' shared state serve a trace and the metrics
+ * alike: the first to start patches the GOT and begins a session, the last
+ * to stop ends it and puts the GOT back.  `control` is held. */
+static int session_once(char *err, size_t errlen)
+{
+    static int once;
+    if (!once) {
+        pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
+        pthread_key_create(&gt_rec.exit_key, on_thread_exit);
+        once = 1;
+    }
+    if (!gt_rec.have_gil) {
+        if (gt_locate_gil(&gt_rec.gil, err, errlen) != 0)
+            return GT_ERR_UNSUPPORTED;
+        gt_rec.have_gil = 1;
+    }
+    return 0;
+}
+
+int gt_session_join(char *err, size_t errlen)
+{
+    int rc = session_once(err, errlen);
+    if (rc)
+        return rc;
+    if (gt_rec.hook_users++ > 0)
+        return 0;
+    if (gt_hooks_install(err, errlen) != 0) {
+        gt_rec.hook_users = 0;
+        return GT_ERR_UNSUPPORTED;
+    }
+    static uint32_t sessions;
+    if (!++sessions)
+        ++sessions;
+    pthread_mutex_lock(gt_rec.gil.mutex);  /* our own PLT: straight to libc */
+    gt_rec.last_switch = *gt_rec.gil.switch_number;
+    gt_rec.holder_tid = 0;
+    gt_rec.holder_metrics = NULL;
+    gt_rec.drop_pending = 0;
+    gt_rec.waiters = 0;
+    gt_rec.contended_ticks = 0;
+    gt_clock_start();
+    gt_rec.session_tick = gt_clock_start_tick();
+    __atomic_store_n(&gt_rec.session, sessions, __ATOMIC_SEQ_CST);
+    pthread_mutex_unlock(gt_rec.gil.mutex);
+    return 0;
+}
+
+void gt_session_leave(int lock_gil)
+{
+    if (gt_rec.hook_users <= 0 || --gt_rec.hook_users > 0)
+        return;
+    if (lock_gil)
+        pthread_mutex_lock(gt_rec.gil.mutex);
+    __atomic_store_n(&gt_rec.session, 0, __ATOMIC_SEQ_CST);
+    if (lock_gil)
+        pthread_mutex_unlock(gt_rec.gil.mutex);
+    gt_hooks_uninstall();
+}
+
 /* Stop and finish the file from C; `gt_rec.control` is held. */
 static void stop_locked(gt_stats *out, const char *ended_by)
 {
     gt_deactivate(1);
-    gt_hooks_uninstall();
+    gt_session_leave(1);
     remove_terminate_handlers();
     if (gt_rec.paused)
         gt_rec.paused = gt_rec.resume_pending = 0;  /* no writer thread to join: drain below */
@@ -124,6 +190,7 @@ static void stop_locked(gt_stats *out, const char *ended_by)
 static void on_thread_exit(void *unused)
 {
     (void)unused;
+    gt_metrics_thread_exit(&gt_self);  /* its totals stay until read once */
     if (!__atomic_load_n(&gt_rec.running, __ATOMIC_ACQUIRE))
         return;
     int leader = (pid_t)syscall(SYS_gettid) == getpid();
@@ -147,7 +214,7 @@ static void on_thread_exit(void *unused)
  * is ours is not "multi-threaded" (3.12+ warns at os.fork() otherwise), and
  * the child starts without it either way.  The pause happens in C, inside
  * fork(), while the forking thread keeps the GIL: releasing it there would
- * let other threads run in the middle of os.fork() (e.gt_rec. start finalising,
+ * let other threads run in the middle of os.fork() (e.g. start finalising,
  * which the child would inherit).  3.12 counts the threads after fork()
  * returns, 3.13 even after the after-fork hooks, so for os.fork() the writer
  * comes back with the parent's next GIL transition (resume_pending, checked
@@ -211,10 +278,15 @@ static void atfork_child(void)
     gt_rec.leader_gone = 0;
     if (gt_rec.running) {
         __atomic_store_n(&gt_rec.active, 0, __ATOMIC_SEQ_CST);
-        gt_hooks_uninstall();
         remove_terminate_handlers();
         gt_rec.running = 0;
         gt_rec.fd = -1;
+    }
+    gt_metrics_forget();  /* the parent's counters: the child starts with none */
+    if (gt_rec.hook_users) {
+        __atomic_store_n(&gt_rec.session, 0, __ATOMIC_SEQ_CST);
+        gt_rec.hook_users = 0;
+        gt_hooks_uninstall();
     }
     if (gt_rec.wake_fd >= 0)  /* shared with the parent's: never wake its writer */
         close(gt_rec.wake_fd);
@@ -260,14 +332,8 @@ static int prepare_buffers(uint64_t capacity, char *err, size_t errlen)
 
 int gt_start(const gt_config *cfg, char *err, size_t errlen)
 {
-    static int once;
     int rc = -1;
     pthread_mutex_lock(&gt_rec.control);
-    if (!once) {
-        pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
-        pthread_key_create(&gt_rec.exit_key, on_thread_exit);
-        once = 1;
-    }
     if (gt_rec.running) {
         snprintf(err, errlen, "a trace is already running in this process");
         rc = GT_ERR_RUNNING;
@@ -277,13 +343,9 @@ int gt_start(const gt_config *cfg, char *err, size_t errlen)
         snprintf(err, errlen, "no trace file descriptor");
         goto out;
     }
-    if (!gt_rec.have_gil) {
-        if (gt_locate_gil(&gt_rec.gil, err, errlen) != 0) {
-            rc = GT_ERR_UNSUPPORTED;
-            goto out;
-        }
-        gt_rec.have_gil = 1;
-    }
+    if ((rc = session_once(err, errlen)) != 0)
+        goto out;
+    rc = -1;
     if (gt_rec.wake_fd < 0 && (gt_rec.wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) < 0) {
         snprintf(err, errlen, "cannot create an eventfd: %s", strerror(errno));
         goto out;
@@ -297,7 +359,7 @@ int gt_start(const gt_config *cfg, char *err, size_t errlen)
     gt_rec.stop_requested = GT_STOP_NONE;
     gt_rec.terminating = gt_rec.finalised = gt_rec.leader_gone = 0;
     gt_set_library_prefixes(cfg->library_prefixes);
-    if (gt_hooks_install(err, errlen) != 0) {
+    if (gt_session_join(err, errlen) != 0) {
         rc = GT_ERR_UNSUPPORTED;
         goto out;
     }
@@ -306,10 +368,9 @@ int gt_start(const gt_config *cfg, char *err, size_t errlen)
     if (!(uint16_t)gen)  /* events carry the low 16 bits; 0 means "stale" */
         gen = ++gt_rec.gen;
     pthread_mutex_lock(gt_rec.gil.mutex);  /* our own PLT: straight to libc */
-    gt_rec.switch_start = gt_rec.last_switch = *gt_rec.gil.switch_number;
-    gt_rec.holder_tid = 0;
-    gt_rec.drop_pending = 0;
-    gt_rec.waiters = 0;
+    gt_rec.switch_start = *gt_rec.gil.switch_number;
+    if (gt_rec.hook_users == 1)  /* alone in the session: it began just now */
+        gt_rec.last_switch = gt_rec.switch_start;
     gt_clock_start();
     gt_rec.start_tick = gt_clock_start_tick();
     gt_rec.start_ns = gt_ticks_to_ns(gt_rec.start_tick);
@@ -320,7 +381,7 @@ int gt_start(const gt_config *cfg, char *err, size_t errlen)
     int perr = gt_start_writer();
     if (perr) {
         __atomic_store_n(&gt_rec.active, 0, __ATOMIC_SEQ_CST);
-        gt_hooks_uninstall();
+        gt_session_leave(1);
         snprintf(err, errlen, "cannot start the writer thread: %s", strerror(perr));
         goto out;
     }

@@ -55,16 +55,22 @@ void gt_record_os_name(gt_thread *t)
     __atomic_store_n(&gt_os_names_published, n + 1, __ATOMIC_RELEASE);
 }
 
+/* Both a trace (`active`, its generation) and the metrics mode (metrics.c)
+ * feed on the same hooks; `session` is non-zero while either is on, and a
+ * thread's state is reset when it first runs into a new session. */
+static inline uint32_t session(void) { return __atomic_load_n(&gt_rec.session, __ATOMIC_RELAXED); }
+static inline uint32_t tracing(void) { return __atomic_load_n(&gt_rec.active, __ATOMIC_RELAXED); }
+
 void gt_on_mutex_lock(pthread_mutex_t *m)
 {
     if (m != gt_rec.gil.mutex)
         return;
-    uint32_t gen = __atomic_load_n(&gt_rec.active, __ATOMIC_RELAXED);
-    if (!gen)
+    uint32_t ses = session();
+    if (!ses)
         return;
     /* The wait starts here: time blocked on the mutex counts (how-it-works.md,
      * "Where a wait begins").  drop_gil locks it too: no stamp needed there. */
-    gt_thread *t = gt_this_thread(gen);
+    gt_thread *t = gt_this_thread(ses);
     if (!t->holding)
         t->lock_tick = gt_ticks();
 }
@@ -73,19 +79,24 @@ void gt_on_cond_timedwait_enter(pthread_cond_t *c, unsigned long *saved_switch)
 {
     if (c != gt_rec.gil.cond)
         return;
-    uint32_t gen = __atomic_load_n(&gt_rec.active, __ATOMIC_RELAXED);
-    if (!gen)
+    uint32_t ses = session();
+    if (!ses)
         return;
-    gt_thread *t = gt_this_thread(gen);
+    gt_thread *t = gt_this_thread(ses);
     *saved_switch = *gt_rec.gil.switch_number;
     if (__builtin_expect(__atomic_load_n(&gt_rec.resume_pending, __ATOMIC_RELAXED), 0))
         gt_resume_from_hook();
     if (!t->waiting) {
-        if (!t->lock_tick)          /* took the mutex before the trace started */
-            t->lock_tick = gt_rec.start_tick;
+        if (!t->lock_tick)          /* took the mutex before the session started */
+            t->lock_tick = gt_rec.session_tick;
         t->waiting = 1;
-        gt_rec.waiters++;
-        gt_emit(GT_EV_WAIT, 0, t->lock_tick, gt_rec.cfg.locations ? gt_user_location_here() : 0, t->tid, gen);
+        if (gt_rec.waiters++ == 0)
+            gt_rec.contention_since = t->lock_tick;  /* someone waits from here on */
+        uint32_t gen = tracing();
+        if (gen) {
+            uint64_t began = t->lock_tick > gt_rec.start_tick ? t->lock_tick : gt_rec.start_tick;
+            gt_emit(GT_EV_WAIT, 0, began, gt_rec.cfg.locations ? gt_user_location_here() : 0, t->tid, gen);
+        }
     }
 }
 
@@ -93,13 +104,17 @@ void gt_on_cond_timedwait_exit(pthread_cond_t *c, int rc, unsigned long saved_sw
 {
     if (c != gt_rec.gil.cond)
         return;
-    uint32_t gen = __atomic_load_n(&gt_rec.active, __ATOMIC_RELAXED);
-    if (!gen || gt_self.gen != gen)
+    uint32_t ses = session();
+    if (!ses || gt_self.gen != ses)
         return;
     /* The interpreter's own rule for raising a drop request. */
     if (rc == ETIMEDOUT && *gt_rec.gil.locked && *gt_rec.gil.switch_number == saved_switch) {
         gt_rec.drop_pending = 1;
-        gt_emit(GT_EV_DROP_REQUEST, 0, gt_ticks(), gt_rec.holder_tid, gt_self.tid, gen);
+        uint32_t gen = tracing();
+        if (gen)
+            gt_emit(GT_EV_DROP_REQUEST, 0, gt_ticks(), gt_rec.holder_tid, gt_self.tid, gen);
+        if (gt_rec.holder_metrics)
+            gt_rec.holder_metrics->drop_requests++;
     }
 }
 
@@ -107,20 +122,25 @@ void gt_on_cond_signal(pthread_cond_t *c)
 {
     if (c != gt_rec.gil.switch_cond && c != gt_rec.gil.cond)
         return;
-    uint32_t gen = __atomic_load_n(&gt_rec.active, __ATOMIC_RELAXED);
-    if (!gen)
+    uint32_t ses = session();
+    if (!ses)
         return;
     if (__builtin_expect(__atomic_load_n(&gt_rec.resume_pending, __ATOMIC_RELAXED), 0))
         gt_resume_from_hook();
-    gt_thread *t = gt_this_thread(gen);
-    if (!t->named)
-        gt_record_os_name(t);
+    gt_thread *t = gt_this_thread(ses);
     if (c == gt_rec.gil.cond) {            /* drop_gil: locked is 0 now */
+        uint64_t now = gt_ticks();
+        gt_metrics_on_release(t, now);
         t->lock_tick = 0;
         t->holding = 0;
         gt_rec.holder_tid = 0;
-        uint64_t now = gt_ticks();
-        gt_emit(GT_EV_RELEASE, 0, now, gt_rec.cfg.locations ? gt_location_here() : 0, t->tid, gen);
+        gt_rec.holder_metrics = NULL;
+        uint32_t gen = tracing();
+        if (gen) {
+            if (!t->named)
+                gt_record_os_name(t);
+            gt_emit(GT_EV_RELEASE, 0, now, gt_rec.cfg.locations ? gt_location_here() : 0, t->tid, gen);
+        }
         return;
     }
     /* take_gil signals switch_cond once it holds the GIL; its bookkeeping
@@ -150,19 +170,26 @@ void gt_on_mutex_unlock(pthread_mutex_t *m)
 {
     if (m != gt_rec.gil.mutex)
         return;
-    uint32_t gen = __atomic_load_n(&gt_rec.active, __ATOMIC_RELAXED);
-    if (!gen || gt_self.gen != gen || !gt_self.acquired)
+    uint32_t ses = session();
+    if (!ses || gt_self.gen != ses || !gt_self.acquired)
         return;
     gt_thread *t = &gt_self;
     uint64_t now = gt_ticks();
     uint8_t flags = t->acquire_flags;
-    uint64_t began = t->lock_tick;
-    if (!began) {                     /* the take began before the trace */
-        began = gt_rec.start_tick;
-        flags |= GT_FLAG_WAIT_UNKNOWN;
-    }
+    uint64_t began = t->lock_tick ? t->lock_tick : gt_rec.session_tick;
     t->acquired = 0;
     t->lock_tick = 0;
-    gt_emit(GT_EV_ACQUIRE, flags, now, now > began ? now - began : 0, t->tid, gen);
+    if ((flags & GT_FLAG_CONTENDED) && gt_rec.waiters == 0)  /* nobody waits any more */
+        gt_rec.contended_ticks += now - gt_rec.contention_since;
+    gt_metrics_on_acquire(t, began, now, flags);
+    uint32_t gen = tracing();
+    if (gen) {
+        if (began < gt_rec.start_tick) {  /* the take began before the trace */
+            began = gt_rec.start_tick;
+            flags |= GT_FLAG_WAIT_UNKNOWN;
+        }
+        if (!t->named)
+            gt_record_os_name(t);
+        gt_emit(GT_EV_ACQUIRE, flags, now, now > began ? now - began : 0, t->tid, gen);
+    }
 }
-

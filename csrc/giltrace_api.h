@@ -93,10 +93,52 @@ typedef struct {
     void *real;      /* the function calls reach when not traced */
 } gt_got_entry;
 
+/* Metrics mode (csrc/metrics.c): per-thread counters only, no ring, no thread. */
+#define GT_METRICS_BUCKETS 30  /* blocking waits by duration: 29 upper bounds, 1 us .. 10 s
+                                  (4 per decade), and +Inf */
+#define GT_METRICS_SLOTS 1024  /* threads counted one by one; the last slot takes the rest */
+
+typedef struct {
+    uint32_t tid;              /* 0 in the shared overflow slot */
+    uint32_t state;            /* 0 free, 1 live, 2 exited (kept until read once) */
+    uint64_t wait_ticks;       /* every take, blocking or not */
+    uint64_t hold_ticks;
+    uint64_t acquires;
+    uint64_t waits;            /* takes that had to block */
+    uint64_t drop_requests;    /* raised while it held the GIL: forced switches */
+    uint64_t hist[GT_METRICS_BUCKETS];
+} gt_metrics_thread;
+
+typedef struct {
+    uint64_t start_ns;         /* CLOCK_MONOTONIC, when the metrics started */
+    uint64_t now_ns;
+    double ns_per_tick;
+    uint64_t contended_ticks;  /* time during which some thread waited (blocking) */
+    uint64_t overflow_threads; /* threads that found every slot taken */
+    uint64_t alerts_lost;
+} gt_metrics_totals;
+
+typedef struct {
+    uint64_t time_ns;          /* when it was noticed (CLOCK_MONOTONIC) */
+    uint64_t duration_ns;
+    uint32_t kind;             /* 1: a wait over the threshold; 2: a hold over it while others waited */
+    uint32_t tid;              /* the waiter (1) or the holder (2) */
+    uint32_t other_tid;        /* (1) the thread that held the GIL last before the waiter got it */
+    int32_t line;              /* (2) the holder's code location, 0 if unknown */
+    char file[192];
+    char function[64];
+} gt_metrics_alert;
+
 /* Control API: rare calls (each cffi call releases the GIL). */
 int gt_start(const gt_config *cfg, char *err, size_t errlen);
 int gt_stop(gt_stats *out);
 int gt_running(void);
+int gt_metrics_start(uint64_t alert_ns, char *err, size_t errlen);  /* alert_ns 0: no alerts */
+int gt_metrics_stop(void);
+int gt_metrics_running(void);
+int gt_metrics_read(gt_metrics_thread *out, int max, gt_metrics_totals *totals);  /* exited threads: freed once read */
+int gt_metrics_alerts(gt_metrics_alert *out, int max);
+uint64_t gt_metrics_bound_ns(int bucket);
 /* Set (a plain store: no GIL release) by Python's before-fork hook: the
    writer, paused by every fork(), comes back at the parent's next GIL
    transition instead of inside fork() (how-it-works.md, "Fork"). */

@@ -74,5 +74,6 @@ uint64_t gt_clock_start_tick(void);
 void gt_clock_refine(void);                /* writer: better rate from a longer baseline */
 uint64_t gt_ticks_to_ns(uint64_t tick);    /* CLOCK_MONOTONIC ns */
 uint64_t gt_tick_span_to_ns(uint64_t ticks);
+double gt_clock_ns_per_tick(void);        /* the latest rate (gt_clock_refine) */
 
 #endif

@@ -38,7 +38,15 @@ typedef struct {
     int running;
     pthread_mutex_t control;
 
+    uint32_t session;       /* non-zero while a trace or the metrics are on */
+    uint64_t session_tick;  /* when it began (clock.c ticks) */
+    int hook_users;         /* the trace and/or the metrics: GOT patched while > 0 */
+
     /* Producer side: only touched with gil->mutex held. */
+    uint64_t contention_since;  /* when the current run of "someone waits" began */
+    uint64_t contended_ticks;
+    gt_metrics_thread *holder_metrics;  /* the holder's counters (metrics mode) */
+    uint32_t last_releaser;
     uint64_t last_switch;
     uint32_t holder_tid;
     int drop_pending;
@@ -90,6 +98,9 @@ typedef struct {
     int acquired;      /* took the GIL; ACQUIRE is emitted as take_gil unlocks the mutex */
     uint8_t acquire_flags;
     int named;         /* its OS name is recorded for this trace */
+    uint32_t metrics_gen;         /* the metrics session its slot belongs to */
+    gt_metrics_thread *metrics;   /* its counters, NULL while metrics are off */
+    uint64_t hold_tick;           /* when its current hold began */
 } gt_thread;
 
 extern GT_TLS gt_thread gt_self;
@@ -109,6 +120,7 @@ static inline gt_thread *gt_this_thread(uint32_t gen)
         t->waiting = 0;
         t->acquired = 0;
         t->named = 0;
+        t->hold_tick = 0;
         if (!t->tid)
             t->tid = (uint32_t)syscall(SYS_gettid);
         /* so that the last traced thread to exit can finalise the trace
@@ -138,6 +150,66 @@ static inline void gt_emit(uint8_t kind, uint8_t flags, uint64_t ticks, uint64_t
 }
 
 
+/* ----------------------------------------------------- metrics (metrics.c) */
+
+typedef struct {
+    uint32_t gen;             /* non-zero while on */
+    uint64_t alert_ticks;     /* 0: no alerts */
+    double ns_per_tick;       /* for the histogram, measured at start */
+    uint64_t bound_ticks[GT_METRICS_BUCKETS - 1];
+} gt_metrics_config;
+extern gt_metrics_config gt_mcfg;
+
+gt_metrics_thread *gt_metrics_claim(gt_thread *t);
+void gt_metrics_thread_exit(gt_thread *t);
+void gt_metrics_alert_hold(gt_thread *t, uint64_t now, uint64_t held);
+void gt_metrics_alert_wait(gt_thread *t, uint64_t now, uint64_t waited);
+
+static inline gt_metrics_thread *gt_metrics_of(gt_thread *t)
+{
+    uint32_t gen = __atomic_load_n(&gt_mcfg.gen, __ATOMIC_RELAXED);
+    if (!gen)
+        return NULL;
+    if (__builtin_expect(t->metrics_gen != gen, 0))
+        return gt_metrics_claim(t);
+    return t->metrics;
+}
+
+/* At the take's end (the GIL's mutex unlocked): with the GIL's lock held. */
+static inline void gt_metrics_on_acquire(gt_thread *t, uint64_t began, uint64_t now, uint8_t flags)
+{
+    gt_metrics_thread *m = gt_metrics_of(t);
+    if (!m)
+        return;
+    uint64_t waited = now > began ? now - began : 0;
+    m->acquires++;
+    m->wait_ticks += waited;
+    if (flags & GT_FLAG_CONTENDED) {
+        int b = 0;  /* most blocking waits are short: a linear walk ends early */
+        while (b < GT_METRICS_BUCKETS - 1 && waited > gt_mcfg.bound_ticks[b])
+            b++;
+        m->hist[b]++;
+        m->waits++;
+        if (gt_mcfg.alert_ticks && waited > gt_mcfg.alert_ticks)
+            gt_metrics_alert_wait(t, now, waited);
+    }
+    t->hold_tick = now;
+    gt_rec.holder_metrics = m;
+}
+
+static inline void gt_metrics_on_release(gt_thread *t, uint64_t now)
+{
+    gt_metrics_thread *m = gt_metrics_of(t);
+    gt_rec.last_releaser = t->tid;
+    if (!m || !t->hold_tick)
+        return;
+    uint64_t held = now - t->hold_tick;
+    m->hold_ticks += held;
+    t->hold_tick = 0;
+    if (gt_mcfg.alert_ticks && held > gt_mcfg.alert_ticks && gt_rec.waiters > 0)
+        gt_metrics_alert_hold(t, now, held);
+}
+
 /* encode.c */
 void gt_encode_reset(void);
 void gt_write_chunk(unsigned char *buf, uint16_t kind, uint32_t count, uint32_t payload_len);
@@ -154,6 +226,9 @@ int gt_start_writer(void);
 void gt_join_writer(int how);
 
 /* control.c */
+int gt_session_join(char *err, size_t errlen);  /* `control` held */
+void gt_session_leave(int lock_gil);
+void gt_metrics_forget(void);  /* metrics.c: in a forked child */
 void gt_fill_stats(gt_stats *out);
 void gt_resume_from_hook(void);
 

@@ -16,7 +16,7 @@ from cffi import FFI
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 CSRC = os.path.join(os.path.dirname(HERE), "csrc")
-SOURCES = ["events.c", "writer.c", "encode.c", "control.c", "clock.c", "hooks.c", "gilstate.c", "locations.c", "testhelpers.c"]
+SOURCES = ["events.c", "writer.c", "encode.c", "control.c", "metrics.c", "clock.c", "hooks.c", "gilstate.c", "locations.c", "testhelpers.c"]
 
 
 def _api_header() -> str:
