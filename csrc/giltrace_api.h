@@ -22,6 +22,7 @@
 #define GT_FLAG_SWITCHED 1      /* the holder changed: the interpreter bumped switch_number */
 #define GT_FLAG_CONTENDED 2     /* the thread blocked on the GIL's condition variable */
 #define GT_FLAG_WAIT_UNKNOWN 4  /* the take began before the trace: arg is 0 */
+#define GT_FLAG_SAME_HOLDER 8   /* old GIL (2.7): re-taken by the thread that released it last */
 
 /* gt_start() return codes (0 = started). */
 #define GT_ERR_FAILED -1       /* resources: memory, threads */

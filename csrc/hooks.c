@@ -3,7 +3,8 @@
  * The GIL's take/drop code calls pthread_mutex_lock/unlock,
  * pthread_cond_timedwait and pthread_cond_signal through the PLT of the object that defines
  * PyEval_SaveThread (libpythonX.Y.so, or the executable when libpython is
- * linked statically).  We point those GOT slots at our hooks for the duration
+ * linked statically).  The old GIL kind (2.7, built with GT_GIL_OLD) hooks
+ * sem_wait, sem_trywait and sem_post the same way (oldgil.c).  We point those GOT slots at our hooks for the duration
  * of a trace and put them back at stop (docs/how-it-works.md).
  *
  * Rules learnt the hard way:
@@ -30,6 +31,30 @@
 
 #include "gt_internal.h"
 
+typedef struct {
+    const char *name;
+    const char *version;  /* preferred symbol version (glibc keeps two for cond) */
+    void *hook;
+    void **real;
+    void **slot;          /* GOT slot in the interpreter object */
+    void *saved;          /* what the slot held before we patched it */
+} hook_def;
+
+#ifdef GT_GIL_OLD
+/* The old GIL kind (2.7): its semaphore calls, hooked in oldgil.c. */
+#include "oldgil.h"
+
+static hook_def hooks[] = {
+    {"sem_wait", NULL, (void *)gt_old_sem_wait, (void **)&gt_old_real_sem_wait, NULL, NULL},
+    {"sem_trywait", NULL, (void *)gt_old_sem_trywait, (void **)&gt_old_real_sem_trywait, NULL, NULL},
+    {"sem_post", NULL, (void *)gt_old_sem_post, (void **)&gt_old_real_sem_post, NULL, NULL},
+};
+#define N_HOOKS (sizeof(hooks) / sizeof(hooks[0]))
+
+/* The library is loaded into a running 2.7 process (ctypes): the
+ * interpreter is whatever object defines PyEval_SaveThread there. */
+static const void *interpreter_needle(void) { return dlsym(RTLD_DEFAULT, "PyEval_SaveThread"); }
+#else
 struct _ts;
 extern struct _ts *PyEval_SaveThread(void);  /* lives in the interpreter object */
 
@@ -65,15 +90,6 @@ static int hook_cond_signal(pthread_cond_t *c)
     return real_cond_signal(c);
 }
 
-typedef struct {
-    const char *name;
-    const char *version;  /* preferred symbol version (glibc keeps two for cond) */
-    void *hook;
-    void **real;
-    void **slot;          /* GOT slot in the interpreter object */
-    void *saved;          /* what the slot held before we patched it */
-} hook_def;
-
 static hook_def hooks[] = {
     {"pthread_mutex_lock", NULL, (void *)hook_mutex_lock, (void **)&real_mutex_lock, NULL, NULL},
     {"pthread_mutex_unlock", NULL, (void *)hook_mutex_unlock, (void **)&real_mutex_unlock, NULL, NULL},
@@ -81,6 +97,9 @@ static hook_def hooks[] = {
     {"pthread_cond_signal", "GLIBC_2.3.2", (void *)hook_cond_signal, (void **)&real_cond_signal, NULL, NULL},
 };
 #define N_HOOKS (sizeof(hooks) / sizeof(hooks[0]))
+
+static const void *interpreter_needle(void) { return (const void *)&PyEval_SaveThread; }
+#endif
 
 /* The interpreter object: found by the address of one of its functions. */
 typedef struct {
@@ -238,8 +257,9 @@ int gt_hooks_install(char *err, size_t errlen)
     if (installed)
         return 0;
     if (!target.found) {
-        target.needle = (const void *)&PyEval_SaveThread;
-        dl_iterate_phdr(find_object_cb, &target);
+        target.needle = interpreter_needle();
+        if (target.needle)
+            dl_iterate_phdr(find_object_cb, &target);
         if (!target.found) {
             snprintf(err, errlen, "cannot find the object that holds the interpreter");
             return -1;

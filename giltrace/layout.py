@@ -51,6 +51,7 @@ SAMPLE_FIELDS = [
 # Event kinds and ACQUIRE flags, as in csrc/giltrace_api.h.
 EV_WAIT, EV_ACQUIRE, EV_RELEASE, EV_DROP_REQUEST = 1, 2, 3, 4
 FLAG_SWITCHED, FLAG_CONTENDED, FLAG_WAIT_UNKNOWN = 1, 2, 4
+FLAG_SAME_HOLDER = 8  # old GIL (2.7): re-taken by the thread that released it last (csrc/oldgil.c)
 
 try:
     from _json import encode_basestring_ascii as _quote
