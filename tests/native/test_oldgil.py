@@ -1,0 +1,166 @@
+"""The old GIL (CPython 2.7): the C core loaded by ctypes into a 2.7 process
+(csrc/oldgil.c, giltrace/oldgil.py), its file read by the 3.x host.
+
+Runs where pyenv has a 2.7 and a C compiler exists; skips with the reason
+elsewhere.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+
+import numpy as np
+import pytest
+
+from giltrace import fileformat, layout
+from giltrace.model import load
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+STARTER = os.path.join(REPO, "giltrace", "oldgil.py")
+
+
+def python27() -> "str | None":
+    root = os.path.expanduser(os.environ.get("PYENV_ROOT", "~/.pyenv"))
+    path = os.path.join(root, "versions", "2.7.18", "bin", "python")
+    return path if os.path.exists(path) else shutil.which("python2.7")
+
+
+@pytest.fixture(scope="module")
+def py27() -> str:
+    path = python27()
+    if not path:
+        pytest.skip("no CPython 2.7 here (pyenv 2.7.18 or python2.7 on PATH)")
+    return path
+
+
+@pytest.fixture(scope="module")
+def oldgil_lib(tmp_path_factory) -> str:
+    from giltrace import _build_oldgil
+
+    if not (shutil.which("gcc") or shutil.which("cc")):
+        pytest.skip("no C compiler: the 2.7 recorder cannot be built")
+    os.environ.setdefault("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("cache")))
+    return _build_oldgil.library_path()
+
+
+# CPU-bound threads, and a main thread that keeps the GIL in one long
+# bytecode (sum over an xrange runs in C without a tick): the known facts
+# the trace must show.
+PROGRAM = r"""
+import json, sys, threading, time
+sys.path.insert(0, %(dir)r)
+import oldgil
+
+def count(n):
+    while n > 0:
+        n -= 1
+
+tracer = oldgil.Tracer(%(out)r, lib=%(lib)r).start()
+sleeper = threading.Thread(target=time.sleep, args=(0.01,), name="sleeper")
+sleeper.start()
+t0 = time.time()
+sum(xrange(%(hold)d))   # holds the GIL throughout: the sleeper waits for all of it
+held = time.time() - t0
+sleeper.join()
+workers = [threading.Thread(target=count, args=(%(n)d,), name="worker-%%d" %% i) for i in range(2)]
+for w in workers: w.start()
+for w in workers: w.join()
+tracer.stop()
+print(json.dumps({"held_s": held, "found_by": tracer.found_by, "stats": tracer.stats}))
+"""
+
+
+def run27(py27: str, lib: str, out: str, env=None, hold=60000000, n=2000000) -> dict:
+    code = PROGRAM % {"dir": os.path.dirname(STARTER), "out": out, "lib": lib, "hold": hold, "n": n}
+    done = subprocess.run([py27, "-c", code], capture_output=True, text=True, timeout=120,
+                          env=dict(os.environ, **(env or {})))
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+@pytest.fixture(scope="module")
+def traced(py27, oldgil_lib, tmp_path_factory):
+    out = str(tmp_path_factory.mktemp("t") / "old.gtr")
+    return run27(py27, oldgil_lib, out), out
+
+
+def test_the_file_is_a_complete_trace_with_nothing_lost(traced):
+    report, path = traced
+    raw = fileformat.read(path)
+    assert raw.complete and raw.footer["events_lost"] == 0
+    assert raw.header["python_version"].startswith("2.7") and raw.header["gil_kind"] == "old"
+    assert report["found_by"] == "symbol interpreter_lock"
+    assert report["stats"]["events_written"] == len(raw.events) > 1000
+
+
+def test_acquires_and_releases_pair_up_and_carry_the_old_gil_flags(traced):
+    _, path = traced
+    ev = fileformat.read(path).events
+    acq, rel = ev[ev["kind"] == layout.EV_ACQUIRE], ev[ev["kind"] == layout.EV_RELEASE]
+    assert abs(len(acq) - len(rel)) <= 1  # the starter's first hold began before the trace
+    same = (acq["flags"] & layout.FLAG_SAME_HOLDER) != 0
+    switched = (acq["flags"] & layout.FLAG_SWITCHED) != 0
+    assert not (same & switched).any() and (same | switched).all()  # exactly one of the two
+    assert same.sum() > switched.sum() > 10  # 2.7 mostly takes its own GIL straight back
+    # A blocking take is preceded by its WAIT; only blocking takes are contended.
+    contended = (acq["flags"] & layout.FLAG_CONTENDED) != 0
+    assert contended.sum() == (ev["kind"] == layout.EV_WAIT).sum() > 0
+    assert not (ev["kind"] == layout.EV_DROP_REQUEST).any()  # 2.7 has no drop request
+
+
+def test_a_thread_waits_for_a_long_bytecode_as_long_as_it_runs(traced):
+    """Known behaviour: sum(xrange(N)) is one bytecode, so the sleeper,
+    awake after 10 ms, waits for the GIL until the sum ends."""
+    report, path = traced
+    trace = load(path)
+    tid = {name: tid for tid, name in trace.names.items()}["sleeper"]
+    ev = trace.events
+    waits = ev[(ev["tid"] == tid) & (ev["kind"] == "acquire") & ev["contended"]]["wait_ns"] / 1e9
+    assert report["held_s"] > 0.05
+    assert abs(waits.max() - (report["held_s"] - 0.01)) < 0.01 + 0.05 * report["held_s"]
+
+
+def test_the_two_workers_are_named_and_hold_the_gil_by_turns(traced):
+    _, path = traced
+    trace = load(path)
+    threads = trace.threads().set_index("name")
+    for name in ("worker-0", "worker-1"):
+        assert threads.loc[name, "hold_s"] > 0.01
+    ev = trace.events
+    assert set(ev[ev["kind"] == "acquire"]["tid"]) >= {t for t, n in trace.names.items() if n.startswith("worker")}
+
+
+def test_the_gil_is_found_by_probing_a_release_too(py27, oldgil_lib, tmp_path):
+    report = run27(py27, oldgil_lib, str(tmp_path / "p.gtr"), env={"GILTRACE_OLDGIL_LOCATE": "probe"},
+                   hold=1000000, n=200000)
+    assert report["found_by"] == "probe of PyEval_SaveThread"
+    raw = fileformat.read(str(tmp_path / "p.gtr"))
+    assert raw.complete and (raw.events["kind"] == layout.EV_ACQUIRE).sum() > 10
+
+
+def test_it_refuses_an_interpreter_without_the_old_gil(oldgil_lib, tmp_path):
+    """Loaded into a 3.x process there is no interpreter_lock and no release
+    posts a semaphore: a clear refusal, and no file left behind."""
+    import sys
+
+    code = ("import sys; sys.path.insert(0, %r); import oldgil\n"
+            "try:\n    oldgil.Tracer(%r, lib=%r).start()\nexcept oldgil.OldGilError as e:\n    print(e)\n"
+            % (os.path.dirname(STARTER), str(tmp_path / "x.gtr"), oldgil_lib))
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert "cannot find the GIL's semaphore" in done.stdout, done.stdout + done.stderr
+    assert not os.path.exists(tmp_path / "x.gtr")
+
+
+def test_the_script_runner_traces_a_27_program(py27, oldgil_lib, tmp_path):
+    script = tmp_path / "prog.py"
+    script.write_text("import threading\nt = threading.Thread(target=lambda: sum(range(100000)), name='w')\n"
+                      "t.start(); t.join()\nimport sys; sys.exit(0)\n")
+    out = tmp_path / "run.gtr"
+    done = subprocess.run([py27, STARTER, "--lib", oldgil_lib, "--output", str(out), "--", str(script)],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    trace = load(str(out))
+    assert "w" in trace.names.values() and trace.meta["complete"]
+    assert np.isin(["acquire", "release"], trace.events["kind"].unique()).all()
