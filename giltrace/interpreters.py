@@ -20,10 +20,13 @@ GIL_KINDS = {
 }
 
 # One line per CPython minor version: (major, minor), GIL kind, traceable.
+# The new kind is traced by the cffi extension (giltrace/_binding.py); the
+# old one by the C core built as a plain library for 2.7's ctypes
+# (giltrace/_build_oldgil.py, giltrace/oldgil.py).
 # Versions between the first and the last line that are not listed (3.0-3.5)
 # are treated as untraceable, like the lines marked False.
 VERSIONS = (
-    ((2, 7), "old", False),
+    ((2, 7), "old", True),   # through the ctypes starter giltrace/oldgil.py
     ((3, 6), "new", False),
     ((3, 7), "new", False),
     ((3, 8), "new", False),
@@ -40,6 +43,8 @@ TOO_OLD = "CPython %(version)s is too old: giltrace needs %(range)s"
 NOT_YET = "CPython %(version)s is not supported yet: giltrace knows the GIL of %(range)s"
 # The same, as a bench cell's note: "tracing needs CPython 3.9-3.13; this is 2.7".
 UNTRACED_NOTE = "tracing needs CPython %(range)s; this is %(version)s"
+# The extension's own range, and the other kinds' traceable versions.
+EXTENSION_KIND = "new"
 
 
 def _minor(version):
@@ -73,11 +78,23 @@ def known_range():
     return VERSIONS[0][0], VERSIONS[-1][0]
 
 
-def traceable_range():
-    # type: () -> tuple
-    """(first, last) traceable version, inclusive."""
-    traceable = [v for v, _, ok in VERSIONS if ok]
+def traceable_range(kind=EXTENSION_KIND):
+    # type: (str) -> tuple
+    """(first, last) traceable version of GIL kind ``kind``, inclusive (by
+    default the new kind's: what the cffi extension traces)."""
+    traceable = [v for v, gil, ok in VERSIONS if ok and gil == kind]
     return traceable[0], traceable[-1]
+
+
+def traceable_text():
+    # type: () -> str
+    """Every traceable version, as a bench note says it: '2.7 or 3.9-3.13'."""
+    parts = []
+    for kind in sorted(GIL_KINDS, key=lambda k: k != "old"):
+        if any(ok and gil == kind for _, gil, ok in VERSIONS):
+            first, last = traceable_range(kind)
+            parts.append("%d.%d" % first if first == last else span_text(first, last))
+    return " or ".join(parts)
 
 
 def span_text(first, last, joiner="-"):
@@ -88,7 +105,7 @@ def span_text(first, last, joiner="-"):
 
 def refusal(version, version_text):
     # type: (tuple, str) -> object
-    """Why a trace cannot start on this version (``version_text``: '3.8.18'), or None."""
+    """Why the extension cannot trace this version (``version_text``: '3.8.18'), or None."""
     if is_traceable(version):
         return None
     first, last = traceable_range()
@@ -101,4 +118,4 @@ def untraced_note(version):
     """A bench cell's note when its interpreter cannot be traced, or None."""
     if is_traceable(version):
         return None
-    return UNTRACED_NOTE % {"range": span_text(*traceable_range()), "version": "%d.%d" % _minor(version)}
+    return UNTRACED_NOTE % {"range": traceable_text(), "version": "%d.%d" % _minor(version)}

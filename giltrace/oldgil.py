@@ -114,8 +114,8 @@ def load_library(path=None):
     old GIL's start and stop rely on, csrc/oldgil.c)."""
     path = path or os.environ.get(LIB_ENV)
     if not path:
-        raise OldGilError("no old-GIL recorder library: the 3.x host builds it (giltrace/_build_oldgil.py) and "
-                          "passes it in %s" % LIB_ENV)
+        raise OldGilError(os.environ.get("GILTRACE_OLDGIL_ERROR") or "no old-GIL recorder library: the 3.x host "
+                          "builds it (giltrace/_build_oldgil.py) and passes it in %s" % LIB_ENV)
     try:
         lib = ctypes.PyDLL(path)
     except OSError as exc:

@@ -12,6 +12,7 @@ import subprocess
 import time
 from typing import Any, Dict, List, Mapping, Optional, Sequence
 
+from .. import interpreters as versions
 from ..cpus import format_cpus
 from . import cells, contention, monitor, pinning, spread
 from .cells import Cell
@@ -110,12 +111,20 @@ def add_contention(row: Dict[str, Any], data: Mapping[str, Any]) -> None:
         row["trace_note"] = "%d GIL events lost: figures are lower bounds" % row["events_lost"]
 
 
-def child_env(trace: bool) -> Dict[str, str]:
+def child_env(trace: bool, old_gil: bool = False) -> Dict[str, str]:
     """The child's environment: ours, plus this source tree on the path when
-    tracing, so an interpreter without giltrace installed may still import it."""
+    tracing, so an interpreter without giltrace installed may still import it;
+    for an old-GIL (2.7) child, the recorder library built here (or why not)."""
     env = dict(os.environ)
     if trace:
         env["PYTHONPATH"] = os.pathsep.join(p for p in (REPO_ROOT, env.get("PYTHONPATH")) if p)
+    if trace and old_gil:
+        from .. import _build_oldgil
+
+        try:
+            env["GILTRACE_OLDGIL_LIB"] = _build_oldgil.library_path()
+        except (_build_oldgil.BuildError, OSError) as exc:  # the child reports it as the cell's note
+            env["GILTRACE_OLDGIL_ERROR"] = str(exc)
     return env
 
 
@@ -175,7 +184,8 @@ def run_cell(cell: Cell, config: BenchConfig, trace_dir: Optional[str]) -> Dict[
         return row
     trace_path = os.path.join(trace_dir, cell.name + ".gtr") if config.trace and trace_dir else None
     argv = pinning.pinned_argv(cell.cpus, cells.child_argv(cell, config, trace_path))
-    result = launch(argv, child_env(trace_path is not None), config.timeout, cell.cpus)
+    old_gil = versions.gil_kind(cell.python.version_tuple) == "old"
+    result = launch(argv, child_env(trace_path is not None, old_gil), config.timeout, cell.cpus)
     if result["timed_out"] or result["returncode"] != 0:
         row = empty_row(cell)
         reason = ("timed out after %gs" % config.timeout if result["timed_out"]

@@ -26,7 +26,7 @@ from .interpreters import Interpreter, resolve
 from .progress import Progress
 from .workloads import registry
 
-TRACEABLE = versions.span_text(*versions.traceable_range())  # "3.9-3.13"
+TRACEABLE = versions.traceable_text()  # "2.7 or 3.9-3.13"
 # Above this many GIL events per page-cache I/O cell a trace gets large
 # (24 bytes each on disk, more in memory once loaded).
 TRACE_EVENTS_WARNING = 2_000_000

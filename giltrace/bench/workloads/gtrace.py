@@ -1,7 +1,9 @@
 """Optional GIL tracing of a piece of work, through giltrace where it can run.
 
-Tracing needs a CPython that giltrace/interpreters.py marks traceable, with
-giltrace importable.  Anywhere else the work runs untraced and the returned
+Tracing needs a CPython that giltrace/interpreters.py marks traceable: for
+the new GIL, with giltrace importable; for the old one (2.7), the recorder
+library the runner built and named in GILTRACE_OLDGIL_LIB, loaded by the
+2/3 starter giltrace/oldgil.py.  Anywhere else the work runs untraced and the returned
 record says why, so a cell is never lost because its interpreter cannot be
 traced.
 """
@@ -10,9 +12,18 @@ from __future__ import absolute_import, division, print_function
 import sys
 
 if __package__:
-    from .shared import interpreters
+    from .shared import interpreters, load
 else:
-    from shared import interpreters
+    from shared import interpreters, load
+
+
+_starter = []  # the old-GIL starter, loaded once and kept: 2.7 empties a freed module's globals
+
+
+def _old_gil_starter():
+    if not _starter:
+        _starter.append(load("oldgil"))
+    return _starter[0]
 
 
 def _open_tracer(path):
@@ -21,6 +32,8 @@ def _open_tracer(path):
     if refused:
         return None, refused
     try:
+        if interpreters.gil_kind(sys.version_info) == "old":
+            return _old_gil_starter().Tracer(path), None
         import giltrace
         return giltrace.trace(path=path), None
     except Exception as exc:  # ImportError, UnsupportedInterpreter, a broken install
