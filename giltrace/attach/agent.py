@@ -1,0 +1,96 @@
+"""The part of ``giltrace attach`` that runs inside the target process.
+
+It runs in the thread the bootstrap started (giltrace/attach/bootstrap.py),
+named ``giltrace-attach``, and talks to the CLI over a UNIX socket, one line
+per message (``KIND {json}``):
+
+    agent -> CLI   started {"path", "pid", "python"}  |  error {"kind", "message"}
+    CLI -> agent   stop
+    agent -> CLI   stopped {tracer stats}  |  error {...}
+
+The thread blocks in ``recv`` (without the GIL) for the whole trace.  On
+``stop`` -- or when the CLI goes away (end of file: it was killed) -- it stops
+the trace, which puts the GOT slots back and joins the writer thread, and
+returns: the thread ends.  If the CLI is gone, the private directory it made
+for this attach is removed too, so nothing is left behind.
+
+Imports only what ``giltrace.tracer`` does (start-up rules,
+docs/architecture.md): the target may be a program that cares what is
+imported into it.
+"""
+from __future__ import annotations
+
+import os
+import sys
+
+from .. import layout
+from ..errors import GiltraceError
+from ..tracer import Tracer
+
+
+def _send(sock, kind: str, obj: object) -> None:
+    try:
+        sock.sendall(("%s %s\n" % (kind, layout.dumps(obj))).encode())
+    except OSError:
+        pass  # the CLI is gone: nothing to tell
+
+
+def _wait_for_stop(sock) -> bool:
+    """Block until the CLI says ``stop`` (True) or disappears (False)."""
+    data = b""
+    while True:
+        try:
+            chunk = sock.recv(256)
+        except InterruptedError:
+            continue
+        except OSError:
+            return False
+        if not chunk:
+            return False
+        data += chunk
+        if b"\n" in data:
+            return data.split(b"\n", 1)[0].strip() == b"stop"
+
+
+def serve(sock, params: "dict[str, object]") -> None:
+    """Start the trace into ``params["trace"]``, wait, stop; report each step on ``sock``."""
+    path = str(params["trace"])
+    tracer = Tracer(path, sample_period_ms=float(params.get("sample_period_ms", 5.0)),  # type: ignore[arg-type]
+                    buffer_events=int(params.get("buffer_events", 1 << 19)),  # type: ignore[call-overload]
+                    locations=bool(params.get("locations", True)), overwrite=False)
+    try:
+        try:
+            tracer.start()
+        except GiltraceError as exc:
+            _send(sock, "error", {"kind": type(exc).__name__, "message": str(exc)})
+            return
+        _send(sock, "started", {"path": path, "pid": os.getpid(), "python": sys.version.split()[0]})
+        told = _wait_for_stop(sock)
+        try:
+            tracer.stop(load=False)
+        except GiltraceError as exc:  # e.g. the disk filled up; the stats still say how much was written
+            _send(sock, "error", {"kind": "write", "message": str(exc), "stats": tracer.stats})
+            return
+        if told:
+            _send(sock, "stopped", tracer.stats)
+        else:
+            _forget(path)
+    finally:
+        try:
+            sock.close()
+        except OSError:
+            pass
+
+
+def _forget(path: str) -> None:
+    """The CLI died mid-trace: remove its private directory (the trace and the socket)."""
+    folder = os.path.dirname(path)
+    for name in os.listdir(folder) if os.path.isdir(folder) else ():
+        try:
+            os.unlink(os.path.join(folder, name))
+        except OSError:
+            pass
+    try:
+        os.rmdir(folder)
+    except OSError:
+        pass
