@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 .PHONY: setup demo test bench clean compat-regrtest
 
 # (Re)install into the venv whenever the package or its C sources change.
-$(VENV)/.installed: pyproject.toml setup.py $(wildcard csrc/*.c csrc/*.h) giltrace/_build_native.py
+$(VENV)/.installed: pyproject.toml setup.py giltrace-autostart.pth $(wildcard csrc/*.c csrc/*.h) giltrace/_build_native.py
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -e '.[test]'

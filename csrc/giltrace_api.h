@@ -120,14 +120,14 @@ typedef struct {
 } gt_metrics_totals;
 
 typedef struct {
-    uint64_t time_ns;          /* when it was noticed (CLOCK_MONOTONIC) */
+    uint64_t time_ns;          /* when it was noticed, since the metrics started */
     uint64_t duration_ns;
     uint32_t kind;             /* 1: a wait over the threshold; 2: a hold over it while others waited */
     uint32_t tid;              /* the waiter (1) or the holder (2) */
     uint32_t other_tid;        /* (1) the thread that held the GIL last before the waiter got it */
     int32_t line;              /* (2) the holder's code location, 0 if unknown */
-    char file[192];
-    char function[64];
+    char file[256];
+    char function[128];
 } gt_metrics_alert;
 
 /* Control API: rare calls (each cffi call releases the GIL). */
@@ -139,6 +139,7 @@ int gt_metrics_stop(void);
 int gt_metrics_running(void);
 int gt_metrics_read(gt_metrics_thread *out, int max, gt_metrics_totals *totals);  /* exited threads: freed once read */
 int gt_metrics_alerts(gt_metrics_alert *out, int max);
+int gt_metrics_exited(void);  /* exited threads whose counters wait for a reader */
 uint64_t gt_metrics_bound_ns(int bucket);
 /* Set (a plain store: no GIL release) by Python's before-fork hook: the
    writer, paused by every fork(), comes back at the parent's next GIL

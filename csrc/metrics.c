@@ -26,6 +26,7 @@ gt_metrics_config gt_mcfg;
 static gt_metrics_thread slots[GT_METRICS_SLOTS];
 static uint32_t next_slot;
 static uint64_t overflow_threads;
+static uint32_t exited_unread;  /* slots waiting for a reader to fold them */
 static uint64_t start_ns;
 
 /* Alerts: a small single-producer (hooks, under the GIL's lock) ring. */
@@ -84,9 +85,13 @@ void gt_metrics_thread_exit(gt_thread *t)
         return;
     t->metrics = NULL;
     t->metrics_gen = 0;
-    if (m != &slots[GT_METRICS_SLOTS - 1])
+    if (m != &slots[GT_METRICS_SLOTS - 1]) {
         __atomic_store_n(&m->state, 2, __ATOMIC_RELEASE);
+        __atomic_add_fetch(&exited_unread, 1, __ATOMIC_RELAXED);
+    }
 }
+
+int gt_metrics_exited(void) { return (int)__atomic_load_n(&exited_unread, __ATOMIC_RELAXED); }
 
 static gt_metrics_alert *alert_slot(void)
 {
@@ -115,7 +120,7 @@ void gt_metrics_alert_hold(gt_thread *t, uint64_t now, uint64_t held)
     if (!a)
         return;
     a->kind = 2;
-    a->time_ns = gt_ticks_to_ns(now);
+    a->time_ns = gt_ticks_to_ns(now) - start_ns;
     a->duration_ns = ticks_ns(held);
     a->tid = t->tid;
     const void *code;
@@ -131,7 +136,7 @@ void gt_metrics_alert_wait(gt_thread *t, uint64_t now, uint64_t waited)
     if (!a)
         return;
     a->kind = 1;
-    a->time_ns = gt_ticks_to_ns(now);
+    a->time_ns = gt_ticks_to_ns(now) - start_ns;
     a->duration_ns = ticks_ns(waited);
     a->tid = t->tid;
     a->other_tid = gt_rec.last_releaser;
@@ -165,6 +170,7 @@ int gt_metrics_start(uint64_t alert_ns, char *err, size_t errlen)
     memset(slots, 0, sizeof(slots));
     next_slot = 0;
     overflow_threads = alerts_lost = 0;
+    exited_unread = 0;
     alert_head = alert_tail = 0;
     if ((rc = gt_session_join(err, errlen)) != 0)
         goto out;
@@ -221,6 +227,7 @@ int gt_metrics_read(gt_metrics_thread *out, int max, gt_metrics_totals *totals)
             memset((char *)&slots[i] + sizeof(uint32_t) * 2, 0, sizeof(slots[i]) - sizeof(uint32_t) * 2);
             slots[i].tid = 0;
             __atomic_store_n(&slots[i].state, 0, __ATOMIC_RELEASE);
+            __atomic_sub_fetch(&exited_unread, 1, __ATOMIC_RELAXED);
         }
     }
     if (totals) {

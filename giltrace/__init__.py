@@ -25,11 +25,17 @@ def __getattr__(name: str) -> object:
         from . import model as _trace
 
         return getattr(_trace, name)
+    if name in ("monitor", "metrics", "Monitor", "Metrics"):  # docs/metrics.md
+        from . import monitoring
+
+        return getattr(monitoring, name)
     raise AttributeError("module 'giltrace' has no attribute %r" % name)
 
 __all__ = [
     "GiltraceError",
     "IncompleteTraceWarning",
+    "Metrics",
+    "Monitor",
     "Trace",
     "TraceFormatError",
     "TraceRunning",
@@ -38,6 +44,8 @@ __all__ = [
     "UsageError",
     "active",
     "load",
+    "metrics",
+    "monitor",
     "start",
     "stop",
     "trace",

@@ -19,6 +19,8 @@ import os
 import sys
 
 ENV = "GILTRACE"
+METRICS_ENV = "GILTRACE_METRICS"  # [HOST]:PORT of a Prometheus endpoint (giltrace/monitoring.py)
+METRICS_LOG_ENV = "GILTRACE_METRICS_LOG"  # a JSON-lines log instead of, or beside, it
 _attempted = False  # site may process the .pth twice (lib and lib64 are one directory)
 
 
@@ -29,7 +31,8 @@ def start_from_environment():
     the .pth too, and must neither touch the running trace nor say anything."""
     global _attempted
     template = os.environ.get(ENV)
-    if not template or _attempted:
+    metrics = os.environ.get(METRICS_ENV) or os.environ.get(METRICS_LOG_ENV)
+    if _attempted or not (template or metrics):
         return None
     _attempted = True
     try:
@@ -37,6 +40,15 @@ def start_from_environment():
 
         if not in_main_interpreter():
             return None
+    except Exception:
+        return None
+    if metrics:  # imports the exporters' libraries: only when asked for (docs/metrics.md)
+        from .monitoring import start_from_environment as start_metrics
+
+        start_metrics()
+    if not template:
+        return None
+    try:
         from .errors import TraceRunning
         from .tracer import Tracer, active, path_for
 

@@ -118,7 +118,7 @@ class Tracer:
             self._running = True
             _active = self
             _install_process_hooks()
-            _thread_hook.install(self._on_thread_start)
+            _thread_hook.add(self._on_thread_start)
             if self.follow_children:
                 _exit_hook.install()
             self._write_json(layout.CHUNK_START, self._start_record(ffi, lib))
@@ -136,7 +136,7 @@ class Tracer:
             lib.gt_stop(stats)
             self._running = False
             _active = None
-            _thread_hook.uninstall()
+            _thread_hook.discard(self._on_thread_start)
             _exit_hook.uninstall()
             self._names.update(_python_thread_names())  # final names: renames after start
             self.stats = {f: getattr(stats, f) for f, _ in ffi.typeof("gt_stats").fields}
@@ -489,34 +489,40 @@ def _python_thread_names() -> "dict[int, str]":
 
 class _ThreadStartHook:
     """Learns the name of each thread as it starts, even if it ends before
-    the trace stops, by wrapping ``threading.Thread._bootstrap_inner`` for
-    the duration of a trace.  If ``threading`` is not imported yet, it is
-    not imported for this: the wrapper goes in as soon as the program
-    imports it (_ThreadingImportWatcher)."""
+    the trace stops, by wrapping ``threading.Thread._bootstrap_inner`` while
+    someone listens (a trace, the metrics: giltrace/monitoring.py).  If
+    ``threading`` is not imported yet, it is not imported for this: the
+    wrapper goes in as soon as the program imports it
+    (_ThreadingImportWatcher)."""
 
     def __init__(self) -> None:
         self._original = None
-        self._callback = None
+        self._callbacks: "tuple" = ()
         self._module = None
 
-    def install(self, callback) -> None:
-        self._callback = callback
+    def add(self, callback) -> None:
+        if callback not in self._callbacks:
+            self._callbacks = self._callbacks + (callback,)
         threading = sys.modules.get("threading")
         if threading is None:
             _ThreadingImportWatcher.arm(self)
         else:
             self.wrap(threading)
 
+    def discard(self, callback) -> None:
+        self._callbacks = tuple(c for c in self._callbacks if c != callback)
+        if not self._callbacks:
+            self.uninstall()
+
     def wrap(self, threading) -> None:
-        if self._original is not None or self._callback is None:
+        if self._original is not None or not self._callbacks:
             return
         original = threading.Thread._bootstrap_inner
         hook = self
         get_native_id = threading.get_native_id
 
         def _bootstrap_inner(thread) -> None:
-            cb = hook._callback
-            if cb is not None:
+            for cb in hook._callbacks:
                 try:
                     cb(get_native_id(), thread.name)
                 except Exception:  # never break the traced program's thread
@@ -528,7 +534,7 @@ class _ThreadStartHook:
         threading.Thread._bootstrap_inner = _bootstrap_inner  # type: ignore[method-assign]
 
     def uninstall(self) -> None:
-        self._callback = None
+        self._callbacks = ()
         _ThreadingImportWatcher.disarm()
         if self._original is not None:
             self._module.Thread._bootstrap_inner = self._original  # type: ignore[union-attr]
