@@ -19,7 +19,7 @@ from typing import List, Optional
 from ..errors import GiltraceError
 
 # Module names under giltrace.cli, in the order shown by --help.
-SUBCOMMANDS = ["run", "attach", "summary", "timeline", "export", "report", "demo", "bench", "metrics"]
+SUBCOMMANDS = ["run", "attach", "top", "summary", "timeline", "export", "report", "demo", "bench", "metrics"]
 
 EXIT_USAGE = 2
 
