@@ -9,6 +9,14 @@ compared per thread inside the trace's time window (perf records with
 ``-k CLOCK_MONOTONIC``, giltrace's clock).  Note that each uprobe hit costs
 ~1-3 us, part of which lands inside the measured take_gil: ground truth is
 biased upwards by about that much per acquisition.
+
+    sudo python benchmarks/validate_uprobes.py --python27 PATH [--scenario cpu,io]
+
+The old GIL (CPython 2.7, traced by the ctypes starter giltrace/oldgil.py):
+uprobes on ``PyThread_acquire_lock`` entry (with its lock argument) and
+return, kept only for calls on the GIL's own lock (its address is in the
+trace's header, ``gil_semaphore``).  Compared per thread: acquisitions, and
+the summed time of every take (the ACQUIRE events' wait, blocking or not).
 """
 from __future__ import annotations
 
@@ -86,14 +94,167 @@ def ground_truth(perf_script: str, start_ns: int, stop_ns: int):
     return wait, acquires, floor
 
 
+WORKLOAD27 = textwrap.dedent(
+    """
+    import os, sys, tempfile, threading, time
+    sys.path.insert(0, os.path.join(%(repo)r, "giltrace"))
+    import oldgil
+    scenario, seconds, path, lib = sys.argv[1], float(sys.argv[2]), sys.argv[3], sys.argv[4]
+    stop = threading.Event()
+    def cpu():
+        while not stop.is_set():
+            n = 10000
+            while n: n -= 1
+    def io():
+        block = b"x" * 4096
+        f = tempfile.TemporaryFile()
+        while not stop.is_set():
+            f.seek(0); f.write(block); f.flush(); os.fsync(f.fileno()) if scenario == "sync" else None
+            f.seek(0); f.read(4096)
+    roles = {"cpu": [cpu, cpu], "io": [io, cpu], "sync": [io, cpu]}[scenario]
+    threads = [threading.Thread(target=f, name="%%s-%%d" %% (f.__name__, i)) for i, f in enumerate(roles)]
+    with oldgil.Tracer(path, lib=lib):
+        for t in threads: t.start()
+        time.sleep(seconds)
+        stop.set()
+        for t in threads: t.join()
+    """
+)
+
+
+def ground_truth27(perf_script: str, lock: int, start_ns: int, stop_ns: int) -> "dict[int, list]":
+    """Per thread, in order: (entry, return) of each PyThread_acquire_lock on the GIL inside the window."""
+    entry = {}
+    takes = collections.defaultdict(list)
+    for line in perf_script.splitlines():
+        parts = line.split()
+        if len(parts) < 3:
+            continue
+        tid, t, ev = int(parts[0]), int(round(float(parts[1].rstrip(":")) * 1e9)), parts[2]
+        if ev.endswith("gil_acq:"):
+            args = dict(p.split("=", 1) for p in parts[3:] if "=" in p)
+            if int(args.get("lock", "0"), 16) == lock:
+                entry[tid] = t
+        elif ev.endswith("gil_acq__return:") and tid in entry:
+            t0 = entry.pop(tid)
+            if t0 >= start_ns and t <= stop_ns:
+                takes[tid].append((t0, t))
+    return takes
+
+
+def compare_thread(truth: "list", mine: "np.ndarray", contended: "np.ndarray") -> "dict[str, float]":
+    """Our takes against the probes' for one thread, matched one to one in order.
+
+    Each uprobe hit costs microseconds, part of them inside the probed call:
+    at 2.7's ~10^5 takes per second that bias dwarfs the waits themselves, so
+    it is estimated per thread as the median (probe - ours) difference over
+    the takes that did not block, and taken off every take of the probes."""
+    import numpy as np
+
+    span = np.array([b - a for a, b in truth], dtype=np.int64)
+    out = {"truth_ms": span.sum() / 1e6, "ours_ms": mine["arg"].sum() / 1e6, "truth_acq": len(span), "acq": len(mine)}
+    if len(span) != len(mine) or not len(span):
+        out.update(cost_us=float("nan"), corrected_ms=float("nan"), block_truth_ms=float("nan"), block_ours_ms=float("nan"),
+                   block_n=0, block_excess_us=float("nan"), inside_pct=float("nan"))
+        return out
+    diff = span - mine["arg"].astype(np.int64)
+    free = ~contended
+    cost = float(np.median(diff[free])) if free.any() else float(np.median(diff))
+    out["cost_us"] = cost / 1e3
+    out["corrected_ms"] = (span - cost).clip(min=0).sum() / 1e6
+    out["block_truth_ms"] = (span[contended] - cost).clip(min=0).sum() / 1e6  # the blocking takes alone
+    out["block_ours_ms"] = mine["arg"][contended].sum() / 1e6
+    out["block_n"] = int(contended.sum())
+    # what the probes see beyond ours on a blocking take, past their usual cost: their cost after a wake-up
+    out["block_excess_us"] = float(np.median(diff[contended] - cost)) / 1e3 if contended.any() else 0.0
+    starts = mine["time_ns"].astype(np.int64) - mine["arg"].astype(np.int64)
+    t0 = np.array([a for a, _ in truth], dtype=np.int64)
+    t1 = np.array([b for _, b in truth], dtype=np.int64)
+    out["inside_pct"] = 100.0 * float(((t0 <= starts) & (mine["time_ns"].astype(np.int64) <= t1)).mean())  # ours within theirs
+    out["start_offset_us"] = float(np.median(mine["time_ns"].astype(np.int64) - mine["arg"].astype(np.int64)
+                                             - np.array([a for a, _ in truth], dtype=np.int64))) / 1e3
+    return out
+
+
+def function_offset(lib: str, name: str) -> int:
+    out = subprocess.run(["nm", "-D", "--defined-only", lib], capture_output=True, text=True, check=True).stdout
+    for line in out.splitlines():
+        parts = line.split()
+        if len(parts) == 3 and parts[2] == name:
+            return int(parts[0], 16)
+    raise SystemExit("%s not found in %s" % (name, lib))
+
+
+def main27(py27: str, scenarios: "list[str]", seconds: float) -> int:
+    """The old GIL's check: perf uprobes on PyThread_acquire_lock against giltrace's events."""
+    import numpy as np
+
+    from giltrace import _build_oldgil, fileformat, layout
+
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    lib = _build_oldgil.library_path()
+    libpy = subprocess.run([py27, "-c", "import sysconfig, os; print(os.path.join(sysconfig.get_config_var('LIBDIR'), "
+                            "sysconfig.get_config_var('INSTSONAME')))"], capture_output=True, text=True).stdout.strip()
+    if not os.path.exists(libpy):
+        libpy = os.path.realpath(py27)  # a static libpython: the probes go on the executable
+    # By address: the name alone would also put a return probe on the PLT stub.
+    addr = function_offset(libpy, "PyThread_acquire_lock")
+    subprocess.run(["perf", "probe", "-q", "--del", "probe_gt27:*"], capture_output=True)
+    subprocess.run(["perf", "probe", "-q", "-x", libpy, "--add", "probe_gt27:gil_acq=0x%x lock=%%di:x64" % addr,
+                    "--add", "probe_gt27:gil_acq=0x%x%%return" % addr], check=True)
+    tmp = tempfile.mkdtemp()
+    script = os.path.join(tmp, "w27.py")
+    with open(script, "w") as f:
+        f.write(WORKLOAD27 % {"repo": repo})
+    failed = 0
+    try:
+        for sc in scenarios:
+            gtr, data = os.path.join(tmp, sc + ".gtr"), os.path.join(tmp, sc + ".data")
+            subprocess.run(["perf", "record", "-q", "-k", "CLOCK_MONOTONIC", "-o", data, "-e", "probe_gt27:gil_acq",
+                            "-e", "probe_gt27:gil_acq__return", py27, script, sc, str(seconds), gtr, lib], check=True)
+            out = subprocess.run(["perf", "script", "-i", data, "--ns", "-F", "tid,time,event,trace"],
+                                 capture_output=True, text=True, check=True).stdout
+            raw = fileformat.read(gtr)
+            start, stop = int(raw.footer["start_ns"]), int(raw.footer["stop_ns"])
+            truth = ground_truth27(out, int(raw.header["gil_semaphore"]), start, stop)
+            ev = raw.events
+            acq = ev[(ev["kind"] == layout.EV_ACQUIRE) & ((ev["flags"] & layout.FLAG_WAIT_UNKNOWN) == 0)]
+            acq = acq[(acq["time_ns"] - acq["arg"] >= start) & (acq["time_ns"] <= stop)]
+            names = {r["tid"]: r["name"] for r in raw.threads}
+            print("\n== 2.7 %s: %.2f s, %d events, %d lost, GIL found by %s" % (
+                sc, (stop - start) / 1e9, len(ev), raw.footer["events_lost"], raw.header.get("gil_found_by")))
+            print("%-10s %9s %9s %9s %8s %9s %9s %8s %8s %9s %9s %9s %8s %12s" % (
+                "thread", "acq", "probe acq", "probe ms", "cost us", "corr ms", "ours ms", "diff ms", "blocking", "block pr",
+                "block ms", "excess us", "inside %", "same/switch"))
+            for tid in sorted(set(truth) | set(int(t) for t in np.unique(acq["tid"]))):
+                mine = acq[acq["tid"] == tid]
+                contended = (mine["flags"] & layout.FLAG_CONTENDED) != 0
+                c = compare_thread(truth.get(tid, []), mine, contended)
+                same = int(((mine["flags"] & layout.FLAG_SAME_HOLDER) != 0).sum())
+                ok = c["truth_acq"] == c["acq"] and abs(c["ours_ms"] - c["corrected_ms"]) <= max(0.02 * c["corrected_ms"], 0.5)
+                failed += not ok
+                print("%-10s %9d %9d %9.3f %8.2f %9.3f %9.3f %8.3f %8d %9.3f %9.3f %9.2f %8.2f %6d/%-5d %s" % (
+                    names.get(tid, tid), c["acq"], c["truth_acq"], c["truth_ms"], c["cost_us"], c["corrected_ms"],
+                    c["ours_ms"], c["ours_ms"] - c["corrected_ms"], c["block_n"], c["block_truth_ms"], c["block_ours_ms"],
+                    c["block_excess_us"], c["inside_pct"], same, len(mine) - same, "" if ok else "  <-- off"))
+    finally:
+        subprocess.run(["perf", "probe", "-q", "--del", "probe_gt27:*"], capture_output=True)
+        shutil.rmtree(tmp, ignore_errors=True)
+    return 1 if failed else 0
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--seconds", type=float, default=2.0)
-    ap.add_argument("--scenario", default="all", help="cpu, io, mixed, cext or all")
+    ap.add_argument("--scenario", default="all", help="cpu, io, mixed, cext or all (2.7: cpu, io, sync)")
+    ap.add_argument("--python27", metavar="PATH", help="check the old-GIL recorder in this CPython 2.7 instead")
     args = ap.parse_args()
     if os.geteuid() != 0 or not shutil.which("perf"):
         print("needs root and perf", file=sys.stderr)
         return 2
+    if args.python27:
+        return main27(args.python27, ["cpu", "io", "sync"] if args.scenario == "all" else args.scenario.split(","),
+                      args.seconds)
     lib = libpython()
     subprocess.run(["perf", "probe", "-q", "-x", lib, "--del", "probe_libpython*"], capture_output=True)
     subprocess.run(["perf", "probe", "-q", "-x", lib, "--add", "take_gil", "--add", "take_gil%return"], check=True)

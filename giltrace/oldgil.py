@@ -252,6 +252,7 @@ class Tracer(object):
             "sample_period_ns": int(self.sample_period_ms * 1e6), "flush_period_ns": int(self.flush_period_ms * 1e6),
             "buffer_events": self.buffer_events, "locations": False, "library_prefixes": [],
             "children_template": None, "start_time_unix": time.time(), "gil_found_by": self.found_by,
+            "gil_semaphore": self._lib.gt_oldgil_semaphore() or 0,  # the GIL's lock, for uprobe filters
         }
         body = _dumps(meta)
         return HEADER.pack(MAGIC, FORMAT_VERSION, 0, len(body)) + body
