@@ -75,12 +75,17 @@ try:
 except gdb.error:
     pass
 
-t_stop = now()
-try:
-    run("attach %d" % PID)
-except gdb.error as exc:
-    say(error="attach", detail=str(exc).strip())
-    raise SystemExit(0)
+for attempt in range(3):
+    t_stop = now()
+    try:
+        run("attach %d" % PID)
+        break
+    except gdb.error as exc:
+        # EPERM also comes from a brief race (another tracer detaching): try again before giving up.
+        if attempt == 2 or "not permitted" not in str(exc).lower():
+            say(error="attach", detail=str(exc).strip())
+            raise SystemExit(0)
+        time.sleep(0.2)
 # Only the Python runtime's symbols (libpython, or the executable itself).
 try:
     run("sharedlibrary libpython")

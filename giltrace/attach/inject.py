@@ -85,6 +85,10 @@ class GdbInjector:
             tail = (res.stderr.strip().splitlines() or res.stdout.strip().splitlines() or ["no output"])[-1]
             raise AttachError("gdb failed to attach to process %d: %s" % (target.pid, tail))
         if not result.get("ok"):
+            if result.get("error") == "attach":  # say precisely why, where /proc can tell (stopped, traced...)
+                from .target import check_state, status
+
+                check_state(target.pid, status(target.pid))
             raise AttachError(_gdb_error(target.pid, result.get("error", ""), result.get("detail", ""), self.timeout_s))
         return Injection("gdb", [float(x) for x in result.get("stops_ms", [])], str(result.get("safe_point", "")))
 

@@ -1,0 +1,540 @@
+"""Targets for the attach / top tests: real programs started as separate
+processes, and what we check in them from outside (/proc, gdb)."""
+import os
+import shutil
+import subprocess
+import sys
+import time
+
+import pytest
+
+from ..conftest import REPO
+
+GDB = shutil.which("gdb")
+
+needs_gdb = pytest.mark.skipif(GDB is None, reason="gdb is not installed (.ci/run installs it)")
+
+
+def ptrace_allowed() -> bool:
+    try:
+        with open("/proc/sys/kernel/yama/ptrace_scope") as f:
+            scope = int(f.read())
+    except (OSError, ValueError):
+        return True
+    return scope == 0 or os.geteuid() == 0
+
+
+needs_ptrace = pytest.mark.skipif(not ptrace_allowed(), reason="kernel.yama.ptrace_scope forbids attaching to a sibling process")
+
+
+def traceable() -> bool:
+    import giltrace
+
+    return giltrace.unsupported_reason() is None
+
+
+needs_tracer = pytest.mark.skipif(not traceable(), reason="this interpreter cannot be traced")
+
+# A threaded HTTP server beside a CPU-bound thread; the main thread only joins.
+HTTP_SERVER = r'''
+import http.server, sys, threading
+
+class Handler(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        if self.path == "/quit":
+            threading.Thread(target=server.shutdown, name="quitter").start()
+        body = b"ok %d\n" % sum(range(2000))
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, *a):
+        pass
+
+stop = threading.Event()
+def burn():
+    x = 0
+    while not stop.is_set():
+        x += 1  # BURN
+server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+server.daemon_threads = True
+cpu = threading.Thread(target=burn, name="cpu-burner", daemon=True)
+cpu.start()
+serving = threading.Thread(target=server.serve_forever, name="http-server")
+serving.start()
+print("ready %d" % server.server_address[1], flush=True)
+serving.join()
+stop.set()
+print("bye", flush=True)
+sys.exit(3)
+'''
+
+# The main thread only joins three CPU-bound threads (no thread ever waits in I/O).
+JOIN_MAIN = r'''
+import sys, threading, time
+def crunch(until):
+    total = 0
+    while time.monotonic() < until:
+        for i in range(2000):
+            total += i * i % 7  # CRUNCH
+until = time.monotonic() + float(sys.argv[1])
+threads = [threading.Thread(target=crunch, args=(until,), name="crunch-%d" % i) for i in range(3)]
+for t in threads:
+    t.start()
+print("ready 0", flush=True)
+for t in threads:
+    t.join()
+print("path %r" % (sys.path,), flush=True)
+print("giltrace imported: %s" % ("giltrace" in sys.modules), flush=True)
+print("bye", flush=True)
+'''
+
+# Every thread blocked outside Python: nothing ever reaches a safe point.
+IDLE = r'''
+import signal, sys, threading
+got = []
+signal.signal(signal.SIGINT, lambda *a: got.append("SIGINT"))
+print("ready 0", flush=True)
+threading.Event().wait(float(sys.argv[1]))
+print("signals %s" % got, flush=True)
+'''
+
+
+class Target:
+    """A program running in its own process, its first line ``ready PORT`` read."""
+
+    def __init__(self, tmp_path, source: str, *args: str, python: str = sys.executable, env=None) -> None:
+        script = tmp_path / ("target_%d.py" % (len(list(tmp_path.glob("target_*.py")))))
+        script.write_text(source)
+        full_env = dict(os.environ)
+        full_env.pop("GILTRACE", None)
+        full_env.pop("PYTHONPATH", None)  # the target must not see giltrace through the tests' path
+        full_env.update(env or {})
+        self.proc = subprocess.Popen([python, str(script)] + list(args), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                     text=True, cwd=str(tmp_path), env=full_env)
+        line = self.proc.stdout.readline()
+        assert line.startswith("ready"), (line, self.proc.stderr.read() if self.proc.poll() is not None else "")
+        self.port = int(line.split()[1])
+        self.pid = self.proc.pid
+
+    def finish(self, timeout: float = 60):
+        out, err = self.proc.communicate(timeout=timeout)
+        return self.proc.returncode, out, err
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.communicate()
+
+
+def giltrace_cli(*args: str, timeout: float = 120, env=None) -> subprocess.CompletedProcess:
+    full_env = dict(os.environ, PYTHONPATH=REPO + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    full_env.pop("GILTRACE", None)
+    full_env.update(env or {})
+    return subprocess.run([sys.executable, "-m", "giltrace"] + list(args), capture_output=True, text=True,
+                          timeout=timeout, env=full_env, stdin=subprocess.DEVNULL)
+
+
+def thread_names(pid: int) -> list:
+    names = []
+    for tid in os.listdir("/proc/%d/task" % pid):
+        try:
+            with open("/proc/%d/task/%s/comm" % (pid, tid)) as f:
+                names.append(f.read().strip())
+        except OSError:
+            pass
+    return names
+
+
+def signal_masks(pid: int) -> dict:
+    with open("/proc/%d/status" % pid) as f:
+        return {k: v.strip() for k, v in (line.split(":", 1) for line in f) if k in ("SigCgt", "SigIgn", "SigBlk")}
+
+
+HOOKED = ("pthread_mutex_lock", "pthread_mutex_unlock", "pthread_cond_timedwait", "pthread_cond_signal")
+
+
+def got_slots(pid: int) -> dict:
+    """What each GOT slot giltrace patches points at (gdb's ``info symbol``), read from outside."""
+    cmd = [GDB, "-nx", "-batch", "-readnever", "-iex", "set auto-solib-add off", "-p", str(pid),
+           "-ex", "sharedlibrary libpython"]
+    for name in HOOKED:
+        cmd += ["-ex", "echo SLOT %s \n" % name, "-ex", "info symbol *(void **)&'%s@got.plt'" % name]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=60).stdout
+    slots, current = {}, None
+    for line in out.splitlines():
+        if line.startswith("SLOT "):
+            current = line.split()[1]
+        elif current and current not in slots and (" in section " in line or "No symbol" in line):
+            slots[current] = line.strip()
+    return slots
+
+
+def wait_until(predicate, timeout: float, step: float = 0.05) -> bool:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if predicate():
+            return True
+        time.sleep(step)
+    return predicate()
+
+
+# -- the tests ---------------------------------------------------------------
+
+
+class Client:
+    """GET requests in a loop from a thread of the test, counting answers."""
+
+    def __init__(self, port: int) -> None:
+        import threading
+
+        self.url = "http://127.0.0.1:%d/" % port
+        self.ok, self.failed, self.times = 0, [], []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        import urllib.request
+
+        while not self._stop.is_set():
+            try:
+                with urllib.request.urlopen(self.url, timeout=20) as r:
+                    assert r.status == 200 and r.read().startswith(b"ok")
+                self.ok += 1
+                self.times.append(time.monotonic())
+            except Exception as exc:  # noqa: BLE001 - any failure is a test failure
+                self.failed.append(repr(exc))
+            time.sleep(0.002)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(30)
+
+
+def _quit_server(port: int) -> None:
+    import urllib.request
+
+    with urllib.request.urlopen("http://127.0.0.1:%d/quit" % port, timeout=20) as r:
+        r.read()
+
+
+pytestmark_attach = [needs_gdb, needs_ptrace, needs_tracer]
+
+
+@needs_gdb
+@needs_ptrace
+@needs_tracer
+def test_attach_to_a_threaded_http_server(tmp_path):
+    import giltrace
+
+    target = Target(tmp_path, HTTP_SERVER)
+    client = Client(target.port)
+    try:
+        assert wait_until(lambda: client.ok >= 20, 30)
+        slots_before = got_slots(target.pid)
+        masks_before = signal_masks(target.pid)
+        assert set(slots_before) == set(HOOKED), slots_before
+        out = str(tmp_path / "server.gtr")
+        t0 = time.monotonic()
+        res = giltrace_cli("attach", str(target.pid), "--duration", "2", "-o", out, "-v")
+        t1 = time.monotonic()
+        assert res.returncode == 0, res.stderr
+        assert "GIL events written to %s" % out in res.stderr
+        during = [t for t in client.times if t0 + 1.0 < t < t1 - 0.2]
+        assert during, "no request was answered while the trace ran"
+        ok_after = client.ok
+        assert wait_until(lambda: client.ok >= ok_after + 20, 30)
+        assert client.failed == []
+        # Left as it was: no giltrace thread, GOT slots and signal handlers as before.
+        assert wait_until(lambda: not [n for n in thread_names(target.pid) if "giltrace" in n], 10), thread_names(target.pid)
+        assert signal_masks(target.pid) == masks_before
+        slots_after = got_slots(target.pid)
+        for name in HOOKED:
+            same = slots_after[name] == slots_before[name]
+            assert same or slots_after[name].startswith(name + " in section .text of") and "libc" in slots_after[name], (
+                name, slots_before[name], slots_after[name])
+        trace = giltrace.load(out)
+        threads = trace.threads()
+        names = set(threads["name"])
+        assert {"cpu-burner", "http-server"} <= names, names
+        handlers = threads[threads["name"].str.contains("process_request_thread")]
+        assert len(handlers) >= 1, names
+        burner = threads[threads["name"] == "cpu-burner"].iloc[0]
+        assert burner["hold_s"] > 0.5 * trace.meta["duration_s"]  # the CPU thread holds the GIL most of the time
+        assert (handlers["waits"].sum() + threads[threads["name"] == "http-server"]["waits"].sum()) > 5
+    finally:
+        client.stop()
+        try:
+            _quit_server(target.port)
+            status, stdout, stderr = target.finish()
+        finally:
+            target.kill()
+    assert (status, stdout.split()) == (3, ["bye"]), stderr
+    assert stderr == ""
+
+
+@needs_gdb
+@needs_ptrace
+@needs_tracer
+def test_attach_when_the_main_thread_only_joins_and_again_later(tmp_path):
+    import giltrace
+
+    target = Target(tmp_path, JOIN_MAIN, "12")
+    try:
+        for i in range(2):  # attaching again after a detach works
+            out = str(tmp_path / ("join%d.gtr" % i))
+            res = giltrace_cli("attach", str(target.pid), "--duration", "1.5", "-o", out)
+            assert res.returncode == 0, res.stderr
+            threads = giltrace.load(out).threads()
+            crunch = threads[threads["name"].str.startswith("crunch-")]
+            assert len(crunch) == 3, set(threads["name"])
+            assert (crunch["waits"] > 10).all() and (crunch["hold_s"] > 0.1).all()
+            assert wait_until(lambda: not [n for n in thread_names(target.pid) if "giltrace" in n], 10)
+        status, stdout, stderr = target.finish()
+    finally:
+        target.kill()
+    assert status == 0 and stdout.rstrip().endswith("bye"), stderr
+    assert "giltrace imported: True" in stdout  # documented: importing giltrace adds modules
+    assert stderr == ""
+
+
+def _venv_without_giltrace(tmp_path) -> str:
+    base = getattr(sys, "_base_executable", sys.executable)
+    env_dir = tmp_path / "other-env"
+    subprocess.run([base, "-m", "venv", "--without-pip", str(env_dir)], check=True, timeout=120)
+    python = str(env_dir / "bin" / "python")
+    probe = subprocess.run([python, "-c", "import importlib.util as u; print(u.find_spec('giltrace'), u.find_spec('_cffi_backend'))"],
+                           capture_output=True, text=True, timeout=60, cwd=str(tmp_path), env={"PATH": os.environ.get("PATH", "")})
+    assert probe.stdout.split() == ["None", "None"], probe.stdout + probe.stderr
+    return python
+
+
+@needs_gdb
+@needs_ptrace
+@needs_tracer
+def test_attach_to_a_target_in_another_environment(tmp_path):
+    """The target's environment has neither giltrace nor cffi: the attach
+    brings this giltrace's own (by file location) and leaves sys.path alone."""
+    import giltrace
+
+    python = _venv_without_giltrace(tmp_path)
+    target = Target(tmp_path, JOIN_MAIN, "6", python=python)
+    try:
+        out = str(tmp_path / "other.gtr")
+        res = giltrace_cli("attach", str(target.pid), "--duration", "1.5", "-o", out)
+        assert res.returncode == 0, res.stderr
+        names = set(giltrace.load(out).threads()["name"])
+        assert {"crunch-0", "crunch-1", "crunch-2"} <= names
+        status, stdout, stderr = target.finish()
+    finally:
+        target.kill()
+    assert status == 0 and stderr == ""
+    path_line = [line for line in stdout.splitlines() if line.startswith("path ")][0]
+    assert str(tmp_path) in path_line and REPO not in path_line  # sys.path untouched
+
+
+@needs_gdb
+@needs_ptrace
+@needs_tracer
+def test_attach_while_a_trace_runs_there_says_so(tmp_path):
+    script = tmp_path / "traced.py"
+    script.write_text(JOIN_MAIN)
+    env = dict(os.environ, PYTHONPATH=REPO)
+    proc = subprocess.Popen([sys.executable, "-m", "giltrace", "run", "-q", "-o", str(tmp_path / "own.gtr"), str(script), "8"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=str(tmp_path))
+    try:
+        assert proc.stdout.readline().startswith("ready")
+        res = giltrace_cli("attach", str(proc.pid), "--duration", "1", "-o", str(tmp_path / "second.gtr"))
+        assert res.returncode != 0
+        assert "a trace is already running in process %d" % proc.pid in res.stderr
+        assert len(res.stderr.strip().splitlines()) == 1, res.stderr
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 0 and err == ""
+    import giltrace
+
+    assert giltrace.load(str(tmp_path / "own.gtr")).complete  # the program's own trace is untouched
+
+
+@needs_gdb
+@needs_ptrace
+@needs_tracer
+def test_the_target_exits_during_the_trace(tmp_path):
+    import giltrace
+
+    target = Target(tmp_path, JOIN_MAIN, "6")
+    try:
+        out = str(tmp_path / "short.gtr")
+        res = giltrace_cli("attach", str(target.pid), "--duration", "30", "-o", out)
+        assert res.returncode == 1
+        assert "process %d exited during the trace; the file holds everything up to its last flush: %s" % (target.pid, out) in res.stderr
+        trace = giltrace.load(out, warn=False)
+        assert len(trace.events) > 0 and {"crunch-0", "crunch-1"} <= set(trace.threads()["name"])
+        status, _, _ = target.finish()
+    finally:
+        target.kill()
+    assert status == 0
+
+
+@needs_gdb
+@needs_ptrace
+@needs_tracer
+def test_no_safe_point_in_an_idle_target_leaves_it_alone(tmp_path):
+    target = Target(tmp_path, IDLE, "6")
+    try:
+        res = giltrace_cli("attach", str(target.pid), "--attach-timeout", "1", "-o", str(tmp_path / "idle.gtr"))
+        assert res.returncode == 1
+        assert "no thread of process %d took the GIL within 1 s" % target.pid in res.stderr
+        assert not os.path.exists(tmp_path / "idle.gtr")
+        status, stdout, stderr = target.finish()
+    finally:
+        target.kill()
+    # gdb's wake-up signal was never delivered to the program
+    assert (status, stdout.splitlines()[-1], stderr) == (0, "signals []", "")
+
+
+# -- errors --------------------------------------------------------------------
+
+
+def _one_line_error(res, expected: str) -> None:
+    assert res.returncode != 0
+    assert res.stdout == ""
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and expected in lines[0], res.stderr
+
+
+def test_no_such_process(tmp_path):
+    pid = 4194000
+    while os.path.exists("/proc/%d" % pid):
+        pid += 1
+    _one_line_error(giltrace_cli("attach", str(pid)), "no such process: %d" % pid)
+
+
+def test_not_a_cpython_process(tmp_path):
+    proc = subprocess.Popen(["sleep", "30"])
+    try:
+        _one_line_error(giltrace_cli("attach", str(proc.pid)), "is not a CPython process")
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def test_a_stopped_process(tmp_path):
+    import signal
+
+    target = Target(tmp_path, IDLE, "30")
+    try:
+        os.kill(target.pid, signal.SIGSTOP)
+        assert wait_until(lambda: open("/proc/%d/status" % target.pid).read().count("State:\tT"), 10)
+        _one_line_error(giltrace_cli("attach", str(target.pid)), "is stopped (T (stopped)): resume it first with kill -CONT %d" % target.pid)
+        os.kill(target.pid, signal.SIGCONT)
+    finally:
+        target.kill()
+
+
+@needs_gdb
+@needs_ptrace
+def test_a_process_in_a_debugger(tmp_path):
+    target = Target(tmp_path, IDLE, "30")
+    debugger = subprocess.Popen([GDB, "-nx", "-batch", "-p", str(target.pid), "-ex", "shell sleep 20"],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
+    try:
+        assert wait_until(lambda: "TracerPid:\t0\n" not in open("/proc/%d/status" % target.pid).read(), 30)
+        _one_line_error(giltrace_cli("attach", str(target.pid)), "is already being traced by process")
+    finally:
+        debugger.kill()
+        debugger.wait()
+        target.kill()
+
+
+def test_no_debugger(tmp_path):
+    target = Target(tmp_path, IDLE, "30")
+    try:
+        res = giltrace_cli("attach", str(target.pid), env={"GILTRACE_GDB": str(tmp_path / "no-gdb")})
+        _one_line_error(res, "no debugger found: giltrace attach needs gdb (apt-get install gdb")
+    finally:
+        target.kill()
+
+
+def _other_python():
+    import glob
+
+    ours = "%d.%d" % sys.version_info[:2]
+    for path in sorted(glob.glob(os.path.expanduser("~/.pyenv/versions/3.*/bin/python3.*"))) + sorted(glob.glob("/usr/bin/python3.*")):
+        name = os.path.basename(path)
+        if name.startswith("python3.") and name[len("python"):] != ours and name[len("python"):].replace(".", "").isdigit():
+            return path
+    return None
+
+
+@pytest.mark.skipif(_other_python() is None, reason="no CPython of another version on this machine")
+def test_a_target_of_another_python_version(tmp_path):
+    python = _other_python()
+    target = Target(tmp_path, IDLE, "30", python=python)
+    try:
+        res = giltrace_cli("attach", str(target.pid))
+        version = os.path.basename(python)[len("python"):]
+        _one_line_error(res, "process %d runs CPython %s but this giltrace is built for %d.%d" % ((target.pid, version) + sys.version_info[:2]))
+    finally:
+        target.kill()
+
+
+def test_permission_rules_name_the_setting(monkeypatch):
+    """Checked on /proc values (the tests run as root, who may attach anywhere)."""
+    from giltrace.attach import target as t
+
+    monkeypatch.setattr(t, "_has_cap", lambda bit: False)
+    monkeypatch.setattr(t.os, "geteuid", lambda: 1000)
+    with pytest.raises(t.AttachError, match="belongs to user .*run giltrace as that user or as root"):
+        t.check_permission(1, {"Uid": "0\t0\t0\t0"})
+    monkeypatch.setattr(t, "ptrace_scope", lambda: 1)
+    monkeypatch.setattr(t, "_is_descendant", lambda pid: False)
+    with pytest.raises(t.AttachError, match=r"kernel.yama.ptrace_scope is 1 .*sysctl kernel.yama.ptrace_scope=0"):
+        t.check_permission(1, {"Uid": "1000\t1000\t1000\t1000"})
+    monkeypatch.setattr(t, "ptrace_scope", lambda: 2)
+    with pytest.raises(t.AttachError, match="ptrace_scope is 2"):
+        t.check_permission(1, {"Uid": "1000\t1000\t1000\t1000"})
+
+
+def test_free_threaded_and_old_interpreters_are_refused(monkeypatch):
+    from giltrace.attach import target as t
+    from giltrace.errors import UnsupportedInterpreter
+
+    monkeypatch.setattr(t, "status", lambda pid: {"State": "S (sleeping)", "TracerPid": "0", "Uid": "0\t0\t0\t0", "Gid": "0\t0\t0\t0"})
+    monkeypatch.setattr(t, "check_permission", lambda pid, st: None)
+    monkeypatch.setattr(t, "python_of", lambda pid: ((3, 13), "t", "/usr/bin/python3.13t"))
+    with pytest.raises(UnsupportedInterpreter, match="free-threaded CPython 3.13: it has no GIL"):
+        t.inspect(12345)
+    monkeypatch.setattr(t, "python_of", lambda pid: ((3, 8), "", "/usr/bin/python3.8"))
+    with pytest.raises(UnsupportedInterpreter, match="giltrace traces 3.9 to 3.13"):
+        t.inspect(12345)
+
+
+def test_a_314_target_needs_remote_exec(monkeypatch):
+    from giltrace.attach import inject
+    from giltrace.attach.target import AttachError, Target as T
+
+    monkeypatch.delattr(sys, "remote_exec", raising=False)
+    with pytest.raises(AttachError, match=r"CPython 3.14: attach to it with a giltrace running on CPython 3.14\+"):
+        inject.choose(T(1, 0, 0, "/usr/bin/python3.14", (3, 14), ""), 5.0)
+    assert isinstance(inject.choose(T(1, 0, 0, "/usr/bin/python3.11", (3, 11), ""), 5.0), inject.GdbInjector)
+
+
+def test_the_bootstrap_binds_nothing_and_starts_one_thread():
+    """What runs at the safe point: one statement, no name bound in __main__."""
+    import ast
+
+    from giltrace.attach.bootstrap import bootstrap_code, loader_source
+
+    code = bootstrap_code({"socket": "/nonexistent/ctl", "trace": "/nonexistent/t.gtr", "package": "/x"})
+    tree = ast.parse(code)
+    assert len(tree.body) == 1 and isinstance(tree.body[0], ast.Try)
+    stores = [n for n in ast.walk(tree) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)]
+    assert stores == [] and all(h.name is None for h in tree.body[0].handlers)
+    ast.parse(loader_source({"socket": "s", "trace": "t", "package": "p"}))
+    ns = {}
+    exec(compile(loader_source({"socket": "/nonexistent/ctl", "trace": "t", "package": "p"}), "<loader>", "exec"), ns)  # no CLI: returns quietly
