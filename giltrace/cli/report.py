@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import warnings
 
 from ..errors import UsageError
 from .summary import add_window_arguments, windowed
@@ -32,15 +31,31 @@ def run(args: argparse.Namespace) -> int:
             raise UsageError("--start/--end apply to one trace, not to a bench directory")
         from ..render.bench_report import bench_report
 
-        for path in bench_report(args.source, output):
-            print("wrote %s" % path)
-        return 0
-    from ..model import IncompleteTraceWarning, load
-    from ..render.html import trace_report
+        doc = bench_report(args.source, output)
+    else:
+        from ..model import load
+        from ..render.html import trace_report
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", IncompleteTraceWarning)
-        trace = windowed(load(args.source), args.start, args.end)
-    for path in trace_report(trace, output):
+        doc = trace_report(windowed(load(args.source, warn=False), args.start, args.end), output)
+    for path in write_document(doc, output):
         print("wrote %s" % path)
     return 0
+
+
+def write_document(doc, output: str) -> "list[str]":
+    """The report and the files beside it; the paths written."""
+    base = os.path.dirname(os.path.abspath(output))
+    written = []
+    try:
+        with open(output, "w") as f:
+            f.write(doc.text)
+        written.append(output)
+        for rel, data in doc.attachments.items():
+            path = os.path.join(base, rel)
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            with open(path, "wb") as f:
+                f.write(data)
+            written.append(os.path.join(os.path.dirname(output), rel))
+    except OSError as exc:
+        raise UsageError("cannot write %s: %s" % (exc.filename or output, exc.strerror or exc)) from None
+    return written

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import warnings
 
 from ..errors import UsageError
 
@@ -39,11 +38,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..render.text import summary
-    from ..model import IncompleteTraceWarning, load
+    from ..model import load
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", IncompleteTraceWarning)  # summary prints it itself
-        whole = load(args.trace)
+    whole = load(args.trace, warn=False)  # summary prints the warning itself
     trace = windowed(whole, args.start, args.end)
     if args.format == "json":
         from ..diagnosis import SCHEMA

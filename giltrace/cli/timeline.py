@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import warnings
 
 from ..errors import UsageError
 from .summary import add_window_arguments
@@ -34,19 +33,17 @@ def run(args: argparse.Namespace) -> int:
     import matplotlib
 
     matplotlib.use("Agg")
-    from ..model import IncompleteTraceWarning, load
-    from ..render.timeline import plot_timeline
+    from ..model import load
+    from ..render.timeline import choose_window, plot_timeline
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", IncompleteTraceWarning)
-        trace = load(args.trace)
+    trace = load(args.trace, warn=False)
     threads = [t.strip() for t in args.threads.split(",") if t.strip()] if args.threads else None
     try:
-        fig, _ = plot_timeline(trace, start_s=args.start, end_s=args.end, threads=threads, width_px=args.width)
+        w = choose_window(trace, args.start, args.end)
+        fig, _ = plot_timeline(trace, window=w, threads=threads, width_px=args.width)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     fig.savefig(output)
-    w = fig.giltrace_window
     print("wrote %s (%.3f-%.3f s: %s)" % (output, (w.start_ns - trace.start_ns) / 1e9, (w.end_ns - trace.start_ns) / 1e9, w.reason))
     episodes = trace.episodes()
     if episodes:

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, Dict, List, Optional
 import pandas as pd
 
 from .bench_tables import contention_table, grid_table, latency_table
+from . import Document
 from .html import CSS, img_tag, png
 
 if TYPE_CHECKING:  # the data interface only; nothing of the bench runs here
@@ -32,11 +33,12 @@ def _figures(trace) -> Dict[str, bytes]:
     return {"timeline": png(fig), "waits": png(plot_wait_cdf(trace, title="contended waits")[0])}
 
 
-def bench_report(out_dir: str, out_html: str) -> List[str]:
-    """Write the report and its PNGs (in ``<out_html stem>-files/``); return the paths written."""
+def bench_report(out_dir: str, out_html: str) -> "Document":
+    """The report of a bench output directory: self-contained HTML, with each
+    traced cell's PNGs also as attachments in ``<out_html stem>-files/``."""
     from ..bench import view
 
-    return write_report(view.load(out_dir), out_dir, out_html)
+    return render_report(view.load(out_dir), out_dir, out_html)
 
 
 def header(view: "BenchView", out_dir: str) -> List[str]:
@@ -46,17 +48,16 @@ def header(view: "BenchView", out_dir: str) -> List[str]:
         "<p class='note'>%s</p>" % html.escape(msg) for msg in view.messages]
 
 
-def write_report(view: "BenchView", out_dir: str, out_html: str) -> List[str]:
-    """The report of ``view`` (its trace files under ``out_dir``); the paths written."""
+def render_report(view: "BenchView", out_dir: str, out_html: str) -> "Document":
+    """The report of ``view`` (its trace files under ``out_dir``)."""
     import matplotlib
 
     matplotlib.use("Agg")
     from ..model import load
 
     table, runs, labels = view.table, view.runs, view.pythons
-    files_dir = os.path.splitext(out_html)[0] + "-files"
-    os.makedirs(files_dir, exist_ok=True)
-    written: List[str] = []
+    files_dir = os.path.splitext(os.path.basename(out_html))[0] + "-files"
+    attachments: Dict[str, bytes] = {}
 
     parts = ["<!doctype html><html><head><meta charset='utf-8'><title>giltrace bench report</title><style>%s"
              "pre{font-size:.85em;background:#fafafa;padding:.6em;overflow-x:auto}"
@@ -99,16 +100,11 @@ def write_report(view: "BenchView", out_dir: str, out_html: str) -> List[str]:
             images = _figures(trace)
             stem = os.path.splitext(os.path.basename(path))[0]
             for name, data in images.items():
-                p = os.path.join(files_dir, "%s-%s.png" % (stem, name))
-                with open(p, "wb") as f:
-                    f.write(data)
-                written.append(p)
+                attachments[os.path.join(files_dir, "%s-%s.png" % (stem, name))] = data
             parts.append("<h3>%s</h3><div class='cell'>%s%s</div>" % (
                 html.escape(caption), img_tag(images["timeline"], "timeline " + stem), img_tag(images["waits"], "waits " + stem)))
     parts.append("</body></html>")
-    with open(out_html, "w") as f:
-        f.write("\n".join(parts))
-    return [out_html] + written
+    return Document("\n".join(parts), attachments)
 
 
 def _latency_alone(runs: pd.DataFrame, r: Any) -> Optional[str]:

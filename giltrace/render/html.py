@@ -11,7 +11,8 @@ from typing import Dict, List
 
 import pandas as pd
 
-from .text import _cpus
+from ..cpus import format_cpus
+from . import Document
 
 CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Helvetica,Arial,sans-serif;margin:2em auto;max-width:1200px;color:#222}
@@ -109,26 +110,21 @@ def blame_html(trace) -> str:
     return b.to_html(border=0)
 
 
-def trace_report(trace, out_html: str) -> List[str]:
-    """Write the report and its PNGs; return the paths written."""
+def trace_report(trace, out_html: str) -> "Document":
+    """The report of one trace: self-contained HTML, with its PNGs also as
+    attachments (``<stem>-timeline.png``, ``<stem>-waits.png``)."""
     import matplotlib
 
     matplotlib.use("Agg")
     from .latency import plot_wait_cdf
-    from .timeline import plot_timeline
+    from .timeline import choose_window, plot_timeline
 
-    stem = os.path.splitext(out_html)[0]
+    stem = os.path.splitext(os.path.basename(out_html))[0]
     images: Dict[str, bytes] = {}
-    fig, _ = plot_timeline(trace)
-    window = fig.giltrace_window
+    window = choose_window(trace, None, None)
+    fig, _ = plot_timeline(trace, window=window)
     images["timeline"] = png(fig)
     images["waits"] = png(plot_wait_cdf(trace)[0])
-    written = []
-    for name, data in images.items():
-        path = "%s-%s.png" % (stem, name)
-        with open(path, "wb") as f:
-            f.write(data)
-        written.append(path)
 
     m = trace.meta
     holds = trace.long_holds()
@@ -140,7 +136,7 @@ def trace_report(trace, out_html: str) -> List[str]:
         "<p>%s</p>" % ("Window %.3f–%.3f s of the trace: everything below covers it only." % tuple(m["window_s"]) if "window_s" in m else ""),
         "<p>%s %s · switch interval %.1f ms · %s CPUs (affinity %s) · %.3f s traced · %d events · %d GIL switches · %s events lost</p>"
         % (m.get("python_implementation", ""), m.get("python_version", ""), 1e3 * float(m.get("switch_interval_s", 0)),
-           m.get("cpu_count", "?"), _cpus(m.get("affinity", [])), m["duration_s"], m["events"], trace.switches(),
+           m.get("cpu_count", "?"), format_cpus(m.get("affinity", []), empty="?"), m["duration_s"], m["events"], trace.switches(),
            "unknown" if m.get("events_lost") is None else m["events_lost"]),
     ]
     if not m.get("complete", True):
@@ -167,6 +163,4 @@ def trace_report(trace, out_html: str) -> List[str]:
                      % (len(holds), html.escape(trace.names.get(int(worst["tid"]), "?")), worst["duration_ns"] / 1e6,
                         worst["waited_ns"] / 1e6, html.escape(trace.location_label(worst["location"]))))
     parts.append("</body></html>")
-    with open(out_html, "w") as f:
-        f.write("\n".join(parts))
-    return [out_html] + written
+    return Document("\n".join(parts), {"%s-%s.png" % (stem, name): data for name, data in images.items()})

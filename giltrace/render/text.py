@@ -7,6 +7,7 @@ from typing import List, Sequence
 import pandas as pd
 
 from ..diagnosis import LONG_HOLD_INTERVALS
+from ..cpus import format_cpus
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[str]], align: str = "") -> str:
@@ -115,7 +116,7 @@ def summary(trace, d=None) -> str:
         "trace     %s" % (trace.path or "(memory)"),
         "python    %s %s, switch interval %.1f ms, %s CPUs (affinity %s)"
         % (m.get("python_implementation", "?"), m.get("python_version", "?"), 1e3 * float(m.get("switch_interval_s", 0)),
-           m.get("cpu_count", "?"), _cpus(m.get("affinity", []))),
+           m.get("cpu_count", "?"), format_cpus(m.get("affinity", []), empty="?")),
         "duration  %.3f s, %d events, %d GIL switches, %s events lost"
         % (m["duration_s"], m["events"], trace.switches(), "unknown" if lost is None else lost),
     ]
@@ -147,18 +148,3 @@ def processes(main, children) -> str:
                      "%s %.1f%%" % (worst["name"].iloc[0], 100 * worst["wait_share"].iloc[0]) if len(worst) else "-",
                      "" if t.complete else "incomplete"])
     return table(["pid", "trace", "seconds", "threads", "switches", "most waiting thread", ""], rows, "llrrrll")
-
-
-def _cpus(cpus: Sequence[int]) -> str:
-    if not cpus:
-        return "?"
-    cpus = sorted(cpus)
-    ranges, start, prev = [], cpus[0], cpus[0]
-    for c in cpus[1:] + [None]:
-        if c is not None and c == prev + 1:
-            prev = c
-            continue
-        ranges.append(str(start) if start == prev else "%d-%d" % (start, prev))
-        if c is not None:
-            start = prev = c
-    return ",".join(ranges)

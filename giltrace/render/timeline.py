@@ -171,14 +171,17 @@ def busiest_in_window(trace, tids: List[int], window: Window, limit: int = MAX_L
 
 
 def plot_timeline(trace, ax=None, *, start_s: Optional[float] = None, end_s: Optional[float] = None,
-                  threads: Optional[Sequence] = None, width_px: int = DEFAULT_WIDTH_PX, title: Optional[str] = None):
-    """Draw the timeline; returns (figure, axes).  Works headless (Agg) and in Jupyter."""
+                  threads: Optional[Sequence] = None, width_px: int = DEFAULT_WIDTH_PX, title: Optional[str] = None,
+                  window: Optional[Window] = None):
+    """Draw the timeline; returns (figure, axes).  Works headless (Agg) and in Jupyter.
+    ``window`` (from choose_window) overrides start_s/end_s: a caller that
+    reports which window was drawn chooses it first."""
     import matplotlib.pyplot as plt
     from matplotlib.collections import PolyCollection
     from matplotlib.patches import Patch
     from matplotlib.lines import Line2D
 
-    window = choose_window(trace, start_s, end_s)
+    window = window or choose_window(trace, start_s, end_s)
     th = trace.threads()
     tids = select_threads(th, threads)
     if not threads:
@@ -248,5 +251,4 @@ def plot_timeline(trace, ax=None, *, start_s: Optional[float] = None, end_s: Opt
     shown = "%.3f–%.3f s" % ((window.start_ns - origin) / 1e9, (window.end_ns - origin) / 1e9)
     ax.set_title(title or "GIL timeline — %s of %.3f s (%s)" % (shown, (trace.stop_ns - trace.start_ns) / 1e9, window.reason), fontsize=11)
     fig.tight_layout()
-    fig.giltrace_window = window  # type: ignore[attr-defined]
     return fig, ax
