@@ -114,7 +114,8 @@ def _top_of_command(args: argparse.Namespace, command: list) -> int:
         with open(log_path, "wb") as log:
             child = subprocess.Popen([sys.executable, "-m", "giltrace", "run", "-q", "-o", trace] + command,
                                      stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
-        title = "giltrace top: %s (pid %d)" % (" ".join(command), child.pid)
+        shown = [os.path.basename(command[0])] + command[1:]
+        title = "giltrace top: %s (pid %d)" % (" ".join(shown), child.pid)
         try:
             _loop(args, trace, title, lambda: child.poll() is None)
         finally:
@@ -136,7 +137,7 @@ def _end(child: subprocess.Popen) -> int:
     if child.poll() is None:
         child.send_signal(signal.SIGINT)
         try:
-            child.wait(5)
+            child.wait(2)
         except subprocess.TimeoutExpired:
             child.terminate()
             try:
