@@ -32,11 +32,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="period of GIL samples while a holder keeps the GIL past the switch interval (0 disables; default 5)")
     p.add_argument("--buffer-events", type=int, default=1 << 19, help="event ring capacity (default 524288)")
     p.add_argument("--no-locations", action="store_true", help="don't record code locations (saves ~6 ns per GIL release)")
+    p.add_argument("--python", metavar="PATH",
+                   help="run the program under this interpreter instead (CPython 2.7, through the old-GIL recorder, "
+                        "or 3.9-3.13 with giltrace importable)")
     p.add_argument("argv", nargs=argparse.REMAINDER, metavar="script.py [args...]", help="the program and its arguments")
 
 
 # Our options that take a value; everything from the script (or after -m MODULE) on belongs to the program.
-_VALUED = {"-o", "--output", "--sample-period-ms", "--buffer-events"}
+_VALUED = {"-o", "--output", "--sample-period-ms", "--buffer-events", "--python"}
 
 
 def split_argv(argv: List[str]) -> Tuple[List[str], List[str]]:
@@ -125,6 +128,10 @@ def _program_frames(tb, entry: str = ""):
 
 def run(args: argparse.Namespace) -> int:
     output = _check(args)
+    if getattr(args, "python", None):  # another interpreter traces itself (giltrace/oldgil_run.py)
+        from .. import oldgil_run
+
+        return oldgil_run.run(args.python, output, list(args.program), args.module, args.buffer_events, args.quiet)
     from ..tracer import Tracer, active
 
     stray = active()

@@ -164,3 +164,29 @@ def test_the_script_runner_traces_a_27_program(py27, oldgil_lib, tmp_path):
     trace = load(str(out))
     assert "w" in trace.names.values() and trace.meta["complete"]
     assert np.isin(["acquire", "release"], trace.events["kind"].unique()).all()
+
+
+def test_giltrace_run_python_traces_a_27_program(py27, oldgil_lib, tmp_path):
+    """``giltrace run --python 2.7 script.py``: the program's output and exit
+    status are its own, and the trace is written for this host to read."""
+    import sys
+
+    script = tmp_path / "prog.py"
+    script.write_text("import sys, threading\nt = threading.Thread(target=lambda: sum(range(200000)), name='w')\n"
+                      "t.start(); t.join()\nprint('done %d' % sys.version_info[0])\nsys.exit(3)\n")
+    out = tmp_path / "cli.gtr"
+    done = subprocess.run([sys.executable, "-m", "giltrace", "run", "--python", py27, "-o", str(out), str(script)],
+                          cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 3 and done.stdout.strip() == "done 2", done.stderr
+    assert "GIL events written to" in done.stderr
+    assert load(str(out)).meta["python_version"].startswith("2.7")
+
+
+def test_giltrace_run_python_refuses_what_it_cannot_trace(tmp_path):
+    import sys
+
+    script = tmp_path / "p.py"
+    script.write_text("pass\n")
+    done = subprocess.run([sys.executable, "-m", "giltrace", "run", "--python", str(tmp_path / "nope"), str(script)],
+                          cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert done.returncode != 0 and "cannot run --python" in done.stderr
