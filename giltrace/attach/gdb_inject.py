@@ -69,10 +69,29 @@ run("handle SIGINT stop print nopass")  # our own wake-up (below); never deliver
 run("handle all nostop noprint pass")  # the target's own signals go to the target, unseen
 run("handle SIGINT stop print nopass")
 
-# Symbols of the executable before the attach: reading them does not stop the target.
+# Symbols before the attach, while the target still runs: the executable's,
+# and libpython's at the address it is loaded at (/proc/PID/maps).  Reading
+# them after the attach (``sharedlibrary``) kept the target stopped ~70 ms more.
+def libpython_base():
+    with open("/proc/%d/maps" % PID) as f:
+        for line in f:
+            parts = line.split()
+            if len(parts) >= 6 and "/libpython" in parts[5] and int(parts[2], 16) == 0:
+                return parts[5], int(parts[0].split("-")[0], 16)
+    return None, 0
+
+
 try:
     run("file /proc/%d/exe" % PID)
 except gdb.error:
+    pass
+preloaded = False
+try:
+    lib, base = libpython_base()
+    if lib:
+        run("add-symbol-file %s -o 0x%x" % (lib, base))
+        preloaded = True
+except (gdb.error, OSError, ValueError):
     pass
 
 for attempt in range(3):
@@ -86,11 +105,14 @@ for attempt in range(3):
             say(error="attach", detail=str(exc).strip())
             raise SystemExit(0)
         time.sleep(0.2)
+OUT["attach_ms"] = (now() - t_stop) * 1e3
 # Only the Python runtime's symbols (libpython, or the executable itself).
-try:
-    run("sharedlibrary libpython")
-except gdb.error:
-    pass
+if not preloaded:
+    try:
+        run("sharedlibrary libpython")
+    except gdb.error:
+        pass
+OUT["symbols_ms"] = (now() - t_stop) * 1e3
 
 required = ["PyEval_SaveThread", "PyRun_SimpleStringFlags", "PyErr_Occurred", "PyMem_RawMalloc", "PyMem_RawFree",
             "PyThreadState_Get", "PyThreadState_GetInterpreter", "PyInterpreterState_Main"]
