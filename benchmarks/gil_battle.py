@@ -142,6 +142,7 @@ def main() -> int:
     ap.add_argument("--python3", default=sys.executable)
     ap.add_argument("--load", type=int, default=100_000_000)  # the study table's LOAD (docs/results.md)
     ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--traced-runs", type=int, default=3, help="traced runs per cell; the least disturbed is kept")
     ap.add_argument("-o", "--output", default="out/gil-battle")
     args = ap.parse_args()
     os.makedirs(args.output, exist_ok=True)
@@ -159,11 +160,21 @@ def main() -> int:
                 for mode in ("serial", "thread"):
                     r = run_cell(python, cpus, mode, args.load, "-", lib)
                     walls[mode].append((r["wall_s"], r["others_share"]))
+            # Traced runs: keep the one other processes disturbed least (a shared host's noise).
             trace = os.path.join(args.output, "cpu-%s-c%d-n2-thread.gtr" % (version, cores))
-            traced = run_cell(python, cpus, "thread", args.load, trace, lib)
+            traced = None
+            for k in range(args.traced_runs):
+                candidate = trace + ".try"
+                res = run_cell(python, cpus, "thread", args.load, candidate, lib)
+                if traced is None or res["others_share"] < traced["others_share"]:
+                    traced = res
+                    os.replace(candidate, trace)
+                if traced["others_share"] < 0.02:
+                    break
             row = {"python": version, "cores": cores, "serial_s": statistics.median(w for w, _ in walls["serial"]),
                    "thread_s": statistics.median(w for w, _ in walls["thread"]), "traced_s": traced["wall_s"],
-                   "others_share_max": max([o for m in walls.values() for _, o in m] + [traced["others_share"]]),
+                   "others_share_max": max(o for m in walls.values() for _, o in m),
+                   "traced_others_share": traced["others_share"],
                    "loadavg": open("/proc/loadavg").read().split()[:3], "trace": trace}
             row.update(battle_figures(trace))
             vol = sum(c["voluntary_ctxt_switches"] for c in traced["ctxt"].values())
@@ -177,6 +188,7 @@ def main() -> int:
             ("handoffs_per_s", "%9.0f"), ("retakes_per_s", "%9.0f"), ("retake_share", "%7.4f"),
             ("handoff_wait_p50_us", "%9.1f"), ("handoff_wait_mean_us", "%9.1f"), ("handoff_wait_p99_us", "%9.1f"),
             ("retake_gap_p50_us", "%7.2f"), ("hold_p50_us", "%8.1f"), ("others_share_max", "%5.2f"),
+            ("traced_others_share", "%5.2f"),
             ("ctxt_voluntary_per_s", "%9.0f"), ("ctxt_involuntary_per_s", "%9.0f"), ("events_lost", "%5d")]
     print(" ".join(c for c, _ in cols))
     for r in rows:
