@@ -155,17 +155,27 @@ for spec, finish, need_rsi in [("PyEval_SaveThread", False, False)] + [tuple(x) 
 # Wake gdb up if no thread reaches a safe point in time: SIGINT stops the
 # target in gdb and is not passed on (handle ... nopass).
 deadline = now() + float(P.get("timeout_s", 5.0))
-woken = threading.Event()
+waiting = threading.Event()  # set while the target runs and gdb waits for a safe point
+finished = threading.Event()
+wake_lock = threading.Lock()
+fired = []
 
 
 def wake():
-    while not woken.wait(0.05):
+    while not finished.wait(0.05):
         if now() > deadline:
-            try:
-                os.kill(PID, signal.SIGINT)
-            except OSError:
-                pass
-            return
+            with wake_lock:
+                if waiting.is_set() and not fired:
+                    fired.append(True)
+                    try:
+                        os.kill(PID, signal.SIGINT)
+                    except OSError:
+                        pass
+
+
+def set_waiting(flag):
+    with wake_lock:
+        (waiting.set if flag else waiting.clear)()
 
 
 def checks_ok():
@@ -199,19 +209,22 @@ while hit is None and now() <= deadline + 1 and tries < 50:
     tries += 1
     for p in points:
         p.hit_count = 0
+    set_waiting(True)
     try:
         run("continue")
     except gdb.error as exc:
-        woken.set()
+        finished.set()
         say(error="exited", detail=str(exc).strip())
         raise SystemExit(0)
+    finally:
+        set_waiting(False)
     t_stop = now()
     if not gdb.selected_inferior().pid:
-        woken.set()
         say(error="exited", detail="the process exited")
         raise SystemExit(0)
     bp = stopped_at_safe_point()
     if bp is None:  # our SIGINT: nobody reached a safe point in time
+        fired.clear()  # consumed
         break
     for p in points:
         p.enabled = False
@@ -225,7 +238,7 @@ while hit is None and now() <= deadline + 1 and tries < 50:
     for p in points:
         p.enabled = True
     OUT["stops_ms"].append((now() - t_stop) * 1e3)
-woken.set()
+finished.set()
 
 if hit is None:
     for p in points:
@@ -261,6 +274,13 @@ if buf:
     value("(void)PyMem_RawFree((void *)%d)" % buf)
 if errno_at:
     run("set var *(int *)%d = %d" % (errno_at, errno_was))
+if fired:
+    # Our SIGINT left at the very moment a safe point was hit: take it here
+    # (not passed on), or the detach would deliver it to the program.
+    try:
+        run("continue")
+    except gdb.error:
+        pass
 run("detach")
 OUT["stops_ms"].append((now() - t_stop) * 1e3)
 if rc != 0:

@@ -19,6 +19,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from dataclasses import dataclass, field
 from typing import List, Optional
 
@@ -72,17 +73,13 @@ class GdbInjector:
         env = dict(os.environ, GILTRACE_INJECT=json.dumps(params), PYTHONSAFEPATH="1")
         for var in ("PYTHONPATH", "PYTHONHOME"):  # gdb's own Python must not see ours
             env.pop(var, None)
-        try:
-            res = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=self.timeout_s + 60,
-                                 stdin=subprocess.DEVNULL)
-        except subprocess.TimeoutExpired:
-            raise AttachError("gdb did not finish attaching to process %d in %.0f s" % (target.pid, self.timeout_s + 60)) from None
+        stdout, stderr = _run_gdb(cmd, env, self.timeout_s + 60, target.pid)
         result = None
-        for line in res.stdout.splitlines():
+        for line in stdout.splitlines():
             if line.startswith("GILTRACE-INJECT "):
                 result = json.loads(line[len("GILTRACE-INJECT "):])
         if result is None:
-            tail = (res.stderr.strip().splitlines() or res.stdout.strip().splitlines() or ["no output"])[-1]
+            tail = (stderr.strip().splitlines() or stdout.strip().splitlines() or ["no output"])[-1]
             raise AttachError("gdb failed to attach to process %d: %s" % (target.pid, tail))
         if not result.get("ok"):
             if result.get("error") == "attach":  # say precisely why, where /proc can tell (stopped, traced...)
@@ -94,6 +91,30 @@ class GdbInjector:
 
     def cleanup(self) -> None:
         """Nothing is left behind: gdb has detached."""
+
+
+def _run_gdb(cmd: List[str], env: dict, timeout_s: float, pid: int) -> "tuple[str, str]":
+    """Run gdb to the end.  It is never killed while attached: a killed tracer
+    leaves its breakpoints (int3) in the target, which would then die of
+    SIGTRAP.  Ctrl-C waits for it (its own session: the terminal's SIGINT does
+    not reach it); a hung gdb gets SIGTERM, on which it detaches and quits."""
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True,
+                            env=env, start_new_session=True)
+    interrupted = False
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            stdout, stderr = proc.communicate(timeout=max(0.1, deadline - time.monotonic()))
+            break
+        except KeyboardInterrupt:
+            interrupted = True
+        except subprocess.TimeoutExpired:
+            proc.terminate()
+            stdout, stderr = proc.communicate()
+            raise AttachError("gdb did not finish attaching to process %d in %.0f s" % (pid, timeout_s)) from None
+    if interrupted:
+        raise KeyboardInterrupt
+    return stdout, stderr
 
 
 def _gdb_error(pid: int, kind: str, detail: str, timeout_s: float) -> str:
