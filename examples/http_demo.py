@@ -47,7 +47,7 @@ def main():
         rows.append((cpu, client, wait_per_request_ms, per_request_waits, contended, t))
     print("%-22s %10s %10s %10s %12s %14s %16s" % ("server", "requests/s", "p50 ms", "p99 ms", "GIL takes/req",
                                                    "GIL wait/req ms", "reacq p50/p99 ms"))
-    for cpu, c, w, n, cont, t in rows:
+    for cpu, c, w, n, cont, _t in rows:
         print("%-22s %10.0f %10.3f %10.3f %12.1f %14.3f %16s" % (
             "with CPU thread" if cpu else "alone", c["rps"], c["p50_ms"], c["p99_ms"], n, w,
             "%.2f / %.2f" % (cont.quantile(0.5), cont.quantile(0.99)) if len(cont) else "-"))

@@ -34,7 +34,10 @@ def main():
     for t in threads:
         t.join()
     lats.sort()
-    pick = lambda q: lats[min(len(lats) - 1, int(q * len(lats)))]
+
+    def pick(q: float) -> float:
+        return lats[min(len(lats) - 1, int(q * len(lats)))]
+
     print(json.dumps({"requests": len(lats), "rps": len(lats) / args.seconds, "p50_ms": 1e3 * pick(0.5),
                       "p99_ms": 1e3 * pick(0.99), "mean_ms": 1e3 * sum(lats) / len(lats)}))
 

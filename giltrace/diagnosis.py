@@ -396,7 +396,7 @@ def _culprits(per: pd.DataFrame, total_ns: float, names: Dict[int, str], groups:
         inner.append(int(loc) if use != loc else 0)
     keyed = per.assign(use=keys, inner=inner, key=[locs.get(l)[0] + "\0" + locs.get(l)[1] for l in keys])  # offsets of one line are one line
     rows = []
-    for key, g in keyed.groupby("key"):
+    for _key, g in keyed.groupby("key"):
         ns = float(g["blamed_ns"].sum())
         if ns < MIN_CULPRIT_SHARE * total_ns:
             continue

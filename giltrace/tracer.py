@@ -20,7 +20,7 @@ import sys
 import time
 
 from . import __version__, layout
-from ._binding import in_main_interpreter, native
+from ._binding import native
 from .errors import GiltraceError, TraceRunning, UnsupportedInterpreter
 
 DEFAULT_BUFFER_EVENTS = 1 << 19

@@ -7,7 +7,7 @@ import base64
 import html
 import io
 import os
-from typing import Dict, List
+from typing import Dict
 
 import pandas as pd
 

@@ -72,7 +72,7 @@ while off < len(data):
 
 switched = sum(1 for e in events if e[3] == 2 and e[4] & 1)
 per_thread = {}
-for t_ns, arg, tid, kind, flags, _ in events:
+for t_ns, _arg, tid, kind, _flags, _ in events:
     per_thread.setdefault(tid, []).append((t_ns, kind))
 well_formed = True
 holds = []

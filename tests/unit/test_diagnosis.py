@@ -223,7 +223,7 @@ def test_advice_follows_the_switch_interval(tmp_path):
 def test_a_main_thread_that_joins_is_not_starving(tmp_path):
     rows = [(0, CPU, A, 0, 1)]
     t = 0
-    for k in range(3):  # main wakes from join 3 times in 3 s and waits a switch interval each time
+    for _ in range(3):  # main wakes from join 3 times in 3 s and waits a switch interval each time
         t += S
         rows += [(t - 5 * MS, MAIN, W, 4, 0), (t, CPU, R, 2, 0), (t, MAIN, A, 5 * MS, 3), (t + 10_000, MAIN, R, 4, 0),
                  (t + 20_000, CPU, A, 100, 1)]

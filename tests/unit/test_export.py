@@ -21,7 +21,7 @@ def test_chrome_structure(trace):  # noqa: F811
     by_tid = {}
     for e in slices:
         by_tid.setdefault(e["tid"], []).append((e["ts"], e["ts"] + e["dur"], e["name"]))
-    for tid, sl in by_tid.items():
+    for sl in by_tid.values():
         assert sl == sorted(sl), "monotonic timestamps per track"
         assert all(a[1] <= b[0] + 1e-9 for a, b in zip(sl, sl[1:])), "slices on a track do not overlap"
     assert (2.0, 4.0, "wait GIL") in by_tid[8] and (4.0, 6.0, "hold GIL") in by_tid[8]
@@ -63,7 +63,6 @@ def test_merge_into_another_trace_on_its_clock(trace):  # noqa: F811
 import csv  # noqa: E402
 import io  # noqa: E402
 import os  # noqa: E402
-import struct  # noqa: E402
 import zlib  # noqa: E402
 
 import numpy as np  # noqa: E402

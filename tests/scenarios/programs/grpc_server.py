@@ -4,7 +4,6 @@ the main thread sits in wait_for_termination.
 
     python grpc_server.py OUT.json [--seconds 2]
 """
-import json
 import os
 import subprocess
 import sys
