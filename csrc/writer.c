@@ -163,7 +163,7 @@ static void *writer_main(void *arg)
         if (now >= next_flush || tail - gt_rec.head > (gt_rec.mask + 1) / 4 || gt_rec.nsamples == GT_SAMPLES_MAX) {
             gt_drain_all();
             next_flush = now + flush_period;
-            /* Every other thread has gone without exit() (e.gt_rec. a child forked
+            /* Every other thread has gone without exit() (e.g. a child forked
              * from a thread whose thread returned): the writer alone must not
              * keep the process alive.  Finish the file and end the process as
              * the last thread's exit would have: exit(0). */
