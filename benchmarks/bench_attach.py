@@ -14,7 +14,9 @@ detach, and what the trace costs while attached (benchmarks/README.md).
    its CPU clock) and two CPU-bound threads (wall time) -- while the bench
    attaches and detaches every few seconds.  Rounds entirely inside a trace
    are paired with the adjacent untraced round: median ratio, as in
-   bench_overhead.py.
+   bench_overhead.py.  The same rounds traced from inside (the target
+   starts and stops its own trace, as under ``giltrace run``) give the
+   figures to compare with, measured under the same machine load.
 """
 from __future__ import annotations
 
@@ -70,7 +72,17 @@ def two_cpu(n):
     for t in ts: t.join()
     return time.perf_counter() - t0
 print("ready", flush=True)
+import sys
+SELF = len(sys.argv) > 1  # trace itself (as giltrace run / giltrace.start() would), alternating rounds
+n = 0
 while True:
+    n += 1
+    if SELF:
+        import giltrace
+        if n % 2 == 0:
+            tr = giltrace.start(sys.argv[1]); on = time.monotonic_ns()
+        elif n > 1:
+            giltrace.stop(load=False); print(json.dumps({"kind": "window", "start": on, "end": time.monotonic_ns()}), flush=True)
     a = time.monotonic_ns(); rt = roundtrips(300_000); b = time.monotonic_ns()
     print(json.dumps({"kind": "roundtrip", "start": a, "end": b, "value": rt}), flush=True)
     a = time.monotonic_ns(); w = two_cpu(1_500_000); b = time.monotonic_ns()
@@ -78,8 +90,10 @@ while True:
 '''
 
 
-def start(source: str) -> subprocess.Popen:
-    proc = subprocess.Popen([sys.executable, "-c", source], stdout=subprocess.PIPE, text=True, bufsize=1)
+def start(source: str, *args: str) -> subprocess.Popen:
+    env = dict(os.environ, PYTHONPATH=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    proc = subprocess.Popen([sys.executable, "-c", source] + list(args), stdout=subprocess.PIPE, text=True, bufsize=1,
+                            env=env)
     assert proc.stdout.readline().strip() == "ready"
     return proc
 
@@ -136,24 +150,38 @@ def stop_times(n: int) -> dict:
             "ticker_worst_late_in_detach_ms_median": med(late_detach)}
 
 
-def overhead(cycles: int, on_s: float = 4.0, off_s: float = 4.0) -> dict:
-    proc = start(ROUNDS)
+def overhead(cycles: int, on_s: float = 4.0, off_s: float = 4.0, self_traced: bool = False) -> dict:
+    """Attached (the bench attaches and detaches), or self-traced: the target
+    starts and stops its own trace every other round (a giltrace run trace)."""
     lines: list = []
-    collect(proc, lines)
     windows = []
-    try:
-        time.sleep(off_s)
-        for _ in range(cycles):
-            with Session(proc.pid) as s:
-                a = time.monotonic_ns()
-                time.sleep(on_s)
-                b = time.monotonic_ns()
-                s.stop()
-            windows.append((a, b))
+    if self_traced:
+        import tempfile
+
+        with tempfile.TemporaryDirectory() as tmp:
+            proc = start(ROUNDS, os.path.join(tmp, "self.gtr"))
+            collect(proc, lines)
+            time.sleep(cycles * (on_s + off_s))
+            proc.kill()
+            proc.wait()
+        windows = [(r["start"], r["end"]) for r in map(json.loads, (l for l in lines if l.startswith("{")))
+                   if r["kind"] == "window"]
+    else:
+        proc = start(ROUNDS)
+        collect(proc, lines)
+        try:
             time.sleep(off_s)
-    finally:
-        proc.kill()
-        proc.wait()
+            for _ in range(cycles):
+                with Session(proc.pid) as s:
+                    a = time.monotonic_ns()
+                    time.sleep(on_s)
+                    b = time.monotonic_ns()
+                    s.stop()
+                windows.append((a, b))
+                time.sleep(off_s)
+        finally:
+            proc.kill()
+            proc.wait()
     rounds = [json.loads(l) for l in lines if l.startswith("{")]
     out = {}
     for kind in ("roundtrip", "cpu2"):
@@ -184,7 +212,8 @@ def main() -> int:
     ap.add_argument("--attaches", type=int, default=20)
     ap.add_argument("--cycles", type=int, default=6)
     args = ap.parse_args()
-    result = {"python": sys.version.split()[0], "stop_times": stop_times(args.attaches), "overhead": overhead(args.cycles)}
+    result = {"python": sys.version.split()[0], "stop_times": stop_times(args.attaches),
+              "overhead_attached": overhead(args.cycles), "overhead_self_traced": overhead(args.cycles, self_traced=True)}
     print(json.dumps(result, indent=2))
     return 0
 

@@ -237,7 +237,21 @@ def test_attach_to_a_threaded_http_server(tmp_path):
         assert set(slots_before) == set(HOOKED), slots_before
         out = str(tmp_path / "server.gtr")
         t0 = time.monotonic()
-        res = giltrace_cli("attach", str(target.pid), "--duration", "2", "-o", out, "-v")
+        env = dict(os.environ, PYTHONPATH=REPO)
+        env.pop("GILTRACE", None)
+        cli = subprocess.Popen([sys.executable, "-m", "giltrace", "attach", str(target.pid), "--duration", "3", "-o", out, "-v"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, stdin=subprocess.DEVNULL)
+        try:
+            assert wait_until(lambda: "giltrace-attach" in thread_names(target.pid), 30)
+            time.sleep(0.3)
+            slots_during = got_slots(target.pid)  # the hooks are in: the check below can see a difference
+            assert slots_during["pthread_mutex_lock"] != slots_before["pthread_mutex_lock"], slots_during
+            stdout, stderr = cli.communicate(timeout=60)
+        finally:
+            if cli.poll() is None:
+                cli.kill()
+                cli.communicate()
+        res = subprocess.CompletedProcess(cli.args, cli.returncode, stdout, stderr)
         t1 = time.monotonic()
         assert res.returncode == 0, res.stderr
         assert "GIL events written to %s" % out in res.stderr
