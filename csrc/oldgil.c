@@ -287,6 +287,10 @@ int gt_oldgil_prepare(char *err, size_t errlen)
 }
 
 void *gt_oldgil_semaphore(void) { return gil_sem; }
+
+/* The starter declares gt_config and gt_stats with ctypes, padded: it
+ * checks these so that fields added to the contract never overrun it. */
+size_t gt_oldgil_sizeof(int which) { return which == 0 ? sizeof(gt_config) : which == 1 ? sizeof(gt_stats) : 0; }
 const char *gt_oldgil_found_by(void) { return found_by; }
 
 /* control.c and writer.c read these through gt_rec.gil: the stand-ins of

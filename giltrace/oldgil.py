@@ -51,17 +51,27 @@ class OldGilError(RuntimeError):
     """The trace could not start (no library, not CPython 2.7's GIL...)."""
 
 
-class _Config(ctypes.Structure):  # gt_config in csrc/giltrace_api.h
+# The leading fields of gt_config / gt_stats (csrc/giltrace_api.h) the
+# starter uses, then zeroed room: fields the contract adds at the end read 0
+# (their defaults) and never run past the buffer; the library's own sizes are
+# checked at start (tests/native/test_oldgil.py compares the layouts).
+SPARE = 512
+
+
+class _Config(ctypes.Structure):
     _fields_ = [("fd", ctypes.c_int), ("buffer_events", ctypes.c_uint32), ("sample_period_ns", ctypes.c_uint64),
                 ("flush_period_ns", ctypes.c_uint64), ("locations", ctypes.c_int), ("library_prefixes", ctypes.c_char_p),
-                ("finalize_on_signals", ctypes.c_int)]
+                ("finalize_on_signals", ctypes.c_int), ("_spare", ctypes.c_char * SPARE)]
 
 
-class _Stats(ctypes.Structure):  # gt_stats in csrc/giltrace_api.h
-    _fields_ = [(name, ctypes.c_uint64) for name in (
-        "start_ns", "stop_ns", "switch_number_start", "switch_number_stop", "events_written", "events_lost",
-        "samples_written", "chunks_written", "interval_us")] + [
-        ("buffer_events", ctypes.c_uint32), ("write_errno", ctypes.c_int), ("locations_lost", ctypes.c_uint64)]
+STATS_FIELDS = [(name, ctypes.c_uint64) for name in (
+    "start_ns", "stop_ns", "switch_number_start", "switch_number_stop", "events_written", "events_lost",
+    "samples_written", "chunks_written", "interval_us")] + [
+    ("buffer_events", ctypes.c_uint32), ("write_errno", ctypes.c_int), ("locations_lost", ctypes.c_uint64)]
+
+
+class _Stats(ctypes.Structure):
+    _fields_ = STATS_FIELDS + [("_spare", ctypes.c_char * SPARE)]
 
 
 class _Timespec(ctypes.Structure):
@@ -122,6 +132,11 @@ def load_library(path=None):
         raise OldGilError("cannot load the old-GIL recorder %s: %s" % (path, exc))
     lib.gt_oldgil_found_by.restype = ctypes.c_char_p
     lib.gt_oldgil_semaphore.restype = ctypes.c_void_p
+    lib.gt_oldgil_sizeof.restype = ctypes.c_size_t
+    for which, ours in ((0, _Config), (1, _Stats)):
+        if lib.gt_oldgil_sizeof(which) > ctypes.sizeof(ours):
+            raise OldGilError("the old-GIL recorder %s is newer than this starter (its %s is larger): "
+                              "rebuild from one source tree" % (path, ours.__name__))
     return lib
 
 
@@ -188,7 +203,7 @@ class Tracer(object):
         st = _Stats()
         self._lib.gt_stop(ctypes.byref(st))
         self._unhook_threads()
-        self.stats = dict((name, int(getattr(st, name))) for name, _ in _Stats._fields_)
+        self.stats = dict((name, int(getattr(st, name))) for name, _ in STATS_FIELDS)
         self._write(_chunk(CHUNK_THREADS, self._name_records()))
         self._write(_chunk(CHUNK_FOOTER, self._footer()))
         with self._fd_lock:

@@ -190,3 +190,21 @@ def test_giltrace_run_python_refuses_what_it_cannot_trace(tmp_path):
     done = subprocess.run([sys.executable, "-m", "giltrace", "run", "--python", str(tmp_path / "nope"), str(script)],
                           cwd=REPO, capture_output=True, text=True, timeout=60)
     assert done.returncode != 0 and "cannot run --python" in done.stderr
+
+
+def test_the_starters_structs_match_the_contract(native):
+    """giltrace/oldgil.py declares gt_config and gt_stats with ctypes: every
+    field it names sits where csrc/giltrace_api.h puts it, and its padded
+    structs are at least as large as the C ones (fields added later read 0)."""
+    import ctypes
+
+    from giltrace import oldgil
+
+    ffi, _ = native
+    for ours, c_name in ((oldgil._Config, "gt_config"), (oldgil._Stats, "gt_stats")):
+        assert ctypes.sizeof(ours) >= ffi.sizeof(c_name)
+        for name, _ in ours._fields_:
+            if name != "_spare":
+                assert getattr(ours, name).offset == ffi.offsetof(c_name, name), (c_name, name)
+                assert getattr(ours, name).size == ffi.sizeof(ffi.typeof(c_name).fields[
+                    [f for f, _ in ffi.typeof(c_name).fields].index(name)][1].type), (c_name, name)
