@@ -218,8 +218,13 @@ def main27(py27: str, scenarios: "list[str]", seconds: float) -> int:
     try:
         for sc in scenarios:
             gtr, data = os.path.join(tmp, sc + ".gtr"), os.path.join(tmp, sc + ".data")
-            subprocess.run(["perf", "record", "-q", "-k", "CLOCK_MONOTONIC", "-o", data, "-e", "probe_gt27:gil_acq",
-                            "-e", "probe_gt27:gil_acq__return", py27, script, sc, str(seconds), gtr, lib], check=True)
+            # 2.7 makes ~10^5 probed takes per second per thread: big buffers, and say if perf lost any
+            subprocess.run(["perf", "record", "-q", "-m", "16384", "-k", "CLOCK_MONOTONIC", "-o", data, "-e",
+                            "probe_gt27:gil_acq", "-e", "probe_gt27:gil_acq__return", py27, script, sc, str(seconds),
+                            gtr, lib], check=True)
+            stats = subprocess.run(["perf", "report", "-i", data, "--stats"], capture_output=True, text=True).stdout
+            perf_lost = sum(int(line.split()[-1]) for line in stats.splitlines()
+                            if line.strip().startswith(("LOST events", "LOST_SAMPLES events")) and line.split()[-1].isdigit())
             out = subprocess.run(["perf", "script", "-i", data, "--ns", "-F", "tid,time,event,trace"],
                                  capture_output=True, text=True, check=True).stdout
             raw = fileformat.read(gtr)
@@ -229,8 +234,8 @@ def main27(py27: str, scenarios: "list[str]", seconds: float) -> int:
             acq = ev[(ev["kind"] == layout.EV_ACQUIRE) & ((ev["flags"] & layout.FLAG_WAIT_UNKNOWN) == 0)]
             acq = acq[(acq["time_ns"] - acq["arg"] >= start) & (acq["time_ns"] <= stop)]
             names = {r["tid"]: r["name"] for r in raw.threads}
-            print("\n== 2.7 %s: %.2f s, %d events, %d lost, GIL found by %s" % (
-                sc, (stop - start) / 1e9, len(ev), raw.footer["events_lost"], raw.header.get("gil_found_by")))
+            print("\n== 2.7 %s: %.2f s, %d events, %d lost, GIL found by %s; perf lost %d records" % (
+                sc, (stop - start) / 1e9, len(ev), raw.footer["events_lost"], raw.header.get("gil_found_by"), perf_lost))
             print("%-10s %9s %9s %9s %8s %9s %9s %8s %8s %9s %9s %9s %8s %6s %8s %8s %12s" % (
                 "thread", "acq", "probe acq", "probe ms", "cost us", "corr ms", "ours ms", "diff ms", "blocking", "block pr",
                 "block ms", "excess us", "inside %", "far n", "far ms", "rest ms", "same/switch"))
