@@ -112,7 +112,10 @@ def test_runs_untraced_on_every_interpreter(version, tmp_path):
     if version in ("2.7", "3.6", "3.7", "3.8"):  # asked to trace: runs untraced and says why
         out = run_child(python, "--workload", "io", "--mode", "thread", "--n", "2", "--trace", str(tmp_path / "x.gtr"))
         assert out["trace"]["enabled"] is False and out["trace"]["requested"] is True
-        assert out["trace"]["reason"] == "tracing needs CPython 3.9-3.13; this is %s" % version
+        if version == "2.7":  # traceable, but only with the recorder library the runner builds and names
+            assert out["trace"]["reason"].startswith("trace did not start: OldGilError: no old-GIL recorder library")
+        else:
+            assert out["trace"]["reason"] == "tracing needs CPython 2.7 or 3.9-3.13; this is %s" % version
         assert out["wall_s"] > 0
 
 
