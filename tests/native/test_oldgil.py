@@ -208,3 +208,34 @@ def test_the_starters_structs_match_the_contract(native):
                 assert getattr(ours, name).offset == ffi.offsetof(c_name, name), (c_name, name)
                 assert getattr(ours, name).size == ffi.sizeof(ffi.typeof(c_name).fields[
                     [f for f, _ in ffi.typeof(c_name).fields].index(name)][1].type), (c_name, name)
+
+
+def test_a_fork_while_tracing_leaves_the_parents_trace_whole(py27, oldgil_lib, tmp_path):
+    """2.7 makes a new GIL in a forked child; the child runs untraced (C
+    unhooks it) and the parent's file stays complete."""
+    code = r"""
+import os, sys, threading
+sys.path.insert(0, %r)
+import oldgil
+tracer = oldgil.Tracer(%r, lib=%r).start()
+def count(n):
+    while n > 0:
+        n -= 1
+workers = [threading.Thread(target=count, args=(300000,), name="w%%d" %% i) for i in range(2)]
+for w in workers: w.start()
+pid = os.fork()
+if pid == 0:
+    t = threading.Thread(target=count, args=(100000,)); t.start(); t.join()
+    tracer.stop()   # the parent's trace: nothing to do here
+    os._exit(7)
+for w in workers: w.join()
+_, status = os.waitpid(pid, 0)
+tracer.stop()
+print(os.WEXITSTATUS(status))
+""" % (os.path.dirname(STARTER), str(tmp_path / "f.gtr"), oldgil_lib)
+    done = subprocess.run([py27, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and done.stdout.strip() == "7", done.stderr
+    raw = fileformat.read(str(tmp_path / "f.gtr"))
+    assert raw.complete and raw.footer["events_lost"] == 0
+    names = {r["name"] for r in raw.threads}
+    assert {"w0", "w1"} <= names
