@@ -171,7 +171,7 @@ def _loop(args: argparse.Namespace, path: str, title: str, alive: Callable[[], b
                     status = str(exc)
                 live.update(render(live_trace.snapshot(args.window), title=title, folded=folded, status=status),
                             refresh=True)
-                n += 1
+                n += 1 if live_trace.start else 0  # --iterations counts refreshes of a running trace
                 if args.iterations is not None and n >= args.iterations:
                     return
                 if not alive():
