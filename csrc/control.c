@@ -313,7 +313,9 @@ static int prepare_buffers(uint64_t capacity, char *err, size_t errlen)
         gt_rec.chunk = malloc(GT_CHUNK_HEADER_SIZE + GT_CHUNK_EVENTS_MAX * sizeof(gt_event));
     if (!gt_rec.samples)
         gt_rec.samples = malloc(GT_SAMPLES_MAX * sizeof(gt_sample));
-    if (!gt_rec.ring || !gt_rec.chunk || !gt_rec.samples) {
+    if (!gt_rec.cpu_samples)
+        gt_rec.cpu_samples = malloc(GT_CPU_SAMPLES_MAX * sizeof(gt_cpu_sample));
+    if (!gt_rec.ring || !gt_rec.chunk || !gt_rec.samples || !gt_rec.cpu_samples) {
         free(gt_rec.ring);
         gt_rec.ring = NULL;
         snprintf(err, errlen, "cannot allocate a buffer of %llu events", (unsigned long long)capacity);
@@ -324,6 +326,7 @@ static int prepare_buffers(uint64_t capacity, char *err, size_t errlen)
     gt_rec.events_written = gt_rec.samples_written = gt_rec.chunks_written = 0;
     gt_rec.write_errno = 0;
     gt_rec.nsamples = 0;
+    gt_rec.ncpu = 0;
     gt_os_names_published = 0;
     gt_encode_reset();
     gt_locations_reset();
@@ -353,6 +356,15 @@ int gt_start(const gt_config *cfg, char *err, size_t errlen)
     if (prepare_buffers(round_pow2(cfg->buffer_events), err, errlen) != 0)
         goto out;
     gt_rec.cfg = *cfg;
+    static char cgroup_stat[512];  /* ours: the caller's string need not outlive gt_start */
+    if (cfg->cgroup_cpu_stat && cfg->cgroup_cpu_stat[0]) {
+        snprintf(cgroup_stat, sizeof(cgroup_stat), "%s", cfg->cgroup_cpu_stat);
+        gt_rec.cfg.cgroup_cpu_stat = cgroup_stat;
+    } else {
+        gt_rec.cfg.cgroup_cpu_stat = NULL;
+    }
+    if (gt_rec.cfg.cpu_state && !gt_rec.cfg.sample_period_ns)
+        gt_rec.cfg.sample_period_ns = 5000000;  /* CPU state needs a period even with samples off */
     if (gt_rec.cfg.flush_period_ns < 1000000)
         gt_rec.cfg.flush_period_ns = 1000000;
     gt_rec.fd = cfg->fd;

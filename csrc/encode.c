@@ -157,6 +157,15 @@ void gt_flush_samples(void)
     gt_rec.nsamples = 0;
 }
 
+void gt_flush_cpu_samples(void)
+{
+    if (!gt_rec.ncpu)
+        return;
+    memcpy(gt_rec.chunk + GT_CHUNK_HEADER_SIZE, gt_rec.cpu_samples, gt_rec.ncpu * sizeof(gt_cpu_sample));
+    gt_write_chunk(gt_rec.chunk, GT_CHUNK_CPU, (uint32_t)gt_rec.ncpu, (uint32_t)(gt_rec.ncpu * sizeof(gt_cpu_sample)));
+    gt_rec.ncpu = 0;
+}
+
 /* The trace's end, as seen from C: when no Python code is left to write the
  * footer (the last thread exited without exit(), or a terminating signal). */
 void gt_write_footer(const char *ended_by)
@@ -186,5 +195,6 @@ void gt_drain_all(void)
     gt_drain_os_names();
     gt_drain_events();
     gt_flush_samples();
+    gt_flush_cpu_samples();
 }
 

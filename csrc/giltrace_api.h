@@ -41,6 +41,7 @@
 #define GT_CHUNK_FOOTER 5
 #define GT_CHUNK_LOCATIONS 6  /* records: u32 id, i32 line, u16 file_len, u16 name_len, file, name */
 #define GT_CHUNK_OS_NAMES 7   /* records of 20 bytes: u32 tid, char name[16] (NUL-padded) */
+#define GT_CHUNK_CPU 8        /* gt_cpu_sample records (cpu_state on) */
 
 typedef struct {
     uint64_t time_ns;  /* CLOCK_MONOTONIC */
@@ -60,6 +61,16 @@ typedef struct {
     uint8_t drop_request;  /* a drop request is pending */
 } gt_sample;               /* 24 bytes */
 
+/* CPU state beside GIL state (cpu_state on): each thread's scheduler
+   counters from /proc/self/task/TID/schedstat, and the cgroup's throttling. */
+typedef struct {
+    uint64_t time_ns;
+    uint64_t run_ns;       /* thread: time on a CPU; cgroup (tid 0): time throttled */
+    uint64_t wait_ns;      /* thread: time runnable, waiting for a CPU; cgroup: throttled periods */
+    uint32_t tid;          /* 0: the cgroup's cpu.stat */
+    uint32_t reserved;
+} gt_cpu_sample;           /* 32 bytes */
+
 typedef struct {
     int fd;                    /* open, writable trace file; C appends chunks */
     uint32_t buffer_events;    /* ring capacity in events (rounded up to 2^k) */
@@ -69,6 +80,8 @@ typedef struct {
     const char *library_prefixes; /* newline-separated file prefixes of library code: a wait is
                                      attributed to the innermost frame outside them */
     int finalize_on_signals;   /* SIGTERM/SIGHUP with their default action finish the file first */
+    int cpu_state;             /* sample threads' scheduler counters every sample_period_ns */
+    const char *cgroup_cpu_stat; /* the process's cgroup cpu.stat file, NULL if none */
 } gt_config;
 
 typedef struct {

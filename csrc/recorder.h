@@ -17,6 +17,7 @@
 
 #define GT_CHUNK_EVENTS_MAX 16384  /* events per EVENTS chunk */
 #define GT_SAMPLES_MAX 4096        /* samples buffered between drains */
+#define GT_CPU_SAMPLES_MAX 8192    /* CPU-state samples buffered between drains */
 
 /* OS thread names (prctl PR_GET_NAME), one per thread per trace: the names
  * of threads Python never named (C threads calling PyGILState_Ensure). */
@@ -81,6 +82,8 @@ typedef struct {
     int write_errno;
     gt_sample *samples;
     size_t nsamples;
+    gt_cpu_sample *cpu_samples;
+    size_t ncpu;
     unsigned char *chunk;   /* GT_CHUNK_HEADER_SIZE + GT_CHUNK_EVENTS_MAX events */
 } gt_recorder;
 

@@ -10,6 +10,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/syscall.h>
@@ -107,6 +108,72 @@ void gt_deactivate(int lock_gil)
         pthread_mutex_unlock(gt_rec.gil.mutex);
 }
 
+/* ----------------------------------------------------------- CPU state -- */
+
+static int read_small_file(const char *path, char *buf, size_t cap)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    ssize_t n = read(fd, buf, cap - 1);
+    close(fd);
+    if (n <= 0)
+        return -1;
+    buf[n] = '\0';
+    return (int)n;
+}
+
+static uint64_t field_after(const char *text, const char *key)
+{
+    const char *p = strstr(text, key);
+    return p ? strtoull(p + strlen(key), NULL, 10) : 0;
+}
+
+/* One row per thread seen in this trace (its scheduler counters: time on a
+ * CPU, time runnable but waiting for one) and one for the cgroup's
+ * throttling; how-it-works.md, "CPU state". */
+static void sample_cpu_state(uint64_t now)
+{
+    static uint8_t gone[GT_OS_NAMES_MAX];
+    static uint32_t gen_seen;
+    if (gen_seen != gt_rec.gen) {
+        memset(gone, 0, sizeof(gone));
+        gen_seen = gt_rec.gen;
+    }
+    char path[64], buf[256];
+    uint32_t n = __atomic_load_n(&gt_os_names_published, __ATOMIC_ACQUIRE);
+    for (uint32_t i = 0; i < n && gt_rec.ncpu < GT_CPU_SAMPLES_MAX; i++) {
+        if (gone[i])
+            continue;
+        snprintf(path, sizeof(path), "/proc/self/task/%u/schedstat", gt_os_names[i].tid);
+        if (read_small_file(path, buf, sizeof(buf)) < 0) {
+            gone[i] = 1;  /* exited: its last row stands */
+            continue;
+        }
+        gt_cpu_sample *c = &gt_rec.cpu_samples[gt_rec.ncpu++];
+        char *end;
+        c->time_ns = now;
+        c->tid = gt_os_names[i].tid;
+        c->reserved = 0;
+        c->run_ns = strtoull(buf, &end, 10);
+        c->wait_ns = strtoull(end, NULL, 10);
+    }
+    const char *stat = gt_rec.cfg.cgroup_cpu_stat;
+    if (stat && gt_rec.ncpu < GT_CPU_SAMPLES_MAX) {
+        char text[1024];
+        if (read_small_file(stat, text, sizeof(text)) > 0) {
+            gt_cpu_sample *c = &gt_rec.cpu_samples[gt_rec.ncpu++];
+            c->time_ns = now;
+            c->tid = 0;
+            c->reserved = 0;
+            /* v2: throttled_usec; v1: throttled_time in ns */
+            c->run_ns = strstr(text, "throttled_usec") ? 1000 * field_after(text, "throttled_usec ")
+                                                       : field_after(text, "throttled_time ");
+            c->wait_ns = field_after(text, "nr_throttled ");
+        }
+    }
+}
+
 /* Each wake-up of a sleeping thread costs ~15 us of CPU in these VMs, so a
  * thread waking every 1 ms costs ~1.6 % of a core however little it does,
  * taken from the program's own threads when they keep the CPUs busy.  The
@@ -157,10 +224,15 @@ static void *writer_main(void *arg)
             uint64_t period = stuck ? sample_period : idle_wakes >= IDLE_WAKES ? IDLE_POLL_NS : POLL_NS;
             if (!stuck && period < sample_period)
                 period = sample_period;
+            if (gt_rec.cfg.cpu_state) {  /* asked for: every sample period, whatever the GIL does */
+                sample_cpu_state(now);
+                period = sample_period;
+            }
             next_poll = now + period;
         }
         last_tail = tail;
-        if (now >= next_flush || tail - gt_rec.head > (gt_rec.mask + 1) / 4 || gt_rec.nsamples == GT_SAMPLES_MAX) {
+        if (now >= next_flush || tail - gt_rec.head > (gt_rec.mask + 1) / 4 || gt_rec.nsamples == GT_SAMPLES_MAX ||
+            gt_rec.ncpu + GT_OS_NAMES_MAX / 4 > GT_CPU_SAMPLES_MAX) {
             gt_drain_all();
             next_flush = now + flush_period;
             /* Every other thread has gone without exit() (e.g. a child forked

@@ -329,3 +329,61 @@ def names_from_records(records) -> Dict[int, str]:
         except (KeyError, TypeError, ValueError):
             continue
     return names
+
+
+def cpu_state(cpu: np.ndarray, spans: pd.DataFrame, start_ns: int, stop_ns: int) -> pd.DataFrame:
+    """CPU state beside GIL state, per thread, from the scheduler counters a
+    ``cpu_state`` trace samples (docs/how-it-works.md, "CPU state"):
+
+    cpu_s / runq_s: time on a CPU / runnable but waiting for one, over the trace;
+    held_runq_s: of the thread's GIL holds, the time it was waiting for a CPU
+    (it held the GIL while not running: everybody else waited for a CPU, not
+    for Python code); held_run_s: the time it really ran;
+    wait_runq_s: of its GIL waits, the time it spent waiting for a CPU.
+
+    Between two samples (the sample period apart) the counters are shared
+    out over the states the thread was in: run and run-queue time go to the
+    time it held the GIL or ran without it (a thread blocked waiting for the
+    GIL is not runnable), except in a stretch spent waiting throughout, where
+    run-queue time is a woken waiter's wait for a CPU.  The split is that
+    resolution's estimate."""
+    cols = ["cpu_s", "runq_s", "held_run_s", "held_runq_s", "wait_runq_s"]
+    threads = cpu[cpu["tid"] > 0] if cpu is not None and len(cpu) else None
+    if threads is None or not len(threads):
+        return pd.DataFrame(columns=cols, index=pd.Index([], name="tid", dtype=np.int64))
+    rows = {}
+    for tid in np.unique(threads["tid"]):
+        mine = np.sort(threads[threads["tid"] == tid], order="time_ns")
+        t = mine["time_ns"].astype(np.int64)
+        run = mine["run_ns"].astype(np.float64)
+        runq = mine["wait_ns"].astype(np.float64)
+        d_t = np.diff(t).astype(np.float64)
+        d_run, d_runq = np.diff(run), np.diff(runq)
+        out = {"cpu_s": (run[-1] - run[0]) / 1e9, "runq_s": (runq[-1] - runq[0]) / 1e9}
+        at = t.astype(np.float64)
+        inside = {}
+        for state in ("hold", "wait"):
+            sp = spans[(spans["tid"] == tid) & (spans["state"] == state)]
+            s, e = sp["start_ns"].to_numpy(), sp["end_ns"].to_numpy()
+            inside[state] = np.diff(coverage(s, e, at)) if len(d_t) else np.zeros(0)
+        runnable = np.clip(d_t - inside["wait"], 0, None)  # holding, or running without the GIL
+        to_holds = np.divide(inside["hold"], runnable, out=np.zeros_like(d_t), where=runnable > 0)
+        waiting_throughout = runnable <= 0.01 * d_t
+        out["held_run_s"] = float((d_run * to_holds).sum()) / 1e9
+        out["held_runq_s"] = float((d_runq * to_holds).sum()) / 1e9
+        out["wait_runq_s"] = float(d_runq[waiting_throughout].sum()) / 1e9
+        rows[int(tid)] = out
+    df = pd.DataFrame.from_dict(rows, orient="index")[cols]
+    df.index.name = "tid"
+    return df
+
+
+def cgroup_throttling(cpu: np.ndarray) -> "Dict[str, float]":
+    """Time and periods the process's cgroup was throttled (CPU quota) during
+    the trace: ``{"throttled_s", "throttled_periods"}``, zeros if not sampled."""
+    rows = cpu[cpu["tid"] == 0] if cpu is not None and len(cpu) else None
+    if rows is None or len(rows) < 2:
+        return {"throttled_s": 0.0, "throttled_periods": 0}
+    rows = np.sort(rows, order="time_ns")
+    return {"throttled_s": float(int(rows["run_ns"][-1]) - int(rows["run_ns"][0])) / 1e9,
+            "throttled_periods": int(rows["wait_ns"][-1]) - int(rows["wait_ns"][0])}

@@ -68,6 +68,13 @@ TOP_CULPRITS = 5
 MIN_CULPRIT_SHARE = 0.01
 
 
+# CPU state (cpu_state traces): holders off-CPU for at least this much of
+# everybody's waiting, and this long, make a "cpu_starved" finding.
+CPU_STARVED_SHARE = 0.1
+CPU_STARVED_MIN_S = 0.010
+CPU_OFF_HOLD_SHARE = 0.25  # a holder off-CPU this much of its holds: its long holds are not "C code"
+
+
 @dataclass
 class Culprit:
     """Code that held the GIL while the finding's threads waited."""
@@ -212,6 +219,10 @@ def thread_latency(trace) -> pd.DataFrame:
     out["role"] = np.where(cpu, "cpu", "io")
     out["sync_share"] = _sync_share(trace, spans).reindex(out.index).fillna(0.0)
     out["parked_s"] = _parked(trace, spans).reindex(out.index).fillna(0.0)
+    cs = trace.cpu_state()
+    if len(cs):  # cpu_state traces: whether holders were running (docs/how-it-works.md, "CPU state")
+        for col in ("cpu_s", "runq_s", "held_run_s", "held_runq_s", "wait_runq_s"):
+            out[col] = cs[col].reindex(out.index).fillna(0.0)
     return out
 
 
@@ -529,6 +540,8 @@ def diagnose_window(trace, lat: pd.DataFrame, locs: _Locations, whole: bool, epi
     lh = _long_holds(trace, locs)
     c_holders = {}
     for tid, g in lh[lh["in_c"]].groupby("holder_tid"):
+        if _mostly_off_cpu(lat, int(tid)):
+            continue  # it did not answer drop requests because it was not running: cpu_starved says so
         c_holders[int(tid)] = g
         holds = spans[(spans["state"] == "hold") & (spans["tid"] == tid)]
         in_long = holds[holds["start_ns"].isin(g["start_ns"])]
@@ -650,9 +663,53 @@ def diagnose_window(trace, lat: pd.DataFrame, locs: _Locations, whole: bool, epi
         advice = ["Run the CPU-bound work of %s in processes: under one GIL, threads of Python code add no throughput." % ", ".join(tnames[:6])]
         findings.append(Finding("oversubscription", True, tnames, None, window, float(cpu["wait_s"].sum()), summary, culprits, [], advice,
                                 {"threads": len(tids)}, tids, episode))
-    order = {"convoy": 0, "long_hold_c": 1, "serialised_pool": 2, "oversubscription": 3, "idle": 9}
+    starved = _cpu_starved(trace, lat, names, window, wtext, episode)
+    if starved is not None:
+        findings.append(starved)
+    order = {"convoy": 0, "cpu_starved": 1, "long_hold_c": 2, "serialised_pool": 3, "oversubscription": 4, "idle": 9}
     findings.sort(key=lambda f: (order.get(f.kind, 5), -f.wait_s))
     return findings, lh
+
+
+def _mostly_off_cpu(lat: pd.DataFrame, tid: int) -> bool:
+    """cpu_state traces: the thread waited for a CPU during a large part of
+    its holds (CPU_OFF_HOLD_SHARE), so long holds need not mean C code."""
+    if "held_runq_s" not in lat.columns or tid not in lat.index:
+        return False
+    r = lat.loc[tid]
+    return r["hold_s"] > 0 and r["held_runq_s"] >= CPU_OFF_HOLD_SHARE * r["hold_s"]
+
+
+def _cpu_starved(trace, lat: pd.DataFrame, names: Dict[int, str], window: Tuple[float, float], wtext: str,
+                 episode: Optional[int]) -> Optional[Finding]:
+    """Holders that held the GIL while not running (waiting for a CPU, or
+    throttled by the cgroup's quota): everybody waited for a CPU, not for
+    Python code.  Only for cpu_state traces."""
+    if "held_runq_s" not in lat.columns:
+        return None
+    waited = float(lat["wait_s"].sum())
+    off_cpu = lat["held_runq_s"]
+    total = float(off_cpu.sum())
+    if total < CPU_STARVED_MIN_S or total < CPU_STARVED_SHARE * waited:
+        return None
+    tid = int(off_cpu.idxmax())
+    r = lat.loc[tid]
+    throttle = trace.cgroup_throttling()
+    why = "the machine is oversubscribed"
+    if throttle["throttled_periods"]:
+        why = "this process's cgroup was throttled by its CPU quota %d times (%.0f ms in all)" % (
+            throttle["throttled_periods"], 1e3 * throttle["throttled_s"])
+    summary = ("%s held the GIL %.0f ms%s while other threads waited %.0f ms for it, but spent %.0f ms of its holds waiting for a CPU "
+               "and ran %.0f ms: the threads waited for CPUs, not for Python code; %s." % (
+                   names.get(tid, str(tid)), 1e3 * r["hold_s"], wtext, 1e3 * (waited - r["wait_s"]), 1e3 * r["held_runq_s"],
+                   1e3 * r["held_run_s"], why))
+    advice = ["Give this process CPU time: fewer busy processes on its cores, a wider CPU affinity, or a larger CPU quota. "
+              "A shorter switch interval or moving threads around will not help while the holder itself waits for a CPU."]
+    tids = [int(t) for t in off_cpu[off_cpu > 0.1 * total].index]
+    return Finding("cpu_starved", True, [names.get(t, str(t)) for t in tids], None, window, total, summary, [], [], advice,
+                   {"held_off_cpu_s": round(total, 6), "waited_s": round(waited, 6),
+                    "throttled_s": round(throttle["throttled_s"], 6), "throttled_periods": throttle["throttled_periods"]},
+                   tids, episode)
 
 
 def _convoy_advice(f: Finding, lat: pd.DataFrame, c_holders: Dict[int, pd.DataFrame], si: float, p50_ms: float) -> List[str]:

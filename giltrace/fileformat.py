@@ -29,6 +29,7 @@ from .errors import TraceFormatError
 # is declared once, in giltrace/layout.py, shared with the writer.
 from .layout import (  # noqa: E402,F401  (re-exported: fileformat.CHUNK_START etc.)
     CHUNK,
+    CHUNK_CPU,
     CHUNK_EVENTS,
     CHUNK_FOOTER,
     CHUNK_LOCATIONS,
@@ -37,6 +38,7 @@ from .layout import (  # noqa: E402,F401  (re-exported: fileformat.CHUNK_START e
     CHUNK_SAMPLES,
     CHUNK_START,
     CHUNK_THREADS,
+    CPU_FIELDS,
     EV_ACQUIRE,
     EV_DROP_REQUEST,
     EV_RELEASE,
@@ -69,6 +71,7 @@ class RawTrace:
     threads: List[Dict[str, Any]]
     events: "np.ndarray"
     samples: "np.ndarray"
+    cpu: "np.ndarray | None" = None  # CPU_FIELDS records (cpu_state traces), else None
     locations: Dict[int, tuple] = field(default_factory=dict)  # id -> (file, function, line)
     os_names: Dict[int, str] = field(default_factory=dict)     # tid -> OS thread name
     complete: bool = True
@@ -244,6 +247,8 @@ def read(path: str) -> RawTrace:
     raw = RawTrace(header=header, start={}, footer={}, threads=[], events=np.empty(0, event_dtype), samples=np.empty(0, sample_dtype))
     events: List["np.ndarray"] = []
     samples: List["np.ndarray"] = []
+    cpu: List["np.ndarray"] = []
+    cpu_dtype = np.dtype(CPU_FIELDS)
     view = memoryview(data)
     off = HEADER.size + n
     while off < len(data):
@@ -265,6 +270,10 @@ def read(path: str) -> RawTrace:
             if plen != count * dtype.itemsize:
                 raise TraceFormatError("%s is corrupt: chunk at byte %d has a bad size" % (path, off))
             (events if kind == CHUNK_EVENTS else samples).append(np.frombuffer(payload, dtype=dtype))
+        elif kind == CHUNK_CPU:
+            if plen != count * cpu_dtype.itemsize:
+                raise TraceFormatError("%s is corrupt: chunk at byte %d has a bad size" % (path, off))
+            cpu.append(np.frombuffer(payload, dtype=cpu_dtype))
         elif kind == CHUNK_START:
             raw.start = _record(_json(payload, "START record", path), "START record", path, ("start_ns",))
         elif kind == CHUNK_THREADS:
@@ -285,12 +294,14 @@ def read(path: str) -> RawTrace:
         raw.events = np.concatenate(events)
     if samples:
         raw.samples = np.concatenate(samples)
+    if cpu:
+        raw.cpu = np.concatenate(cpu)
     if not raw.footer and raw.complete:
         raw.complete, raw.problem = False, "the trace was not finalised (the process was killed or crashed)"
     if not raw.start:
         raise TraceFormatError("%s holds no trace: the tracer never started" % path)
     # Times become int64 (giltrace/analysis.py); an unfinalised trace stops at its last timestamp.
-    for name, arr in (("event", raw.events), ("sample", raw.samples)):
+    for name, arr in (("event", raw.events), ("sample", raw.samples), ("CPU sample", raw.cpu if raw.cpu is not None else raw.samples[:0])):
         if len(arr) and int(arr["time_ns"].max()) > INT64_MAX:
             raise TraceFormatError("%s is corrupt: a%s %s time is out of range" % (path, "n" if name == "event" else "", name))
     if len(raw.events):  # checked here too (giltrace/analysis.py does) so that the message names the file

@@ -35,6 +35,7 @@ CHUNK_THREADS = 4
 CHUNK_FOOTER = 5
 CHUNK_LOCATIONS = 6
 CHUNK_OS_NAMES = 7
+CHUNK_CPU = 8  # CPU state beside GIL state (Tracer(cpu_state=True)): CPU_FIELDS records
 LOCATION_HEAD = struct.Struct("<IiHH")
 
 # Record layouts (numpy dtype specs), identical to gt_event / gt_sample.
@@ -47,6 +48,10 @@ SAMPLE_FIELDS = [
     ("locked", "u1"),
     ("drop_request", "u1"),
 ]
+
+# gt_cpu_sample: a thread's scheduler counters (tid > 0: ns on a CPU, ns
+# runnable but waiting for one) or the cgroup's (tid 0: ns throttled, periods throttled).
+CPU_FIELDS = [("time_ns", "<u8"), ("run_ns", "<u8"), ("wait_ns", "<u8"), ("tid", "<u4"), ("reserved", "<u4")]
 
 # Event kinds and ACQUIRE flags, as in csrc/giltrace_api.h.
 EV_WAIT, EV_ACQUIRE, EV_RELEASE, EV_DROP_REQUEST = 1, 2, 3, 4

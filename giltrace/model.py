@@ -148,6 +148,26 @@ class Trace:
         """Holds during which another thread waited more than ``factor`` switch intervals."""
         return analysis.long_holds(self._intervals, self.events, self.switch_interval_ns, factor)
 
+    def _cpu_records(self) -> "Optional[np.ndarray]":
+        cpu = self._raw.cpu
+        if cpu is None or self._bounds is None:
+            return cpu
+        # a window keeps the samples around it: the counters are cumulative
+        t = cpu["time_ns"]
+        lo = t[t <= self._bounds[0]].max() if (t <= self._bounds[0]).any() else self._bounds[0]
+        hi = t[t >= self._bounds[1]].min() if (t >= self._bounds[1]).any() else self._bounds[1]
+        return cpu[(t >= lo) & (t <= hi)]
+
+    def cpu_state(self) -> pd.DataFrame:
+        """Per thread: on-CPU and run-queue time, and how much of its GIL holds
+        and waits it spent waiting for a CPU (traces made with cpu_state=True;
+        empty otherwise).  See analysis.cpu_state."""
+        return analysis.cpu_state(self._cpu_records(), self._intervals, self.start_ns, self.stop_ns)
+
+    def cgroup_throttling(self) -> Dict[str, float]:
+        """Time and periods this process's cgroup was throttled by its CPU quota."""
+        return analysis.cgroup_throttling(self._cpu_records())
+
     def stuck_holders(self, factor: float = 2.0) -> pd.DataFrame:
         """The sampler's view of the same: runs of samples with a stuck holder."""
         s = self._raw.samples

@@ -50,6 +50,7 @@ class Tracer:
         locations: bool = True,
         follow_children: "str | None" = None,
         overwrite: bool = True,
+        cpu_state: bool = False,
     ):
         if sample_period_ms < 0 or flush_period_ms <= 0 or buffer_events <= 0:
             raise ValueError("sample_period_ms must be >= 0, flush_period_ms and buffer_events > 0")
@@ -64,6 +65,9 @@ class Tracer:
         # False for paths giltrace derived itself (GILTRACE, forked children):
         # an existing file is replaced only if it is an earlier trace of ours.
         self.overwrite = overwrite
+        # Each thread's scheduler counters (and the cgroup's throttling) every
+        # sample period: whether a holder was running (how-it-works.md, "CPU state").
+        self.cpu_state = bool(cpu_state)
         self.result = None  # the Trace, once stopped
         self.stats: "dict[str, int]" = {}
         self._fd = -1
@@ -91,6 +95,8 @@ class Tracer:
                     raise GiltraceError("cannot write the trace file %s: %s" % (self.path, exc.strerror or exc)) from None
                 self._names = _python_thread_names()
                 prefixes = ffi.new("char[]", "\n".join(library_prefixes()).encode())  # C copies it
+                stat_path = cgroup_cpu_stat_path() if self.cpu_state else None
+                cgroup = ffi.new("char[]", stat_path.encode()) if stat_path else None  # C copies it
                 cfg = ffi.new(
                     "gt_config *",
                     {
@@ -101,6 +107,8 @@ class Tracer:
                         "flush_period_ns": int(self.flush_period_ms * 1e6),
                         "locations": int(self.locations),
                         "finalize_on_signals": 1,
+                        "cpu_state": int(self.cpu_state),
+                        "cgroup_cpu_stat": cgroup if cgroup else ffi.NULL,
                     },
                 )
                 err = ffi.new("char[512]")
@@ -265,6 +273,7 @@ class Tracer:
             "locations": self.locations,
             "library_prefixes": library_prefixes(),
             "children_template": self.follow_children,
+            "cpu_state": self.cpu_state,
             "start_time_unix": time.time(),
         }
 
@@ -370,6 +379,33 @@ def _is_own_trace(path: str, st: os.stat_result) -> bool:
         return os.read(fd, len(layout.MAGIC)) == layout.MAGIC
     finally:
         os.close(fd)
+
+
+def cgroup_cpu_stat_path() -> "str | None":
+    """The ``cpu.stat`` of this process's CPU cgroup (v2, or v1's ``cpu``
+    controller), where its throttling is counted; None if there is none."""
+    try:
+        with open("/proc/self/cgroup") as f:
+            lines = f.read().splitlines()
+    except OSError:
+        return None
+    candidates = []
+    for line in lines:
+        _, controllers, rel = line.split(":", 2)
+        if "cpu" in controllers.split(","):
+            candidates.append(os.path.join("/sys/fs/cgroup", controllers, rel.lstrip("/"), "cpu.stat"))
+            candidates.append(os.path.join("/sys/fs/cgroup/cpu,cpuacct", rel.lstrip("/"), "cpu.stat"))
+        elif controllers == "":
+            candidates.append(os.path.join("/sys/fs/cgroup", rel.lstrip("/"), "cpu.stat"))
+            candidates.append(os.path.join("/sys/fs/cgroup/unified", rel.lstrip("/"), "cpu.stat"))
+    for path in candidates:
+        try:
+            with open(path) as f:
+                if "throttled" in f.read():
+                    return path
+        except OSError:
+            continue
+    return None
 
 
 def library_prefixes() -> "list[str]":

@@ -32,6 +32,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="period of GIL samples while a holder keeps the GIL past the switch interval (0 disables; default 5)")
     p.add_argument("--buffer-events", type=int, default=1 << 19, help="event ring capacity (default 524288)")
     p.add_argument("--no-locations", action="store_true", help="don't record code locations (saves ~6 ns per GIL release)")
+    p.add_argument("--cpu-state", action="store_true",
+                   help="also sample each thread's scheduler counters and the cgroup's throttling every sample period: "
+                        "was the holder running? (docs/how-it-works.md, CPU state)")
     p.add_argument("--python", metavar="PATH",
                    help="run the program under this interpreter instead (CPython 2.7, through the old-GIL recorder, "
                         "or 3.9-3.13 with giltrace importable)")
@@ -147,7 +150,7 @@ def run(args: argparse.Namespace) -> int:
         follow = stem + ".%p" + (ext or ".gtr")
         os.environ[ENV] = follow  # spawned interpreters start their own trace (giltrace-autostart.pth)
     tracer = Tracer(output, sample_period_ms=args.sample_period_ms, buffer_events=args.buffer_events,
-                    locations=not args.no_locations, follow_children=follow)
+                    locations=not args.no_locations, follow_children=follow, cpu_state=args.cpu_state)
     _report(tracer, args.quiet)
 
     if args.module:

@@ -40,6 +40,9 @@ def thread_table(lat: pd.DataFrame, groups: "pd.DataFrame | None" = None) -> str
     takes that did not."""
     headers = ["thread", "tid", "hold ms", "wait ms", "released ms", "wait %", "waits", "uncontended", "waits/s",
                "p50 ms", "p99 ms", "max ms"]
+    cpu_state = "held_runq_s" in lat.columns  # cpu_state traces: run-queue time, and inside holds
+    if cpu_state:
+        headers += ["runq ms", "held off-CPU ms"]
     big = set(groups[groups["threads"] > GROUP_ROW_MIN_THREADS].index) if groups is not None and len(groups) else set()
     rows: List[List[str]] = []
     shown = set()
@@ -55,6 +58,8 @@ def thread_table(lat: pd.DataFrame, groups: "pd.DataFrame | None" = None) -> str
         rows.append([name, tid_text, _ms(r["hold_s"]), _ms(r["wait_s"]), _ms(r["released_s"]),
                      "%.1f" % (100 * r["wait_share"]), str(int(r["waits"])), str(int(r["uncontended"])), "%.0f" % r["waits_per_s"],
                      "%.2f" % r["wait_p50_ms"], "%.2f" % r["wait_p99_ms"], "%.2f" % r["wait_max_ms"]])
+        if cpu_state:
+            rows[-1] += [_ms(r["runq_s"]), _ms(r["held_runq_s"])] if "runq_s" in r else ["-", "-"]
     return table(headers, rows)
 
 

@@ -1,0 +1,108 @@
+"""CPU state beside GIL state (Tracer(cpu_state=True), giltrace run --cpu-state):
+a holder that is not running, and a cgroup's CPU quota, told apart from
+GIL contention (docs/how-it-works.md, "CPU state")."""
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+import giltrace
+
+from ..conftest import REPO
+
+PROGRAM = textwrap.dedent("""
+    import sys, threading, time
+    def spin(stop):
+        while not stop.is_set():
+            pass
+    def ticker(stop):
+        while not stop.is_set():
+            time.sleep(0.001)
+    stop = threading.Event()
+    ts = [threading.Thread(target=spin, args=(stop,), name="cpu-%d" % i) for i in range(2)]
+    ts.append(threading.Thread(target=ticker, args=(stop,), name="io"))
+    for t in ts:
+        t.start()
+    time.sleep(float(sys.argv[1]))
+    stop.set()
+    for t in ts:
+        t.join()
+    """)
+
+
+def traced(tmp_path, prefix=(), seconds=1.0):
+    script = tmp_path / "prog.py"
+    script.write_text(PROGRAM)
+    out = tmp_path / "prog.gtr"
+    res = subprocess.run(list(prefix) + [sys.executable, "-m", "giltrace", "run", "-q", "--cpu-state", "-o", str(out), str(script),
+                                         str(seconds)], env=dict(os.environ, PYTHONPATH=REPO), capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    return giltrace.load(str(out))
+
+
+def test_a_holder_sharing_its_cpu_with_a_busy_process_is_seen_off_cpu(native, tmp_path):
+    if not shutil.which("taskset") or len(os.sched_getaffinity(0)) < 1:
+        pytest.skip("needs taskset")
+    cpu = min(os.sched_getaffinity(0))
+    burner = subprocess.Popen(["taskset", "-c", str(cpu), sys.executable, "-c", "while True: pass"])
+    try:
+        trace = traced(tmp_path, prefix=["taskset", "-c", str(cpu)])
+    finally:
+        burner.kill()
+        burner.wait()
+    cs = trace.cpu_state().join(trace.threads()[["name", "hold_s"]])
+    cpu_threads = cs[cs["name"].str.startswith("cpu-")]
+    # Expected: one CPU shared by the GIL holder and the burner: the holder is
+    # runnable but not running about half of each hold.
+    assert (cpu_threads["held_runq_s"] >= 0.25 * cpu_threads["hold_s"]).all(), cpu_threads
+    d = trace.diagnose()
+    kinds = [f.kind for f in d.findings]
+    assert "cpu_starved" in kinds
+    starved = next(f for f in d.findings if f.kind == "cpu_starved")
+    assert set(starved.threads) & {"cpu-0", "cpu-1"} and "oversubscribed" in starved.summary
+    assert "long_hold_c" not in kinds  # not answering drop requests because it was not running is not "C code"
+    from giltrace.render.text import summary
+
+    assert "held off-CPU ms" in summary(trace)
+
+
+def test_a_cgroup_cpu_quota_shows_as_throttling(native, tmp_path):
+    if os.geteuid() != 0:
+        pytest.skip("creating a cgroup needs root")
+    v2 = os.path.exists("/sys/fs/cgroup/cgroup.controllers") and "cpu" in open("/sys/fs/cgroup/cgroup.controllers").read()
+    base = "/sys/fs/cgroup" if v2 else "/sys/fs/cgroup/cpu"
+    group = os.path.join(base, "giltrace-test-%d" % os.getpid())
+    try:
+        os.mkdir(group)
+        if v2:
+            with open(os.path.join(group, "cpu.max"), "w") as f:
+                f.write("10000 50000")  # 20 % of one CPU
+        else:
+            with open(os.path.join(group, "cpu.cfs_period_us"), "w") as f:
+                f.write("50000")
+            with open(os.path.join(group, "cpu.cfs_quota_us"), "w") as f:
+                f.write("10000")
+    except OSError as exc:
+        pytest.skip("cannot create a CPU cgroup here: %s" % exc)
+    try:
+        # The shell moves itself into the cgroup, then becomes the traced program.
+        trace = traced(tmp_path, prefix=["sh", "-c", 'echo $$ > %s/cgroup.procs && exec "$@"' % group, "sh"], seconds=1.0)
+    finally:
+        try:
+            os.rmdir(group)
+        except OSError:
+            pass
+    throttle = trace.cgroup_throttling()
+    assert throttle["throttled_periods"] >= 5 and throttle["throttled_s"] > 0.1, throttle
+    starved = [f for f in trace.diagnose().findings if f.kind == "cpu_starved"]
+    assert starved and "CPU quota" in starved[0].summary
+
+
+def test_without_cpu_state_there_are_no_cpu_columns(native, tmp_path):
+    with giltrace.trace(str(tmp_path / "t.gtr")) as tr:
+        sum(range(1000))
+    assert tr.result.cpu_state().empty and tr.result.cgroup_throttling()["throttled_periods"] == 0
+    assert "held_runq_s" not in tr.result.diagnose().threads.columns
