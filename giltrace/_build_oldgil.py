@@ -75,7 +75,10 @@ def library_path(build: bool = True, cc: Optional[str] = None) -> str:
     os.close(fd)
     cmd = [compiler] + CFLAGS + ["-I", CSRC] + [os.path.join(CSRC, s) for s in files] + ["-o", tmp, "-ldl", "-lpthread"]
     try:
-        done = subprocess.run(cmd, capture_output=True, text=True)
+        try:
+            done = subprocess.run(cmd, capture_output=True, text=True)
+        except OSError as exc:  # CC names no program
+            raise BuildError("cannot build the 2.7 recorder: cannot run %s: %s" % (compiler, exc.strerror or exc)) from None
         if done.returncode != 0:
             lines = [l for l in done.stderr.splitlines() if "error" in l] or done.stderr.splitlines() or ["exit status %d" % done.returncode]
             raise BuildError("cannot build the 2.7 recorder: %s" % lines[0].strip())
