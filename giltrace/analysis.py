@@ -387,3 +387,42 @@ def cgroup_throttling(cpu: np.ndarray) -> "Dict[str, float]":
     rows = np.sort(rows, order="time_ns")
     return {"throttled_s": float(int(rows["run_ns"][-1]) - int(rows["run_ns"][0])) / 1e9,
             "throttled_periods": int(rows["wait_ns"][-1]) - int(rows["wait_ns"][0])}
+
+
+def off_cpu_spans(cpu: np.ndarray, spans: pd.DataFrame, min_share: float = 0.5) -> pd.DataFrame:
+    """Where a cpu_state trace shows a thread mostly not running while it
+    held the GIL (``held_off_cpu``) or after it was woken to take it
+    (``woken_waiting``): the parts of its holds / waits inside sample
+    intervals in which at least ``min_share`` of its runnable time was spent
+    in a run queue.  Columns: tid, kind, start_ns, end_ns."""
+    cols = ["tid", "kind", "start_ns", "end_ns"]
+    threads = cpu[cpu["tid"] > 0] if cpu is not None and len(cpu) else None
+    if threads is None or not len(threads):
+        return pd.DataFrame(columns=cols)
+    out = []
+    for tid in np.unique(threads["tid"]):
+        mine = np.sort(threads[threads["tid"] == tid], order="time_ns")
+        t = mine["time_ns"].astype(np.int64)
+        d_run, d_runq = np.diff(mine["run_ns"].astype(np.float64)), np.diff(mine["wait_ns"].astype(np.float64))
+        busy = d_run + d_runq
+        off = np.flatnonzero((busy > 0) & (d_runq >= min_share * np.where(busy > 0, busy, 1)))
+        holds = spans[(spans["tid"] == tid) & (spans["state"] == "hold")]
+        s, e = holds["start_ns"].to_numpy(), holds["end_ns"].to_numpy()
+        for k in off:  # the thread's holds inside each mostly-off-CPU sample interval
+            a, b = t[k], t[k + 1]
+            lo, hi = np.searchsorted(e, a, side="right"), np.searchsorted(s, b, side="left")
+            for i in range(lo, hi):
+                x0, x1 = max(s[i], a), min(e[i], b)
+                if x1 > x0:
+                    out.append((int(tid), "held_off_cpu", int(x0), int(x1)))
+        # A waiter is runnable only once woken: its run-queue time in an
+        # interval is the end of the wait that ends there (estimated).
+        waits = spans[(spans["tid"] == tid) & (spans["state"] == "wait")]
+        ends = waits["end_ns"].to_numpy()
+        starts = waits["start_ns"].to_numpy()
+        k_of = np.searchsorted(t, ends, side="left") - 1
+        for st, en, k in zip(starts, ends, k_of):
+            if 0 <= k < len(d_runq) and d_runq[k] > 0 and en > st:
+                x0 = max(st, en - int(min(d_runq[k], en - st)))
+                out.append((int(tid), "woken_waiting", int(x0), int(en)))
+    return pd.DataFrame(out, columns=cols)

@@ -164,6 +164,12 @@ class Trace:
         empty otherwise).  See analysis.cpu_state."""
         return analysis.cpu_state(self._cpu_records(), self._intervals, self.start_ns, self.stop_ns)
 
+    def off_cpu_spans(self) -> pd.DataFrame:
+        """Holds spent mostly off-CPU, and waits after a wake-up spent in a run
+        queue (cpu_state traces): analysis.off_cpu_spans."""
+        spans = self._intervals.sort_values(["tid", "start_ns"], kind="stable")
+        return analysis.off_cpu_spans(self._cpu_records(), spans)
+
     def cgroup_throttling(self) -> Dict[str, float]:
         """Time and periods this process's cgroup was throttled by its CPU quota."""
         return analysis.cgroup_throttling(self._cpu_records())

@@ -212,6 +212,21 @@ def plot_timeline(trace, ax=None, *, start_s: Optional[float] = None, end_s: Opt
                           np.column_stack([x1, y + height / 2]), np.column_stack([x1, y - height / 2])], axis=1)
         ax.add_collection(PolyCollection(verts, facecolors=STATE_COLORS[state], edgecolors="none", linewidths=0))
 
+    # CPU state (cpu_state traces): hatched where a thread held the GIL without
+    # running, or had been woken to take it but waited for a CPU.
+    off = trace.off_cpu_spans() if hasattr(trace, "off_cpu_spans") else None
+    if off is not None and len(off):
+        off = off[off["tid"].isin(tids) & (off["end_ns"] > window.start_ns) & (off["start_ns"] < window.end_ns)]
+        for kind, hatch in (("held_off_cpu", "////"), ("woken_waiting", "...")):
+            o = off[off["kind"] == kind]
+            if o.empty:
+                continue
+            x0, x1 = x(o["start_ns"].clip(lower=window.start_ns)), x(o["end_ns"].clip(upper=window.end_ns))
+            y = np.array([y_of[t] for t in o["tid"]], dtype=float)
+            verts = np.stack([np.column_stack([x0, y - height / 2]), np.column_stack([x0, y + height / 2]),
+                              np.column_stack([x1, y + height / 2]), np.column_stack([x1, y - height / 2])], axis=1)
+            ax.add_collection(PolyCollection(verts, facecolors="none", edgecolors="#222222", hatch=hatch, linewidths=0))
+
     # The holder strip above the lanes: one colour per thread, white = nobody holds it.
     strip_y = len(tids) + 1.15
     holder_color = {tid: HOLDER_PALETTE[i % len(HOLDER_PALETTE)] for i, tid in enumerate(tids)}
@@ -247,6 +262,9 @@ def plot_timeline(trace, ax=None, *, start_s: Optional[float] = None, end_s: Opt
         ax.spines[side].set_visible(False)
     handles = [Patch(color=STATE_COLORS[s], label=STATE_LABELS[s]) for s in ("hold", "wait", "released")]
     handles.append(Line2D([], [], marker="v", color="black", linestyle="none", markersize=5, label="drop request (forced switch)"))
+    if off is not None and len(off):
+        handles.append(Patch(facecolor="white", edgecolor="#222222", hatch="////", label="holds the GIL, not running"))
+        handles.append(Patch(facecolor="white", edgecolor="#222222", hatch="...", label="woken, waiting for a CPU"))
     ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.12 - 0.2 / max(len(tids), 1)), ncol=4, frameon=False, fontsize=9)
     shown = "%.3f–%.3f s" % ((window.start_ns - origin) / 1e9, (window.end_ns - origin) / 1e9)
     ax.set_title(title or "GIL timeline — %s of %.3f s (%s)" % (shown, (trace.stop_ns - trace.start_ns) / 1e9, window.reason), fontsize=11)

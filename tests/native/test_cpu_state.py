@@ -64,6 +64,11 @@ def test_a_holder_sharing_its_cpu_with_a_busy_process_is_seen_off_cpu(native, tm
     starved = next(f for f in d.findings if f.kind == "cpu_starved")
     assert set(starved.threads) & {"cpu-0", "cpu-1"} and "oversubscribed" in starved.summary
     assert "long_hold_c" not in kinds  # not answering drop requests because it was not running is not "C code"
+    off = trace.off_cpu_spans()
+    names = trace.threads()["name"]
+    held_off = off[off["kind"] == "held_off_cpu"]
+    assert set(names.reindex(held_off["tid"])) >= {"cpu-0", "cpu-1"}  # what the timeline hatches
+    assert ((held_off["end_ns"] - held_off["start_ns"]).sum() / 1e9) > 0.1
     from giltrace.render.text import summary
 
     assert "held off-CPU ms" in summary(trace)
