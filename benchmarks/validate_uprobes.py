@@ -122,6 +122,16 @@ WORKLOAD27 = textwrap.dedent(
 )
 
 
+def switches_out(perf_script: str) -> "dict[int, list]":
+    """Per thread, the times the scheduler switched it out (sched:sched_switch)."""
+    out = collections.defaultdict(list)
+    for line in perf_script.splitlines():
+        parts = line.split()
+        if len(parts) >= 3 and parts[2].endswith("sched_switch:"):
+            out[int(parts[0])].append(int(round(float(parts[1].rstrip(":")) * 1e9)))
+    return out
+
+
 def ground_truth27(perf_script: str, lock: int, start_ns: int, stop_ns: int) -> "dict[int, list]":
     """Per thread, in order: (entry, return) of each PyThread_acquire_lock on the GIL inside the window."""
     entry = {}
@@ -142,7 +152,7 @@ def ground_truth27(perf_script: str, lock: int, start_ns: int, stop_ns: int) -> 
     return takes
 
 
-def compare_thread(truth: "list", mine: "np.ndarray", contended: "np.ndarray") -> "dict[str, float]":
+def compare_thread(truth: "list", mine: "np.ndarray", contended: "np.ndarray", switched_out: "list" = ()) -> "dict[str, float]":
     """Our takes against the probes' for one thread, matched one to one in order.
 
     Each uprobe hit costs microseconds, part of them inside the probed call:
@@ -156,7 +166,7 @@ def compare_thread(truth: "list", mine: "np.ndarray", contended: "np.ndarray") -
     if len(span) != len(mine) or not len(span):
         out.update(cost_us=float("nan"), corrected_ms=float("nan"), block_truth_ms=float("nan"), block_ours_ms=float("nan"),
                    block_n=0, block_excess_us=float("nan"), inside_pct=float("nan"), far_n=0, far_ms=float("nan"),
-                   rest_diff_ms=float("nan"))
+                   rest_diff_ms=float("nan"), far_switched_pct=float("nan"))
         return out
     diff = span - mine["arg"].astype(np.int64)
     free = ~contended
@@ -173,6 +183,18 @@ def compare_thread(truth: "list", mine: "np.ndarray", contended: "np.ndarray") -
     out["far_n"] = int(far.sum())
     out["far_ms"] = float(excess[far].sum()) / 1e6
     out["rest_diff_ms"] = out["ours_ms"] - (out["corrected_ms"] - out["far_ms"])
+    # Of those, how many had the thread switched out inside the probes' window but outside ours
+    sw = np.array(sorted(switched_out), dtype=np.int64)
+    ends = mine["time_ns"].astype(np.int64)
+    t0s = np.array([a for a, _ in truth], dtype=np.int64)
+    t1s = np.array([b for _, b in truth], dtype=np.int64)
+    starts_ = ends - mine["arg"].astype(np.int64)
+
+    def any_between(lo: "np.ndarray", hi: "np.ndarray") -> "np.ndarray":
+        return np.searchsorted(sw, hi, side="left") > np.searchsorted(sw, lo, side="left")
+
+    outside = any_between(t0s, starts_) | any_between(ends + 1, t1s)
+    out["far_switched_pct"] = 100.0 * float(outside[far].mean()) if far.any() else float("nan")
     # what the probes see beyond ours on a blocking take, past their usual cost: their cost after a wake-up
     out["block_excess_us"] = float(np.median(diff[contended] - cost)) / 1e3 if contended.any() else 0.0
     starts = mine["time_ns"].astype(np.int64) - mine["arg"].astype(np.int64)
@@ -220,8 +242,8 @@ def main27(py27: str, scenarios: "list[str]", seconds: float) -> int:
             gtr, data = os.path.join(tmp, sc + ".gtr"), os.path.join(tmp, sc + ".data")
             # 2.7 makes ~10^5 probed takes per second per thread: big buffers, and say if perf lost any
             subprocess.run(["perf", "record", "-q", "-m", "16384", "-k", "CLOCK_MONOTONIC", "-o", data, "-e",
-                            "probe_gt27:gil_acq", "-e", "probe_gt27:gil_acq__return", py27, script, sc, str(seconds),
-                            gtr, lib], check=True)
+                            "probe_gt27:gil_acq", "-e", "probe_gt27:gil_acq__return", "-e", "sched:sched_switch",
+                            py27, script, sc, str(seconds), gtr, lib], check=True)
             stats = subprocess.run(["perf", "report", "-i", data, "--stats"], capture_output=True, text=True).stdout
             perf_lost = sum(int(line.split()[-1]) for line in stats.splitlines()
                             if line.strip().startswith(("LOST events", "LOST_SAMPLES events")) and line.split()[-1].isdigit())
@@ -230,26 +252,27 @@ def main27(py27: str, scenarios: "list[str]", seconds: float) -> int:
             raw = fileformat.read(gtr)
             start, stop = int(raw.footer["start_ns"]), int(raw.footer["stop_ns"])
             truth = ground_truth27(out, int(raw.header["gil_semaphore"]), start, stop)
+            switched = switches_out(out)
             ev = raw.events
             acq = ev[(ev["kind"] == layout.EV_ACQUIRE) & ((ev["flags"] & layout.FLAG_WAIT_UNKNOWN) == 0)]
             acq = acq[(acq["time_ns"] - acq["arg"] >= start) & (acq["time_ns"] <= stop)]
             names = {r["tid"]: r["name"] for r in raw.threads}
             print("\n== 2.7 %s: %.2f s, %d events, %d lost, GIL found by %s; perf lost %d records" % (
                 sc, (stop - start) / 1e9, len(ev), raw.footer["events_lost"], raw.header.get("gil_found_by"), perf_lost))
-            print("%-10s %9s %9s %9s %8s %9s %9s %8s %8s %9s %9s %9s %8s %6s %8s %8s %12s" % (
+            print("%-10s %9s %9s %9s %8s %9s %9s %8s %8s %9s %9s %9s %8s %6s %8s %8s %8s %12s" % (
                 "thread", "acq", "probe acq", "probe ms", "cost us", "corr ms", "ours ms", "diff ms", "blocking", "block pr",
-                "block ms", "excess us", "inside %", "far n", "far ms", "rest ms", "same/switch"))
+                "block ms", "excess us", "inside %", "far n", "far ms", "far sw %", "rest ms", "same/switch"))
             for tid in sorted(set(truth) | set(int(t) for t in np.unique(acq["tid"]))):
                 mine = acq[acq["tid"] == tid]
                 contended = (mine["flags"] & layout.FLAG_CONTENDED) != 0
-                c = compare_thread(truth.get(tid, []), mine, contended)
+                c = compare_thread(truth.get(tid, []), mine, contended, switched.get(tid, []))
                 same = int(((mine["flags"] & layout.FLAG_SAME_HOLDER) != 0).sum())
                 ok = c["truth_acq"] == c["acq"] and abs(c["ours_ms"] - c["corrected_ms"]) <= max(0.02 * c["corrected_ms"], 0.5)
                 failed += not ok
-                print("%-10s %9d %9d %9.3f %8.2f %9.3f %9.3f %8.3f %8d %9.3f %9.3f %9.2f %8.2f %6d %8.3f %8.3f %6d/%-5d %s" % (
+                print("%-10s %9d %9d %9.3f %8.2f %9.3f %9.3f %8.3f %8d %9.3f %9.3f %9.2f %8.2f %6d %8.3f %8.1f %8.3f %6d/%-5d %s" % (
                     names.get(tid, tid), c["acq"], c["truth_acq"], c["truth_ms"], c["cost_us"], c["corrected_ms"],
                     c["ours_ms"], c["ours_ms"] - c["corrected_ms"], c["block_n"], c["block_truth_ms"], c["block_ours_ms"],
-                    c["block_excess_us"], c["inside_pct"], c["far_n"], c["far_ms"], c["rest_diff_ms"],
+                    c["block_excess_us"], c["inside_pct"], c["far_n"], c["far_ms"], c["far_switched_pct"], c["rest_diff_ms"],
                     same, len(mine) - same, "" if ok else "  <-- off"))
     finally:
         subprocess.run(["perf", "probe", "-q", "--del", "probe_gt27:*"], capture_output=True)
