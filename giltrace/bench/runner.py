@@ -32,6 +32,9 @@ TRACEABLE = versions.traceable_text()  # "2.7 or 3.9-3.13"
 TRACE_EVENTS_WARNING = 2_000_000
 # A lone page-cache I/O thread's pace on the reference machine.
 PAGE_CACHE_OPS_PER_S = 500_000
+# 2.7 drops and retakes the GIL every check interval, ~34 counter iterations:
+# 2 events each (measured: 1.19M events for LOAD 2*10^7, 2.7.18).
+OLD_GIL_EVENTS_PER_COUNT = 0.06
 
 
 @dataclass
@@ -66,6 +69,13 @@ def upfront_messages(config: BenchConfig, pythons: List[Interpreter], usable: Li
         if grid_page_cache and io_cell_events > TRACE_EVENTS_WARNING:
             messages.append("--trace with --io-ops %d records ~%dM GIL events per io cell; a smaller --io-ops "
                             "keeps traces manageable" % (config.io_ops, io_cell_events // 10**6))
+        counting = [w for w in config.grid_workloads if registry.get(w).workers != registry.IO]
+        old_gil = [p for p in pythons if p.traceable and versions.gil_kind(p.version_tuple) == "old"]
+        count_events = int(OLD_GIL_EVENTS_PER_COUNT * config.load)
+        if counting and old_gil and count_events > TRACE_EVENTS_WARNING:
+            messages.append("--trace with python %s records ~%dM GIL events per counting cell (the old GIL is "
+                            "retaken every ~34 counts); a smaller --load keeps traces manageable"
+                            % (old_gil[0].label, count_events // 10**6))
         latency_events = int(8 * PAGE_CACHE_OPS_PER_S * config.duration)
         latency_page_cache = [w for w in config.latency_workloads if registry.get(w).page_cache_io]
         if latency_page_cache and latency_events > TRACE_EVENTS_WARNING:

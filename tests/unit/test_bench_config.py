@@ -69,8 +69,15 @@ def test_what_is_said_up_front():
                        switching="check interval 100 ticks", label="2.7.18")
     quiet = upfront_messages(BenchConfig(workloads=["cpu"], cores=[1, 2]), [py27], [0, 1])
     assert quiet == []
-    loud = upfront_messages(BenchConfig(workloads=["io", "latency"], cores=[1, 4, 8], trace=True), [py27], [0, 1])
+    py38 = Interpreter(path="/py38", version="3.8.18", implementation="CPython", gil_enabled=True,
+                       switching="switch interval 5 ms", label="3.8.18")
+    loud = upfront_messages(BenchConfig(workloads=["io", "latency"], cores=[1, 4, 8], trace=True), [py27, py38], [0, 1])
     assert loud[0] == ("cores 4, 8: unavailable, this process may use only 2 CPUs (0-1); "
                        "those rows are marked in the tables and not run")
-    assert loud[1].startswith("python 2.7.18: cannot be traced")
+    assert loud[1].startswith("python 3.8.18: cannot be traced (tracing needs CPython 2.7 or 3.9-3.13")
     assert "~8M GIL events per io cell" in loud[2] and "trace latency-sync" in loud[3]
+    # 2.7 is traced (the old GIL), and its counters retake the GIL every ~34 counts
+    counting = upfront_messages(BenchConfig(workloads=["cpu"], cores=[1, 2], trace=True), [py27], [0, 1])
+    assert counting == ["--trace with python 2.7.18 records ~6M GIL events per counting cell (the old GIL is "
+                        "retaken every ~34 counts); a smaller --load keeps traces manageable"]
+    assert upfront_messages(BenchConfig(workloads=["cpu"], cores=[1, 2], trace=True, load=10**7), [py27], [0, 1]) == []
