@@ -552,3 +552,63 @@ def test_the_bootstrap_binds_nothing_and_starts_one_thread():
     ast.parse(loader_source({"socket": "s", "trace": "t", "package": "p"}))
     ns = {}
     exec(compile(loader_source({"socket": "/nonexistent/ctl", "trace": "t", "package": "p"}), "<loader>", "exec"), ns)  # no CLI: returns quietly
+
+
+def _attach_in_background(pid: int, *args: str) -> subprocess.Popen:
+    env = dict(os.environ, PYTHONPATH=REPO)
+    env.pop("GILTRACE", None)
+    return subprocess.Popen([sys.executable, "-m", "giltrace", "attach", str(pid)] + list(args), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=env, stdin=subprocess.DEVNULL)
+
+
+@needs_gdb
+@needs_ptrace
+@needs_tracer
+def test_ctrl_c_stops_the_trace(tmp_path):
+    import signal
+
+    import giltrace
+
+    target = Target(tmp_path, JOIN_MAIN, "30")
+    out = str(tmp_path / "ctrlc.gtr")
+    cli = _attach_in_background(target.pid, "-o", out)
+    try:
+        assert wait_until(lambda: "giltrace-attach" in thread_names(target.pid), 30)
+        time.sleep(1.0)
+        cli.send_signal(signal.SIGINT)
+        _, stderr = cli.communicate(timeout=60)
+        assert cli.returncode == 0, stderr
+        assert "GIL events written to %s" % out in stderr
+        assert giltrace.load(out).complete
+        assert wait_until(lambda: not [n for n in thread_names(target.pid) if "giltrace" in n], 10)
+    finally:
+        if cli.poll() is None:
+            cli.kill()
+        target.kill()
+
+
+@needs_gdb
+@needs_ptrace
+@needs_tracer
+def test_a_killed_cli_leaves_nothing_behind(tmp_path):
+    """The agent sees its socket close: it stops the trace, its thread ends
+    and it removes the private directory."""
+    import glob
+    import signal
+    import tempfile
+
+    target = Target(tmp_path, JOIN_MAIN, "30")
+    pattern = os.path.join(tempfile.gettempdir(), "giltrace-attach-%d-*" % target.pid)
+    cli = _attach_in_background(target.pid, "-o", str(tmp_path / "killed.gtr"))
+    try:
+        assert wait_until(lambda: "giltrace-attach" in thread_names(target.pid), 30)
+        assert glob.glob(pattern)
+        cli.send_signal(signal.SIGKILL)
+        cli.communicate(timeout=30)
+        assert wait_until(lambda: not [n for n in thread_names(target.pid) if "giltrace" in n], 10), thread_names(target.pid)
+        assert wait_until(lambda: not glob.glob(pattern), 10), glob.glob(pattern)
+        assert target.proc.poll() is None
+    finally:
+        if cli.poll() is None:
+            cli.kill()
+        target.kill()
