@@ -78,5 +78,8 @@ def loader_source(params: "dict[str, object]") -> str:
 
 def bootstrap_code(params: "dict[str, object]") -> str:
     """One statement for the safe point: start the loader in a new thread."""
+    # A Ctrl-C whose handler happened to run inside these few bytecodes is
+    # handed back to the main thread, where the program would have seen it.
     return ("try:\n    __import__('_thread').start_new_thread(exec, (%r, {'__name__': '__giltrace_attach__'}))\n"
+            "except KeyboardInterrupt:\n    __import__('_thread').interrupt_main()\n"
             "except BaseException:\n    pass\n" % loader_source(params))
