@@ -46,6 +46,7 @@ CONVOY_MIN_WAITS_PER_S = 5.0  # over the diagnosed window
 # The mean, not the median: a server thread whose waits are half quick
 # hand-offs and half whole switch intervals is convoyed all the same.
 CONVOY_MIN_MEAN_WAIT = 0.2  # of the switch interval
+CONVOY_MIN_WAIT_S = 0.05  # in all: a few ms of waiting is nobody's problem, however it is spread
 # Waiting that follows a block on another thread (join, Condition/Event wait,
 # futures, queues) is a coordinator waking up, not a starving thread.
 SYNC_MAX_SHARE = 0.8
@@ -72,6 +73,7 @@ MIN_CULPRIT_SHARE = 0.01
 # everybody's waiting, and this long, make a "cpu_starved" finding.
 CPU_STARVED_SHARE = 0.1
 CPU_STARVED_MIN_S = 0.010
+C_MIN_SHARE_OF_FORCED = 0.5  # "C code": at least this share of the forced holds ending at a line went unanswered
 CPU_OFF_HOLD_SHARE = 0.25  # a holder off-CPU this much of its holds: its long holds are not "C code"
 
 
@@ -539,7 +541,16 @@ def diagnose_window(trace, lat: pd.DataFrame, locs: _Locations, whole: bool, epi
     # Holders that keep the GIL in C: their long holds' drop requests go unanswered.
     lh = _long_holds(trace, locs)
     c_holders = {}
-    for tid, g in lh[lh["in_c"]].groupby("holder_tid"):
+    forced = _forced_holds(spans, ev)
+    in_c = lh[lh["in_c"]]
+    # A line where few of the forced holds went unanswered is Python code
+    # preempted now and then on a busy machine, not C: every call of a C
+    # function that keeps the GIL leaves it the same way.
+    counts = in_c.groupby(["holder_tid", "location_id"]).size()
+    keep = [C_MIN_SHARE_OF_FORCED * forced.get((int(t), int(l)), 0) <= n for (t, l), n in counts.items()]
+    kept = set(k for k, ok in zip(counts.index, keep) if ok)
+    in_c = in_c[np.array([(t, l) in kept for t, l in zip(in_c["holder_tid"], in_c["location_id"])], dtype=bool)]
+    for tid, g in in_c.groupby("holder_tid"):
         if _mostly_off_cpu(lat, int(tid)):
             continue  # it did not answer drop requests because it was not running: cpu_starved says so
         c_holders[int(tid)] = g
@@ -601,7 +612,7 @@ def diagnose_window(trace, lat: pd.DataFrame, locs: _Locations, whole: bool, epi
                  "after_sync_share": round(sync, 4), "hold_s": round(hold_s, 6), "threads": len(tids)}
         if role == "io":
             convoy = (waits >= CONVOY_MIN_WAITS and per_s >= CONVOY_MIN_WAITS_PER_S and busy_share >= CONVOY_MIN_BUSY_SHARE
-                      and mean >= CONVOY_MIN_MEAN_WAIT * 1e3 * si and sync < SYNC_MAX_SHARE)
+                      and mean >= CONVOY_MIN_MEAN_WAIT * 1e3 * si and sync < SYNC_MAX_SHARE and wait_s >= CONVOY_MIN_WAIT_S)
             if convoy:
                 per, total = blame_by_code(spans, tids)
                 culprits = _culprits(per, total, names, groups, locs)
@@ -671,6 +682,15 @@ def diagnose_window(trace, lat: pd.DataFrame, locs: _Locations, whole: bool, epi
     return findings, lh
 
 
+def _forced_holds(spans: pd.DataFrame, events: pd.DataFrame) -> Dict[Tuple[int, int], int]:
+    """Per (thread, location where it let go), how many holds saw a drop request."""
+    holds = spans[spans["state"] == "hold"]
+    drops = np.sort(events[events["kind"] == "drop_request"]["time_ns"].to_numpy())
+    n = np.searchsorted(drops, holds["end_ns"].to_numpy(), side="right") - np.searchsorted(drops, holds["start_ns"].to_numpy(), side="right")
+    counts = pd.Series(n > 0, index=holds.index).groupby([holds["tid"], holds["location"]]).sum()
+    return {(int(t), int(l)): int(c) for (t, l), c in counts.items()}
+
+
 def _mostly_off_cpu(lat: pd.DataFrame, tid: int) -> bool:
     """cpu_state traces: the thread waited for a CPU during a large part of
     its holds (CPU_OFF_HOLD_SHARE), so long holds need not mean C code."""
@@ -723,7 +743,7 @@ def _convoy_advice(f: Finding, lat: pd.DataFrame, c_holders: Dict[int, pd.DataFr
     where = top.label.rsplit(" (", 1)[0] if top and top.location != "?" else None
     if in_c:
         out.append("The holder keeps the GIL in C at %s (see the long_hold_c finding): release the GIL around that call, or run it "
-                   "in a process. Lowering the switch interval (now %.1f ms) will not help." % (where or "?", 1e3 * si))
+                   "in a process. Lowering the switch interval (now %.1f ms) will not help." % (top.label, 1e3 * si))
         return out
     cpu_holders = [t for t in holder_tids if t in lat.index and lat.loc[t, "role"] == "cpu"]
     if top and cpu_holders and where:
