@@ -626,7 +626,7 @@ def diagnose_window(trace, lat: pd.DataFrame, locs: _Locations, whole: bool, epi
                 if culprits:
                     summary += " " + culprit_sentence("their" if len(tids) > 1 else names[tids[0]] + "'s", culprits[0]) + "."
                 f = Finding("convoy", True, tnames, group, window, wait_s, summary, culprits, at, [], facts, tids, episode)
-                f.advice = _convoy_advice(f, lat, c_holders, si, p50)
+                f.advice = _convoy_advice(f, lat, c_holders, si, p50, old_gil=trace.meta.get("gil_kind") == "old")
                 findings.append(f)
             elif waits and (rows["wait_vs_gil_time"].max() >= IDLE_REPORT_WAIT_VS_GIL or sync >= SYNC_MAX_SHARE):
                 why = ("%.0f%% of it on waking from a wait on other threads (join, Condition/Event wait, futures)" % (100 * sync)
@@ -732,8 +732,10 @@ def _cpu_starved(trace, lat: pd.DataFrame, names: Dict[int, str], window: Tuple[
                    tids, episode)
 
 
-def _convoy_advice(f: Finding, lat: pd.DataFrame, c_holders: Dict[int, pd.DataFrame], si: float, p50_ms: float) -> List[str]:
-    """Advice that follows from who the culprit is and from the measured switch interval."""
+def _convoy_advice(f: Finding, lat: pd.DataFrame, c_holders: Dict[int, pd.DataFrame], si: float, p50_ms: float,
+                   old_gil: bool = False) -> List[str]:
+    """Advice that follows from who the culprit is and from the measured switch
+    interval (2.7's old GIL has none: it is let go every check interval)."""
     out: List[str] = []
     top = f.culprits[0] if f.culprits else None
     name_to_tid = {str(n): int(t) for t, n in lat["name"].items()}
@@ -750,6 +752,8 @@ def _convoy_advice(f: Finding, lat: pd.DataFrame, c_holders: Dict[int, pd.DataFr
         out.append("Move %s (%s) out of this process's GIL: run it in a process (ProcessPoolExecutor / multiprocessing) or in code "
                    "that releases the GIL, so %s stop%s waiting behind it." % (top.function, where, _who(f.threads, f.group),
                                                                                 "" if len(f.threads) > 1 else "s"))
+    if old_gil:
+        return out  # no switch interval to tune: the holder lets go every sys.getcheckinterval() ticks anyway
     if p50_ms >= 0.5 * 1e3 * si and si > 0.0011:
         out.append("Lower the switch interval: sys.setswitchinterval(0.001) bounds each forced hand-off at about 1 ms instead of "
                    "%.1f ms (the median wait is %.2f ms now), at the cost of more switches for the CPU-bound threads." % (1e3 * si, p50_ms))

@@ -117,10 +117,14 @@ def summary(trace, d=None) -> str:
     """What ``giltrace summary`` prints (``d``: the trace's Diagnosis, if already made)."""
     m = trace.meta
     lost = m.get("events_lost")
+    if m.get("gil_kind") == "old":  # 2.7: dropped and re-requested every check interval, no switch interval
+        interval = "old GIL, check interval %s ticks" % m.get("check_interval", "?")
+    else:
+        interval = "switch interval %.1f ms" % (1e3 * float(m.get("switch_interval_s", 0)))
     lines = [
         "trace     %s" % (trace.path or "(memory)"),
-        "python    %s %s, switch interval %.1f ms, %s CPUs (affinity %s)"
-        % (m.get("python_implementation", "?"), m.get("python_version", "?"), 1e3 * float(m.get("switch_interval_s", 0)),
+        "python    %s %s, %s, %s CPUs (affinity %s)"
+        % (m.get("python_implementation", "?"), m.get("python_version", "?"), interval,
            m.get("cpu_count", "?"), format_cpus(m.get("affinity", []), empty="?")),
         "duration  %.3f s, %d events, %d GIL switches, %s events lost"
         % (m["duration_s"], m["events"], trace.switches(), "unknown" if lost is None else lost),
