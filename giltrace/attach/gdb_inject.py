@@ -65,18 +65,19 @@ for setting in ("pagination off", "confirm off", "auto-solib-add off", "print th
         run("set " + setting)
     except gdb.error:
         pass  # an older gdb without the setting
-run("handle SIGINT stop print nopass")  # our own wake-up (below); never delivered to the target
 run("handle all nostop noprint pass")  # the target's own signals go to the target, unseen
-run("handle SIGINT stop print nopass")
+run("handle SIGINT stop print nopass")  # our own wake-up (below); never delivered to the target
 
 # Symbols before the attach, while the target still runs: the executable's,
-# and libpython's at the address it is loaded at (/proc/PID/maps).  Reading
-# them after the attach (``sharedlibrary``) kept the target stopped ~70 ms more.
-def libpython_base():
+# libpython's and libc's (errno, below) at the addresses they are loaded at
+# (/proc/PID/maps).  Reading libpython's after the attach (``sharedlibrary``)
+# kept the target stopped ~70 ms more.
+def load_address(name):
+    """(path, base) of the first mapping at file offset 0 of a library whose file name starts with ``name``."""
     with open("/proc/%d/maps" % PID) as f:
         for line in f:
             parts = line.split()
-            if len(parts) >= 6 and "/libpython" in parts[5] and int(parts[2], 16) == 0:
+            if len(parts) >= 6 and os.path.basename(parts[5]).startswith(name) and int(parts[2], 16) == 0:
                 return parts[5], int(parts[0].split("-")[0], 16)
     return None, 0
 
@@ -85,14 +86,15 @@ try:
     run("file /proc/%d/exe" % PID)
 except gdb.error:
     pass
-preloaded = False
-try:
-    lib, base = libpython_base()
-    if lib:
-        run("add-symbol-file %s -o 0x%x" % (lib, base))
-        preloaded = True
-except (gdb.error, OSError, ValueError):
-    pass
+preloaded = set()
+for name in ("libpython", "libc.so", "libc-"):
+    try:
+        lib, base = load_address(name)
+        if lib:
+            run("add-symbol-file %s -o 0x%x" % (lib, base))
+            preloaded.add(name[:4])
+    except (gdb.error, OSError, ValueError):
+        pass
 
 for attempt in range(3):
     t_stop = now()
@@ -107,7 +109,7 @@ for attempt in range(3):
         time.sleep(0.2)
 OUT["attach_ms"] = (now() - t_stop) * 1e3
 # Only the Python runtime's symbols (libpython, or the executable itself).
-if not preloaded:
+if "libp" not in preloaded:
     try:
         run("sharedlibrary libpython")
     except gdb.error:
@@ -255,7 +257,8 @@ for p in points:
 # _PyThreadState_Swap in PyEval_RestoreThread) reads it next; keep it.
 errno_at = 0
 try:
-    run("sharedlibrary libc")
+    if "libc" not in preloaded:
+        run("sharedlibrary libc")
     run("set scheduler-locking on")
     errno_at = int(value("(long)__errno_location()"))
     errno_was = int(value("*(int *)%d" % errno_at))

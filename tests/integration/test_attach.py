@@ -242,8 +242,13 @@ def test_attach_to_a_threaded_http_server(tmp_path):
         cli = subprocess.Popen([sys.executable, "-m", "giltrace", "attach", str(target.pid), "--duration", "3", "-o", out, "-v"],
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, stdin=subprocess.DEVNULL)
         try:
-            assert wait_until(lambda: "giltrace-attach" in thread_names(target.pid), 30)
-            time.sleep(0.3)
+            import glob
+            import tempfile
+
+            private = os.path.join(tempfile.gettempdir(), "giltrace-attach-%d-*" % target.pid, "trace.gtr")
+            # the trace has started (its file has data) and our gdb has let go
+            assert wait_until(lambda: any(os.path.getsize(f) > 0 for f in glob.glob(private)), 30)
+            assert wait_until(lambda: "TracerPid:\t0\n" in open("/proc/%d/status" % target.pid).read(), 30)
             slots_during = got_slots(target.pid)  # the hooks are in: the check below can see a difference
             assert slots_during["pthread_mutex_lock"] != slots_before["pthread_mutex_lock"], slots_during
             stdout, stderr = cli.communicate(timeout=60)
