@@ -41,13 +41,13 @@ import http.server, sys, threading
 
 class Handler(http.server.BaseHTTPRequestHandler):
     def do_GET(self):
-        if self.path == "/quit":
-            threading.Thread(target=server.shutdown, name="quitter").start()
         body = b"ok %d\n" % sum(range(2000))
         self.send_response(200)
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
+        if self.path == "/quit":  # after the answer is out: the process ends soon after
+            threading.Thread(target=server.shutdown, name="quitter").start()
     def log_message(self, *a):
         pass
 
