@@ -2,6 +2,7 @@
 extension, and only where it can work (a CPython that giltrace/interpreters.py
 marks traceable, with a GIL, on Linux).
 Elsewhere giltrace installs without it and explains why at trace start."""
+
 import os
 import runpy
 import sys
@@ -23,7 +24,6 @@ class build_py_with_pth(build_py):
 
     def get_outputs(self, include_bytecode=1):
         return super().get_outputs(include_bytecode) + [os.path.join(self.build_lib, PTH)]
-
 
 
 try:  # editable installs (pip install -e): put the .pth in the editable wheel too

@@ -10,6 +10,7 @@ VmHWM from /proc/self/status); the rounds alternate load / chrome / csv /
 summary so that the machine's drift hits all of them alike, and each ratio is
 the median of the per-round ratios.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -48,8 +49,10 @@ def synthesize(path: str, n: int, threads: int = 4, chunk: int = 16384) -> int:
     i = (base + 3)[drop]
     ev["time_ns"][i], ev["kind"][i], ev["tid"][i], ev["arg"][i] = t[drop] + 4500, ff.EV_DROP_REQUEST, tid[drop] + 1, tid[drop]
     ev = ev[np.argsort(ev["time_ns"], kind="stable")]
-    locs = b"".join(ff.LOCATION_HEAD.pack(k, 10 * k, len(b"/app/work.py"), len(b"Worker.run_%d" % k)) + b"/app/work.py" + b"Worker.run_%d" % k
-                    for k in range(1, 101))
+    locs = b"".join(
+        ff.LOCATION_HEAD.pack(k, 10 * k, len(b"/app/work.py"), len(b"Worker.run_%d" % k)) + b"/app/work.py" + b"Worker.run_%d" % k
+        for k in range(1, 101)
+    )
     with open(path, "wb") as f:
         f.write(ff.header_bytes({"switch_interval_s": 0.005, "pid": 4242, "python_version": "3.11.7", "start_time_unix": 1.7e9}))
         f.write(ff.json_chunk(ff.CHUNK_START, {"start_ns": 0, "clock_pair": [0, 1_700_000_000_000_000_000]}))
@@ -88,8 +91,9 @@ sys.__stdout__.write(json.dumps({"s": dt, "rss_mb": hwm / 1024}))
 
 
 def measure(what: str, path: str, out: str) -> Dict[str, float]:
-    res = subprocess.run([sys.executable, "-c", CHILD, what, path, out], capture_output=True, text=True, cwd=REPO,
-                         env=dict(os.environ, PYTHONPATH=REPO))
+    res = subprocess.run(
+        [sys.executable, "-c", CHILD, what, path, out], capture_output=True, text=True, cwd=REPO, env=dict(os.environ, PYTHONPATH=REPO)
+    )
     if res.returncode:
         raise SystemExit("%s failed: %s" % (what, res.stderr.strip().splitlines()[-1:]))
     return json.loads(res.stdout.strip().splitlines()[-1])
@@ -132,8 +136,10 @@ def main() -> int:
         ratio = statistics.median(r["s"] / l["s"] for r, l in zip(runs[k], runs["load"]))
         size = os.path.getsize(os.path.join(tmp, "out." + k)) / 1e6 if k in ("chrome", "csv") else 0
         extra = rss - max(r["rss_mb"] for r in runs["load"])
-        print("%-8s %7.2f s  %5.2fx load  %6.0f MB peak RSS (%+4.0f MB over load)%s"
-              % (k, s, ratio, rss, extra, "  %.0f MB written" % size if size else ""))
+        print(
+            "%-8s %7.2f s  %5.2fx load  %6.0f MB peak RSS (%+4.0f MB over load)%s"
+            % (k, s, ratio, rss, extra, "  %.0f MB written" % size if size else "")
+        )
     for name in os.listdir(tmp):
         os.unlink(os.path.join(tmp, name))
     os.rmdir(tmp)

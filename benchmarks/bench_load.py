@@ -4,6 +4,7 @@
 
 Target (issue 2): loading 10M events takes a few seconds at most.
 """
+
 from __future__ import annotations
 
 import argparse

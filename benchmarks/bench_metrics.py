@@ -10,6 +10,7 @@ run (2 CPU threads and an I/O thread), the contention each tool reports
 against the exact trace's.
 Targets (issue #11): <= 20 ns/transition, <= 0.5 % ping-pong, nothing measurable on 2 CPU threads.
 """
+
 from __future__ import annotations
 
 import argparse

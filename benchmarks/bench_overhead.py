@@ -15,6 +15,7 @@ The host (CPU model, kernel clocksource, the tracer's time stamps) is printed
 with the figures: they differ between hosts (benchmarks/README.md keeps one
 table per host).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -105,8 +106,13 @@ def host() -> dict:
         clocksource = "?"
     import platform
 
-    return {"cpu": model, "cpus": os.cpu_count(), "clocksource": clocksource,
-            "timestamps": "tsc" if lib.gt_clock_is_tsc() else "clock_gettime", "python": platform.python_version()}
+    return {
+        "cpu": model,
+        "cpus": os.cpu_count(),
+        "clocksource": clocksource,
+        "timestamps": "tsc" if lib.gt_clock_is_tsc() else "clock_gettime",
+        "python": platform.python_version(),
+    }
 
 
 def in_threads(worker, k):

@@ -9,6 +9,7 @@ and other tenants' load fall on both; the figure is the median of the
 per-pair ratios traced/untraced, with the events per second and the events
 lost of the traced runs.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -59,8 +60,9 @@ def default_python27() -> "str | None":
 
 
 def run(py27: str, script: str, cpus: str, n: int, load: int, trace: str, lib: str) -> dict:
-    out = subprocess.run(["taskset", "-c", cpus, py27, script, str(n), str(load), trace, lib],
-                         capture_output=True, text=True, check=True, timeout=600).stdout
+    out = subprocess.run(
+        ["taskset", "-c", cpus, py27, script, str(n), str(load), trace, lib], capture_output=True, text=True, check=True, timeout=600
+    ).stdout
     return json.loads(out.strip().splitlines()[-1])
 
 
@@ -99,9 +101,18 @@ def main() -> int:
                 ratios.append(b["wall_s"] / a["wall_s"])
                 rates.append(b["events"] / b["wall_s"])
                 lost += b["lost"]
-            print("%-6d %10.3f %10.3f %8.3f %8.3f %12.0f %6d" % (
-                cores, statistics.median(plain), statistics.median(traced), statistics.median(ratios), min(ratios),
-                statistics.median(rates), lost))
+            print(
+                "%-6d %10.3f %10.3f %8.3f %8.3f %12.0f %6d"
+                % (
+                    cores,
+                    statistics.median(plain),
+                    statistics.median(traced),
+                    statistics.median(ratios),
+                    min(ratios),
+                    statistics.median(rates),
+                    lost,
+                )
+            )
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return 0

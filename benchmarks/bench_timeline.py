@@ -4,6 +4,7 @@
 
 Target (issue 4): a trace with 1 million intervals renders in under 5 s.
 """
+
 from __future__ import annotations
 
 import argparse

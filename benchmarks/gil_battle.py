@@ -12,6 +12,7 @@ hand-off; from /proc (each worker reads its own
 context switches.  docs/results.md, "The old GIL's battle", shows and
 explains the figures; the traces are kept in DIR for the timelines.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -80,8 +81,9 @@ def run_cell(python: str, cpus: str, mode: str, load: int, trace: str, lib: str)
     ids = [int(c) for c in cpus.split("-")]
     ids = list(range(ids[0], ids[-1] + 1))
     before, child_before = monitor.cpu_ticks(ids), resource.getrusage(resource.RUSAGE_CHILDREN)
-    out = subprocess.run(["taskset", "-c", cpus, python, CELL_PATH, mode, str(load), trace, lib],
-                         capture_output=True, text=True, timeout=600)
+    out = subprocess.run(
+        ["taskset", "-c", cpus, python, CELL_PATH, mode, str(load), trace, lib], capture_output=True, text=True, timeout=600
+    )
     after, child_after = monitor.cpu_ticks(ids), resource.getrusage(resource.RUSAGE_CHILDREN)
     if out.returncode != 0:
         raise SystemExit(out.stderr.strip().splitlines()[-1])
@@ -108,11 +110,17 @@ def battle_figures(path: str) -> Dict[str, Any]:
     order = np.argsort(ev["time_ns"], kind="stable")
     t, kind, tid = ev["time_ns"][order].astype(np.int64), ev["kind"][order], ev["tid"][order]
     flags = ev["flags"][order]
-    same_back = ((kind[1:] == layout.EV_ACQUIRE) & (kind[:-1] == layout.EV_RELEASE) & (tid[1:] == tid[:-1])
-                 & ((flags[1:] & layout.FLAG_SWITCHED) == 0) & np.isin(tid[1:], workers))
+    same_back = (
+        (kind[1:] == layout.EV_ACQUIRE)
+        & (kind[:-1] == layout.EV_RELEASE)
+        & (tid[1:] == tid[:-1])
+        & ((flags[1:] & layout.FLAG_SWITCHED) == 0)
+        & np.isin(tid[1:], workers)
+    )
     gaps = (t[1:] - t[:-1])[same_back] / 1e3
-    holds = (t[1:] - t[:-1])[(kind[1:] == layout.EV_RELEASE) & (kind[:-1] == layout.EV_ACQUIRE)
-                             & (tid[1:] == tid[:-1]) & np.isin(tid[1:], workers)] / 1e3
+    holds = (t[1:] - t[:-1])[
+        (kind[1:] == layout.EV_RELEASE) & (kind[:-1] == layout.EV_ACQUIRE) & (tid[1:] == tid[:-1]) & np.isin(tid[1:], workers)
+    ] / 1e3
     return {
         "gil_kind": raw.header.get("gil_kind", "new"),
         "retake_gap_p50_us": float(np.median(gaps)) if len(gaps) else 0.0,
@@ -152,8 +160,9 @@ def main() -> int:
     lib = _build_oldgil.library_path()
     rows: List[Dict[str, Any]] = []
     for python in (args.python27, args.python3):
-        version = subprocess.run([python, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
-                                 capture_output=True, text=True).stdout.strip()
+        version = subprocess.run(
+            [python, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"], capture_output=True, text=True
+        ).stdout.strip()
         for cores, cpus in ((1, "0"), (2, "0-1")):
             walls = {"serial": [], "thread": []}
             for _ in range(args.repeat):  # untraced, alternating, for the wall-clock figures
@@ -163,7 +172,7 @@ def main() -> int:
             # Traced runs: keep the one other processes disturbed least (a shared host's noise).
             trace = os.path.join(args.output, "cpu-%s-c%d-n2-thread.gtr" % (version, cores))
             traced = None
-            for k in range(args.traced_runs):
+            for _ in range(args.traced_runs):
                 candidate = trace + ".try"
                 res = run_cell(python, cpus, "thread", args.load, candidate, lib)
                 if traced is None or res["others_share"] < traced["others_share"]:
@@ -171,11 +180,17 @@ def main() -> int:
                     os.replace(candidate, trace)
                 if traced["others_share"] < 0.02:
                     break
-            row = {"python": version, "cores": cores, "serial_s": statistics.median(w for w, _ in walls["serial"]),
-                   "thread_s": statistics.median(w for w, _ in walls["thread"]), "traced_s": traced["wall_s"],
-                   "others_share_max": max(o for m in walls.values() for _, o in m),
-                   "traced_others_share": traced["others_share"],
-                   "loadavg": open("/proc/loadavg").read().split()[:3], "trace": trace}
+            row = {
+                "python": version,
+                "cores": cores,
+                "serial_s": statistics.median(w for w, _ in walls["serial"]),
+                "thread_s": statistics.median(w for w, _ in walls["thread"]),
+                "traced_s": traced["wall_s"],
+                "others_share_max": max(o for m in walls.values() for _, o in m),
+                "traced_others_share": traced["others_share"],
+                "loadavg": open("/proc/loadavg").read().split()[:3],
+                "trace": trace,
+            }
             row.update(battle_figures(trace))
             vol = sum(c["voluntary_ctxt_switches"] for c in traced["ctxt"].values())
             invol = sum(c["nonvoluntary_ctxt_switches"] for c in traced["ctxt"].values())
@@ -184,12 +199,26 @@ def main() -> int:
             print(json.dumps(row), flush=True)
     with open(os.path.join(args.output, "battle.json"), "w") as f:
         json.dump(rows, f, indent=1)
-    cols = [("python", "%-6s"), ("cores", "%5d"), ("serial_s", "%8.2f"), ("thread_s", "%8.2f"), ("acquires_per_s", "%10.0f"),
-            ("handoffs_per_s", "%9.0f"), ("retakes_per_s", "%9.0f"), ("retake_share", "%7.4f"),
-            ("handoff_wait_p50_us", "%9.1f"), ("handoff_wait_mean_us", "%9.1f"), ("handoff_wait_p99_us", "%9.1f"),
-            ("retake_gap_p50_us", "%7.2f"), ("hold_p50_us", "%8.1f"), ("others_share_max", "%5.2f"),
-            ("traced_others_share", "%5.2f"),
-            ("ctxt_voluntary_per_s", "%9.0f"), ("ctxt_involuntary_per_s", "%9.0f"), ("events_lost", "%5d")]
+    cols = [
+        ("python", "%-6s"),
+        ("cores", "%5d"),
+        ("serial_s", "%8.2f"),
+        ("thread_s", "%8.2f"),
+        ("acquires_per_s", "%10.0f"),
+        ("handoffs_per_s", "%9.0f"),
+        ("retakes_per_s", "%9.0f"),
+        ("retake_share", "%7.4f"),
+        ("handoff_wait_p50_us", "%9.1f"),
+        ("handoff_wait_mean_us", "%9.1f"),
+        ("handoff_wait_p99_us", "%9.1f"),
+        ("retake_gap_p50_us", "%7.2f"),
+        ("hold_p50_us", "%8.1f"),
+        ("others_share_max", "%5.2f"),
+        ("traced_others_share", "%5.2f"),
+        ("ctxt_voluntary_per_s", "%9.0f"),
+        ("ctxt_involuntary_per_s", "%9.0f"),
+        ("events_lost", "%5d"),
+    ]
     print(" ".join(c for c, _ in cols))
     for r in rows:
         print(" ".join(fmt % r[c] for c, fmt in cols))

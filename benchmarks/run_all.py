@@ -1,4 +1,5 @@
 """Run every benchmark in turn (``make bench``); the accuracy check needs root and perf."""
+
 import os
 import subprocess
 import sys

@@ -18,6 +18,7 @@ return, kept only for calls on the GIL's own lock (its address is in the
 trace's header, ``gil_semaphore``).  Compared per thread: acquisitions, and
 the summed time of every take (the ACQUIRE events' wait, blocking or not).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -29,9 +30,13 @@ import sys
 import sysconfig
 import tempfile
 import textwrap
+from typing import TYPE_CHECKING
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+
+if TYPE_CHECKING:
+    import numpy as np
 import giltrace  # noqa: E402
 
 WORKLOAD = textwrap.dedent(
@@ -164,9 +169,19 @@ def compare_thread(truth: "list", mine: "np.ndarray", contended: "np.ndarray", s
     span = np.array([b - a for a, b in truth], dtype=np.int64)
     out = {"truth_ms": span.sum() / 1e6, "ours_ms": mine["arg"].sum() / 1e6, "truth_acq": len(span), "acq": len(mine)}
     if len(span) != len(mine) or not len(span):
-        out.update(cost_us=float("nan"), corrected_ms=float("nan"), block_truth_ms=float("nan"), block_ours_ms=float("nan"),
-                   block_n=0, block_excess_us=float("nan"), inside_pct=float("nan"), far_n=0, far_ms=float("nan"),
-                   rest_diff_ms=float("nan"), far_switched_pct=float("nan"))
+        out.update(
+            cost_us=float("nan"),
+            corrected_ms=float("nan"),
+            block_truth_ms=float("nan"),
+            block_ours_ms=float("nan"),
+            block_n=0,
+            block_excess_us=float("nan"),
+            inside_pct=float("nan"),
+            far_n=0,
+            far_ms=float("nan"),
+            rest_diff_ms=float("nan"),
+            far_switched_pct=float("nan"),
+        )
         return out
     diff = span - mine["arg"].astype(np.int64)
     free = ~contended
@@ -201,8 +216,10 @@ def compare_thread(truth: "list", mine: "np.ndarray", contended: "np.ndarray", s
     t0 = np.array([a for a, _ in truth], dtype=np.int64)
     t1 = np.array([b for _, b in truth], dtype=np.int64)
     out["inside_pct"] = 100.0 * float(((t0 <= starts) & (mine["time_ns"].astype(np.int64) <= t1)).mean())  # ours within theirs
-    out["start_offset_us"] = float(np.median(mine["time_ns"].astype(np.int64) - mine["arg"].astype(np.int64)
-                                             - np.array([a for a, _ in truth], dtype=np.int64))) / 1e3
+    out["start_offset_us"] = (
+        float(np.median(mine["time_ns"].astype(np.int64) - mine["arg"].astype(np.int64) - np.array([a for a, _ in truth], dtype=np.int64)))
+        / 1e3
+    )
     return out
 
 
@@ -223,15 +240,34 @@ def main27(py27: str, scenarios: "list[str]", seconds: float) -> int:
 
     repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     lib = _build_oldgil.library_path()
-    libpy = subprocess.run([py27, "-c", "import sysconfig, os; print(os.path.join(sysconfig.get_config_var('LIBDIR'), "
-                            "sysconfig.get_config_var('INSTSONAME')))"], capture_output=True, text=True).stdout.strip()
+    libpy = subprocess.run(
+        [
+            py27,
+            "-c",
+            "import sysconfig, os; print(os.path.join(sysconfig.get_config_var('LIBDIR'), sysconfig.get_config_var('INSTSONAME')))",
+        ],
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
     if not os.path.exists(libpy):
         libpy = os.path.realpath(py27)  # a static libpython: the probes go on the executable
     # By address: the name alone would also put a return probe on the PLT stub.
     addr = function_offset(libpy, "PyThread_acquire_lock")
     subprocess.run(["perf", "probe", "-q", "--del", "probe_gt27:*"], capture_output=True)
-    subprocess.run(["perf", "probe", "-q", "-x", libpy, "--add", "probe_gt27:gil_acq=0x%x lock=%%di:x64" % addr,
-                    "--add", "probe_gt27:gil_acq=0x%x%%return" % addr], check=True)
+    subprocess.run(
+        [
+            "perf",
+            "probe",
+            "-q",
+            "-x",
+            libpy,
+            "--add",
+            "probe_gt27:gil_acq=0x%x lock=%%di:x64" % addr,
+            "--add",
+            "probe_gt27:gil_acq=0x%x%%return" % addr,
+        ],
+        check=True,
+    )
     tmp = tempfile.mkdtemp()
     script = os.path.join(tmp, "w27.py")
     with open(script, "w") as f:
@@ -241,14 +277,41 @@ def main27(py27: str, scenarios: "list[str]", seconds: float) -> int:
         for sc in scenarios:
             gtr, data = os.path.join(tmp, sc + ".gtr"), os.path.join(tmp, sc + ".data")
             # 2.7 makes ~10^5 probed takes per second per thread: big buffers, and say if perf lost any
-            subprocess.run(["perf", "record", "-q", "-m", "16384", "-k", "CLOCK_MONOTONIC", "-o", data, "-e",
-                            "probe_gt27:gil_acq", "-e", "probe_gt27:gil_acq__return", "-e", "sched:sched_switch",
-                            py27, script, sc, str(seconds), gtr, lib], check=True)
+            subprocess.run(
+                [
+                    "perf",
+                    "record",
+                    "-q",
+                    "-m",
+                    "16384",
+                    "-k",
+                    "CLOCK_MONOTONIC",
+                    "-o",
+                    data,
+                    "-e",
+                    "probe_gt27:gil_acq",
+                    "-e",
+                    "probe_gt27:gil_acq__return",
+                    "-e",
+                    "sched:sched_switch",
+                    py27,
+                    script,
+                    sc,
+                    str(seconds),
+                    gtr,
+                    lib,
+                ],
+                check=True,
+            )
             stats = subprocess.run(["perf", "report", "-i", data, "--stats"], capture_output=True, text=True).stdout
-            perf_lost = sum(int(line.split()[-1]) for line in stats.splitlines()
-                            if line.strip().startswith(("LOST events", "LOST_SAMPLES events")) and line.split()[-1].isdigit())
-            out = subprocess.run(["perf", "script", "-i", data, "--ns", "-F", "tid,time,event,trace"],
-                                 capture_output=True, text=True, check=True).stdout
+            perf_lost = sum(
+                int(line.split()[-1])
+                for line in stats.splitlines()
+                if line.strip().startswith(("LOST events", "LOST_SAMPLES events")) and line.split()[-1].isdigit()
+            )
+            out = subprocess.run(
+                ["perf", "script", "-i", data, "--ns", "-F", "tid,time,event,trace"], capture_output=True, text=True, check=True
+            ).stdout
             raw = fileformat.read(gtr)
             start, stop = int(raw.footer["start_ns"]), int(raw.footer["stop_ns"])
             truth = ground_truth27(out, int(raw.header["gil_semaphore"]), start, stop)
@@ -257,11 +320,33 @@ def main27(py27: str, scenarios: "list[str]", seconds: float) -> int:
             acq = ev[(ev["kind"] == layout.EV_ACQUIRE) & ((ev["flags"] & layout.FLAG_WAIT_UNKNOWN) == 0)]
             acq = acq[(acq["time_ns"] - acq["arg"] >= start) & (acq["time_ns"] <= stop)]
             names = {r["tid"]: r["name"] for r in raw.threads}
-            print("\n== 2.7 %s: %.2f s, %d events, %d lost, GIL found by %s; perf lost %d records" % (
-                sc, (stop - start) / 1e9, len(ev), raw.footer["events_lost"], raw.header.get("gil_found_by"), perf_lost))
-            print("%-10s %9s %9s %9s %8s %9s %9s %8s %8s %9s %9s %9s %8s %6s %8s %8s %8s %12s" % (
-                "thread", "acq", "probe acq", "probe ms", "cost us", "corr ms", "ours ms", "diff ms", "blocking", "block pr",
-                "block ms", "excess us", "inside %", "far n", "far ms", "far sw %", "rest ms", "same/switch"))
+            print(
+                "\n== 2.7 %s: %.2f s, %d events, %d lost, GIL found by %s; perf lost %d records"
+                % (sc, (stop - start) / 1e9, len(ev), raw.footer["events_lost"], raw.header.get("gil_found_by"), perf_lost)
+            )
+            print(
+                "%-10s %9s %9s %9s %8s %9s %9s %8s %8s %9s %9s %9s %8s %6s %8s %8s %8s %12s"
+                % (
+                    "thread",
+                    "acq",
+                    "probe acq",
+                    "probe ms",
+                    "cost us",
+                    "corr ms",
+                    "ours ms",
+                    "diff ms",
+                    "blocking",
+                    "block pr",
+                    "block ms",
+                    "excess us",
+                    "inside %",
+                    "far n",
+                    "far ms",
+                    "far sw %",
+                    "rest ms",
+                    "same/switch",
+                )
+            )
             for tid in sorted(set(truth) | set(int(t) for t in np.unique(acq["tid"]))):
                 mine = acq[acq["tid"] == tid]
                 contended = (mine["flags"] & layout.FLAG_CONTENDED) != 0
@@ -269,11 +354,31 @@ def main27(py27: str, scenarios: "list[str]", seconds: float) -> int:
                 same = int(((mine["flags"] & layout.FLAG_SAME_HOLDER) != 0).sum())
                 ok = c["truth_acq"] == c["acq"] and abs(c["ours_ms"] - c["corrected_ms"]) <= max(0.02 * c["corrected_ms"], 0.5)
                 failed += not ok
-                print("%-10s %9d %9d %9.3f %8.2f %9.3f %9.3f %8.3f %8d %9.3f %9.3f %9.2f %8.2f %6d %8.3f %8.1f %8.3f %6d/%-5d %s" % (
-                    names.get(tid, tid), c["acq"], c["truth_acq"], c["truth_ms"], c["cost_us"], c["corrected_ms"],
-                    c["ours_ms"], c["ours_ms"] - c["corrected_ms"], c["block_n"], c["block_truth_ms"], c["block_ours_ms"],
-                    c["block_excess_us"], c["inside_pct"], c["far_n"], c["far_ms"], c["far_switched_pct"], c["rest_diff_ms"],
-                    same, len(mine) - same, "" if ok else "  <-- off"))
+                print(
+                    "%-10s %9d %9d %9.3f %8.2f %9.3f %9.3f %8.3f %8d %9.3f %9.3f %9.2f %8.2f %6d %8.3f %8.1f %8.3f %6d/%-5d %s"
+                    % (
+                        names.get(tid, tid),
+                        c["acq"],
+                        c["truth_acq"],
+                        c["truth_ms"],
+                        c["cost_us"],
+                        c["corrected_ms"],
+                        c["ours_ms"],
+                        c["ours_ms"] - c["corrected_ms"],
+                        c["block_n"],
+                        c["block_truth_ms"],
+                        c["block_ours_ms"],
+                        c["block_excess_us"],
+                        c["inside_pct"],
+                        c["far_n"],
+                        c["far_ms"],
+                        c["far_switched_pct"],
+                        c["rest_diff_ms"],
+                        same,
+                        len(mine) - same,
+                        "" if ok else "  <-- off",
+                    )
+                )
     finally:
         subprocess.run(["perf", "probe", "-q", "--del", "probe_gt27:*"], capture_output=True)
         shutil.rmtree(tmp, ignore_errors=True)
@@ -290,8 +395,7 @@ def main() -> int:
         print("needs root and perf", file=sys.stderr)
         return 2
     if args.python27:
-        return main27(args.python27, ["cpu", "io", "sync"] if args.scenario == "all" else args.scenario.split(","),
-                      args.seconds)
+        return main27(args.python27, ["cpu", "io", "sync"] if args.scenario == "all" else args.scenario.split(","), args.seconds)
     lib = libpython()
     subprocess.run(["perf", "probe", "-q", "-x", lib, "--del", "probe_libpython*"], capture_output=True)
     subprocess.run(["perf", "probe", "-q", "-x", lib, "--add", "take_gil", "--add", "take_gil%return"], check=True)
@@ -306,17 +410,38 @@ def main() -> int:
         for sc in scenarios:
             gtr, data = os.path.join(tmp, sc + ".gtr"), os.path.join(tmp, sc + ".data")
             subprocess.run(
-                ["perf", "record", "-q", "-k", "CLOCK_MONOTONIC", "-o", data, "-e", group + ":take_gil", "-e", group + ":take_gil__return",
-                 sys.executable, script, sc, str(args.seconds), gtr],
-                check=True, env=dict(os.environ, PYTHONPATH=os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
+                [
+                    "perf",
+                    "record",
+                    "-q",
+                    "-k",
+                    "CLOCK_MONOTONIC",
+                    "-o",
+                    data,
+                    "-e",
+                    group + ":take_gil",
+                    "-e",
+                    group + ":take_gil__return",
+                    sys.executable,
+                    script,
+                    sc,
+                    str(args.seconds),
+                    gtr,
+                ],
+                check=True,
+                env=dict(os.environ, PYTHONPATH=os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
             )
-            out = subprocess.run(["perf", "script", "-i", data, "--ns", "-F", "tid,time,event"], capture_output=True, text=True, check=True).stdout
+            out = subprocess.run(
+                ["perf", "script", "-i", data, "--ns", "-F", "tid,time,event"], capture_output=True, text=True, check=True
+            ).stdout
             t = giltrace.load(gtr)
             gt_wait, gt_acq, floor = ground_truth(out, t.start_ns, t.stop_ns)
             th = t.threads()
             print("\n== %s: %.1f s, %d events, %d lost" % (sc, t.meta["duration_s"], t.meta["events"], t.meta["events_lost"]))
-            print("%-12s %12s %12s %8s %10s %10s %9s %12s" % ("thread", "truth ms", "giltrace ms", "diff %", "truth acq", "acq",
-                                                             "floor us", "corr diff %"))
+            print(
+                "%-12s %12s %12s %8s %10s %10s %9s %12s"
+                % ("thread", "truth ms", "giltrace ms", "diff %", "truth acq", "acq", "floor us", "corr diff %")
+            )
             for tid, row in th.iterrows():
                 truth = gt_wait.get(tid, 0) / 1e6
                 ours = row["wait_s"] * 1e3
@@ -326,9 +451,20 @@ def main() -> int:
                 # truth less the probes' floor on every acquisition (an estimate of their cost inside take_gil)
                 corrected = truth - gt_acq.get(tid, 0) * floor.get(tid, 0) / 1e6
                 corr = 100 * (ours - corrected) / corrected if corrected > 0 else 0.0
-                print("%-12s %12.3f %12.3f %8.2f %10d %10d %9.2f %12.2f %s" % (
-                    row["name"], truth, ours, diff, gt_acq.get(tid, 0), row["acquires"], floor.get(tid, 0) / 1e3, corr,
-                    "" if ok and gt_acq.get(tid, 0) == row["acquires"] else "  <-- off"))
+                print(
+                    "%-12s %12.3f %12.3f %8.2f %10d %10d %9.2f %12.2f %s"
+                    % (
+                        row["name"],
+                        truth,
+                        ours,
+                        diff,
+                        gt_acq.get(tid, 0),
+                        row["acquires"],
+                        floor.get(tid, 0) / 1e3,
+                        corr,
+                        "" if ok and gt_acq.get(tid, 0) == row["acquires"] else "  <-- off",
+                    )
+                )
     finally:
         subprocess.run(["perf", "probe", "-q", "--del", group + ":*"], capture_output=True)
         shutil.rmtree(tmp, ignore_errors=True)

@@ -16,7 +16,7 @@
 #include <string.h>
 #include <unistd.h>
 #if defined(__x86_64__)
-#include <cpuid.h>
+#    include <cpuid.h>
 #endif
 
 #include "gt_internal.h"
@@ -25,8 +25,8 @@ int gt_tsc_usable;
 
 static struct {
     int decided;
-    uint64_t ref_tick, ref_ns;  /* a pair read together at trace start */
-    double ns_per_tick;         /* measured before each drain */
+    uint64_t ref_tick, ref_ns; /* a pair read together at trace start */
+    double ns_per_tick;        /* measured before each drain */
 } clk;
 
 /* A (tick, ns) pair: the ns reading halfway between two around the tick,
@@ -108,11 +108,14 @@ const char *gt_clock_start(void)
     return gt_tsc_usable ? "tsc" : "clock_gettime";
 }
 
-uint64_t gt_clock_start_tick(void) { return clk.ref_tick; }
+uint64_t gt_clock_start_tick(void)
+{
+    return clk.ref_tick;
+}
 
 int gt_clock_is_tsc(void)
 {
-    if (!clk.decided)  /* decide without starting anything */
+    if (!clk.decided) /* decide without starting anything */
         gt_clock_start();
     return gt_tsc_usable;
 }
@@ -140,7 +143,10 @@ uint64_t gt_ticks_to_ns(uint64_t tick)
     return (uint64_t)((int64_t)clk.ref_ns + (int64_t)(d + (d < 0 ? -0.5 : 0.5)));
 }
 
-double gt_clock_ns_per_tick(void) { return clk.ns_per_tick; }
+double gt_clock_ns_per_tick(void)
+{
+    return clk.ns_per_tick;
+}
 
 uint64_t gt_tick_span_to_ns(uint64_t ticks)
 {

@@ -3,7 +3,7 @@
  * exit() (docs/how-it-works.md).
  */
 #ifndef _GNU_SOURCE
-#define _GNU_SOURCE
+#    define _GNU_SOURCE
 #endif
 #include <errno.h>
 #include <sched.h>
@@ -51,7 +51,7 @@ static void on_terminate(int sig)
 {
     int saved = errno;
     if (gt_rec.running && !__atomic_exchange_n(&gt_rec.terminating, 1, __ATOMIC_SEQ_CST)) {
-        gt_deactivate(0);  /* the signal may have interrupted a thread inside take_gil */
+        gt_deactivate(0); /* the signal may have interrupted a thread inside take_gil */
         gt_wake_writer();
         struct timespec ms = {0, 1000000};
         for (int i = 0; i < 2000 && !__atomic_load_n(&gt_rec.finalised, __ATOMIC_ACQUIRE); i++)
@@ -61,7 +61,7 @@ static void on_terminate(int sig)
     memset(&dfl, 0, sizeof(dfl));
     dfl.sa_handler = SIG_DFL;
     sigaction(sig, &dfl, NULL);
-    raise(sig);  /* pending until this handler returns and unblocks it */
+    raise(sig); /* pending until this handler returns and unblocks it */
     errno = saved;
 }
 
@@ -71,7 +71,7 @@ static void install_terminate_handlers(void)
         struct sigaction cur, ours;
         gt_rec.term_installed[i] = 0;
         if (sigaction(term_signals[i], NULL, &cur) != 0 || (cur.sa_flags & SA_SIGINFO) || cur.sa_handler != SIG_DFL)
-            continue;  /* the program handles or ignores it: leave it alone */
+            continue; /* the program handles or ignores it: leave it alone */
         memset(&ours, 0, sizeof(ours));
         ours.sa_handler = on_terminate;
         sigfillset(&ours.sa_mask);
@@ -89,7 +89,8 @@ static void remove_terminate_handlers(void)
             continue;
         gt_rec.term_installed[i] = 0;
         /* only if still ours: the program may have installed its own since */
-        if (sigaction(term_signals[i], NULL, &cur) == 0 && !(cur.sa_flags & SA_SIGINFO) && cur.sa_handler == on_terminate)
+        if (sigaction(term_signals[i], NULL, &cur) == 0 && !(cur.sa_flags & SA_SIGINFO) &&
+            cur.sa_handler == on_terminate)
             sigaction(term_signals[i], &gt_rec.old_term[i], NULL);
     }
 }
@@ -136,7 +137,7 @@ int gt_session_join(char *err, size_t errlen)
     static uint32_t sessions;
     if (!++sessions)
         ++sessions;
-    pthread_mutex_lock(gt_rec.gil.mutex);  /* our own PLT: straight to libc */
+    pthread_mutex_lock(gt_rec.gil.mutex); /* our own PLT: straight to libc */
     gt_rec.last_switch = *gt_rec.gil.switch_number;
     gt_rec.holder_tid = 0;
     gt_rec.holder_metrics = NULL;
@@ -169,7 +170,7 @@ static void stop_locked(gt_stats *out, const char *ended_by)
     gt_session_leave(1);
     remove_terminate_handlers();
     if (gt_rec.paused)
-        gt_rec.paused = gt_rec.resume_pending = 0;  /* no writer thread to join: drain below */
+        gt_rec.paused = gt_rec.resume_pending = 0; /* no writer thread to join: drain below */
     else
         gt_join_writer(GT_STOP_FINAL);
     gt_drain_all();
@@ -190,7 +191,7 @@ static void stop_locked(gt_stats *out, const char *ended_by)
 static void on_thread_exit(void *unused)
 {
     (void)unused;
-    gt_metrics_thread_exit(&gt_self);  /* its totals stay until read once */
+    gt_metrics_thread_exit(&gt_self); /* its totals stay until read once */
     if (!__atomic_load_n(&gt_rec.running, __ATOMIC_ACQUIRE))
         return;
     int leader = (pid_t)syscall(SYS_gettid) == getpid();
@@ -202,7 +203,7 @@ static void on_thread_exit(void *unused)
         return;
     }
     if (pthread_mutex_trylock(&gt_rec.control) != 0)
-        return;  /* a stop is under way */
+        return; /* a stop is under way */
     if (gt_rec.running)
         stop_locked(NULL, "last-thread");
     pthread_mutex_unlock(&gt_rec.control);
@@ -225,7 +226,7 @@ static void resume_writer_locked(void)
 {
     if (gt_rec.paused) {
         gt_rec.paused = 0;
-        if (gt_start_writer() != 0 && !gt_rec.write_errno)  /* no thread: the ring fills and counts what it loses */
+        if (gt_start_writer() != 0 && !gt_rec.write_errno) /* no thread: the ring fills and counts what it loses */
             gt_rec.write_errno = EAGAIN;
     }
 }
@@ -245,7 +246,7 @@ void gt_resume_from_hook(void)
 
 static void atfork_prepare(void)
 {
-    pthread_mutex_lock(&gt_rec.control);  /* no start or stop while fork copies this state */
+    pthread_mutex_lock(&gt_rec.control); /* no start or stop while fork copies this state */
     if (gt_rec.running && !__atomic_load_n(&gt_rec.terminating, __ATOMIC_ACQUIRE)) {
         int zombie, before = gt_process_threads(&zombie);
         gt_join_writer(GT_STOP_PAUSE);
@@ -282,13 +283,13 @@ static void atfork_child(void)
         gt_rec.running = 0;
         gt_rec.fd = -1;
     }
-    gt_metrics_forget();  /* the parent's counters: the child starts with none */
+    gt_metrics_forget(); /* the parent's counters: the child starts with none */
     if (gt_rec.hook_users) {
         __atomic_store_n(&gt_rec.session, 0, __ATOMIC_SEQ_CST);
         gt_rec.hook_users = 0;
         gt_hooks_uninstall();
     }
-    if (gt_rec.wake_fd >= 0)  /* shared with the parent's: never wake its writer */
+    if (gt_rec.wake_fd >= 0) /* shared with the parent's: never wake its writer */
         close(gt_rec.wake_fd);
     gt_rec.wake_fd = -1;
     pthread_mutex_init(&gt_rec.control, NULL);
@@ -305,7 +306,7 @@ static uint64_t round_pow2(uint64_t n)
 static int prepare_buffers(uint64_t capacity, char *err, size_t errlen)
 {
     if (!gt_rec.ring || gt_rec.mask + 1 != capacity) {
-        free(gt_rec.ring);  /* safe: producers only touch it while `active` */
+        free(gt_rec.ring); /* safe: producers only touch it while `active` */
         gt_rec.ring = calloc(capacity, sizeof(gt_event));
         gt_rec.mask = capacity - 1;
     }
@@ -356,7 +357,7 @@ int gt_start(const gt_config *cfg, char *err, size_t errlen)
     if (prepare_buffers(round_pow2(cfg->buffer_events), err, errlen) != 0)
         goto out;
     gt_rec.cfg = *cfg;
-    static char cgroup_stat[512];  /* ours: the caller's string need not outlive gt_start */
+    static char cgroup_stat[512]; /* ours: the caller's string need not outlive gt_start */
     if (cfg->cgroup_cpu_stat && cfg->cgroup_cpu_stat[0]) {
         snprintf(cgroup_stat, sizeof(cgroup_stat), "%s", cfg->cgroup_cpu_stat);
         gt_rec.cfg.cgroup_cpu_stat = cgroup_stat;
@@ -364,7 +365,7 @@ int gt_start(const gt_config *cfg, char *err, size_t errlen)
         gt_rec.cfg.cgroup_cpu_stat = NULL;
     }
     if (gt_rec.cfg.cpu_state && !gt_rec.cfg.sample_period_ns)
-        gt_rec.cfg.sample_period_ns = 5000000;  /* CPU state needs a period even with samples off */
+        gt_rec.cfg.sample_period_ns = 5000000; /* CPU state needs a period even with samples off */
     if (gt_rec.cfg.flush_period_ns < 1000000)
         gt_rec.cfg.flush_period_ns = 1000000;
     gt_rec.fd = cfg->fd;
@@ -377,11 +378,11 @@ int gt_start(const gt_config *cfg, char *err, size_t errlen)
     }
 
     uint32_t gen = ++gt_rec.gen;
-    if (!(uint16_t)gen)  /* events carry the low 16 bits; 0 means "stale" */
+    if (!(uint16_t)gen) /* events carry the low 16 bits; 0 means "stale" */
         gen = ++gt_rec.gen;
-    pthread_mutex_lock(gt_rec.gil.mutex);  /* our own PLT: straight to libc */
+    pthread_mutex_lock(gt_rec.gil.mutex); /* our own PLT: straight to libc */
     gt_rec.switch_start = *gt_rec.gil.switch_number;
-    if (gt_rec.hook_users == 1)  /* alone in the session: it began just now */
+    if (gt_rec.hook_users == 1) /* alone in the session: it began just now */
         gt_rec.last_switch = gt_rec.switch_start;
     gt_clock_start();
     gt_rec.start_tick = gt_clock_start_tick();
@@ -397,7 +398,7 @@ int gt_start(const gt_config *cfg, char *err, size_t errlen)
         snprintf(err, errlen, "cannot start the writer thread: %s", strerror(perr));
         goto out;
     }
-    gt_mark_this_thread();  /* the starting thread too */
+    gt_mark_this_thread(); /* the starting thread too */
     if (cfg->finalize_on_signals)
         install_terminate_handlers();
     __atomic_store_n(&gt_rec.running, 1, __ATOMIC_RELEASE);
@@ -419,7 +420,10 @@ int gt_stop(gt_stats *out)
     return 0;
 }
 
-int gt_running(void) { return __atomic_load_n(&gt_rec.running, __ATOMIC_ACQUIRE); }
+int gt_running(void)
+{
+    return __atomic_load_n(&gt_rec.running, __ATOMIC_ACQUIRE);
+}
 
 int gt_stats_now(gt_stats *out)
 {

@@ -5,7 +5,7 @@
  * declares the same for Python (a test compares them).
  */
 #ifndef _GNU_SOURCE
-#define _GNU_SOURCE
+#    define _GNU_SOURCE
 #endif
 #include <errno.h>
 #include <stdio.h>
@@ -17,7 +17,10 @@
 
 static uint32_t os_names_written;
 
-void gt_encode_reset(void) { os_names_written = 0; }
+void gt_encode_reset(void)
+{
+    os_names_written = 0;
+}
 
 /* zlib-compatible CRC-32 (slicing-by-8, ~8x the bytewise speed: the writer
  * checksums every chunk), so Python can check chunks with zlib.crc32. */
@@ -40,15 +43,15 @@ static void crc_init(void)
 uint32_t gt_crc32(uint32_t crc, const unsigned char *buf, size_t len)
 {
     pthread_once(&crc_once, crc_init);
-    const uint32_t(*t)[256] = (const uint32_t(*)[256])crc_tables;
+    const uint32_t (*t)[256] = (const uint32_t (*)[256])crc_tables;
     crc = ~crc;
-    while (len >= 8) {  /* little-endian word at a time */
+    while (len >= 8) { /* little-endian word at a time */
         uint32_t lo, hi;
         memcpy(&lo, buf, 4);
         memcpy(&hi, buf + 4, 4);
         lo ^= crc;
-        crc = t[7][lo & 0xFF] ^ t[6][(lo >> 8) & 0xFF] ^ t[5][(lo >> 16) & 0xFF] ^ t[4][lo >> 24] ^
-              t[3][hi & 0xFF] ^ t[2][(hi >> 8) & 0xFF] ^ t[1][(hi >> 16) & 0xFF] ^ t[0][hi >> 24];
+        crc = t[7][lo & 0xFF] ^ t[6][(lo >> 8) & 0xFF] ^ t[5][(lo >> 16) & 0xFF] ^ t[4][lo >> 24] ^ t[3][hi & 0xFF] ^
+              t[2][(hi >> 8) & 0xFF] ^ t[1][(hi >> 16) & 0xFF] ^ t[0][hi >> 24];
         buf += 8;
         len -= 8;
     }
@@ -72,8 +75,14 @@ static int write_all(int fd, const unsigned char *p, size_t n)
     return 0;
 }
 
-static void put_u32(unsigned char *p, uint32_t v) { memcpy(p, &v, 4); }
-static void put_u16(unsigned char *p, uint16_t v) { memcpy(p, &v, 2); }
+static void put_u32(unsigned char *p, uint32_t v)
+{
+    memcpy(p, &v, 4);
+}
+static void put_u16(unsigned char *p, uint16_t v)
+{
+    memcpy(p, &v, 2);
+}
 
 /* payload must sit right after GT_CHUNK_HEADER_SIZE bytes of room at `buf`. */
 void gt_write_chunk(unsigned char *buf, uint16_t kind, uint32_t count, uint32_t payload_len)
@@ -116,7 +125,7 @@ void gt_drain_events(void)
             if (e.reserved != (uint16_t)gt_rec.gen)
                 continue;
             e.reserved = 0;
-            e.time_ns = gt_ticks_to_ns(e.time_ns);  /* ticks in the ring, ns in the file */
+            e.time_ns = gt_ticks_to_ns(e.time_ns); /* ticks in the ring, ns in the file */
             if (e.kind == GT_EV_ACQUIRE)
                 e.arg = gt_tick_span_to_ns(e.arg);
             out[n++] = e;
@@ -153,7 +162,7 @@ void gt_flush_samples(void)
         return;
     memcpy(gt_rec.chunk + GT_CHUNK_HEADER_SIZE, gt_rec.samples, gt_rec.nsamples * sizeof(gt_sample));
     gt_write_chunk(gt_rec.chunk, GT_CHUNK_SAMPLES, (uint32_t)gt_rec.nsamples,
-                (uint32_t)(gt_rec.nsamples * sizeof(gt_sample)));
+                   (uint32_t)(gt_rec.nsamples * sizeof(gt_sample)));
     gt_rec.nsamples = 0;
 }
 
@@ -175,14 +184,15 @@ void gt_write_footer(const char *ended_by)
     gt_stats st;
     char *json = (char *)gt_rec.chunk + GT_CHUNK_HEADER_SIZE;
     gt_fill_stats(&st);
-    int len = snprintf(json, 4096,
+    int len = snprintf(
+        json, 4096,
         "{\"ended_by\": \"%s\", \"events_lost\": %llu, \"events_written\": %llu, \"locations_lost\": %llu, "
         "\"samples_written\": %llu, \"start_ns\": %llu, \"stop_ns\": %llu, \"stop_time_unix\": %.6f, "
-        "\"switch_interval_s\": %.6f, \"switch_number_start\": %llu, \"switch_number_stop\": %llu, \"write_errno\": %d}",
+        "\"switch_interval_s\": %.6f, \"switch_number_start\": %llu, \"switch_number_stop\": %llu, \"write_errno\": "
+        "%d}",
         ended_by, (unsigned long long)st.events_lost, (unsigned long long)st.events_written,
-        (unsigned long long)st.locations_lost, (unsigned long long)st.samples_written,
-        (unsigned long long)st.start_ns, (unsigned long long)st.stop_ns,
-        (double)wall.tv_sec + wall.tv_nsec / 1e9, st.interval_us / 1e6,
+        (unsigned long long)st.locations_lost, (unsigned long long)st.samples_written, (unsigned long long)st.start_ns,
+        (unsigned long long)st.stop_ns, (double)wall.tv_sec + wall.tv_nsec / 1e9, st.interval_us / 1e6,
         (unsigned long long)st.switch_number_start, (unsigned long long)st.switch_number_stop, st.write_errno);
     if (len > 0 && len < 4096)
         gt_write_chunk(gt_rec.chunk, GT_CHUNK_FOOTER, 1, (uint32_t)len);
@@ -191,10 +201,9 @@ void gt_write_footer(const char *ended_by)
 void gt_drain_all(void)
 {
     gt_clock_refine();
-    gt_drain_locations();  /* before the events that refer to them */
+    gt_drain_locations(); /* before the events that refer to them */
     gt_drain_os_names();
     gt_drain_events();
     gt_flush_samples();
     gt_flush_cpu_samples();
 }
-

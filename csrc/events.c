@@ -16,7 +16,7 @@
  * from clock.c (the TSC or the vDSO clock).
  */
 #ifndef _GNU_SOURCE
-#define _GNU_SOURCE
+#    define _GNU_SOURCE
 #endif
 #include <errno.h>
 #include <string.h>
@@ -31,13 +31,13 @@ uint32_t gt_os_names_published;
 
 GT_TLS gt_thread gt_self;
 
-void gt_forget_this_thread(void)  /* in a forked child: the tid changed */
+void gt_forget_this_thread(void) /* in a forked child: the tid changed */
 {
     gt_self.tid = 0;
     gt_self.gen = 0;
 }
 
-void gt_mark_this_thread(void)  /* the thread that starts a trace: see control.c, on_thread_exit */
+void gt_mark_this_thread(void) /* the thread that starts a trace: see control.c, on_thread_exit */
 {
     pthread_setspecific(gt_rec.exit_key, (void *)1);
 }
@@ -51,15 +51,21 @@ void gt_record_os_name(gt_thread *t)
         return;
     gt_os_names[n].tid = t->tid;
     memset(gt_os_names[n].name, 0, sizeof(gt_os_names[n].name));
-    prctl(PR_GET_NAME, gt_os_names[n].name, 0, 0, 0);  /* one syscall per thread per trace */
+    prctl(PR_GET_NAME, gt_os_names[n].name, 0, 0, 0); /* one syscall per thread per trace */
     __atomic_store_n(&gt_os_names_published, n + 1, __ATOMIC_RELEASE);
 }
 
 /* Both a trace (`active`, its generation) and the metrics mode (metrics.c)
  * feed on the same hooks; `session` is non-zero while either is on, and a
  * thread's state is reset when it first runs into a new session. */
-static inline uint32_t session(void) { return __atomic_load_n(&gt_rec.session, __ATOMIC_RELAXED); }
-static inline uint32_t tracing(void) { return __atomic_load_n(&gt_rec.active, __ATOMIC_RELAXED); }
+static inline uint32_t session(void)
+{
+    return __atomic_load_n(&gt_rec.session, __ATOMIC_RELAXED);
+}
+static inline uint32_t tracing(void)
+{
+    return __atomic_load_n(&gt_rec.active, __ATOMIC_RELAXED);
+}
 
 void gt_on_mutex_lock(pthread_mutex_t *m)
 {
@@ -87,11 +93,11 @@ void gt_on_cond_timedwait_enter(pthread_cond_t *c, unsigned long *saved_switch)
     if (__builtin_expect(__atomic_load_n(&gt_rec.resume_pending, __ATOMIC_RELAXED), 0))
         gt_resume_from_hook();
     if (!t->waiting) {
-        if (!t->lock_tick)          /* took the mutex before the session started */
+        if (!t->lock_tick) /* took the mutex before the session started */
             t->lock_tick = gt_rec.session_tick;
         t->waiting = 1;
         if (gt_rec.waiters++ == 0)
-            gt_rec.contention_since = t->lock_tick;  /* someone waits from here on */
+            gt_rec.contention_since = t->lock_tick; /* someone waits from here on */
         uint32_t gen = tracing();
         if (gen) {
             uint64_t began = t->lock_tick > gt_rec.start_tick ? t->lock_tick : gt_rec.start_tick;
@@ -128,7 +134,7 @@ void gt_on_cond_signal(pthread_cond_t *c)
     if (__builtin_expect(__atomic_load_n(&gt_rec.resume_pending, __ATOMIC_RELAXED), 0))
         gt_resume_from_hook();
     gt_thread *t = gt_this_thread(ses);
-    if (c == gt_rec.gil.cond) {            /* drop_gil: locked is 0 now */
+    if (c == gt_rec.gil.cond) { /* drop_gil: locked is 0 now */
         uint64_t now = gt_ticks();
         gt_metrics_on_release(t, now);
         t->lock_tick = 0;
@@ -179,12 +185,12 @@ void gt_on_mutex_unlock(pthread_mutex_t *m)
     uint64_t began = t->lock_tick ? t->lock_tick : gt_rec.session_tick;
     t->acquired = 0;
     t->lock_tick = 0;
-    if ((flags & GT_FLAG_CONTENDED) && gt_rec.waiters == 0)  /* nobody waits any more */
+    if ((flags & GT_FLAG_CONTENDED) && gt_rec.waiters == 0) /* nobody waits any more */
         gt_rec.contended_ticks += now - gt_rec.contention_since;
     gt_metrics_on_acquire(t, began, now, flags);
     uint32_t gen = tracing();
     if (gen) {
-        if (began < gt_rec.start_tick) {  /* the take began before the trace */
+        if (began < gt_rec.start_tick) { /* the take began before the trace */
             began = gt_rec.start_tick;
             flags |= GT_FLAG_WAIT_UNKNOWN;
         }

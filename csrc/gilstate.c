@@ -14,14 +14,14 @@
 #include "gt_internal.h"
 
 #if PY_VERSION_HEX >= 0x03090000 && !defined(Py_GIL_DISABLED)
-#  include "internal/pycore_runtime.h"
-#  include "internal/pycore_interp.h"
-#  if PY_VERSION_HEX >= 0x030B0000
-#    include "internal/pycore_frame.h"
-#  else
-#    include "frameobject.h"
-#  endif
-#  define GT_SUPPORTED 1
+#    include "internal/pycore_runtime.h"
+#    include "internal/pycore_interp.h"
+#    if PY_VERSION_HEX >= 0x030B0000
+#        include "internal/pycore_frame.h"
+#    else
+#        include "frameobject.h"
+#    endif
+#    define GT_SUPPORTED 1
 #endif
 
 int gt_locate_gil(gt_gil *out, char *err, size_t errlen)
@@ -30,17 +30,16 @@ int gt_locate_gil(gt_gil *out, char *err, size_t errlen)
     snprintf(err, errlen, "this is a free-threaded CPython build: it has no GIL to trace");
     return -1;
 #elif !defined(GT_SUPPORTED)
-    snprintf(err, errlen, "CPython %d.%d is too old: giltrace needs 3.9 or newer",
-             PY_MAJOR_VERSION, PY_MINOR_VERSION);
+    snprintf(err, errlen, "CPython %d.%d is too old: giltrace needs 3.9 or newer", PY_MAJOR_VERSION, PY_MINOR_VERSION);
     return -1;
 #else
     struct _gil_runtime_state *gil;
-#  if PY_VERSION_HEX < 0x030C0000
+#    if PY_VERSION_HEX < 0x030C0000
     gil = &_PyRuntime.ceval.gil;
-#  else
+#    else
     PyInterpreterState *interp = PyInterpreterState_Main();
     gil = interp ? interp->ceval.gil : NULL;
-#  endif
+#    endif
     if (gil == NULL || *(volatile int *)&gil->locked < 0) {
         snprintf(err, errlen, "the interpreter's GIL is not created yet");
         return -1;
@@ -71,36 +70,36 @@ int gt_code_stack(const void **codes, int *offsets, int max)
     if (ts == NULL)
         return 0;
     int n = 0;
-#  if PY_VERSION_HEX < 0x030B0000
+#    if PY_VERSION_HEX < 0x030B0000
     for (PyFrameObject *f = ts->frame; f && n < max; f = f->f_back, n++) {
         codes[n] = f->f_code;
-#    if PY_VERSION_HEX < 0x030A0000
-        offsets[n] = f->f_lasti;                               /* bytes on 3.9 */
-#    else
-        offsets[n] = f->f_lasti * (int)sizeof(_Py_CODEUNIT);  /* code units on 3.10 */
-#    endif
+#        if PY_VERSION_HEX < 0x030A0000
+        offsets[n] = f->f_lasti; /* bytes on 3.9 */
+#        else
+        offsets[n] = f->f_lasti * (int)sizeof(_Py_CODEUNIT); /* code units on 3.10 */
+#        endif
     }
-#  else
-#    if PY_VERSION_HEX < 0x030D0000
-    _PyInterpreterFrame *f = ts->cframe ? ts->cframe->current_frame : NULL;
 #    else
+#        if PY_VERSION_HEX < 0x030D0000
+    _PyInterpreterFrame *f = ts->cframe ? ts->cframe->current_frame : NULL;
+#        else
     _PyInterpreterFrame *f = ts->current_frame;
-#    endif
+#        endif
     for (; f && n < max; f = f->previous) {
         if (_PyFrame_IsIncomplete(f))
             continue;
-#    if PY_VERSION_HEX < 0x030D0000
+#        if PY_VERSION_HEX < 0x030D0000
         PyCodeObject *co = f->f_code;
-#    else
+#        else
         if (!PyCode_Check(f->f_executable))
             continue;
         PyCodeObject *co = (PyCodeObject *)f->f_executable;
-#    endif
+#        endif
         codes[n] = co;
         offsets[n] = _PyInterpreterFrame_LASTI(f) * (int)sizeof(_Py_CODEUNIT);
         n++;
     }
-#  endif
+#    endif
     return n;
 }
 
@@ -117,10 +116,25 @@ static void copy_str(PyObject *s, char *out, size_t cap)
             Py_UCS4 c = PyUnicode_READ(kind, data, i);
             unsigned char buf[4];
             size_t k;
-            if (c < 0x80) { buf[0] = (unsigned char)c; k = 1; }
-            else if (c < 0x800) { buf[0] = 0xC0 | (c >> 6); buf[1] = 0x80 | (c & 0x3F); k = 2; }
-            else if (c < 0x10000) { buf[0] = 0xE0 | (c >> 12); buf[1] = 0x80 | ((c >> 6) & 0x3F); buf[2] = 0x80 | (c & 0x3F); k = 3; }
-            else { buf[0] = 0xF0 | (c >> 18); buf[1] = 0x80 | ((c >> 12) & 0x3F); buf[2] = 0x80 | ((c >> 6) & 0x3F); buf[3] = 0x80 | (c & 0x3F); k = 4; }
+            if (c < 0x80) {
+                buf[0] = (unsigned char)c;
+                k = 1;
+            } else if (c < 0x800) {
+                buf[0] = 0xC0 | (c >> 6);
+                buf[1] = 0x80 | (c & 0x3F);
+                k = 2;
+            } else if (c < 0x10000) {
+                buf[0] = 0xE0 | (c >> 12);
+                buf[1] = 0x80 | ((c >> 6) & 0x3F);
+                buf[2] = 0x80 | (c & 0x3F);
+                k = 3;
+            } else {
+                buf[0] = 0xF0 | (c >> 18);
+                buf[1] = 0x80 | ((c >> 12) & 0x3F);
+                buf[2] = 0x80 | ((c >> 6) & 0x3F);
+                buf[3] = 0x80 | (c & 0x3F);
+                k = 4;
+            }
             if (n + k >= cap)
                 break;
             memcpy(out + n, buf, k);
@@ -135,11 +149,11 @@ void gt_code_identity(const void *code, const void **file_obj, const void **name
 {
     const PyCodeObject *co = code;
     *file_obj = co->co_filename;
-#  if PY_VERSION_HEX >= 0x030B0000
+#    if PY_VERSION_HEX >= 0x030B0000
     *name_obj = co->co_qualname;
-#  else
+#    else
     *name_obj = co->co_name;
-#  endif
+#    endif
     *firstlineno = co->co_firstlineno;
 }
 
@@ -159,9 +173,32 @@ void gt_describe_code(const void *code, int offset, char *file, size_t fcap, cha
     *line = offset >= 0 ? PyCode_Addr2Line(co, offset) : first;
 }
 #else
-int gt_code_stack(const void **codes, int *offsets, int max) { (void)codes; (void)offsets; (void)max; return 0; }
-void gt_code_identity(const void *code, const void **f, const void **n, int *l) { (void)code; *f = *n = NULL; *l = 0; }
+int gt_code_stack(const void **codes, int *offsets, int max)
+{
+    (void)codes;
+    (void)offsets;
+    (void)max;
+    return 0;
+}
+void gt_code_identity(const void *code, const void **f, const void **n, int *l)
+{
+    (void)code;
+    *f = *n = NULL;
+    *l = 0;
+}
 void gt_describe_code(const void *c, int o, char *f, size_t fc, char *n, size_t nc, int *l)
-{ (void)c; (void)o; (void)fc; (void)nc; f[0] = n[0] = '\0'; *l = 0; }
-void gt_code_file(const void *c, char *f, size_t fc) { (void)c; (void)fc; f[0] = '\0'; }
+{
+    (void)c;
+    (void)o;
+    (void)fc;
+    (void)nc;
+    f[0] = n[0] = '\0';
+    *l = 0;
+}
+void gt_code_file(const void *c, char *f, size_t fc)
+{
+    (void)c;
+    (void)fc;
+    f[0] = '\0';
+}
 #endif

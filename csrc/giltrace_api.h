@@ -10,43 +10,45 @@
  */
 
 /* Event kinds. */
-#define GT_EV_WAIT 1          /* began waiting (time = entry into the GIL mutex;
+#define GT_EV_WAIT                                                                                                     \
+    1                   /* began waiting (time = entry into the GIL mutex;
                                  arg = code location id of the innermost frame outside
                                  library code, 0 if unknown or off) */
-#define GT_EV_ACQUIRE 2       /* took the GIL (arg = ns since the take began) */
-#define GT_EV_RELEASE 3       /* dropped the GIL (arg = code location id, 0 if unknown or off) */
-#define GT_EV_DROP_REQUEST 4  /* a waiter timed out and asked the holder to switch
+#define GT_EV_ACQUIRE 2 /* took the GIL (arg = ns since the take began) */
+#define GT_EV_RELEASE 3 /* dropped the GIL (arg = code location id, 0 if unknown or off) */
+#define GT_EV_DROP_REQUEST                                                                                             \
+    4 /* a waiter timed out and asked the holder to switch
                                  (arg = holder tid, 0 if unknown) */
 
 /* Flags on GT_EV_ACQUIRE. */
-#define GT_FLAG_SWITCHED 1      /* the holder changed: the interpreter bumped switch_number */
-#define GT_FLAG_CONTENDED 2     /* the thread blocked on the GIL's condition variable */
-#define GT_FLAG_WAIT_UNKNOWN 4  /* the take began before the trace: arg is 0 */
-#define GT_FLAG_SAME_HOLDER 8   /* old GIL (2.7): re-taken by the thread that released it last */
+#define GT_FLAG_SWITCHED     1 /* the holder changed: the interpreter bumped switch_number */
+#define GT_FLAG_CONTENDED    2 /* the thread blocked on the GIL's condition variable */
+#define GT_FLAG_WAIT_UNKNOWN 4 /* the take began before the trace: arg is 0 */
+#define GT_FLAG_SAME_HOLDER  8 /* old GIL (2.7): re-taken by the thread that released it last */
 
 /* gt_start() return codes (0 = started). */
-#define GT_ERR_FAILED -1       /* resources: memory, threads */
-#define GT_ERR_UNSUPPORTED -2  /* this interpreter's GIL cannot be found or hooked */
-#define GT_ERR_RUNNING -3      /* a trace is already running in this process */
+#define GT_ERR_FAILED      -1 /* resources: memory, threads */
+#define GT_ERR_UNSUPPORTED -2 /* this interpreter's GIL cannot be found or hooked */
+#define GT_ERR_RUNNING     -3 /* a trace is already running in this process */
 
 /* Chunks: u32 magic | u16 kind | u16 0 | u32 count | u32 payload_len | u32 crc32 | payload
    (giltrace/layout.py declares the same for Python; a test compares them). */
-#define GT_CHUNK_MAGIC 0x4B4E4843    /* "CHNK" read as a little-endian u32 */
+#define GT_CHUNK_MAGIC       0x4B4E4843 /* "CHNK" read as a little-endian u32 */
 #define GT_CHUNK_HEADER_SIZE 20
 
 /* Chunk kinds written by C (Python writes the header, START and THREADS, and the
    FOOTER unless the process ends without running Python: then C writes it). */
-#define GT_CHUNK_EVENTS 1
-#define GT_CHUNK_SAMPLES 2
-#define GT_CHUNK_FOOTER 5
-#define GT_CHUNK_LOCATIONS 6  /* records: u32 id, i32 line, u16 file_len, u16 name_len, file, name */
-#define GT_CHUNK_OS_NAMES 7   /* records of 20 bytes: u32 tid, char name[16] (NUL-padded) */
-#define GT_CHUNK_CPU 8        /* gt_cpu_sample records (cpu_state on) */
+#define GT_CHUNK_EVENTS    1
+#define GT_CHUNK_SAMPLES   2
+#define GT_CHUNK_FOOTER    5
+#define GT_CHUNK_LOCATIONS 6 /* records: u32 id, i32 line, u16 file_len, u16 name_len, file, name */
+#define GT_CHUNK_OS_NAMES  7 /* records of 20 bytes: u32 tid, char name[16] (NUL-padded) */
+#define GT_CHUNK_CPU       8 /* gt_cpu_sample records (cpu_state on) */
 
 typedef struct {
-    uint64_t time_ns;  /* CLOCK_MONOTONIC */
+    uint64_t time_ns; /* CLOCK_MONOTONIC */
     uint64_t arg;
-    uint32_t tid;      /* OS thread id (gettid) */
+    uint32_t tid; /* OS thread id (gettid) */
     uint8_t kind;
     uint8_t flags;
     uint16_t reserved; /* in memory: trace generation; on disk: 0 */
@@ -55,33 +57,33 @@ typedef struct {
 typedef struct {
     uint64_t time_ns;
     uint64_t switch_number;
-    uint32_t holder_tid;   /* last thread seen acquiring, 0 if none/unknown */
-    uint16_t waiters;      /* threads blocked in take_gil right now */
+    uint32_t holder_tid; /* last thread seen acquiring, 0 if none/unknown */
+    uint16_t waiters;    /* threads blocked in take_gil right now */
     uint8_t locked;
-    uint8_t drop_request;  /* a drop request is pending */
-} gt_sample;               /* 24 bytes */
+    uint8_t drop_request; /* a drop request is pending */
+} gt_sample;              /* 24 bytes */
 
 /* CPU state beside GIL state (cpu_state on): each thread's scheduler
    counters from /proc/self/task/TID/schedstat, and the cgroup's throttling. */
 typedef struct {
     uint64_t time_ns;
-    uint64_t run_ns;       /* thread: time on a CPU; cgroup (tid 0): time throttled */
-    uint64_t wait_ns;      /* thread: time runnable, waiting for a CPU; cgroup: throttled periods */
-    uint32_t tid;          /* 0: the cgroup's cpu.stat */
+    uint64_t run_ns;  /* thread: time on a CPU; cgroup (tid 0): time throttled */
+    uint64_t wait_ns; /* thread: time runnable, waiting for a CPU; cgroup: throttled periods */
+    uint32_t tid;     /* 0: the cgroup's cpu.stat */
     uint32_t reserved;
-} gt_cpu_sample;           /* 32 bytes */
+} gt_cpu_sample; /* 32 bytes */
 
 typedef struct {
-    int fd;                    /* open, writable trace file; C appends chunks */
-    uint32_t buffer_events;    /* ring capacity in events (rounded up to 2^k) */
-    uint64_t sample_period_ns; /* sampler period; 0 disables the sampler */
-    uint64_t flush_period_ns;  /* how often the writer drains the ring */
-    int locations;             /* record code locations at releases and waits */
+    int fd;                       /* open, writable trace file; C appends chunks */
+    uint32_t buffer_events;       /* ring capacity in events (rounded up to 2^k) */
+    uint64_t sample_period_ns;    /* sampler period; 0 disables the sampler */
+    uint64_t flush_period_ns;     /* how often the writer drains the ring */
+    int locations;                /* record code locations at releases and waits */
     const char *library_prefixes; /* newline-separated file prefixes of library code: a wait is
                                      attributed to the innermost frame outside them */
-    int finalize_on_signals;   /* SIGTERM/SIGHUP with their default action finish the file first */
-    int cpu_state;             /* sample threads' scheduler counters every sample_period_ns */
-    const char *cgroup_cpu_stat; /* the process's cgroup cpu.stat file, NULL if none */
+    int finalize_on_signals;      /* SIGTERM/SIGHUP with their default action finish the file first */
+    int cpu_state;                /* sample threads' scheduler counters every sample_period_ns */
+    const char *cgroup_cpu_stat;  /* the process's cgroup cpu.stat file, NULL if none */
 } gt_config;
 
 typedef struct {
@@ -93,38 +95,39 @@ typedef struct {
     uint64_t events_lost;
     uint64_t samples_written;
     uint64_t chunks_written;
-    uint64_t interval_us;      /* switch interval at start */
+    uint64_t interval_us; /* switch interval at start */
     uint32_t buffer_events;
-    int write_errno;           /* first write(2) error, 0 if none */
-    uint64_t locations_lost;   /* location lookups that found the table full */
+    int write_errno;         /* first write(2) error, 0 if none */
+    uint64_t locations_lost; /* location lookups that found the table full */
 } gt_stats;
 
 typedef struct {
     const char *name;
-    void *slot;      /* GOT slot address, NULL if not found */
-    void *current;   /* what the slot holds now */
-    void *hook;      /* our hook */
-    void *real;      /* the function calls reach when not traced */
+    void *slot;    /* GOT slot address, NULL if not found */
+    void *current; /* what the slot holds now */
+    void *hook;    /* our hook */
+    void *real;    /* the function calls reach when not traced */
 } gt_got_entry;
 
 /* Metrics mode (csrc/metrics.c): per-thread counters only, no ring, no thread. */
-#define GT_METRICS_BUCKETS 30  /* blocking waits by duration: 29 upper bounds, 1 us .. 10 s
+#define GT_METRICS_BUCKETS                                                                                             \
+    30                        /* blocking waits by duration: 29 upper bounds, 1 us .. 10 s
                                   (4 per decade), and +Inf */
-#define GT_METRICS_SLOTS 1024  /* threads counted one by one; the last slot takes the rest */
+#define GT_METRICS_SLOTS 1024 /* threads counted one by one; the last slot takes the rest */
 
 typedef struct {
-    uint32_t tid;              /* 0 in the shared overflow slot */
-    uint32_t state;            /* 0 free, 1 live, 2 exited (kept until read once) */
-    uint64_t wait_ticks;       /* every take, blocking or not */
+    uint32_t tid;        /* 0 in the shared overflow slot */
+    uint32_t state;      /* 0 free, 1 live, 2 exited (kept until read once) */
+    uint64_t wait_ticks; /* every take, blocking or not */
     uint64_t hold_ticks;
     uint64_t acquires;
-    uint64_t waits;            /* takes that had to block */
-    uint64_t drop_requests;    /* raised while it held the GIL: forced switches */
+    uint64_t waits;         /* takes that had to block */
+    uint64_t drop_requests; /* raised while it held the GIL: forced switches */
     uint64_t hist[GT_METRICS_BUCKETS];
 } gt_metrics_thread;
 
 typedef struct {
-    uint64_t start_ns;         /* CLOCK_MONOTONIC, when the metrics started */
+    uint64_t start_ns; /* CLOCK_MONOTONIC, when the metrics started */
     uint64_t now_ns;
     double ns_per_tick;
     uint64_t contended_ticks;  /* time during which some thread waited (blocking) */
@@ -133,12 +136,12 @@ typedef struct {
 } gt_metrics_totals;
 
 typedef struct {
-    uint64_t time_ns;          /* when it was noticed, since the metrics started */
+    uint64_t time_ns; /* when it was noticed, since the metrics started */
     uint64_t duration_ns;
-    uint32_t kind;             /* 1: a wait over the threshold; 2: a hold over it while others waited */
-    uint32_t tid;              /* the waiter (1) or the holder (2) */
-    uint32_t other_tid;        /* (1) the thread that held the GIL last before the waiter got it */
-    int32_t line;              /* (2) the holder's code location, 0 if unknown */
+    uint32_t kind;      /* 1: a wait over the threshold; 2: a hold over it while others waited */
+    uint32_t tid;       /* the waiter (1) or the holder (2) */
+    uint32_t other_tid; /* (1) the thread that held the GIL last before the waiter got it */
+    int32_t line;       /* (2) the holder's code location, 0 if unknown */
     char file[256];
     char function[128];
 } gt_metrics_alert;
@@ -147,12 +150,12 @@ typedef struct {
 int gt_start(const gt_config *cfg, char *err, size_t errlen);
 int gt_stop(gt_stats *out);
 int gt_running(void);
-int gt_metrics_start(uint64_t alert_ns, char *err, size_t errlen);  /* alert_ns 0: no alerts */
+int gt_metrics_start(uint64_t alert_ns, char *err, size_t errlen); /* alert_ns 0: no alerts */
 int gt_metrics_stop(void);
 int gt_metrics_running(void);
-int gt_metrics_read(gt_metrics_thread *out, int max, gt_metrics_totals *totals);  /* exited threads: freed once read */
+int gt_metrics_read(gt_metrics_thread *out, int max, gt_metrics_totals *totals); /* exited threads: freed once read */
 int gt_metrics_alerts(gt_metrics_alert *out, int max);
-int gt_metrics_exited(void);  /* exited threads whose counters wait for a reader */
+int gt_metrics_exited(void); /* exited threads whose counters wait for a reader */
 uint64_t gt_metrics_bound_ns(int bucket);
 /* Set (a plain store: no GIL release) by Python's before-fork hook: the
    writer, paused by every fork(), comes back at the parent's next GIL
@@ -162,13 +165,13 @@ int gt_sample_now(gt_sample *out);
 int gt_stats_now(gt_stats *out);
 int gt_hook_target(char *buf, size_t n);
 int gt_got_entries(gt_got_entry *out, int n);
-int gt_clock_is_tsc(void);  /* event time stamps come from the TSC (else clock_gettime) */
+int gt_clock_is_tsc(void); /* event time stamps come from the TSC (else clock_gettime) */
 uint32_t gt_crc32(uint32_t crc, const unsigned char *buf, size_t len);
 
 /* Test-only helpers: deterministic GIL behaviour from C. */
 void gt_test_hold_gil_ns(uint64_t ns);
-void gt_test_hold_gil_ns_timed(uint64_t ns, uint64_t *t4);  /* + stamps around Ensure/Release */
+void gt_test_hold_gil_ns_timed(uint64_t ns, uint64_t *t4); /* + stamps around Ensure/Release */
 void gt_test_noop(void);
-uint32_t gt_test_c_thread(uint64_t ns);  /* a named C thread taking the GIL via PyGILState_Ensure */
-uint32_t gt_test_c_thread_call(void (*fn)(void));  /* a named C thread calling fn (a cffi callback) */
-uint64_t gt_test_spin_ns(uint64_t ns);  /* returns the CLOCK_MONOTONIC time it stopped */
+uint32_t gt_test_c_thread(uint64_t ns);           /* a named C thread taking the GIL via PyGILState_Ensure */
+uint32_t gt_test_c_thread_call(void (*fn)(void)); /* a named C thread calling fn (a cffi callback) */
+uint64_t gt_test_spin_ns(uint64_t ns);            /* returns the CLOCK_MONOTONIC time it stopped */

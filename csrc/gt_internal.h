@@ -58,7 +58,7 @@ static inline uint64_t gt_clock_ns(void)
 
 /* clock.c: event time stamps ("ticks"): the TSC where usable, else ns. */
 #if defined(__x86_64__)
-#include <x86intrin.h>
+#    include <x86intrin.h>
 #endif
 extern int gt_tsc_usable;
 static inline uint64_t gt_ticks(void)
@@ -69,11 +69,11 @@ static inline uint64_t gt_ticks(void)
 #endif
     return gt_clock_ns();
 }
-const char *gt_clock_start(void);          /* at trace start: decides, reads the start pair */
+const char *gt_clock_start(void); /* at trace start: decides, reads the start pair */
 uint64_t gt_clock_start_tick(void);
-void gt_clock_refine(void);                /* writer: better rate from a longer baseline */
-uint64_t gt_ticks_to_ns(uint64_t tick);    /* CLOCK_MONOTONIC ns */
+void gt_clock_refine(void);             /* writer: better rate from a longer baseline */
+uint64_t gt_ticks_to_ns(uint64_t tick); /* CLOCK_MONOTONIC ns */
 uint64_t gt_tick_span_to_ns(uint64_t ticks);
-double gt_clock_ns_per_tick(void);        /* the latest rate (gt_clock_refine) */
+double gt_clock_ns_per_tick(void); /* the latest rate (gt_clock_refine) */
 
 #endif

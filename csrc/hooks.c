@@ -18,7 +18,7 @@
  *  - this module is never unloaded, so threads still inside a hook are safe.
  */
 #ifndef _GNU_SOURCE
-#define _GNU_SOURCE
+#    define _GNU_SOURCE
 #endif
 #include <dlfcn.h>
 #include <elf.h>
@@ -33,30 +33,33 @@
 
 typedef struct {
     const char *name;
-    const char *version;  /* preferred symbol version (glibc keeps two for cond) */
+    const char *version; /* preferred symbol version (glibc keeps two for cond) */
     void *hook;
     void **real;
-    void **slot;          /* GOT slot in the interpreter object */
-    void *saved;          /* what the slot held before we patched it */
+    void **slot; /* GOT slot in the interpreter object */
+    void *saved; /* what the slot held before we patched it */
 } hook_def;
 
 #ifdef GT_GIL_OLD
 /* The old GIL kind (2.7): its semaphore calls, hooked in oldgil.c. */
-#include "oldgil.h"
+#    include "oldgil.h"
 
 static hook_def hooks[] = {
     {"sem_wait", NULL, (void *)gt_old_sem_wait, (void **)&gt_old_real_sem_wait, NULL, NULL},
     {"sem_trywait", NULL, (void *)gt_old_sem_trywait, (void **)&gt_old_real_sem_trywait, NULL, NULL},
     {"sem_post", NULL, (void *)gt_old_sem_post, (void **)&gt_old_real_sem_post, NULL, NULL},
 };
-#define N_HOOKS (sizeof(hooks) / sizeof(hooks[0]))
+#    define N_HOOKS (sizeof(hooks) / sizeof(hooks[0]))
 
 /* The library is loaded into a running 2.7 process (ctypes): the
  * interpreter is whatever object defines PyEval_SaveThread there. */
-static const void *interpreter_needle(void) { return dlsym(RTLD_DEFAULT, "PyEval_SaveThread"); }
+static const void *interpreter_needle(void)
+{
+    return dlsym(RTLD_DEFAULT, "PyEval_SaveThread");
+}
 #else
 struct _ts;
-extern struct _ts *PyEval_SaveThread(void);  /* lives in the interpreter object */
+extern struct _ts *PyEval_SaveThread(void); /* lives in the interpreter object */
 
 static int (*real_mutex_lock)(pthread_mutex_t *);
 static int (*real_mutex_unlock)(pthread_mutex_t *);
@@ -96,18 +99,21 @@ static hook_def hooks[] = {
     {"pthread_cond_timedwait", "GLIBC_2.3.2", (void *)hook_cond_timedwait, (void **)&real_cond_timedwait, NULL, NULL},
     {"pthread_cond_signal", "GLIBC_2.3.2", (void *)hook_cond_signal, (void **)&real_cond_signal, NULL, NULL},
 };
-#define N_HOOKS (sizeof(hooks) / sizeof(hooks[0]))
+#    define N_HOOKS (sizeof(hooks) / sizeof(hooks[0]))
 
-static const void *interpreter_needle(void) { return (const void *)&PyEval_SaveThread; }
+static const void *interpreter_needle(void)
+{
+    return (const void *)&PyEval_SaveThread;
+}
 #endif
 
 /* The interpreter object: found by the address of one of its functions. */
 typedef struct {
     const void *needle;
     ElfW(Addr) base;
-    const ElfW(Phdr) *phdr;
+    const ElfW(Phdr) * phdr;
     ElfW(Half) phnum;
-    uintptr_t lo, hi;     /* extent of its PT_LOAD segments */
+    uintptr_t lo, hi; /* extent of its PT_LOAD segments */
     char name[512];
     int found;
 } object_info;
@@ -123,8 +129,10 @@ static int find_object_cb(struct dl_phdr_info *info, size_t size, void *data)
         if (ph->p_type != PT_LOAD)
             continue;
         uintptr_t start = info->dlpi_addr + ph->p_vaddr, end = start + ph->p_memsz;
-        if (start < lo) lo = start;
-        if (end > hi) hi = end;
+        if (start < lo)
+            lo = start;
+        if (end > hi)
+            hi = end;
         if ((uintptr_t)obj->needle >= start && (uintptr_t)obj->needle < end)
             contains = 1;
     }
@@ -218,12 +226,24 @@ static void find_slots(void)
     size_t jmprel_sz = 0, rela_sz = 0;
     for (; dyn->d_tag != DT_NULL; dyn++) {
         switch (dyn->d_tag) {
-        case DT_SYMTAB: symtab = (const ElfW(Sym) *)dyn_ptr(target.base, dyn->d_un.d_ptr); break;
-        case DT_STRTAB: strtab = (const char *)dyn_ptr(target.base, dyn->d_un.d_ptr); break;
-        case DT_JMPREL: jmprel = dyn_ptr(target.base, dyn->d_un.d_ptr); break;
-        case DT_PLTRELSZ: jmprel_sz = dyn->d_un.d_val; break;
-        case DT_RELA: rela = dyn_ptr(target.base, dyn->d_un.d_ptr); break;
-        case DT_RELASZ: rela_sz = dyn->d_un.d_val; break;
+        case DT_SYMTAB:
+            symtab = (const ElfW(Sym) *)dyn_ptr(target.base, dyn->d_un.d_ptr);
+            break;
+        case DT_STRTAB:
+            strtab = (const char *)dyn_ptr(target.base, dyn->d_un.d_ptr);
+            break;
+        case DT_JMPREL:
+            jmprel = dyn_ptr(target.base, dyn->d_un.d_ptr);
+            break;
+        case DT_PLTRELSZ:
+            jmprel_sz = dyn->d_un.d_val;
+            break;
+        case DT_RELA:
+            rela = dyn_ptr(target.base, dyn->d_un.d_ptr);
+            break;
+        case DT_RELASZ:
+            rela_sz = dyn->d_un.d_val;
+            break;
         }
     }
     if (!symtab || !strtab)
@@ -236,9 +256,11 @@ static void find_slots(void)
         for (size_t k = 0; k < count; k++) {
             unsigned long type = ELF64_R_TYPE(r[k].r_info);
 #if defined(__x86_64__)
-            if (type != R_X86_64_JUMP_SLOT && type != R_X86_64_GLOB_DAT) continue;
+            if (type != R_X86_64_JUMP_SLOT && type != R_X86_64_GLOB_DAT)
+                continue;
 #elif defined(__aarch64__)
-            if (type != R_AARCH64_JUMP_SLOT && type != R_AARCH64_GLOB_DAT) continue;
+            if (type != R_AARCH64_JUMP_SLOT && type != R_AARCH64_GLOB_DAT)
+                continue;
 #else
             (void)type;
 #endif
@@ -281,7 +303,7 @@ int gt_hooks_install(char *err, size_t errlen)
     for (size_t h = 0; h < N_HOOKS; h++) {
         void *current = __atomic_load_n(hooks[h].slot, __ATOMIC_SEQ_CST);
         if (current == hooks[h].hook)
-            continue;  /* still ours from an earlier trace that could not unpatch */
+            continue; /* still ours from an earlier trace that could not unpatch */
         /* A slot that points back into the object is the lazy PLT stub. */
         int is_stub = (uintptr_t)current >= target.lo && (uintptr_t)current < target.hi;
         void *real = is_stub ? resolve_real(&hooks[h]) : current;

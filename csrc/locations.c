@@ -13,32 +13,32 @@
 
 #include "gt_internal.h"
 
-#define SLOTS (1u << 16)
-#define MAX_LOCATIONS (SLOTS / 2)     /* keep the table at most half full */
-#define ARENA_BYTES (4u << 20)
-#define MAX_STR 512
+#define SLOTS         (1u << 16)
+#define MAX_LOCATIONS (SLOTS / 2) /* keep the table at most half full */
+#define ARENA_BYTES   (4u << 20)
+#define MAX_STR       512
 
 typedef struct {
-    const void *code;      /* NULL = empty slot */
-    const void *file_obj;  /* with name_obj and firstlineno: who the code object is, */
-    const void *name_obj;  /* so that a reused address is not mistaken for the old one */
+    const void *code;     /* NULL = empty slot */
+    const void *file_obj; /* with name_obj and firstlineno: who the code object is, */
+    const void *name_obj; /* so that a reused address is not mistaken for the old one */
     int offset;
     int firstlineno;
     uint32_t id;
 } slot_t;
 
 typedef struct {
-    uint32_t str_off;      /* file then name, in the arena */
+    uint32_t str_off; /* file then name, in the arena */
     uint16_t file_len, name_len;
     int32_t line;
 } record_t;
 
 static slot_t slots[SLOTS];
-static record_t records[MAX_LOCATIONS + 1];   /* ids start at 1; 0 = unknown */
+static record_t records[MAX_LOCATIONS + 1]; /* ids start at 1; 0 = unknown */
 static char arena[ARENA_BYTES];
 static uint32_t arena_used;
-static uint32_t published;                    /* last id ready for the writer */
-static uint32_t written;                      /* writer side: last id written */
+static uint32_t published; /* last id ready for the writer */
+static uint32_t written;   /* writer side: last id written */
 static uint64_t overflow;
 
 void gt_locations_reset(void)
@@ -51,7 +51,10 @@ void gt_locations_reset(void)
     overflow = 0;
 }
 
-uint64_t gt_locations_overflow(void) { return overflow; }
+uint64_t gt_locations_overflow(void)
+{
+    return overflow;
+}
 
 static inline uint32_t hash(const void *code, int offset)
 {
@@ -62,7 +65,8 @@ static inline uint32_t hash(const void *code, int offset)
     return (uint32_t)x & (SLOTS - 1);
 }
 
-static uint32_t intern_location(const void *code, int offset, const void *file_obj, const void *name_obj, int first, slot_t *slot)
+static uint32_t intern_location(const void *code, int offset, const void *file_obj, const void *name_obj, int first,
+                                slot_t *slot)
 {
     uint32_t id = published + 1;
     if (id > MAX_LOCATIONS || arena_used + 2 * MAX_STR > ARENA_BYTES) {
@@ -123,12 +127,15 @@ uint32_t gt_location_here(void)
  * start.  A direct-mapped cache keeps the verdict per code object, checked
  * against its file-name object as addresses are reused. */
 #define MAX_PREFIXES 16
-#define LIB_CACHE 4096
+#define LIB_CACHE    4096
 static char prefix_buf[4096];
 static const char *prefixes[MAX_PREFIXES];
 static size_t prefix_len[MAX_PREFIXES];
 static int nprefixes;
-static struct { const void *code, *file_obj; int library; } lib_cache[LIB_CACHE];
+static struct {
+    const void *code, *file_obj;
+    int library;
+} lib_cache[LIB_CACHE];
 
 void gt_set_library_prefixes(const char *text)
 {
@@ -162,7 +169,7 @@ static int is_library(const void *code)
         return lib_cache[h].library;
     char file[MAX_STR];
     gt_code_file(code, file, sizeof(file));
-    int library = file[0] == '<';  /* <frozen ...>, <string> */
+    int library = file[0] == '<'; /* <frozen ...>, <string> */
     for (int i = 0; i < nprefixes && !library; i++)
         library = strncmp(file, prefixes[i], prefix_len[i]) == 0;
     lib_cache[h].code = code;

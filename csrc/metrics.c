@@ -12,7 +12,7 @@
  * behind.
  */
 #ifndef _GNU_SOURCE
-#define _GNU_SOURCE
+#    define _GNU_SOURCE
 #endif
 #include <errno.h>
 #include <stdio.h>
@@ -26,7 +26,7 @@ gt_metrics_config gt_mcfg;
 static gt_metrics_thread slots[GT_METRICS_SLOTS];
 static uint32_t next_slot;
 static uint64_t overflow_threads;
-static uint32_t exited_unread;  /* slots waiting for a reader to fold them */
+static uint32_t exited_unread; /* slots waiting for a reader to fold them */
 static uint64_t start_ns;
 
 /* Alerts: a small single-producer (hooks, under the GIL's lock) ring. */
@@ -37,14 +37,11 @@ static uint64_t alert_head, alert_tail, alerts_lost;
 /* Upper bounds of the wait histogram: 1 us x 10^(k/4), rounded to ns:
  * 1, 1.78, 3.16, 5.62, 10 us ... 10 s (Prometheus' `le` labels). */
 static const uint64_t bounds_ns[GT_METRICS_BUCKETS - 1] = {
-    1000ull, 1778ull, 3162ull, 5623ull,
-    10000ull, 17783ull, 31623ull, 56234ull,
-    100000ull, 177828ull, 316228ull, 562341ull,
-    1000000ull, 1778279ull, 3162278ull, 5623413ull,
-    10000000ull, 17782794ull, 31622777ull, 56234133ull,
-    100000000ull, 177827941ull, 316227766ull, 562341325ull,
-    1000000000ull, 1778279410ull, 3162277660ull, 5623413252ull,
-    10000000000ull,
+    1000ull,       1778ull,       3162ull,       5623ull,       10000ull,       17783ull,
+    31623ull,      56234ull,      100000ull,     177828ull,     316228ull,      562341ull,
+    1000000ull,    1778279ull,    3162278ull,    5623413ull,    10000000ull,    17782794ull,
+    31622777ull,   56234133ull,   100000000ull,  177827941ull,  316227766ull,   562341325ull,
+    1000000000ull, 1778279410ull, 3162277660ull, 5623413252ull, 10000000000ull,
 };
 
 uint64_t gt_metrics_bound_ns(int bucket)
@@ -55,7 +52,7 @@ uint64_t gt_metrics_bound_ns(int bucket)
 gt_metrics_thread *gt_metrics_claim(gt_thread *t)
 {
     uint32_t gen = __atomic_load_n(&gt_mcfg.gen, __ATOMIC_RELAXED);
-    gt_metrics_thread *m = &slots[GT_METRICS_SLOTS - 1];  /* the shared one, unless a slot is free */
+    gt_metrics_thread *m = &slots[GT_METRICS_SLOTS - 1]; /* the shared one, unless a slot is free */
     for (uint32_t i = 0; i < GT_METRICS_SLOTS - 1; i++) {
         uint32_t k = (next_slot + i) % (GT_METRICS_SLOTS - 1);
         uint32_t free_state = 0;
@@ -91,7 +88,10 @@ void gt_metrics_thread_exit(gt_thread *t)
     }
 }
 
-int gt_metrics_exited(void) { return (int)__atomic_load_n(&exited_unread, __ATOMIC_RELAXED); }
+int gt_metrics_exited(void)
+{
+    return (int)__atomic_load_n(&exited_unread, __ATOMIC_RELAXED);
+}
 
 static gt_metrics_alert *alert_slot(void)
 {
@@ -110,7 +110,10 @@ static void alert_publish(void)
     __atomic_store_n(&alert_tail, alert_tail + 1, __ATOMIC_RELEASE);
 }
 
-static uint64_t ticks_ns(uint64_t ticks) { return (uint64_t)((double)ticks * gt_mcfg.ns_per_tick); }
+static uint64_t ticks_ns(uint64_t ticks)
+{
+    return (uint64_t)((double)ticks * gt_mcfg.ns_per_tick);
+}
 
 /* A hold past the threshold while another thread waited: where the holder
  * let go (its innermost Python frame), looked up only on this rare path. */
@@ -174,14 +177,14 @@ int gt_metrics_start(uint64_t alert_ns, char *err, size_t errlen)
     alert_head = alert_tail = 0;
     if ((rc = gt_session_join(err, errlen)) != 0)
         goto out;
-    gt_clock_start();  /* a trace running already restarts nothing: only the ref pair moves */
+    gt_clock_start(); /* a trace running already restarts nothing: only the ref pair moves */
     calibrate();
     gt_mcfg.alert_ticks = alert_ns ? (uint64_t)((double)alert_ns / gt_mcfg.ns_per_tick) : 0;
     start_ns = gt_clock_ns();
     static uint32_t gens;
     if (!++gens)
         ++gens;
-    pthread_mutex_lock(gt_rec.gil.mutex);  /* threads claim slots from their next transition on */
+    pthread_mutex_lock(gt_rec.gil.mutex); /* threads claim slots from their next transition on */
     __atomic_store_n(&gt_mcfg.gen, gens, __ATOMIC_SEQ_CST);
     pthread_mutex_unlock(gt_rec.gil.mutex);
     gt_mark_this_thread();
@@ -205,7 +208,10 @@ int gt_metrics_stop(void)
     return was ? 0 : -1;
 }
 
-int gt_metrics_running(void) { return __atomic_load_n(&gt_mcfg.gen, __ATOMIC_RELAXED) != 0; }
+int gt_metrics_running(void)
+{
+    return __atomic_load_n(&gt_mcfg.gen, __ATOMIC_RELAXED) != 0;
+}
 
 void gt_metrics_forget(void)
 {
@@ -223,7 +229,7 @@ int gt_metrics_read(gt_metrics_thread *out, int max, gt_metrics_totals *totals)
         out[n] = slots[i];
         out[n].state = state;
         n++;
-        if (state == 2) {  /* exited: read once, then the slot is free again */
+        if (state == 2) { /* exited: read once, then the slot is free again */
             memset((char *)&slots[i] + sizeof(uint32_t) * 2, 0, sizeof(slots[i]) - sizeof(uint32_t) * 2);
             slots[i].tid = 0;
             __atomic_store_n(&slots[i].state, 0, __ATOMIC_RELEASE);
@@ -236,7 +242,7 @@ int gt_metrics_read(gt_metrics_thread *out, int max, gt_metrics_totals *totals)
         totals->now_ns = gt_clock_ns();
         totals->ns_per_tick = gt_tsc_usable ? gt_clock_ns_per_tick() : 1.0;
         uint64_t contended = gt_rec.contended_ticks;
-        if (gt_rec.waiters > 0)  /* a run of waiting still going on */
+        if (gt_rec.waiters > 0) /* a run of waiting still going on */
             contended += gt_ticks() - gt_rec.contention_since;
         totals->contended_ticks = contended;
         totals->overflow_threads = overflow_threads;

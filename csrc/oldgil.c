@@ -22,7 +22,7 @@
  * changes between two events, never in the middle of one thread's.
  */
 #ifndef _GNU_SOURCE
-#define _GNU_SOURCE
+#    define _GNU_SOURCE
 #endif
 #include <dlfcn.h>
 #include <elf.h>
@@ -41,17 +41,17 @@ int (*gt_old_real_sem_wait)(sem_t *);
 int (*gt_old_real_sem_trywait)(sem_t *);
 int (*gt_old_real_sem_post)(sem_t *);
 
-static sem_t *gil_sem;               /* the GIL's semaphore, NULL until found */
+static sem_t *gil_sem; /* the GIL's semaphore, NULL until found */
 static const char *found_by = "";
-static pthread_mutex_t start_mutex = PTHREAD_MUTEX_INITIALIZER;  /* stands in for the GIL's mutex in control.c */
-static volatile int locked;          /* the GIL is held (for the sampler) */
-static volatile unsigned long handoffs;  /* acquisitions by another thread than the last holder */
+static pthread_mutex_t start_mutex = PTHREAD_MUTEX_INITIALIZER; /* stands in for the GIL's mutex in control.c */
+static volatile int locked;                                     /* the GIL is held (for the sampler) */
+static volatile unsigned long handoffs; /* acquisitions by another thread than the last holder */
 /* No switch interval here; the sampler's "holder stuck" bound (writer.c). */
 static volatile unsigned long stuck_after_us = 5000;
 
 /* Only touched by the GIL's holder (or by prepare, with the GIL held). */
-static uint32_t last_holder;         /* the thread that took the GIL last, 0 unknown */
-static uint32_t starter_tid;         /* held the GIL as the trace started */
+static uint32_t last_holder; /* the thread that took the GIL last, 0 unknown */
+static uint32_t starter_tid; /* held the GIL as the trace started */
 static uint64_t last_release_tick;
 
 /* Probe (locating without a symbol table): the semaphore a known release posts. */
@@ -59,7 +59,10 @@ static volatile int probing;
 static uint32_t probe_tid;
 static sem_t *probe_seen;
 
-static uint32_t this_tid(void) { return (uint32_t)syscall(SYS_gettid); }
+static uint32_t this_tid(void)
+{
+    return (uint32_t)syscall(SYS_gettid);
+}
 
 /* ------------------------------------------------------------ the hooks -- */
 
@@ -72,7 +75,7 @@ static void took_gil(gt_thread *t, uint32_t gen)
         __atomic_sub_fetch(&gt_rec.waiters, 1, __ATOMIC_RELAXED);
     }
     if (__atomic_load_n(&gt_rec.active, __ATOMIC_RELAXED) != gen)
-        return;  /* the trace stopped while this thread waited */
+        return; /* the trace stopped while this thread waited */
     uint64_t now = gt_ticks();
     uint64_t began = t->lock_tick ? t->lock_tick : now;
     if (!t->named)
@@ -102,7 +105,7 @@ int gt_old_sem_wait(sem_t *s)
     if (__builtin_expect(__atomic_load_n(&gt_rec.resume_pending, __ATOMIC_RELAXED), 0))
         gt_resume_from_hook();
     gt_thread *t = gt_this_thread(gen);
-    if (!t->waiting)          /* not a retry after EINTR: the take begins now */
+    if (!t->waiting) /* not a retry after EINTR: the take begins now */
         t->lock_tick = gt_ticks();
     /* Free now?  Then nobody waited; else this thread blocks (contended). */
     if (gt_old_real_sem_trywait(s) == 0) {
@@ -116,7 +119,7 @@ int gt_old_sem_wait(sem_t *s)
     int rc = gt_old_real_sem_wait(s);
     if (rc == 0)
         took_gil(t, gen);
-    return rc;               /* EINTR: PyThread_acquire_lock calls again */
+    return rc; /* EINTR: PyThread_acquire_lock calls again */
 }
 
 int gt_old_sem_trywait(sem_t *s)
@@ -128,7 +131,7 @@ int gt_old_sem_trywait(sem_t *s)
     if (rc == 0) {
         gt_thread *t = gt_this_thread(gen);
         if (!t->waiting)
-            t->lock_tick = 0;  /* no wait: stamped at the take */
+            t->lock_tick = 0; /* no wait: stamped at the take */
         took_gil(t, gen);
     }
     return rc;
@@ -177,8 +180,8 @@ static uintptr_t symtab_lookup(const char *path, ElfW(Addr) l_addr, const char *
     ElfW(Shdr) *sh = NULL;
     ElfW(Sym) *syms = NULL;
     char *strs = NULL;
-    if (pread(fd, &eh, sizeof(eh), 0) != (ssize_t)sizeof(eh) || memcmp(eh.e_ident, ELFMAG, SELFMAG) != 0
-        || eh.e_shentsize != sizeof(ElfW(Shdr)) || eh.e_shnum == 0)
+    if (pread(fd, &eh, sizeof(eh), 0) != (ssize_t)sizeof(eh) || memcmp(eh.e_ident, ELFMAG, SELFMAG) != 0 ||
+        eh.e_shentsize != sizeof(ElfW(Shdr)) || eh.e_shnum == 0)
         goto out;
     size_t shsz = (size_t)eh.e_shnum * sizeof(ElfW(Shdr));
     if (!(sh = malloc(shsz)) || pread(fd, sh, shsz, (off_t)eh.e_shoff) != (ssize_t)shsz)
@@ -189,13 +192,13 @@ static uintptr_t symtab_lookup(const char *path, ElfW(Addr) l_addr, const char *
         const ElfW(Shdr) *st = &sh[sh[i].sh_link];
         syms = malloc(sh[i].sh_size);
         strs = malloc(st->sh_size + 1);
-        if (!syms || !strs || pread(fd, syms, sh[i].sh_size, (off_t)sh[i].sh_offset) != (ssize_t)sh[i].sh_size
-            || pread(fd, strs, st->sh_size, (off_t)st->sh_offset) != (ssize_t)st->sh_size)
+        if (!syms || !strs || pread(fd, syms, sh[i].sh_size, (off_t)sh[i].sh_offset) != (ssize_t)sh[i].sh_size ||
+            pread(fd, strs, st->sh_size, (off_t)st->sh_offset) != (ssize_t)st->sh_size)
             goto out;
         strs[st->sh_size] = '\0';
         for (size_t k = 0; k < sh[i].sh_size / sizeof(ElfW(Sym)); k++) {
-            if (ELF64_ST_TYPE(syms[k].st_info) == STT_OBJECT && syms[k].st_name < st->sh_size
-                && strcmp(strs + syms[k].st_name, name) == 0 && syms[k].st_size == sizeof(void *)) {
+            if (ELF64_ST_TYPE(syms[k].st_info) == STT_OBJECT && syms[k].st_name < st->sh_size &&
+                strcmp(strs + syms[k].st_name, name) == 0 && syms[k].st_size == sizeof(void *)) {
                 found = l_addr + syms[k].st_value;
                 break;
             }
@@ -223,7 +226,7 @@ static sem_t *locate_by_symbol(void *save_thread)
     char path[4096];
     if (map->l_name && map->l_name[0])
         snprintf(path, sizeof(path), "%s", map->l_name);
-    else {  /* the main program */
+    else { /* the main program */
         ssize_t n = readlink("/proc/self/exe", path, sizeof(path) - 1);
         if (n <= 0)
             return NULL;
@@ -260,7 +263,7 @@ int gt_oldgil_prepare(char *err, size_t errlen)
         snprintf(err, errlen, "this process has no CPython interpreter (no PyEval_SaveThread)");
         return GT_ERR_UNSUPPORTED;
     }
-    const char *how = getenv("GILTRACE_OLDGIL_LOCATE");  /* "probe": skip the symbol table (tests) */
+    const char *how = getenv("GILTRACE_OLDGIL_LOCATE"); /* "probe": skip the symbol table (tests) */
     sem_t *s = NULL;
     found_by = "";
     if (!how || strcmp(how, "probe") != 0) {
@@ -274,7 +277,8 @@ int gt_oldgil_prepare(char *err, size_t errlen)
     int value = -1;
     if (!s || sem_getvalue(s, &value) != 0 || value != 0) {
         /* The caller holds the GIL: its semaphore must read 0. */
-        snprintf(err, errlen, "cannot find the GIL's semaphore in this interpreter (no interpreter_lock symbol, "
+        snprintf(err, errlen,
+                 "cannot find the GIL's semaphore in this interpreter (no interpreter_lock symbol, "
                  "and no GIL release was seen; is this CPython 2.7 with threads initialised?)");
         found_by = "";
         return GT_ERR_UNSUPPORTED;
@@ -286,12 +290,21 @@ int gt_oldgil_prepare(char *err, size_t errlen)
     return 0;
 }
 
-void *gt_oldgil_semaphore(void) { return gil_sem; }
+void *gt_oldgil_semaphore(void)
+{
+    return gil_sem;
+}
 
 /* The starter declares gt_config and gt_stats with ctypes, padded: it
  * checks these so that fields added to the contract never overrun it. */
-size_t gt_oldgil_sizeof(int which) { return which == 0 ? sizeof(gt_config) : which == 1 ? sizeof(gt_stats) : 0; }
-const char *gt_oldgil_found_by(void) { return found_by; }
+size_t gt_oldgil_sizeof(int which)
+{
+    return which == 0 ? sizeof(gt_config) : which == 1 ? sizeof(gt_stats) : 0;
+}
+const char *gt_oldgil_found_by(void)
+{
+    return found_by;
+}
 
 /* control.c and writer.c read these through gt_rec.gil: the stand-ins of
  * the new GIL's fields. */
@@ -310,8 +323,31 @@ int gt_locate_gil(gt_gil *out, char *err, size_t errlen)
 }
 
 /* No code locations on 2.7 (its frames are not read): location 0. */
-int gt_code_stack(const void **codes, int *offsets, int max) { (void)codes; (void)offsets; (void)max; return 0; }
-void gt_code_identity(const void *code, const void **f, const void **n, int *l) { (void)code; *f = *n = NULL; *l = 0; }
+int gt_code_stack(const void **codes, int *offsets, int max)
+{
+    (void)codes;
+    (void)offsets;
+    (void)max;
+    return 0;
+}
+void gt_code_identity(const void *code, const void **f, const void **n, int *l)
+{
+    (void)code;
+    *f = *n = NULL;
+    *l = 0;
+}
 void gt_describe_code(const void *c, int o, char *f, size_t fc, char *n, size_t nc, int *l)
-{ (void)c; (void)o; (void)fc; (void)nc; f[0] = n[0] = '\0'; *l = 0; }
-void gt_code_file(const void *c, char *f, size_t fc) { (void)c; (void)fc; f[0] = '\0'; }
+{
+    (void)c;
+    (void)o;
+    (void)fc;
+    (void)nc;
+    f[0] = n[0] = '\0';
+    *l = 0;
+}
+void gt_code_file(const void *c, char *f, size_t fc)
+{
+    (void)c;
+    (void)fc;
+    f[0] = '\0';
+}

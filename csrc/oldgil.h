@@ -21,6 +21,6 @@ int gt_old_sem_post(sem_t *s);
 int gt_oldgil_prepare(char *err, size_t errlen);
 void *gt_oldgil_semaphore(void);
 const char *gt_oldgil_found_by(void);
-size_t gt_oldgil_sizeof(int which);  /* 0: gt_config, 1: gt_stats */
+size_t gt_oldgil_sizeof(int which); /* 0: gt_config, 1: gt_stats */
 
 #endif

@@ -15,9 +15,9 @@
 
 #include "gt_internal.h"
 
-#define GT_CHUNK_EVENTS_MAX 16384  /* events per EVENTS chunk */
-#define GT_SAMPLES_MAX 4096        /* samples buffered between drains */
-#define GT_CPU_SAMPLES_MAX 8192    /* CPU-state samples buffered between drains */
+#define GT_CHUNK_EVENTS_MAX 16384 /* events per EVENTS chunk */
+#define GT_SAMPLES_MAX      4096  /* samples buffered between drains */
+#define GT_CPU_SAMPLES_MAX  8192  /* CPU-state samples buffered between drains */
 
 /* OS thread names (prctl PR_GET_NAME), one per thread per trace: the names
  * of threads Python never named (C threads calling PyGILState_Ensure). */
@@ -27,33 +27,33 @@ typedef struct {
     char name[16];
 } gt_os_name;
 extern gt_os_name gt_os_names[GT_OS_NAMES_MAX];
-extern uint32_t gt_os_names_published;  /* release-stored by the hooks */
+extern uint32_t gt_os_names_published; /* release-stored by the hooks */
 
 enum { GT_STOP_NONE = 0, GT_STOP_FINAL = 1, GT_STOP_PAUSE = 2 };
 
 typedef struct {
     gt_gil gil;
     int have_gil;
-    uint32_t active;        /* generation while tracing, 0 otherwise */
+    uint32_t active; /* generation while tracing, 0 otherwise */
     uint32_t gen;
     int running;
     pthread_mutex_t control;
 
-    uint32_t session;       /* non-zero while a trace or the metrics are on */
-    uint64_t session_tick;  /* when it began (clock.c ticks) */
-    int hook_users;         /* the trace and/or the metrics: GOT patched while > 0 */
+    uint32_t session;      /* non-zero while a trace or the metrics are on */
+    uint64_t session_tick; /* when it began (clock.c ticks) */
+    int hook_users;        /* the trace and/or the metrics: GOT patched while > 0 */
 
     /* Producer side: only touched with gil->mutex held. */
-    uint64_t contention_since;  /* when the current run of "someone waits" began */
+    uint64_t contention_since; /* when the current run of "someone waits" began */
     uint64_t contended_ticks;
-    gt_metrics_thread *holder_metrics;  /* the holder's counters (metrics mode) */
+    gt_metrics_thread *holder_metrics; /* the holder's counters (metrics mode) */
     uint32_t last_releaser;
     uint64_t last_switch;
     uint32_t holder_tid;
     int drop_pending;
     int waiters;
     uint64_t lost;
-    uint64_t tail;          /* producer index (release-stored by producers) */
+    uint64_t tail; /* producer index (release-stored by producers) */
 
     gt_event *ring;
     uint64_t mask;
@@ -76,7 +76,7 @@ typedef struct {
     int fd;
     gt_config cfg;
     uint64_t start_ns, stop_ns;
-    uint64_t start_tick;    /* start_ns in clock.c ticks */
+    uint64_t start_tick; /* start_ns in clock.c ticks */
     uint64_t switch_start, switch_stop;
     uint64_t events_written, samples_written, chunks_written, write_lost;
     int write_errno;
@@ -84,7 +84,7 @@ typedef struct {
     size_t nsamples;
     gt_cpu_sample *cpu_samples;
     size_t ncpu;
-    unsigned char *chunk;   /* GT_CHUNK_HEADER_SIZE + GT_CHUNK_EVENTS_MAX events */
+    unsigned char *chunk; /* GT_CHUNK_HEADER_SIZE + GT_CHUNK_EVENTS_MAX events */
 } gt_recorder;
 
 extern gt_recorder gt_rec;
@@ -93,17 +93,17 @@ extern gt_recorder gt_rec;
 
 /* Per-thread state of the hooks (initial-exec TLS: no lookup call). */
 typedef struct {
-    uint32_t gen;      /* trace generation this state belongs to */
+    uint32_t gen; /* trace generation this state belongs to */
     uint32_t tid;
     uint64_t lock_tick; /* when this thread began to take the GIL (clock.c ticks) */
-    int holding;       /* it holds the GIL: its next lock of the mutex is drop_gil's, not a wait */
-    int waiting;       /* blocked in take_gil: a WAIT event was emitted */
-    int acquired;      /* took the GIL; ACQUIRE is emitted as take_gil unlocks the mutex */
+    int holding;        /* it holds the GIL: its next lock of the mutex is drop_gil's, not a wait */
+    int waiting;        /* blocked in take_gil: a WAIT event was emitted */
+    int acquired;       /* took the GIL; ACQUIRE is emitted as take_gil unlocks the mutex */
     uint8_t acquire_flags;
-    int named;         /* its OS name is recorded for this trace */
-    uint32_t metrics_gen;         /* the metrics session its slot belongs to */
-    gt_metrics_thread *metrics;   /* its counters, NULL while metrics are off */
-    uint64_t hold_tick;           /* when its current hold began */
+    int named;                  /* its OS name is recorded for this trace */
+    uint32_t metrics_gen;       /* the metrics session its slot belongs to */
+    gt_metrics_thread *metrics; /* its counters, NULL while metrics are off */
+    uint64_t hold_tick;         /* when its current hold began */
 } gt_thread;
 
 extern GT_TLS gt_thread gt_self;
@@ -143,7 +143,7 @@ static inline void gt_emit(uint8_t kind, uint8_t flags, uint64_t ticks, uint64_t
         return;
     }
     gt_event *e = &gt_rec.ring[tail & gt_rec.mask];
-    e->time_ns = ticks;  /* ticks in the ring, ns in the file (encode.c) */
+    e->time_ns = ticks; /* ticks in the ring, ns in the file (encode.c) */
     e->arg = arg;
     e->tid = tid;
     e->kind = kind;
@@ -152,13 +152,12 @@ static inline void gt_emit(uint8_t kind, uint8_t flags, uint64_t ticks, uint64_t
     __atomic_store_n(&gt_rec.tail, tail + 1, __ATOMIC_RELEASE);
 }
 
-
 /* ----------------------------------------------------- metrics (metrics.c) */
 
 typedef struct {
-    uint32_t gen;             /* non-zero while on */
-    uint64_t alert_ticks;     /* 0: no alerts */
-    double ns_per_tick;       /* for the histogram, measured at start */
+    uint32_t gen;         /* non-zero while on */
+    uint64_t alert_ticks; /* 0: no alerts */
+    double ns_per_tick;   /* for the histogram, measured at start */
     uint64_t bound_ticks[GT_METRICS_BUCKETS - 1];
 } gt_metrics_config;
 extern gt_metrics_config gt_mcfg;
@@ -188,7 +187,7 @@ static inline void gt_metrics_on_acquire(gt_thread *t, uint64_t began, uint64_t 
     m->acquires++;
     m->wait_ticks += waited;
     if (flags & GT_FLAG_CONTENDED) {
-        int b = 0;  /* most blocking waits are short: a linear walk ends early */
+        int b = 0; /* most blocking waits are short: a linear walk ends early */
         while (b < GT_METRICS_BUCKETS - 1 && waited > gt_mcfg.bound_ticks[b])
             b++;
         m->hist[b]++;
@@ -221,7 +220,7 @@ void gt_write_footer(const char *ended_by);
 
 /* writer.c */
 void gt_read_sample(gt_sample *s, uint64_t now);
-void gt_wake_writer(void);  /* async-signal-safe */
+void gt_wake_writer(void); /* async-signal-safe */
 int gt_process_threads(int *leader_zombie);
 int gt_others_alive(int caller_is_writer);
 void gt_deactivate(int lock_gil);
@@ -229,9 +228,9 @@ int gt_start_writer(void);
 void gt_join_writer(int how);
 
 /* control.c */
-int gt_session_join(char *err, size_t errlen);  /* `control` held */
+int gt_session_join(char *err, size_t errlen); /* `control` held */
 void gt_session_leave(int lock_gil);
-void gt_metrics_forget(void);  /* metrics.c: in a forked child */
+void gt_metrics_forget(void); /* metrics.c: in a forked child */
 void gt_fill_stats(gt_stats *out);
 void gt_resume_from_hook(void);
 

@@ -68,7 +68,10 @@ static void *c_thread_call_main(void *arg)
 uint32_t gt_test_c_thread_call(void (*fn)(void))
 {
     pthread_t th;
-    union { void (*fn)(void); uint64_t tid; } arg;
+    union {
+        void (*fn)(void);
+        uint64_t tid;
+    } arg;
     arg.fn = fn;
     if (pthread_create(&th, NULL, c_thread_call_main, &arg) != 0)
         return 0;

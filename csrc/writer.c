@@ -4,7 +4,7 @@
  * never touches Python.
  */
 #ifndef _GNU_SOURCE
-#define _GNU_SOURCE
+#    define _GNU_SOURCE
 #endif
 #include <errno.h>
 #include <fcntl.h>
@@ -29,7 +29,7 @@ void gt_read_sample(gt_sample *s, uint64_t now)
     s->drop_request = (uint8_t)__atomic_load_n(&gt_rec.drop_pending, __ATOMIC_RELAXED);
 }
 
-void gt_wake_writer(void)  /* async-signal-safe */
+void gt_wake_writer(void) /* async-signal-safe */
 {
     uint64_t one = 1;
     if (gt_rec.wake_fd >= 0) {
@@ -67,12 +67,12 @@ int gt_process_threads(int *leader_zombie)
     if (n <= 0)
         return -1;
     buf[n] = '\0';
-    char *p = strrchr(buf, ')');  /* the command name may hold spaces and ')' */
+    char *p = strrchr(buf, ')'); /* the command name may hold spaces and ')' */
     if (!p || p[1] != ' ')
         return -1;
     p += 2;
     *leader_zombie = *p == 'Z';
-    for (int field = 3; field < 20; field++) {  /* num_threads is field 20 */
+    for (int field = 3; field < 20; field++) { /* num_threads is field 20 */
         p = strchr(p, ' ');
         if (!p)
             return -1;
@@ -88,7 +88,7 @@ int gt_others_alive(int caller_is_writer)
     int zombie = 0;
     int n = gt_process_threads(&zombie);
     if (n < 0)
-        return 1;  /* can't tell: assume someone is */
+        return 1; /* can't tell: assume someone is */
     n -= caller_is_writer ? 1 : 2;
     if (zombie && (caller_is_writer || (pid_t)syscall(SYS_gettid) != getpid()))
         n--;
@@ -100,7 +100,7 @@ int gt_others_alive(int caller_is_writer)
 void gt_deactivate(int lock_gil)
 {
     if (lock_gil)
-        pthread_mutex_lock(gt_rec.gil.mutex);  /* our own PLT: straight to libc */
+        pthread_mutex_lock(gt_rec.gil.mutex); /* our own PLT: straight to libc */
     gt_rec.switch_stop = *gt_rec.gil.switch_number;
     gt_rec.stop_ns = gt_clock_ns();
     __atomic_store_n(&gt_rec.active, 0, __ATOMIC_SEQ_CST);
@@ -147,7 +147,7 @@ static void sample_cpu_state(uint64_t now)
             continue;
         snprintf(path, sizeof(path), "/proc/self/task/%u/schedstat", gt_os_names[i].tid);
         if (read_small_file(path, buf, sizeof(buf)) < 0) {
-            gone[i] = 1;  /* exited: its last row stands */
+            gone[i] = 1; /* exited: its last row stands */
             continue;
         }
         gt_cpu_sample *c = &gt_rec.cpu_samples[gt_rec.ncpu++];
@@ -184,9 +184,9 @@ static void sample_cpu_state(uint64_t now)
  * only while the holder is stuck like that, and polls every IDLE_POLL_NS
  * after IDLE_WAKES polls with nobody waiting and no new event
  * (how-it-works.md, "The sampler"). */
-#define POLL_NS 20000000ull
+#define POLL_NS      20000000ull
 #define IDLE_POLL_NS 100000000ull
-#define IDLE_WAKES 10
+#define IDLE_WAKES   10
 
 static void *writer_main(void *arg)
 {
@@ -198,12 +198,14 @@ static void *writer_main(void *arg)
     uint64_t last_tail = 0, last_switch = *gt_rec.gil.switch_number, switch_seen = now;
     int idle_wakes = 0;
 
-    while (!__atomic_load_n(&gt_rec.stop_requested, __ATOMIC_ACQUIRE) && !__atomic_load_n(&gt_rec.terminating, __ATOMIC_ACQUIRE)) {
+    while (!__atomic_load_n(&gt_rec.stop_requested, __ATOMIC_ACQUIRE) &&
+           !__atomic_load_n(&gt_rec.terminating, __ATOMIC_ACQUIRE)) {
         uint64_t wake = next_flush;
         if (sample_period && next_poll < wake)
             wake = next_poll;
         sleep_until(wake);
-        if (__atomic_load_n(&gt_rec.stop_requested, __ATOMIC_ACQUIRE) || __atomic_load_n(&gt_rec.terminating, __ATOMIC_ACQUIRE))
+        if (__atomic_load_n(&gt_rec.stop_requested, __ATOMIC_ACQUIRE) ||
+            __atomic_load_n(&gt_rec.terminating, __ATOMIC_ACQUIRE))
             break;
 
         now = gt_clock_ns();
@@ -224,7 +226,7 @@ static void *writer_main(void *arg)
             uint64_t period = stuck ? sample_period : idle_wakes >= IDLE_WAKES ? IDLE_POLL_NS : POLL_NS;
             if (!stuck && period < sample_period)
                 period = sample_period;
-            if (gt_rec.cfg.cpu_state) {  /* asked for: every sample period, whatever the GIL does */
+            if (gt_rec.cfg.cpu_state) { /* asked for: every sample period, whatever the GIL does */
                 sample_cpu_state(now);
                 period = sample_period;
             }
@@ -273,4 +275,3 @@ void gt_join_writer(int how)
     pthread_join(gt_rec.writer, NULL);
     __atomic_store_n(&gt_rec.stop_requested, GT_STOP_NONE, __ATOMIC_RELEASE);
 }
-

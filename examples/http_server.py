@@ -5,6 +5,7 @@ optional background thread doing pure-Python CPU work beside it.
 
 Prints "ready" once listening; serves until --seconds have passed.
 """
+
 import argparse
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -15,7 +16,7 @@ BODY = b"x" * 512
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     disable_nagle_algorithm = True  # no 40 ms delayed-ACK stalls between small writes
-    wbufsize = 1 << 16              # headers and body leave in one send (flushed per request)
+    wbufsize = 1 << 16  # headers and body leave in one send (flushed per request)
 
     def do_GET(self):
         self.send_response(200)

@@ -3,6 +3,7 @@ back over keep-alive for --seconds; prints request latency as JSON.
 
     python examples/load_client.py --port 8321 --seconds 4 --connections 2
 """
+
 import argparse
 import http.client
 import json
@@ -38,8 +39,17 @@ def main():
     def pick(q: float) -> float:
         return lats[min(len(lats) - 1, int(q * len(lats)))]
 
-    print(json.dumps({"requests": len(lats), "rps": len(lats) / args.seconds, "p50_ms": 1e3 * pick(0.5),
-                      "p99_ms": 1e3 * pick(0.99), "mean_ms": 1e3 * sum(lats) / len(lats)}))
+    print(
+        json.dumps(
+            {
+                "requests": len(lats),
+                "rps": len(lats) / args.seconds,
+                "p50_ms": 1e3 * pick(0.5),
+                "p99_ms": 1e3 * pick(0.99),
+                "mean_ms": 1e3 * sum(lats) / len(lats),
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@ versus pure-Python work, traced: the trace shows the difference in waiting.
 
     python examples/thread_pool.py [--workers 4] [--tasks 32] [-o DIR]
 """
+
 import argparse
 import hashlib
 import os
@@ -63,9 +64,17 @@ def main():
         life = pool["active_s"].sum()
         ev = t.events
         cont = ev[(ev["kind"] == "acquire") & ev["contended"] & ev["tid"].isin(pool.index)]["wait_ns"] / 1e6
-        print("%-12s %8.2f %12.1f %12.1f %14.1f %14s" % (
-            name, wall, 100 * pool["wait_s"].sum() / life, 100 * pool["hold_s"].sum() / life,
-            100 * pool["released_s"].sum() / life, "%.2f" % cont.median() if len(cont) else "-"))
+        print(
+            "%-12s %8.2f %12.1f %12.1f %14.1f %14s"
+            % (
+                name,
+                wall,
+                100 * pool["wait_s"].sum() / life,
+                100 * pool["hold_s"].sum() / life,
+                100 * pool["released_s"].sum() / life,
+                "%.2f" % cont.median() if len(cont) else "-",
+            )
+        )
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@
 Importing works on any Python 3.8+; starting a trace on an interpreter that
 cannot be traced raises UnsupportedInterpreter with the reason.
 """
+
 from __future__ import annotations
 
 __version__ = "0.1.0"
@@ -30,6 +31,7 @@ def __getattr__(name: str) -> object:
 
         return getattr(monitoring, name)
     raise AttributeError("module 'giltrace' has no attribute %r" % name)
+
 
 __all__ = [
     "GiltraceError",

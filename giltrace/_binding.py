@@ -4,6 +4,7 @@ Importing giltrace never fails because of the extension: an interpreter we
 cannot trace gets :class:`UnsupportedInterpreter` with the reason when a trace
 is started, not an ImportError at import time.
 """
+
 from __future__ import annotations
 
 import sys

@@ -7,6 +7,7 @@ is compiled against the running interpreter's internal headers with
 ``Py_BUILD_CORE_MODULE`` and outside the limited API (docs/how-it-works.md,
 "Measured facts").
 """
+
 from __future__ import annotations
 
 import os

@@ -10,6 +10,7 @@ Built on first use into a cache folder keyed by a hash of the sources, so a
 changed C core is rebuilt and a concurrent build never replaces a library
 another process has loaded (it renames a finished file into place).
 """
+
 from __future__ import annotations
 
 import ast
@@ -80,7 +81,9 @@ def library_path(build: bool = True, cc: Optional[str] = None) -> str:
         except OSError as exc:  # CC names no program
             raise BuildError("cannot build the 2.7 recorder: cannot run %s: %s" % (compiler, exc.strerror or exc)) from None
         if done.returncode != 0:
-            lines = [l for l in done.stderr.splitlines() if "error" in l] or done.stderr.splitlines() or ["exit status %d" % done.returncode]
+            lines = (
+                [l for l in done.stderr.splitlines() if "error" in l] or done.stderr.splitlines() or ["exit status %d" % done.returncode]
+            )
             raise BuildError("cannot build the 2.7 recorder: %s" % lines[0].strip())
         os.replace(tmp, out)  # atomic: a loaded library is never overwritten in place
     finally:

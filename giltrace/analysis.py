@@ -3,6 +3,7 @@
 Everything here is vectorised with numpy/pandas: traces hold millions of
 events, and a Python loop per event would take minutes.
 """
+
 from __future__ import annotations
 
 from typing import Dict, Mapping
@@ -116,7 +117,7 @@ def intervals(events: pd.DataFrame, start_ns: int, stop_ns: int) -> pd.DataFrame
     last = np.ones(len(htid), bool)
     last[:-1] = ~same
     open_start = first & (hk == EV_RELEASE)  # held since before the trace
-    open_end = last & (hk == EV_ACQUIRE)     # still held at the stop
+    open_end = last & (hk == EV_ACQUIRE)  # still held at the stop
     hold_tid = np.concatenate([htid[:-1][pair], htid[open_start], htid[open_end]])
     hold_start = np.concatenate([ht[:-1][pair], np.full(open_start.sum(), start_ns), ht[open_end]])
     hold_end = np.concatenate([ht[1:][pair], ht[open_start], np.full(open_end.sum(), stop_ns)])
@@ -179,9 +180,7 @@ def occupancy(starts: np.ndarray, ends: np.ndarray, at: np.ndarray) -> np.ndarra
     return np.where(k >= 0, before[kk] + level[kk] * (np.asarray(at, np.float64) - t[kk]), 0.0)
 
 
-def thread_table(
-    events: pd.DataFrame, spans: pd.DataFrame, names: Mapping[int, str], start_ns: int, stop_ns: int
-) -> pd.DataFrame:
+def thread_table(events: pd.DataFrame, spans: pd.DataFrame, names: Mapping[int, str], start_ns: int, stop_ns: int) -> pd.DataFrame:
     """One row per thread seen in the trace, indexed by tid.
 
     released_s is the time the thread was alive in the trace but neither
@@ -254,7 +253,8 @@ def long_holds(spans: pd.DataFrame, events: pd.DataFrame, switch_interval_ns: in
     drops = np.sort(events[events["kind"] == "drop_request"]["time_ns"].to_numpy())
     out = holds.assign(
         waited_ns=waited,
-        drop_requests=np.searchsorted(drops, holds["end_ns"].to_numpy(), side="right") - np.searchsorted(drops, holds["start_ns"].to_numpy(), side="left"),
+        drop_requests=np.searchsorted(drops, holds["end_ns"].to_numpy(), side="right")
+        - np.searchsorted(drops, holds["start_ns"].to_numpy(), side="left"),
     )
     return out[out["waited_ns"] > factor * switch_interval_ns].reset_index(drop=True)
 
@@ -385,8 +385,10 @@ def cgroup_throttling(cpu: np.ndarray) -> "Dict[str, float]":
     if rows is None or len(rows) < 2:
         return {"throttled_s": 0.0, "throttled_periods": 0}
     rows = np.sort(rows, order="time_ns")
-    return {"throttled_s": float(int(rows["run_ns"][-1]) - int(rows["run_ns"][0])) / 1e9,
-            "throttled_periods": int(rows["wait_ns"][-1]) - int(rows["wait_ns"][0])}
+    return {
+        "throttled_s": float(int(rows["run_ns"][-1]) - int(rows["run_ns"][0])) / 1e9,
+        "throttled_periods": int(rows["wait_ns"][-1]) - int(rows["wait_ns"][0]),
+    }
 
 
 def off_cpu_spans(cpu: np.ndarray, spans: pd.DataFrame, min_share: float = 0.5) -> pd.DataFrame:

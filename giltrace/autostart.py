@@ -13,6 +13,7 @@ forked children start their own trace, spawned ones inherit GILTRACE, and
 each trace is finalised at exit, ``os._exit`` included (multiprocessing
 workers end with it).
 """
+
 from __future__ import annotations
 
 import os

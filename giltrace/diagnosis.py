@@ -19,6 +19,7 @@ Pure functions of a Trace (or of a ``Trace.window``); the whole trace and
 each episode (episodes.py) are diagnosed alike.  ``render/text.py`` prints
 the result, ``Diagnosis.to_dict()`` is the JSON of ``giltrace summary --format json``.
 """
+
 from __future__ import annotations
 
 import re
@@ -81,19 +82,25 @@ CPU_OFF_HOLD_SHARE = 0.25  # a holder off-CPU this much of its holds: its long h
 class Culprit:
     """Code that held the GIL while the finding's threads waited."""
 
-    location: str            # "file:line" ("?" if unknown)
+    location: str  # "file:line" ("?" if unknown)
     function: str
-    share: float             # of all the finding's waiting
-    wait_s: float            # thread-seconds of waiting it caused
-    threads: List[str]       # the holders that ran it
-    group: Optional[str]     # their group, if they all belong to one
-    label: str = ""          # "file:line (function)", paths shortened
+    share: float  # of all the finding's waiting
+    wait_s: float  # thread-seconds of waiting it caused
+    threads: List[str]  # the holders that ran it
+    group: Optional[str]  # their group, if they all belong to one
+    label: str = ""  # "file:line (function)", paths shortened
     library_location: Optional[str] = None  # where in library code the holders let go, when that is not the program's line
 
     def to_dict(self) -> Dict[str, Any]:
-        return {"location": self.location, "function": self.function, "share": round(self.share, 4),
-                "wait_s": round(self.wait_s, 6), "threads": list(self.threads), "group": self.group,
-                "library_location": self.library_location}
+        return {
+            "location": self.location,
+            "function": self.function,
+            "share": round(self.share, 4),
+            "wait_s": round(self.wait_s, 6),
+            "threads": list(self.threads),
+            "group": self.group,
+            "library_location": self.library_location,
+        }
 
 
 @dataclass
@@ -102,35 +109,49 @@ class Finding:
     problem: bool
     threads: List[str]
     group: Optional[str]
-    window_s: Tuple[float, float]      # since the start of the whole trace
-    wait_s: float                      # thread-seconds of waiting the finding is about
-    summary: str                       # one sentence with the numbers
+    window_s: Tuple[float, float]  # since the start of the whole trace
+    wait_s: float  # thread-seconds of waiting the finding is about
+    summary: str  # one sentence with the numbers
     culprits: List[Culprit] = field(default_factory=list)
     waiting_at: List[Dict[str, Any]] = field(default_factory=list)  # where the waiters released the GIL before waiting
     advice: List[str] = field(default_factory=list)
     evidence: Dict[str, Any] = field(default_factory=dict)
     tids: List[int] = field(default_factory=list)
-    episode: Optional[int] = None      # index into Diagnosis.episodes, None: the whole trace
+    episode: Optional[int] = None  # index into Diagnosis.episodes, None: the whole trace
 
     def to_dict(self) -> Dict[str, Any]:
-        return {"kind": self.kind, "problem": self.problem, "threads": list(self.threads), "group": self.group,
-                "window_s": [round(self.window_s[0], 6), round(self.window_s[1], 6)], "wait_s": round(self.wait_s, 6),
-                "summary": self.summary, "culprits": [c.to_dict() for c in self.culprits], "waiting_at": self.waiting_at,
-                "advice": list(self.advice), "evidence": self.evidence, "episode": self.episode}
+        return {
+            "kind": self.kind,
+            "problem": self.problem,
+            "threads": list(self.threads),
+            "group": self.group,
+            "window_s": [round(self.window_s[0], 6), round(self.window_s[1], 6)],
+            "wait_s": round(self.wait_s, 6),
+            "summary": self.summary,
+            "culprits": [c.to_dict() for c in self.culprits],
+            "waiting_at": self.waiting_at,
+            "advice": list(self.advice),
+            "evidence": self.evidence,
+            "episode": self.episode,
+        }
 
 
 @dataclass
 class EpisodeDiagnosis:
     window_s: Tuple[float, float]
-    waiting_s: float   # thread-seconds of contended waiting in it
-    level: float       # threads waiting on average
-    baseline: float    # the calm's level
+    waiting_s: float  # thread-seconds of contended waiting in it
+    level: float  # threads waiting on average
+    baseline: float  # the calm's level
     findings: List[Finding]
 
     def to_dict(self) -> Dict[str, Any]:
-        return {"window_s": [round(self.window_s[0], 6), round(self.window_s[1], 6)], "waiting_s": round(self.waiting_s, 6),
-                "level": round(self.level, 4), "baseline": round(self.baseline, 4),
-                "findings": [f.to_dict() for f in self.findings]}
+        return {
+            "window_s": [round(self.window_s[0], 6), round(self.window_s[1], 6)],
+            "waiting_s": round(self.waiting_s, 6),
+            "level": round(self.level, 4),
+            "baseline": round(self.baseline, 4),
+            "findings": [f.to_dict() for f in self.findings],
+        }
 
 
 @dataclass
@@ -138,17 +159,17 @@ class Diagnosis:
     switch_interval_s: float
     duration_s: float
     window_s: Tuple[float, float]
-    threads: pd.DataFrame          # per thread: time split, waits, latency percentiles, group, role
-    groups: pd.DataFrame           # per thread group: the same, summed
-    findings: List[Finding]        # episodes' first, then the whole trace's not said by an episode; problems first
+    threads: pd.DataFrame  # per thread: time split, waits, latency percentiles, group, role
+    groups: pd.DataFrame  # per thread group: the same, summed
+    findings: List[Finding]  # episodes' first, then the whole trace's not said by an episode; problems first
     episodes: List[EpisodeDiagnosis]
     trace_findings: List[Finding]  # the whole window's own findings
     # Frames of the whole window, for notebooks and the HTML report:
-    starving: pd.DataFrame         # threads in convoy findings, with their reacquisition latency
-    culprits: pd.DataFrame         # waiter (thread or group), holder, blamed_s, share
-    culprit_sites: pd.DataFrame    # waiter, holder, location, blamed_s, share
-    waiting_sites: pd.DataFrame    # waiter, location, wait_s, share, waits (contended)
-    long_holds: pd.DataFrame       # holder, start_s, duration_ms, waited_ms, drop_requests, unanswered_ms, in_c, location
+    starving: pd.DataFrame  # threads in convoy findings, with their reacquisition latency
+    culprits: pd.DataFrame  # waiter (thread or group), holder, blamed_s, share
+    culprit_sites: pd.DataFrame  # waiter, holder, location, blamed_s, share
+    waiting_sites: pd.DataFrame  # waiter, location, wait_s, share, waits (contended)
+    long_holds: pd.DataFrame  # holder, start_s, duration_ms, waited_ms, drop_requests, unanswered_ms, in_c, location
     suggestions: List[str] = field(default_factory=list)
     meta: Dict[str, Any] = field(default_factory=dict)
 
@@ -159,18 +180,37 @@ class Diagnosis:
     def to_dict(self) -> Dict[str, Any]:
         """The documented JSON structure (docs/api.md, "Diagnosis as JSON")."""
         th = self.threads
-        threads = [{"name": str(r["name"]), "tid": int(tid), "group": r["group"], "role": r["role"],
-                    "wait_s": round(float(r["wait_s"]), 6), "hold_s": round(float(r["hold_s"]), 6),
-                    "released_s": round(float(r["released_s"]), 6), "active_s": round(float(r["active_s"]), 6),
-                    "wait_share": round(float(r["wait_share"]), 4), "waits": int(r["waits"]), "uncontended": int(r["uncontended"]),
-                    "waits_per_s": round(float(r["waits_per_s"]), 2), "wait_p50_ms": round(float(r["wait_p50_ms"]), 4),
-                    "wait_p99_ms": round(float(r["wait_p99_ms"]), 4), "wait_max_ms": round(float(r["wait_max_ms"]), 4)}
-                   for tid, r in th.iterrows()]
-        return {"schema": SCHEMA, "trace": self.meta.get("path"), "python": self.meta.get("python_version"),
-                "switch_interval_s": self.switch_interval_s, "duration_s": round(self.duration_s, 6),
-                "window_s": [round(self.window_s[0], 6), round(self.window_s[1], 6)],
-                "findings": [f.to_dict() for f in self.findings], "episodes": [e.to_dict() for e in self.episodes],
-                "threads": threads}
+        threads = [
+            {
+                "name": str(r["name"]),
+                "tid": int(tid),
+                "group": r["group"],
+                "role": r["role"],
+                "wait_s": round(float(r["wait_s"]), 6),
+                "hold_s": round(float(r["hold_s"]), 6),
+                "released_s": round(float(r["released_s"]), 6),
+                "active_s": round(float(r["active_s"]), 6),
+                "wait_share": round(float(r["wait_share"]), 4),
+                "waits": int(r["waits"]),
+                "uncontended": int(r["uncontended"]),
+                "waits_per_s": round(float(r["waits_per_s"]), 2),
+                "wait_p50_ms": round(float(r["wait_p50_ms"]), 4),
+                "wait_p99_ms": round(float(r["wait_p99_ms"]), 4),
+                "wait_max_ms": round(float(r["wait_max_ms"]), 4),
+            }
+            for tid, r in th.iterrows()
+        ]
+        return {
+            "schema": SCHEMA,
+            "trace": self.meta.get("path"),
+            "python": self.meta.get("python_version"),
+            "switch_interval_s": self.switch_interval_s,
+            "duration_s": round(self.duration_s, 6),
+            "window_s": [round(self.window_s[0], 6), round(self.window_s[1], 6)],
+            "findings": [f.to_dict() for f in self.findings],
+            "episodes": [e.to_dict() for e in self.episodes],
+            "threads": threads,
+        }
 
     def __getitem__(self, key: str) -> Any:
         return self.to_dict()[key]
@@ -184,11 +224,13 @@ SCHEMA = "giltrace.diagnosis/1"
 
 def _percentiles(waits: pd.DataFrame) -> pd.DataFrame:
     g = waits.groupby("tid")["wait_ns"]
-    return pd.DataFrame({
-        "wait_p50_ms": g.quantile(0.5) / 1e6,
-        "wait_p99_ms": g.quantile(0.99) / 1e6,
-        "wait_max_ms": g.max() / 1e6,
-    })
+    return pd.DataFrame(
+        {
+            "wait_p50_ms": g.quantile(0.5) / 1e6,
+            "wait_p99_ms": g.quantile(0.99) / 1e6,
+            "wait_max_ms": g.max() / 1e6,
+        }
+    )
 
 
 def thread_latency(trace) -> pd.DataFrame:
@@ -197,17 +239,19 @@ def thread_latency(trace) -> pd.DataFrame:
     th = trace.threads()
     ev = trace.events
     contended = ev[(ev["kind"] == "acquire") & ev["contended"]]
-    out = pd.DataFrame({
-        "name": th["name"],
-        "hold_s": th["hold_s"],
-        "wait_s": th["wait_s"],
-        "released_s": th["released_s"],
-        "active_s": th["active_s"],
-        "wait_share": th["wait_share"],
-        "acquires": th["acquires"],
-        "waits": th["waits"],
-        "uncontended": th["uncontended"],
-    })
+    out = pd.DataFrame(
+        {
+            "name": th["name"],
+            "hold_s": th["hold_s"],
+            "wait_s": th["wait_s"],
+            "released_s": th["released_s"],
+            "active_s": th["active_s"],
+            "wait_share": th["wait_share"],
+            "acquires": th["acquires"],
+            "waits": th["waits"],
+            "uncontended": th["uncontended"],
+        }
+    )
     out = out.join(_percentiles(contended)).fillna({"wait_p50_ms": 0.0, "wait_p99_ms": 0.0, "wait_max_ms": 0.0})
     out["waits_per_s"] = np.where(th["active_s"] > 0, th["waits"] / th["active_s"].where(th["active_s"] > 0, 1), 0.0)
     spans = trace.intervals()
@@ -217,7 +261,9 @@ def thread_latency(trace) -> pd.DataFrame:
     out["wait_vs_gil_time"] = np.where(gil_time > 0, out["wait_s"] / gil_time.where(gil_time > 0, 1), 0.0)
     groups = thread_groups({int(t): str(n) for t, n in out["name"].items()})
     out["group"] = [groups.get(int(t)) for t in out.index]
-    cpu = (out["forced_share"] >= CPU_MIN_FORCED_SHARE) | (out["hold_s"] >= CPU_MIN_HOLD_SHARE * out["active_s"].where(out["active_s"] > 0, np.inf))
+    cpu = (out["forced_share"] >= CPU_MIN_FORCED_SHARE) | (
+        out["hold_s"] >= CPU_MIN_HOLD_SHARE * out["active_s"].where(out["active_s"] > 0, np.inf)
+    )
     out["role"] = np.where(cpu, "cpu", "io")
     out["sync_share"] = _sync_share(trace, spans).reindex(out.index).fillna(0.0)
     out["parked_s"] = _parked(trace, spans).reindex(out.index).fillna(0.0)
@@ -256,15 +302,39 @@ def group_table(trace, lat: pd.DataFrame) -> pd.DataFrame:
     for group, g in lat[lat["group"].map(lambda v: isinstance(v, str))].groupby("group"):
         w = contended[contended["tid"].isin(g.index)]["wait_ns"] / 1e6
         life = float(g["active_s"].sum())
-        rows.append({"group": group, "threads": len(g), "hold_s": g["hold_s"].sum(), "wait_s": g["wait_s"].sum(),
-                     "released_s": g["released_s"].sum(), "active_s": life,
-                     "wait_share": float(g["wait_s"].sum()) / life if life > 0 else 0.0,
-                     "acquires": int(g["acquires"].sum()), "waits": int(g["waits"].sum()), "uncontended": int(g["uncontended"].sum()),
-                     "waits_per_s": float(g["waits"].sum()) / span_s,
-                     "wait_p50_ms": float(w.median()) if len(w) else 0.0, "wait_p99_ms": float(w.quantile(0.99)) if len(w) else 0.0,
-                     "wait_max_ms": float(w.max()) if len(w) else 0.0})
-    cols = ["threads", "hold_s", "wait_s", "released_s", "active_s", "wait_share", "acquires", "waits", "uncontended", "waits_per_s",
-            "wait_p50_ms", "wait_p99_ms", "wait_max_ms"]
+        rows.append(
+            {
+                "group": group,
+                "threads": len(g),
+                "hold_s": g["hold_s"].sum(),
+                "wait_s": g["wait_s"].sum(),
+                "released_s": g["released_s"].sum(),
+                "active_s": life,
+                "wait_share": float(g["wait_s"].sum()) / life if life > 0 else 0.0,
+                "acquires": int(g["acquires"].sum()),
+                "waits": int(g["waits"].sum()),
+                "uncontended": int(g["uncontended"].sum()),
+                "waits_per_s": float(g["waits"].sum()) / span_s,
+                "wait_p50_ms": float(w.median()) if len(w) else 0.0,
+                "wait_p99_ms": float(w.quantile(0.99)) if len(w) else 0.0,
+                "wait_max_ms": float(w.max()) if len(w) else 0.0,
+            }
+        )
+    cols = [
+        "threads",
+        "hold_s",
+        "wait_s",
+        "released_s",
+        "active_s",
+        "wait_share",
+        "acquires",
+        "waits",
+        "uncontended",
+        "waits_per_s",
+        "wait_p50_ms",
+        "wait_p99_ms",
+        "wait_max_ms",
+    ]
     return pd.DataFrame(rows, columns=["group"] + cols).set_index("group")
 
 
@@ -275,7 +345,9 @@ def _forced_share(spans: pd.DataFrame, events: pd.DataFrame) -> pd.Series:
     holds = spans[spans["state"] == "hold"]
     drops = np.sort(events[events["kind"] == "drop_request"]["time_ns"].to_numpy())
     # (start, end]: a request stamped at the instant a hold begins was meant for the previous holder
-    n = np.searchsorted(drops, holds["end_ns"].to_numpy(), side="right") - np.searchsorted(drops, holds["start_ns"].to_numpy(), side="right")
+    n = np.searchsorted(drops, holds["end_ns"].to_numpy(), side="right") - np.searchsorted(
+        drops, holds["start_ns"].to_numpy(), side="right"
+    )
     return pd.Series(n > 0, index=holds.index).groupby(holds["tid"]).mean()
 
 
@@ -332,7 +404,7 @@ def short_path(path: str, program_dir: str = "") -> str:
     if m:
         return m.group(1)
     if program_dir and path.startswith(program_dir + "/"):
-        return path[len(program_dir) + 1:]
+        return path[len(program_dir) + 1 :]
     return path
 
 
@@ -362,8 +434,12 @@ class _Locations:
         if loc not in self._cache:
             v = self._locs.get(loc)
             if v:
-                self._cache[loc] = ("%s:%d" % (v[0], v[2]), str(v[1]), "%s:%d (%s)" % (short_path(v[0], self._program_dir), v[2], v[1]),
-                                    str(v[0]))
+                self._cache[loc] = (
+                    "%s:%d" % (v[0], v[2]),
+                    str(v[1]),
+                    "%s:%d (%s)" % (short_path(v[0], self._program_dir), v[2], v[1]),
+                    str(v[0]),
+                )
             else:
                 self._cache[loc] = ("?", "?", "?", "")
         return self._cache[loc]
@@ -385,18 +461,31 @@ def blame_by_code(spans: pd.DataFrame, waiter_tids: Sequence[int]) -> Tuple[pd.D
     total = float(waits["duration_ns"].sum())
     ws, we = waits["start_ns"].to_numpy(), waits["end_ns"].to_numpy()
     blamed = occupancy(ws, we, holds["end_ns"].to_numpy()) - occupancy(ws, we, holds["start_ns"].to_numpy())
-    per = pd.DataFrame({"holder_tid": holds["tid"].to_numpy(), "start_ns": holds["start_ns"].to_numpy(),
-                        "location": holds["location"].to_numpy(), "blamed_ns": blamed})
+    per = pd.DataFrame(
+        {
+            "holder_tid": holds["tid"].to_numpy(),
+            "start_ns": holds["start_ns"].to_numpy(),
+            "location": holds["location"].to_numpy(),
+            "blamed_ns": blamed,
+        }
+    )
     per = per[per["blamed_ns"] > 0]
     every_wait = spans[spans["state"] == "wait"]
-    took = pd.DataFrame({"holder_tid": every_wait["tid"].to_numpy(), "start_ns": every_wait["end_ns"].to_numpy(),
-                         "program": every_wait["location"].to_numpy()}).drop_duplicates(["holder_tid", "start_ns"], keep="last")
+    took = pd.DataFrame(
+        {
+            "holder_tid": every_wait["tid"].to_numpy(),
+            "start_ns": every_wait["end_ns"].to_numpy(),
+            "program": every_wait["location"].to_numpy(),
+        }
+    ).drop_duplicates(["holder_tid", "start_ns"], keep="last")
     per = per.merge(took, on=["holder_tid", "start_ns"], how="left").fillna({"program": 0})
     per["program"] = per["program"].astype(np.int64)
     return per.groupby(["holder_tid", "location", "program"], as_index=False)["blamed_ns"].sum(), total
 
 
-def _culprits(per: pd.DataFrame, total_ns: float, names: Dict[int, str], groups: Dict[int, Optional[str]], locs: "_Locations") -> List[Culprit]:
+def _culprits(
+    per: pd.DataFrame, total_ns: float, names: Dict[int, str], groups: Dict[int, Optional[str]], locs: "_Locations"
+) -> List[Culprit]:
     """Blame by code line, summed across the threads that ran it.  A hold
     that let go inside library code (``Event.is_set`` in a spinning loop) is
     charged to the program's line that was running, when that is known."""
@@ -407,7 +496,9 @@ def _culprits(per: pd.DataFrame, total_ns: float, names: Dict[int, str], groups:
         use = prog if (locs.is_library(loc) and prog and not locs.is_library(prog)) else loc
         keys.append(int(use))
         inner.append(int(loc) if use != loc else 0)
-    keyed = per.assign(use=keys, inner=inner, key=[locs.get(l)[0] + "\0" + locs.get(l)[1] for l in keys])  # offsets of one line are one line
+    keyed = per.assign(
+        use=keys, inner=inner, key=[locs.get(l)[0] + "\0" + locs.get(l)[1] for l in keys]
+    )  # offsets of one line are one line
     rows = []
     for _key, g in keyed.groupby("key"):
         ns = float(g["blamed_ns"].sum())
@@ -438,8 +529,14 @@ def _waiting_at(trace, spans: pd.DataFrame, tids: Sequence[int], locs: _Location
         return []
     rel = released_at(spans).reindex(waits.index).fillna(0).astype(np.int64)
     # one label per distinct (wait location, release location): traces hold millions of waits
-    pairs = pd.DataFrame({"loc": waits["location"].to_numpy(), "rel": rel.to_numpy(), "ns": waits["duration_ns"].to_numpy(),
-                          "contended": waits["contended"].to_numpy()})
+    pairs = pd.DataFrame(
+        {
+            "loc": waits["location"].to_numpy(),
+            "rel": rel.to_numpy(),
+            "ns": waits["duration_ns"].to_numpy(),
+            "contended": waits["contended"].to_numpy(),
+        }
+    )
     pairs = pairs.groupby(["loc", "rel"], as_index=False).agg(ns=("ns", "sum"), contended=("contended", "sum"))
     labels, locations, functions, vias = [], [], [], []
     for loc, r in zip(pairs["loc"].to_numpy(), pairs["rel"].to_numpy()):
@@ -453,15 +550,32 @@ def _waiting_at(trace, spans: pd.DataFrame, tids: Sequence[int], locs: _Location
         locations.append(location)
         functions.append(function)
         vias.append(via)
-    df = pd.DataFrame({"label": labels, "location": locations, "function": functions, "via": vias,
-                       "ns": pairs["ns"].to_numpy(), "contended": pairs["contended"].to_numpy()})
+    df = pd.DataFrame(
+        {
+            "label": labels,
+            "location": locations,
+            "function": functions,
+            "via": vias,
+            "ns": pairs["ns"].to_numpy(),
+            "contended": pairs["contended"].to_numpy(),
+        }
+    )
     out = []
     for label, g in df.groupby("label"):
         ns = float(g["ns"].sum())
         if ns < MIN_CULPRIT_SHARE * total:
             continue
-        out.append({"location": g["location"].iloc[0], "function": g["function"].iloc[0], "program_location": g["via"].iloc[0],
-                    "label": label, "share": round(ns / total, 4), "wait_s": round(ns / 1e9, 6), "waits": int(g["contended"].sum())})
+        out.append(
+            {
+                "location": g["location"].iloc[0],
+                "function": g["function"].iloc[0],
+                "program_location": g["via"].iloc[0],
+                "label": label,
+                "share": round(ns / total, 4),
+                "wait_s": round(ns / 1e9, 6),
+                "waits": int(g["contended"].sum()),
+            }
+        )
     out.sort(key=lambda d: d["share"], reverse=True)
     return out[:top]
 
@@ -480,20 +594,26 @@ def _long_holds(trace, locs: _Locations) -> pd.DataFrame:
     first_t = np.where(has, drops[np.minimum(first, max(len(drops) - 1, 0))] if len(drops) else 0, lh["end_ns"].to_numpy())
     unanswered = np.where(has, lh["end_ns"].to_numpy() - first_t, 0)
     names = trace.names
-    return pd.DataFrame({
-        "holder": [names.get(int(t), "thread-%d" % t) for t in lh["tid"]],
-        "holder_tid": lh["tid"].to_numpy(),
-        "start_s": (lh["start_ns"].to_numpy() - trace.start_ns) / 1e9 + trace.window_s[0],
-        "start_ns": lh["start_ns"].to_numpy(),
-        "end_ns": lh["end_ns"].to_numpy(),
-        "duration_ms": lh["duration_ns"].to_numpy() / 1e6,
-        "waited_ms": lh["waited_ns"].to_numpy() / 1e6,
-        "drop_requests": lh["drop_requests"].to_numpy(),
-        "unanswered_ms": unanswered / 1e6,
-        "in_c": unanswered >= C_UNANSWERED_INTERVALS * trace.switch_interval_ns,
-        "location": [locs.get(l)[2] for l in lh["location"]],
-        "location_id": lh["location"].to_numpy(),
-    }).sort_values("waited_ms", ascending=False).reset_index(drop=True)
+    return (
+        pd.DataFrame(
+            {
+                "holder": [names.get(int(t), "thread-%d" % t) for t in lh["tid"]],
+                "holder_tid": lh["tid"].to_numpy(),
+                "start_s": (lh["start_ns"].to_numpy() - trace.start_ns) / 1e9 + trace.window_s[0],
+                "start_ns": lh["start_ns"].to_numpy(),
+                "end_ns": lh["end_ns"].to_numpy(),
+                "duration_ms": lh["duration_ns"].to_numpy() / 1e6,
+                "waited_ms": lh["waited_ns"].to_numpy() / 1e6,
+                "drop_requests": lh["drop_requests"].to_numpy(),
+                "unanswered_ms": unanswered / 1e6,
+                "in_c": unanswered >= C_UNANSWERED_INTERVALS * trace.switch_interval_ns,
+                "location": [locs.get(l)[2] for l in lh["location"]],
+                "location_id": lh["location"].to_numpy(),
+            }
+        )
+        .sort_values("waited_ms", ascending=False)
+        .reset_index(drop=True)
+    )
 
 
 # ---------------------------------------------------------------- findings
@@ -525,7 +645,9 @@ def _window_text(window: Tuple[float, float], whole: bool) -> str:
     return "" if whole else " between %.2f s and %.2f s" % window
 
 
-def diagnose_window(trace, lat: pd.DataFrame, locs: _Locations, whole: bool, episode: Optional[int] = None) -> Tuple[List[Finding], pd.DataFrame]:
+def diagnose_window(
+    trace, lat: pd.DataFrame, locs: _Locations, whole: bool, episode: Optional[int] = None
+) -> Tuple[List[Finding], pd.DataFrame]:
     """The findings of one window (a whole trace or an episode's Trace.window)."""
     si = trace.switch_interval_ns / 1e9
     window = trace.window_s
@@ -559,25 +681,60 @@ def diagnose_window(trace, lat: pd.DataFrame, locs: _Locations, whole: bool, epi
         others = spans[(spans["state"] == "wait") & (spans["tid"] != tid)]
         ws, we = others["start_ns"].to_numpy(), others["end_ns"].to_numpy()
         blamed = occupancy(ws, we, in_long["end_ns"].to_numpy()) - occupancy(ws, we, in_long["start_ns"].to_numpy())
-        per = pd.DataFrame({"holder_tid": in_long["tid"].to_numpy(), "location": in_long["location"].to_numpy(), "program": 0,
-                            "blamed_ns": blamed})
+        per = pd.DataFrame(
+            {"holder_tid": in_long["tid"].to_numpy(), "location": in_long["location"].to_numpy(), "program": 0, "blamed_ns": blamed}
+        )
         total = float(blamed.sum())
-        culprits = _culprits(per.groupby(["holder_tid", "location", "program"], as_index=False)["blamed_ns"].sum(), total, names, groups, locs)
+        culprits = _culprits(
+            per.groupby(["holder_tid", "location", "program"], as_index=False)["blamed_ns"].sum(), total, names, groups, locs
+        )
         name = names.get(int(tid), "thread-%d" % tid)
         at = culprits[0].label if culprits else "?"
-        summary = ("%s kept the GIL in C code for up to %.1f ms at a time%s (%d %s during which another thread waited over %d switch "
-                   "intervals), leaving drop requests unanswered for up to %.1f ms: it never reached the interpreter's check for them. "
-                   "Other threads waited %.2f s during these holds, %.0f%% of it while it ran %s."
-                   % (name, g["duration_ms"].max(), wtext, len(g), "hold" if len(g) == 1 else "holds", LONG_HOLD_INTERVALS,
-                      g["unanswered_ms"].max(), total / 1e9,
-                      100 * (culprits[0].share if culprits else 0), at))
-        advice = ["Release the GIL around the C call made at %s (Py_BEGIN_ALLOW_THREADS in C, `with nogil` in Cython) if it is your "
-                  "extension; otherwise split its input into smaller calls or run it in a process (ProcessPoolExecutor)." % at,
-                  "Lowering the switch interval (now %.1f ms) will not help: the holder does not look at drop requests while it is in C." % (1e3 * si)]
-        findings.append(Finding("long_hold_c", True, [name], groups.get(int(tid)), window, total / 1e9, summary, culprits, [], advice,
-                                {"holds": int(len(g)), "max_hold_ms": round(float(g["duration_ms"].max()), 3),
-                                 "max_unanswered_ms": round(float(g["unanswered_ms"].max()), 3),
-                                 "switch_interval_ms": 1e3 * si}, [int(tid)], episode))
+        summary = (
+            "%s kept the GIL in C code for up to %.1f ms at a time%s (%d %s during which another thread waited over %d switch "
+            "intervals), leaving drop requests unanswered for up to %.1f ms: it never reached the interpreter's check for them. "
+            "Other threads waited %.2f s during these holds, %.0f%% of it while it ran %s."
+            % (
+                name,
+                g["duration_ms"].max(),
+                wtext,
+                len(g),
+                "hold" if len(g) == 1 else "holds",
+                LONG_HOLD_INTERVALS,
+                g["unanswered_ms"].max(),
+                total / 1e9,
+                100 * (culprits[0].share if culprits else 0),
+                at,
+            )
+        )
+        advice = [
+            "Release the GIL around the C call made at %s (Py_BEGIN_ALLOW_THREADS in C, `with nogil` in Cython) if it is your "
+            "extension; otherwise split its input into smaller calls or run it in a process (ProcessPoolExecutor)." % at,
+            "Lowering the switch interval (now %.1f ms) will not help: the holder does not look at drop requests while it is in C."
+            % (1e3 * si),
+        ]
+        findings.append(
+            Finding(
+                "long_hold_c",
+                True,
+                [name],
+                groups.get(int(tid)),
+                window,
+                total / 1e9,
+                summary,
+                culprits,
+                [],
+                advice,
+                {
+                    "holds": int(len(g)),
+                    "max_hold_ms": round(float(g["duration_ms"].max()), 3),
+                    "max_unanswered_ms": round(float(g["unanswered_ms"].max()), 3),
+                    "switch_interval_ms": 1e3 * si,
+                },
+                [int(tid)],
+                episode,
+            )
+        )
 
     # Units: a group's threads of one role count as one; a thread alone is its own unit.
     active = lat[(lat["waits"] > 0) | (lat["hold_s"] > 0)]
@@ -605,35 +762,62 @@ def diagnose_window(trace, lat: pd.DataFrame, locs: _Locations, whole: bool, epi
         per_s = waits / span_s
         who = _who(tnames, group)
         their = "their" if len(tids) > 1 else "its"
-        facts = {"waits": waits, "waits_per_s": round(per_s, 2), "wait_share_of_wall": round(wait_s / life if life > 0 else 0.0, 4),
-                 "wait_share_of_busy": round(busy_share, 4), "parked_s": round(parked, 6),
-                 "wait_share_of_gil_time": round(wait_s / (wait_s + hold_s), 4) if wait_s + hold_s > 0 else 0.0,
-                 "wait_p50_ms": round(p50, 4), "wait_mean_ms": round(mean, 4), "wait_p99_ms": round(p99, 4), "switch_interval_ms": 1e3 * si,
-                 "after_sync_share": round(sync, 4), "hold_s": round(hold_s, 6), "threads": len(tids)}
+        facts = {
+            "waits": waits,
+            "waits_per_s": round(per_s, 2),
+            "wait_share_of_wall": round(wait_s / life if life > 0 else 0.0, 4),
+            "wait_share_of_busy": round(busy_share, 4),
+            "parked_s": round(parked, 6),
+            "wait_share_of_gil_time": round(wait_s / (wait_s + hold_s), 4) if wait_s + hold_s > 0 else 0.0,
+            "wait_p50_ms": round(p50, 4),
+            "wait_mean_ms": round(mean, 4),
+            "wait_p99_ms": round(p99, 4),
+            "switch_interval_ms": 1e3 * si,
+            "after_sync_share": round(sync, 4),
+            "hold_s": round(hold_s, 6),
+            "threads": len(tids),
+        }
         if role == "io":
-            convoy = (waits >= CONVOY_MIN_WAITS and per_s >= CONVOY_MIN_WAITS_PER_S and busy_share >= CONVOY_MIN_BUSY_SHARE
-                      and mean >= CONVOY_MIN_MEAN_WAIT * 1e3 * si and sync < SYNC_MAX_SHARE and wait_s >= CONVOY_MIN_WAIT_S)
+            convoy = (
+                waits >= CONVOY_MIN_WAITS
+                and per_s >= CONVOY_MIN_WAITS_PER_S
+                and busy_share >= CONVOY_MIN_BUSY_SHARE
+                and mean >= CONVOY_MIN_MEAN_WAIT * 1e3 * si
+                and sync < SYNC_MAX_SHARE
+                and wait_s >= CONVOY_MIN_WAIT_S
+            )
             if convoy:
                 per, total = blame_by_code(spans, tids)
                 culprits = _culprits(per, total, names, groups, locs)
                 at = _waiting_at(trace, spans, tids, locs)
-                after = " (%.0f%% of the waiting after %s)" % (100 * at[0]["share"], at[0]["label"]) if at and at[0]["location"] != "?" else ""
-                summary = ("%s waited %.2f s for the GIL%s, %.0f%% of %s time: %d waits, a median %.2f ms (mean %.2f, p99 %.2f ms) each, "
-                           "%.1fx the %.1f ms switch interval, to take it back after letting it go%s."
-                           % (who, wait_s, wtext, 100 * busy_share, their, waits, p50, mean, p99, p50 / (1e3 * si), 1e3 * si, after))
+                after = (
+                    " (%.0f%% of the waiting after %s)" % (100 * at[0]["share"], at[0]["label"]) if at and at[0]["location"] != "?" else ""
+                )
+                summary = (
+                    "%s waited %.2f s for the GIL%s, %.0f%% of %s time: %d waits, a median %.2f ms (mean %.2f, p99 %.2f ms) each, "
+                    "%.1fx the %.1f ms switch interval, to take it back after letting it go%s."
+                    % (who, wait_s, wtext, 100 * busy_share, their, waits, p50, mean, p99, p50 / (1e3 * si), 1e3 * si, after)
+                )
                 if parked >= 0.01 * life:
-                    summary = summary.replace(" of %s time:" % their, " of %s time not parked waiting for work (%.2f s parked):" % (their, parked), 1)
+                    summary = summary.replace(
+                        " of %s time:" % their, " of %s time not parked waiting for work (%.2f s parked):" % (their, parked), 1
+                    )
                 if culprits:
                     summary += " " + culprit_sentence("their" if len(tids) > 1 else names[tids[0]] + "'s", culprits[0]) + "."
                 f = Finding("convoy", True, tnames, group, window, wait_s, summary, culprits, at, [], facts, tids, episode)
                 f.advice = _convoy_advice(f, lat, c_holders, si, p50, old_gil=trace.meta.get("gil_kind") == "old")
                 findings.append(f)
             elif waits and (rows["wait_vs_gil_time"].max() >= IDLE_REPORT_WAIT_VS_GIL or sync >= SYNC_MAX_SHARE):
-                why = ("%.0f%% of it on waking from a wait on other threads (join, Condition/Event wait, futures)" % (100 * sync)
-                       if sync >= SYNC_MAX_SHARE else "%.1f waits/s, %.1f%% of %s wall time" % (per_s, 100 * facts["wait_share_of_wall"], their))
-                summary = ("%s waited for the GIL %d %s (%.3f s%s), %s. Not a problem, although the waiting is %.0f%% of %s "
-                           "little time with the GIL." % (who, waits, "time" if waits == 1 else "times", wait_s, wtext, why,
-                                                          100 * facts["wait_share_of_gil_time"], their))
+                why = (
+                    "%.0f%% of it on waking from a wait on other threads (join, Condition/Event wait, futures)" % (100 * sync)
+                    if sync >= SYNC_MAX_SHARE
+                    else "%.1f waits/s, %.1f%% of %s wall time" % (per_s, 100 * facts["wait_share_of_wall"], their)
+                )
+                summary = (
+                    "%s waited for the GIL %d %s (%.3f s%s), %s. Not a problem, although the waiting is %.0f%% of %s "
+                    "little time with the GIL."
+                    % (who, waits, "time" if waits == 1 else "times", wait_s, wtext, why, 100 * facts["wait_share_of_gil_time"], their)
+                )
                 findings.append(Finding("idle", False, tnames, group, window, wait_s, summary, [], [], [], facts, tids, episode))
         elif group is not None and len(tids) >= 2 and waits >= CONVOY_MIN_WAITS and facts["wait_share_of_gil_time"] >= POOL_MIN_WAIT_SHARE:
             per, total = blame_by_code(spans, tids)
@@ -642,24 +826,35 @@ def diagnose_window(trace, lat: pd.DataFrame, locs: _Locations, whole: bool, epi
             n_eff = 1.0 / max(1.0 - share, 1e-9)  # N threads taking turns each wait (N-1)/N
             busy = float(spans[(spans["state"] == "hold") & spans["tid"].isin(tids)]["duration_ns"].sum()) / 1e9
             facts.update({"concurrency": round(n_eff, 2), "held_s": round(busy, 6)})
-            summary = ("%d threads of %s ran Python and took turns on the GIL%s: they waited %.0f%% of their time with it, as %.1f threads "
-                       "running at once would ((N-1)/N), and held it %.2f s together in %.2f s -- the pool is no faster than one thread."
-                       % (len(tids), group, wtext, 100 * share, n_eff, busy, span_s))
+            summary = (
+                "%d threads of %s ran Python and took turns on the GIL%s: they waited %.0f%% of their time with it, as %.1f threads "
+                "running at once would ((N-1)/N), and held it %.2f s together in %.2f s -- the pool is no faster than one thread."
+                % (len(tids), group, wtext, 100 * share, n_eff, busy, span_s)
+            )
             if culprits:
                 summary += " " + culprit_sentence("the pool's", culprits[0]) + "."
             advice = []
             if culprits and culprits[0].location != "?":
-                advice.append("Run %s (%s) in processes (ProcessPoolExecutor) instead of threads, or make it call code that releases "
-                              "the GIL (numpy, hashlib, zlib, a C extension): %d threads of Python code get one core's work done."
-                              % (culprits[0].function, culprits[0].label.rsplit(" (", 1)[0], len(tids)))
+                advice.append(
+                    "Run %s (%s) in processes (ProcessPoolExecutor) instead of threads, or make it call code that releases "
+                    "the GIL (numpy, hashlib, zlib, a C extension): %d threads of Python code get one core's work done."
+                    % (culprits[0].function, culprits[0].label.rsplit(" (", 1)[0], len(tids))
+                )
             else:
                 advice.append("Run this pool's work in processes (ProcessPoolExecutor): threads of Python code get one core's work done.")
-            findings.append(Finding("serialised_pool", True, tnames, group, window, wait_s, summary, culprits, [], advice, facts, tids, episode))
+            findings.append(
+                Finding("serialised_pool", True, tnames, group, window, wait_s, summary, culprits, [], advice, facts, tids, episode)
+            )
             pool_tids.update(tids)
 
     # CPU-bound threads of different groups (or alone) competing: oversubscription.
-    cpu = lat[(lat["role"] == "cpu") & ~lat.index.isin(list(pool_tids)) & ~lat.index.isin(list(c_holders))
-              & (lat["wait_vs_gil_time"] >= OVERSUB_MIN_WAIT_SHARE) & (lat["waits"] >= CONVOY_MIN_WAITS)]
+    cpu = lat[
+        (lat["role"] == "cpu")
+        & ~lat.index.isin(list(pool_tids))
+        & ~lat.index.isin(list(c_holders))
+        & (lat["wait_vs_gil_time"] >= OVERSUB_MIN_WAIT_SHARE)
+        & (lat["waits"] >= CONVOY_MIN_WAITS)
+    ]
     convoy_groups = {c.group for f in findings if f.kind == "convoy" for c in f.culprits if c.group}
     cpu = cpu[np.array([not (isinstance(g, str) and g in convoy_groups) for g in cpu["group"]], bool)]
     n_units = len({g if isinstance(g, str) else "\0%d" % t for t, g in cpu["group"].items()})
@@ -668,12 +863,38 @@ def diagnose_window(trace, lat: pd.DataFrame, locs: _Locations, whole: bool, epi
         per, total = blame_by_code(spans, tids)
         culprits = _culprits(per, total, names, groups, locs)
         tnames = [names[t] for t in tids]
-        summary = ("%d CPU-bound threads (%s) shared one GIL%s: each waited %.0f-%.0f%% of its time with it; together they held it %.2f s in %.2f s."
-                   % (len(tids), ", ".join(tnames[:6]) + (", ..." if len(tids) > 6 else ""), wtext, 100 * cpu["wait_vs_gil_time"].min(),
-                      100 * cpu["wait_vs_gil_time"].max(), float(cpu["hold_s"].sum()), span_s))
-        advice = ["Run the CPU-bound work of %s in processes: under one GIL, threads of Python code add no throughput." % ", ".join(tnames[:6])]
-        findings.append(Finding("oversubscription", True, tnames, None, window, float(cpu["wait_s"].sum()), summary, culprits, [], advice,
-                                {"threads": len(tids)}, tids, episode))
+        summary = (
+            "%d CPU-bound threads (%s) shared one GIL%s: each waited %.0f-%.0f%% of its time with it; together they held it %.2f s in %.2f s."
+            % (
+                len(tids),
+                ", ".join(tnames[:6]) + (", ..." if len(tids) > 6 else ""),
+                wtext,
+                100 * cpu["wait_vs_gil_time"].min(),
+                100 * cpu["wait_vs_gil_time"].max(),
+                float(cpu["hold_s"].sum()),
+                span_s,
+            )
+        )
+        advice = [
+            "Run the CPU-bound work of %s in processes: under one GIL, threads of Python code add no throughput." % ", ".join(tnames[:6])
+        ]
+        findings.append(
+            Finding(
+                "oversubscription",
+                True,
+                tnames,
+                None,
+                window,
+                float(cpu["wait_s"].sum()),
+                summary,
+                culprits,
+                [],
+                advice,
+                {"threads": len(tids)},
+                tids,
+                episode,
+            )
+        )
     starved = _cpu_starved(trace, lat, names, window, wtext, episode)
     if starved is not None:
         findings.append(starved)
@@ -686,7 +907,9 @@ def _forced_holds(spans: pd.DataFrame, events: pd.DataFrame) -> Dict[Tuple[int, 
     """Per (thread, location where it let go), how many holds saw a drop request."""
     holds = spans[spans["state"] == "hold"]
     drops = np.sort(events[events["kind"] == "drop_request"]["time_ns"].to_numpy())
-    n = np.searchsorted(drops, holds["end_ns"].to_numpy(), side="right") - np.searchsorted(drops, holds["start_ns"].to_numpy(), side="right")
+    n = np.searchsorted(drops, holds["end_ns"].to_numpy(), side="right") - np.searchsorted(
+        drops, holds["start_ns"].to_numpy(), side="right"
+    )
     counts = pd.Series(n > 0, index=holds.index).groupby([holds["tid"], holds["location"]]).sum()
     return {(int(t), int(l)): int(c) for (t, l), c in counts.items()}
 
@@ -700,8 +923,9 @@ def _mostly_off_cpu(lat: pd.DataFrame, tid: int) -> bool:
     return r["hold_s"] > 0 and r["held_runq_s"] >= CPU_OFF_HOLD_SHARE * r["hold_s"]
 
 
-def _cpu_starved(trace, lat: pd.DataFrame, names: Dict[int, str], window: Tuple[float, float], wtext: str,
-                 episode: Optional[int]) -> Optional[Finding]:
+def _cpu_starved(
+    trace, lat: pd.DataFrame, names: Dict[int, str], window: Tuple[float, float], wtext: str, episode: Optional[int]
+) -> Optional[Finding]:
     """Holders that held the GIL while not running (waiting for a CPU, or
     throttled by the cgroup's quota): everybody waited for a CPU, not for
     Python code.  Only for cpu_state traces."""
@@ -718,22 +942,52 @@ def _cpu_starved(trace, lat: pd.DataFrame, names: Dict[int, str], window: Tuple[
     why = "the machine is oversubscribed"
     if throttle["throttled_periods"]:
         why = "this process's cgroup was throttled by its CPU quota %d times (%.0f ms in all)" % (
-            throttle["throttled_periods"], 1e3 * throttle["throttled_s"])
-    summary = ("%s held the GIL %.0f ms%s while other threads waited %.0f ms for it, but spent %.0f ms of its holds waiting for a CPU "
-               "and ran %.0f ms: the threads waited for CPUs, not for Python code; %s." % (
-                   names.get(tid, str(tid)), 1e3 * r["hold_s"], wtext, 1e3 * (waited - r["wait_s"]), 1e3 * r["held_runq_s"],
-                   1e3 * r["held_run_s"], why))
-    advice = ["Give this process CPU time: fewer busy processes on its cores, a wider CPU affinity, or a larger CPU quota. "
-              "A shorter switch interval or moving threads around will not help while the holder itself waits for a CPU."]
+            throttle["throttled_periods"],
+            1e3 * throttle["throttled_s"],
+        )
+    summary = (
+        "%s held the GIL %.0f ms%s while other threads waited %.0f ms for it, but spent %.0f ms of its holds waiting for a CPU "
+        "and ran %.0f ms: the threads waited for CPUs, not for Python code; %s."
+        % (
+            names.get(tid, str(tid)),
+            1e3 * r["hold_s"],
+            wtext,
+            1e3 * (waited - r["wait_s"]),
+            1e3 * r["held_runq_s"],
+            1e3 * r["held_run_s"],
+            why,
+        )
+    )
+    advice = [
+        "Give this process CPU time: fewer busy processes on its cores, a wider CPU affinity, or a larger CPU quota. "
+        "A shorter switch interval or moving threads around will not help while the holder itself waits for a CPU."
+    ]
     tids = [int(t) for t in off_cpu[off_cpu > 0.1 * total].index]
-    return Finding("cpu_starved", True, [names.get(t, str(t)) for t in tids], None, window, total, summary, [], [], advice,
-                   {"held_off_cpu_s": round(total, 6), "waited_s": round(waited, 6),
-                    "throttled_s": round(throttle["throttled_s"], 6), "throttled_periods": throttle["throttled_periods"]},
-                   tids, episode)
+    return Finding(
+        "cpu_starved",
+        True,
+        [names.get(t, str(t)) for t in tids],
+        None,
+        window,
+        total,
+        summary,
+        [],
+        [],
+        advice,
+        {
+            "held_off_cpu_s": round(total, 6),
+            "waited_s": round(waited, 6),
+            "throttled_s": round(throttle["throttled_s"], 6),
+            "throttled_periods": throttle["throttled_periods"],
+        },
+        tids,
+        episode,
+    )
 
 
-def _convoy_advice(f: Finding, lat: pd.DataFrame, c_holders: Dict[int, pd.DataFrame], si: float, p50_ms: float,
-                   old_gil: bool = False) -> List[str]:
+def _convoy_advice(
+    f: Finding, lat: pd.DataFrame, c_holders: Dict[int, pd.DataFrame], si: float, p50_ms: float, old_gil: bool = False
+) -> List[str]:
     """Advice that follows from who the culprit is and from the measured switch
     interval (2.7's old GIL has none: it is let go every check interval)."""
     out: List[str] = []
@@ -744,22 +998,30 @@ def _convoy_advice(f: Finding, lat: pd.DataFrame, c_holders: Dict[int, pd.DataFr
     in_c = [t for t in holder_tids if t in c_holders and top.label in set(c_holders[t]["location"])]
     where = top.label.rsplit(" (", 1)[0] if top and top.location != "?" else None
     if in_c:
-        out.append("The holder keeps the GIL in C at %s (see the long_hold_c finding): release the GIL around that call, or run it "
-                   "in a process. Lowering the switch interval (now %.1f ms) will not help." % (top.label, 1e3 * si))
+        out.append(
+            "The holder keeps the GIL in C at %s (see the long_hold_c finding): release the GIL around that call, or run it "
+            "in a process. Lowering the switch interval (now %.1f ms) will not help." % (top.label, 1e3 * si)
+        )
         return out
     cpu_holders = [t for t in holder_tids if t in lat.index and lat.loc[t, "role"] == "cpu"]
     if top and cpu_holders and where:
-        out.append("Move %s (%s) out of this process's GIL: run it in a process (ProcessPoolExecutor / multiprocessing) or in code "
-                   "that releases the GIL, so %s stop%s waiting behind it." % (top.function, where, _who(f.threads, f.group),
-                                                                                "" if len(f.threads) > 1 else "s"))
+        out.append(
+            "Move %s (%s) out of this process's GIL: run it in a process (ProcessPoolExecutor / multiprocessing) or in code "
+            "that releases the GIL, so %s stop%s waiting behind it."
+            % (top.function, where, _who(f.threads, f.group), "" if len(f.threads) > 1 else "s")
+        )
     if old_gil:
         return out  # no switch interval to tune: the holder lets go every sys.getcheckinterval() ticks anyway
     if p50_ms >= 0.5 * 1e3 * si and si > 0.0011:
-        out.append("Lower the switch interval: sys.setswitchinterval(0.001) bounds each forced hand-off at about 1 ms instead of "
-                   "%.1f ms (the median wait is %.2f ms now), at the cost of more switches for the CPU-bound threads." % (1e3 * si, p50_ms))
+        out.append(
+            "Lower the switch interval: sys.setswitchinterval(0.001) bounds each forced hand-off at about 1 ms instead of "
+            "%.1f ms (the median wait is %.2f ms now), at the cost of more switches for the CPU-bound threads." % (1e3 * si, p50_ms)
+        )
     elif si <= 0.0011 and cpu_holders:
-        out.append("The switch interval is already %.1f ms: the remaining waiting is the CPU-bound threads' turn on the GIL; only moving "
-                   "their work out of the process removes it." % (1e3 * si))
+        out.append(
+            "The switch interval is already %.1f ms: the remaining waiting is the CPU-bound threads' turn on the GIL; only moving "
+            "their work out of the process removes it." % (1e3 * si)
+        )
     return out
 
 
@@ -785,18 +1047,30 @@ def _legacy_frames(findings: List[Finding], lat: pd.DataFrame, trace, locs: _Loc
         by_holder = per.groupby("holder_tid")["blamed_ns"].sum().sort_values(ascending=False)
         for holder, ns in by_holder.items():
             if ns >= 0.001 * total:
-                c_rows.append({"waiter": waiter, "holder": names.get(int(holder), str(holder)), "holder_tid": int(holder),
-                               "blamed_s": ns / 1e9, "share": ns / total})
+                c_rows.append(
+                    {
+                        "waiter": waiter,
+                        "holder": names.get(int(holder), str(holder)),
+                        "holder_tid": int(holder),
+                        "blamed_s": ns / 1e9,
+                        "share": ns / total,
+                    }
+                )
         nobody = total - float(by_holder.sum())
         if nobody >= 0.001 * total:
-            c_rows.append({"waiter": waiter, "holder": "nobody (hand-off)", "holder_tid": -1, "blamed_s": nobody / 1e9, "share": nobody / total})
+            c_rows.append(
+                {"waiter": waiter, "holder": "nobody (hand-off)", "holder_tid": -1, "blamed_s": nobody / 1e9, "share": nobody / total}
+            )
         for c in f.culprits:
             s_rows.append({"waiter": waiter, "holder": _holders(c), "location": c.label, "blamed_s": c.wait_s, "share": c.share})
         for w in f.waiting_at:
             w_rows.append({"waiter": waiter, "location": w["label"], "wait_s": w["wait_s"], "share": w["share"], "waits": w["waits"]})
-    return (starving, pd.DataFrame(c_rows, columns=["waiter", "holder", "holder_tid", "blamed_s", "share"]),
-            pd.DataFrame(s_rows, columns=["waiter", "holder", "location", "blamed_s", "share"]),
-            pd.DataFrame(w_rows, columns=["waiter", "location", "wait_s", "share", "waits"]))
+    return (
+        starving,
+        pd.DataFrame(c_rows, columns=["waiter", "holder", "holder_tid", "blamed_s", "share"]),
+        pd.DataFrame(s_rows, columns=["waiter", "holder", "location", "blamed_s", "share"]),
+        pd.DataFrame(w_rows, columns=["waiter", "location", "wait_s", "share", "waits"]),
+    )
 
 
 def _same(a: Finding, b: Finding) -> bool:
@@ -815,15 +1089,31 @@ def diagnose(trace, top: int = TOP_CULPRITS, episodes: bool = True) -> Diagnosis
         for i, ep in enumerate(trace.episodes()):
             w = trace.window((ep.start_ns - trace.start_ns) / 1e9, (ep.end_ns - trace.start_ns) / 1e9)
             found, _ = diagnose_window(w, thread_latency(w), locs, whole=False, episode=i)
-            eps.append(EpisodeDiagnosis(((ep.start_ns - base_start) / 1e9, (ep.end_ns - base_start) / 1e9), ep.waiting_s, ep.level,
-                                        ep.baseline, found))
+            eps.append(
+                EpisodeDiagnosis(
+                    ((ep.start_ns - base_start) / 1e9, (ep.end_ns - base_start) / 1e9), ep.waiting_s, ep.level, ep.baseline, found
+                )
+            )
     said = [f for e in eps for f in e.findings]
     findings = [f for f in said if f.problem] + [f for f in whole if f.problem and not any(_same(f, g) for g in said)]
     findings += [f for f in whole if not f.problem]
     starving, culprits, sites, waiting = _legacy_frames(whole, lat, trace, locs)
-    d = Diagnosis(si, float(trace.meta["duration_s"]), trace.window_s, lat, group_table(trace, lat), findings, eps, whole, starving, culprits, sites, waiting,
-                  lh.drop(columns=["holder_tid", "start_ns", "end_ns", "location_id"]),
-                  meta={"path": trace.path, "python_version": trace.meta.get("python_version")})
+    d = Diagnosis(
+        si,
+        float(trace.meta["duration_s"]),
+        trace.window_s,
+        lat,
+        group_table(trace, lat),
+        findings,
+        eps,
+        whole,
+        starving,
+        culprits,
+        sites,
+        waiting,
+        lh.drop(columns=["holder_tid", "start_ns", "end_ns", "location_id"]),
+        meta={"path": trace.path, "python_version": trace.meta.get("python_version")},
+    )
     d.suggestions = suggest(d)
     return d
 
@@ -844,8 +1134,11 @@ def suggest(d: Diagnosis) -> List[str]:
         worst = th.sort_values("wait_share", ascending=False).head(1)
         if len(worst) and worst["wait_share"].iloc[0] > 0:
             r = worst.iloc[0]
-            out.insert(0, "No thread starves: the most waiting is %s with %.1f%% of its time (median wait %.2f ms), and no period "
-                          "stands out from the rest." % (r["name"], 100 * r["wait_share"], r["wait_p50_ms"]))
+            out.insert(
+                0,
+                "No thread starves: the most waiting is %s with %.1f%% of its time (median wait %.2f ms), and no period "
+                "stands out from the rest." % (r["name"], 100 * r["wait_share"], r["wait_p50_ms"]),
+            )
         else:
             out.insert(0, "No GIL contention recorded.")
     return out

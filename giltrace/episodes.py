@@ -13,6 +13,7 @@ merge into one episode; episodes shorter than ``EPISODE_MIN_BINS`` bins are
 noise.  When one episode covers most of the trace there is no calm to stand
 out from, and the whole trace is the story: no episode is reported.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -35,9 +36,9 @@ EPISODE_MAX = 5  # the worst ones
 class Episode:
     start_ns: int
     end_ns: int
-    waiting_s: float   # thread-seconds of contended waiting inside it
-    level: float       # threads waiting on average inside it
-    baseline: float    # threads waiting on average in the calm (25th percentile of bins)
+    waiting_s: float  # thread-seconds of contended waiting inside it
+    level: float  # threads waiting on average inside it
+    baseline: float  # threads waiting on average in the calm (25th percentile of bins)
 
 
 def bin_width_ns(duration_ns: int, switch_interval_ns: int) -> int:
@@ -77,14 +78,14 @@ def find_episodes(spans: pd.DataFrame, start_ns: int, stop_ns: int, switch_inter
     out = []
     for a, b in runs:
         # trim the smoothing's spill-over: the episode starts and ends with bins that are hot themselves
-        inside = np.flatnonzero(level[a:b + 1] >= threshold)
+        inside = np.flatnonzero(level[a : b + 1] >= threshold)
         if len(inside) == 0:
             continue
         a, b = a + inside[0], a + inside[-1]
         if b - a + 1 < EPISODE_MIN_BINS:
             continue
         s, e = int(edges[a]), int(edges[b + 1])
-        secs = float(level[a:b + 1] @ np.diff(edges[a:b + 2])) / 1e9
+        secs = float(level[a : b + 1] @ np.diff(edges[a : b + 2])) / 1e9
         out.append(Episode(s, e, secs, secs * 1e9 / max(e - s, 1), baseline))
     if len(out) == 1 and out[0].end_ns - out[0].start_ns >= EPISODE_MAX_COVER * (stop_ns - start_ns):
         return []

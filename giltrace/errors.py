@@ -1,4 +1,5 @@
 """Typed errors.  The CLI prints ``str(error)`` as one line and exits with ``exit_code``."""
+
 from __future__ import annotations
 
 

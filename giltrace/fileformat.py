@@ -14,6 +14,7 @@ csrc/giltrace_api.h); START, THREADS and FOOTER are JSON written by Python.
 The file is opened with O_APPEND and every chunk is written with one
 ``write(2)``, so chunks from the two writers never interleave.
 """
+
 from __future__ import annotations
 
 import json
@@ -73,7 +74,7 @@ class RawTrace:
     samples: "np.ndarray"
     cpu: "np.ndarray | None" = None  # CPU_FIELDS records (cpu_state traces), else None
     locations: Dict[int, tuple] = field(default_factory=dict)  # id -> (file, function, line)
-    os_names: Dict[int, str] = field(default_factory=dict)     # tid -> OS thread name
+    os_names: Dict[int, str] = field(default_factory=dict)  # tid -> OS thread name
     complete: bool = True
     problem: str = ""  # why the file is incomplete, if it is
     extra: Dict[str, Any] = field(default_factory=dict)
@@ -146,6 +147,7 @@ def _int(lo: int = 0, hi: int = INT64_MAX, null: bool = False) -> Callable[[Any]
         if v is None and null:
             return ""
         return "" if _is_int(v, lo, hi) else "is not an integer in [%d, %d]" % (lo, hi)
+
     return check
 
 
@@ -153,6 +155,7 @@ def _number(lo: float, hi: float) -> Callable[[Any], str]:
     def check(v: Any) -> str:
         ok = isinstance(v, (int, float)) and not isinstance(v, bool) and lo <= v <= hi
         return "" if ok else "is not a number in [%g, %g]" % (lo, hi)
+
     return check
 
 
@@ -181,15 +184,40 @@ def _flag(v: Any) -> str:
 _NS = _int()
 FIELDS: Dict[str, Callable[[Any], str]] = {
     # header (giltrace/tracer.py Tracer._header)
-    "format_version": _int(), "pid": _int(0, 2**31), "cpu_count": _int(0, 2**31, null=True), "affinity": _cpu_list,
-    "switch_interval_s": _number(0, 1e6), "sample_period_ns": _NS, "flush_period_ns": _NS, "buffer_events": _NS,
-    "locations": _flag, "start_time_unix": _number(0, 1e11), "argv": _texts, "library_prefixes": _texts,
-    "children_template": _text, "giltrace_version": _text, "clock": _text, "executable": _text, "python_version": _text,
-    "python_implementation": _text, "platform": _text, "machine": _text, "hostname": _text,
+    "format_version": _int(),
+    "pid": _int(0, 2**31),
+    "cpu_count": _int(0, 2**31, null=True),
+    "affinity": _cpu_list,
+    "switch_interval_s": _number(0, 1e6),
+    "sample_period_ns": _NS,
+    "flush_period_ns": _NS,
+    "buffer_events": _NS,
+    "locations": _flag,
+    "start_time_unix": _number(0, 1e11),
+    "argv": _texts,
+    "library_prefixes": _texts,
+    "children_template": _text,
+    "giltrace_version": _text,
+    "clock": _text,
+    "executable": _text,
+    "python_version": _text,
+    "python_implementation": _text,
+    "platform": _text,
+    "machine": _text,
+    "hostname": _text,
     # START and FOOTER
-    "start_ns": _NS, "stop_ns": _NS, "clock_pair": _clock_pair, "switch_number_start": _NS, "switch_number_stop": _NS,
-    "hooked_object": _text, "stop_time_unix": _number(0, 1e11), "events_written": _NS, "events_lost": _int(null=True),
-    "samples_written": _NS, "write_errno": _int(0, 2**31), "locations_lost": _NS,
+    "start_ns": _NS,
+    "stop_ns": _NS,
+    "clock_pair": _clock_pair,
+    "switch_number_start": _NS,
+    "switch_number_stop": _NS,
+    "hooked_object": _text,
+    "stop_time_unix": _number(0, 1e11),
+    "events_written": _NS,
+    "events_lost": _int(null=True),
+    "samples_written": _NS,
+    "write_errno": _int(0, 2**31),
+    "locations_lost": _NS,
 }
 
 
@@ -329,4 +357,3 @@ def _read_locations(payload: bytes, count: int, out: Dict[int, tuple], path: str
             raise struct.error("bad length")
     except struct.error:
         raise TraceFormatError("%s is corrupt: bad locations chunk at byte %d" % (path, where)) from None
-

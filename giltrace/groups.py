@@ -6,6 +6,7 @@ A group is named after what its members share -- the name with the trailing
 number replaced by ``*`` -- and exists only when at least two threads share
 it; a thread alone keeps its own name and has no group.
 """
+
 from __future__ import annotations
 
 import re

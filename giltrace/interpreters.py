@@ -26,7 +26,7 @@ GIL_KINDS = {
 # Versions between the first and the last line that are not listed (3.0-3.5)
 # are treated as untraceable, like the lines marked False.
 VERSIONS = (
-    ((2, 7), "old", True),   # through the ctypes starter giltrace/oldgil.py
+    ((2, 7), "old", True),  # through the ctypes starter giltrace/oldgil.py
     ((3, 6), "new", False),
     ((3, 7), "new", False),
     ((3, 8), "new", False),

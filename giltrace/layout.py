@@ -10,6 +10,7 @@ helper (the ``json`` package would bring ``re`` with it)::
     header  : b"GILTRACE" | u16 format_version | u16 flags (0) | u32 n | n bytes of JSON metadata
     chunk   : u32 b"CHNK" | u16 kind | u16 0 | u32 count | u32 payload_len | u32 crc32(payload) | payload
 """
+
 from __future__ import annotations
 
 import math
@@ -61,6 +62,7 @@ FLAG_SAME_HOLDER = 8  # old GIL (2.7): re-taken by the thread that released it l
 try:
     from _json import encode_basestring_ascii as _quote
 except ImportError:  # pragma: no cover - every CPython build has _json
+
     def _quote(text: str) -> str:
         import json
 

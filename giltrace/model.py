@@ -1,4 +1,5 @@
 """``Trace``: the one data model.  Renderers and analyses are functions of it."""
+
 from __future__ import annotations
 
 import os
@@ -232,7 +233,10 @@ class Trace:
     def __repr__(self) -> str:
         m = self.meta
         return "<Trace %s: %.3f s, %d events, %d threads%s>" % (
-            self.path or "(memory)", m["duration_s"], m["events"], len(self.names) or self.events["tid"].nunique(),
+            self.path or "(memory)",
+            m["duration_s"],
+            m["events"],
+            len(self.names) or self.events["tid"].nunique(),
             "" if self.complete else ", INCOMPLETE",
         )
 

@@ -12,6 +12,7 @@ thread's counters in C (csrc/metrics.c), so the cost per transition is a
 few nanoseconds and memory does not grow with run time.  Threads that exit
 are folded into their group's totals the next time the metrics are read.
 """
+
 from __future__ import annotations
 
 import _thread
@@ -129,7 +130,10 @@ class Alert:
     def __str__(self) -> str:
         if self.kind == "hold":
             return "GIL held %.1f ms by %s while other threads waited, let go at %s" % (
-                1e3 * self.duration_s, self.thread, self.location or "?")
+                1e3 * self.duration_s,
+                self.thread,
+                self.location or "?",
+            )
         return "%s waited %.1f ms for the GIL (last held by %s)" % (self.thread, 1e3 * self.duration_s, self.other or "?")
 
 
@@ -156,8 +160,7 @@ class Monitor:
     every ``alert_poll_s``.
     """
 
-    def __init__(self, *, alert_ms: Optional[float] = None, on_alert: Optional[Callable[[Alert], None]] = None,
-                 alert_poll_s: float = 0.1):
+    def __init__(self, *, alert_ms: Optional[float] = None, on_alert: Optional[Callable[[Alert], None]] = None, alert_poll_s: float = 0.1):
         if alert_ms is not None and alert_ms <= 0:
             raise ValueError("alert_ms must be > 0 (or None for no alerts)")
         self.alert_ms = alert_ms
@@ -248,9 +251,17 @@ class Monitor:
                 tid = int(rec.tid)
                 name = self._names.get(tid) or (_os_name(tid) if tid else "") or ("thread-%d" % tid if tid else "(other threads)")
                 counters = ThreadMetrics(
-                    wait_s=rec.wait_ticks * scale, hold_s=rec.hold_ticks * scale, acquires=int(rec.acquires),
-                    waits=int(rec.waits), drop_requests=int(rec.drop_requests), histogram=list(rec.hist),
-                    tid=tid, name=name, group=self._group_label(name), alive=rec.state == 1)
+                    wait_s=rec.wait_ticks * scale,
+                    hold_s=rec.hold_ticks * scale,
+                    acquires=int(rec.acquires),
+                    waits=int(rec.waits),
+                    drop_requests=int(rec.drop_requests),
+                    histogram=list(rec.hist),
+                    tid=tid,
+                    name=name,
+                    group=self._group_label(name),
+                    alive=rec.state == 1,
+                )
                 if counters.alive:
                     threads.append(counters)
                 else:  # exited: from now on part of its group's history
@@ -269,8 +280,13 @@ class Monitor:
             for g in groups.values():
                 total.add(g)
             elapsed = (totals.now_ns - totals.start_ns) / 1e9
-            return Metrics(elapsed_s=elapsed, contended_s=totals.contended_ticks * scale,
-                           threads=threads, groups=sorted(groups.values(), key=lambda g: -g.wait_s), total=total)
+            return Metrics(
+                elapsed_s=elapsed,
+                contended_s=totals.contended_ticks * scale,
+                threads=threads,
+                groups=sorted(groups.values(), key=lambda g: -g.wait_s),
+                total=total,
+            )
 
     def _group_label(self, name: str) -> str:
         """A thread's group (its pool's name, else its own name), at most
@@ -305,12 +321,19 @@ class Monitor:
                 names = {**self._names, **_live_names()}
                 location = None
                 if a.kind == 2 and a.line:
-                    location = "%s:%d (%s)" % (ffi.string(a.file).decode(errors="replace"), a.line,
-                                               ffi.string(a.function).decode(errors="replace"))
-                alert = Alert(kind="wait" if a.kind == 1 else "hold", time_s=a.time_ns / 1e9,
-                              duration_s=a.duration_ns / 1e9, thread=names.get(a.tid, "thread-%d" % a.tid),
-                              other=names.get(a.other_tid, "thread-%d" % a.other_tid) if a.other_tid else None,
-                              location=location)
+                    location = "%s:%d (%s)" % (
+                        ffi.string(a.file).decode(errors="replace"),
+                        a.line,
+                        ffi.string(a.function).decode(errors="replace"),
+                    )
+                alert = Alert(
+                    kind="wait" if a.kind == 1 else "hold",
+                    time_s=a.time_ns / 1e9,
+                    duration_s=a.duration_ns / 1e9,
+                    thread=names.get(a.tid, "thread-%d" % a.tid),
+                    other=names.get(a.other_tid, "thread-%d" % a.other_tid) if a.other_tid else None,
+                    location=location,
+                )
                 try:
                     self.on_alert(alert)
                 except Exception:  # a broken callback must not stop the alerts
@@ -402,11 +425,15 @@ class PrometheusCollector:
         m = mon.read()
         p = self.prefix
         fams = {
-            "wait": CounterMetricFamily(p + "_gil_wait_seconds", "Time threads spent taking the GIL (blocking or not)", labels=["thread_group"]),
+            "wait": CounterMetricFamily(
+                p + "_gil_wait_seconds", "Time threads spent taking the GIL (blocking or not)", labels=["thread_group"]
+            ),
             "hold": CounterMetricFamily(p + "_gil_hold_seconds", "Time threads held the GIL", labels=["thread_group"]),
             "acq": CounterMetricFamily(p + "_gil_acquisitions", "Times threads took the GIL", labels=["thread_group"]),
             "waits": CounterMetricFamily(p + "_gil_waits", "Takes of the GIL that had to block", labels=["thread_group"]),
-            "drops": CounterMetricFamily(p + "_gil_drop_requests", "Times a holder was asked to let the GIL go (forced switches)", labels=["thread_group"]),
+            "drops": CounterMetricFamily(
+                p + "_gil_drop_requests", "Times a holder was asked to let the GIL go (forced switches)", labels=["thread_group"]
+            ),
             "threads": GaugeMetricFamily(p + "_gil_threads", "Threads alive that took the GIL", labels=["thread_group"]),
         }
         hist = HistogramMetricFamily(p + "_gil_wait_duration_seconds", "Blocking waits for the GIL by duration", labels=["thread_group"])
@@ -462,6 +489,7 @@ def otel_register(meter: Any) -> None:
                 return
             for g in mon.read().groups:
                 yield Observation(getattr(g, attr), {"thread_group": g.group})
+
         return callback
 
     meter.create_observable_counter("giltrace.gil.wait", [by_group("wait_s")], unit="s", description="Time threads spent taking the GIL")

@@ -18,6 +18,7 @@ no code locations (location 0), no drop requests (2.7 has none), and
 ACQUIRE carries FLAG_SAME_HOLDER when the releasing thread took the GIL
 straight back.
 """
+
 from __future__ import absolute_import, division, print_function
 
 import atexit
@@ -59,15 +60,32 @@ SPARE = 512
 
 
 class _Config(ctypes.Structure):
-    _fields_ = [("fd", ctypes.c_int), ("buffer_events", ctypes.c_uint32), ("sample_period_ns", ctypes.c_uint64),
-                ("flush_period_ns", ctypes.c_uint64), ("locations", ctypes.c_int), ("library_prefixes", ctypes.c_char_p),
-                ("finalize_on_signals", ctypes.c_int), ("_spare", ctypes.c_char * SPARE)]
+    _fields_ = [
+        ("fd", ctypes.c_int),
+        ("buffer_events", ctypes.c_uint32),
+        ("sample_period_ns", ctypes.c_uint64),
+        ("flush_period_ns", ctypes.c_uint64),
+        ("locations", ctypes.c_int),
+        ("library_prefixes", ctypes.c_char_p),
+        ("finalize_on_signals", ctypes.c_int),
+        ("_spare", ctypes.c_char * SPARE),
+    ]
 
 
-STATS_FIELDS = [(name, ctypes.c_uint64) for name in (
-    "start_ns", "stop_ns", "switch_number_start", "switch_number_stop", "events_written", "events_lost",
-    "samples_written", "chunks_written", "interval_us")] + [
-    ("buffer_events", ctypes.c_uint32), ("write_errno", ctypes.c_int), ("locations_lost", ctypes.c_uint64)]
+STATS_FIELDS = [
+    (name, ctypes.c_uint64)
+    for name in (
+        "start_ns",
+        "stop_ns",
+        "switch_number_start",
+        "switch_number_stop",
+        "events_written",
+        "events_lost",
+        "samples_written",
+        "chunks_written",
+        "interval_us",
+    )
+] + [("buffer_events", ctypes.c_uint32), ("write_errno", ctypes.c_int), ("locations_lost", ctypes.c_uint64)]
 
 
 class _Stats(ctypes.Structure):
@@ -124,8 +142,10 @@ def load_library(path=None):
     old GIL's start and stop rely on, csrc/oldgil.c)."""
     path = path or os.environ.get(LIB_ENV)
     if not path:
-        raise OldGilError(os.environ.get("GILTRACE_OLDGIL_ERROR") or "no old-GIL recorder library: the 3.x host "
-                          "builds it (giltrace/_build_oldgil.py) and passes it in %s" % LIB_ENV)
+        raise OldGilError(
+            os.environ.get("GILTRACE_OLDGIL_ERROR")
+            or "no old-GIL recorder library: the 3.x host builds it (giltrace/_build_oldgil.py) and passes it in %s" % LIB_ENV
+        )
     try:
         lib = ctypes.PyDLL(path)
     except OSError as exc:
@@ -135,8 +155,10 @@ def load_library(path=None):
     lib.gt_oldgil_sizeof.restype = ctypes.c_size_t
     for which, ours in ((0, _Config), (1, _Stats)):
         if lib.gt_oldgil_sizeof(which) > ctypes.sizeof(ours):
-            raise OldGilError("the old-GIL recorder %s is newer than this starter (its %s is larger): "
-                              "rebuild from one source tree" % (path, ours.__name__))
+            raise OldGilError(
+                "the old-GIL recorder %s is newer than this starter (its %s is larger): "
+                "rebuild from one source tree" % (path, ours.__name__)
+            )
     return lib
 
 
@@ -144,8 +166,7 @@ class Tracer(object):
     """One trace of this 2.7 process's GIL, written to ``path``; the same
     start()/stop() as giltrace.Tracer, without loading the result."""
 
-    def __init__(self, path, lib=None, buffer_events=DEFAULT_BUFFER_EVENTS, sample_period_ms=5.0,
-                 flush_period_ms=100.0):
+    def __init__(self, path, lib=None, buffer_events=DEFAULT_BUFFER_EVENTS, sample_period_ms=5.0, flush_period_ms=100.0):
         self.path = path
         self.lib_path = lib
         self.buffer_events = int(buffer_events)
@@ -174,14 +195,21 @@ class Tracer(object):
         try:
             self._write(self._header_bytes())
             self._names = {gettid(): threading.current_thread().name}
-            cfg = _Config(fd=self._fd, buffer_events=self.buffer_events,
-                          sample_period_ns=int(self.sample_period_ms * 1e6),
-                          flush_period_ns=int(self.flush_period_ms * 1e6), locations=0,
-                          library_prefixes=b"", finalize_on_signals=1)
+            cfg = _Config(
+                fd=self._fd,
+                buffer_events=self.buffer_events,
+                sample_period_ns=int(self.sample_period_ms * 1e6),
+                flush_period_ns=int(self.flush_period_ms * 1e6),
+                locations=0,
+                library_prefixes=b"",
+                finalize_on_signals=1,
+            )
             rc = lib.gt_start(ctypes.byref(cfg), err, len(err))
             if rc != 0:
-                raise OldGilError(("cannot start the trace: " if rc not in (GT_ERR_UNSUPPORTED, GT_ERR_RUNNING) else "")
-                                  + err.value.decode("ascii", "replace"))
+                raise OldGilError(
+                    ("cannot start the trace: " if rc not in (GT_ERR_UNSUPPORTED, GT_ERR_RUNNING) else "")
+                    + err.value.decode("ascii", "replace")
+                )
         except BaseException:
             os.close(self._fd)
             self._fd = -1
@@ -250,23 +278,37 @@ class Tracer(object):
         with self._fd_lock:
             view = memoryview(data)
             while len(view) and self._fd >= 0:
-                view = view[os.write(self._fd, view):]
+                view = view[os.write(self._fd, view) :]
 
     def _header_bytes(self):
         uname = os.uname()
         meta = {
-            "giltrace_version": "oldgil", "format_version": FORMAT_VERSION, "clock": "CLOCK_MONOTONIC",
-            "pid": os.getpid(), "argv": list(sys.argv), "executable": sys.executable,
-            "python_version": sys.version.split()[0], "python_implementation": platform.python_implementation(),
-            "platform": "%s-%s-%s" % (uname[0], uname[2], uname[4]), "machine": uname[4], "hostname": uname[1],
-            "cpu_count": os.sysconf("SC_NPROCESSORS_ONLN"), "affinity": _affinity(),
+            "giltrace_version": "oldgil",
+            "format_version": FORMAT_VERSION,
+            "clock": "CLOCK_MONOTONIC",
+            "pid": os.getpid(),
+            "argv": list(sys.argv),
+            "executable": sys.executable,
+            "python_version": sys.version.split()[0],
+            "python_implementation": platform.python_implementation(),
+            "platform": "%s-%s-%s" % (uname[0], uname[2], uname[4]),
+            "machine": uname[4],
+            "hostname": uname[1],
+            "cpu_count": os.sysconf("SC_NPROCESSORS_ONLN"),
+            "affinity": _affinity(),
             # 2.7 has no switch interval: it drops the GIL every check interval
             # of ticks.  This is the sampler's "holder stuck" bound (csrc/oldgil.c).
-            "switch_interval_s": 0.005, "gil_kind": "old",
+            "switch_interval_s": 0.005,
+            "gil_kind": "old",
             "check_interval": sys.getcheckinterval() if hasattr(sys, "getcheckinterval") else None,
-            "sample_period_ns": int(self.sample_period_ms * 1e6), "flush_period_ns": int(self.flush_period_ms * 1e6),
-            "buffer_events": self.buffer_events, "locations": False, "library_prefixes": [],
-            "children_template": None, "start_time_unix": time.time(), "gil_found_by": self.found_by,
+            "sample_period_ns": int(self.sample_period_ms * 1e6),
+            "flush_period_ns": int(self.flush_period_ms * 1e6),
+            "buffer_events": self.buffer_events,
+            "locations": False,
+            "library_prefixes": [],
+            "children_template": None,
+            "start_time_unix": time.time(),
+            "gil_found_by": self.found_by,
             "gil_semaphore": self._lib.gt_oldgil_semaphore() or 0,  # the GIL's lock, for uprobe filters
         }
         body = _dumps(meta)
@@ -278,8 +320,10 @@ class Tracer(object):
         target = ctypes.create_string_buffer(1024)
         self._lib.gt_hook_target(target, len(target))
         return {
-            "start_ns": int(st.start_ns), "clock_pair": [monotonic_ns(), int(time.time() * 1e9)],
-            "switch_number_start": int(st.switch_number_start), "buffer_events": int(st.buffer_events),
+            "start_ns": int(st.start_ns),
+            "clock_pair": [monotonic_ns(), int(time.time() * 1e9)],
+            "switch_number_start": int(st.switch_number_start),
+            "buffer_events": int(st.buffer_events),
             "hooked_object": target.value.decode("utf-8", "replace"),
             "timestamps": "tsc" if self._lib.gt_clock_is_tsc() else "clock_gettime",
         }
@@ -287,11 +331,17 @@ class Tracer(object):
     def _footer(self):
         s = self.stats
         return {
-            "start_ns": s["start_ns"], "stop_ns": s["stop_ns"], "stop_time_unix": time.time(),
-            "switch_number_start": s["switch_number_start"], "switch_number_stop": s["switch_number_stop"],
-            "events_written": s["events_written"], "events_lost": s["events_lost"],
-            "samples_written": s["samples_written"], "switch_interval_s": s["interval_us"] / 1e6,
-            "write_errno": s["write_errno"], "locations_lost": s["locations_lost"],
+            "start_ns": s["start_ns"],
+            "stop_ns": s["stop_ns"],
+            "stop_time_unix": time.time(),
+            "switch_number_start": s["switch_number_start"],
+            "switch_number_stop": s["switch_number_stop"],
+            "events_written": s["events_written"],
+            "events_lost": s["events_lost"],
+            "samples_written": s["samples_written"],
+            "switch_interval_s": s["interval_us"] / 1e6,
+            "write_errno": s["write_errno"],
+            "locations_lost": s["locations_lost"],
         }
 
 

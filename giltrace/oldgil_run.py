@@ -6,6 +6,7 @@ giltrace/oldgil.py with the recorder library built here
 itself, with this source tree on its path.  Either way the trace file is
 the same format, read by this (3.x) host.
 """
+
 from __future__ import annotations
 
 import os
@@ -22,9 +23,16 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 def probe(python: str) -> Tuple[Tuple[int, int], str]:
     """(major, minor) and implementation of ``python``, or a UsageError."""
     try:
-        out = subprocess.run([python, "-c", "import sys, platform; print('%d %d %s' % (sys.version_info[0], "
-                              "sys.version_info[1], platform.python_implementation()))"],
-                             capture_output=True, text=True, timeout=60)
+        out = subprocess.run(
+            [
+                python,
+                "-c",
+                "import sys, platform; print('%d %d %s' % (sys.version_info[0], sys.version_info[1], platform.python_implementation()))",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
     except OSError as exc:
         raise UsageError("cannot run --python %s: %s" % (python, exc.strerror or exc)) from None
     parts = out.stdout.split()
@@ -38,8 +46,10 @@ def command(python: str, output: str, program: List[str], module: Optional[str],
     version, impl = probe(python)
     kind = interpreters.gil_kind(version)
     if impl != "CPython" or not interpreters.is_traceable(version):
-        raise UsageError("--python %s is %s %d.%d: giltrace traces CPython 2.7 or %s"
-                         % (python, impl, version[0], version[1], interpreters.span_text(*interpreters.traceable_range())))
+        raise UsageError(
+            "--python %s is %s %d.%d: giltrace traces CPython 2.7 or %s"
+            % (python, impl, version[0], version[1], interpreters.span_text(*interpreters.traceable_range()))
+        )
     if kind == "old":
         if module:
             raise UsageError("-m MODULE is not supported under --python for 2.7: give the script's path")
@@ -49,8 +59,17 @@ def command(python: str, output: str, program: List[str], module: Optional[str],
             lib = _build_oldgil.library_path()
         except _build_oldgil.BuildError as exc:
             raise UsageError(str(exc)) from None
-        return [python, os.path.join(HERE, "oldgil.py"), "--lib", lib, "--output", output,
-                "--buffer-events", str(buffer_events), "--"] + program
+        return [
+            python,
+            os.path.join(HERE, "oldgil.py"),
+            "--lib",
+            lib,
+            "--output",
+            output,
+            "--buffer-events",
+            str(buffer_events),
+            "--",
+        ] + program
     target = ["-m", module] if module else ["--"]
     return [python, "-m", "giltrace", "run", "-o", output, "--buffer-events", str(buffer_events)] + target + program
 
@@ -67,8 +86,10 @@ def run(python: str, output: str, program: List[str], module: Optional[str], buf
         try:
             raw = fileformat.read(output)
             lost = raw.footer.get("events_lost") or 0
-            sys.stderr.write("giltrace: %d GIL events written to %s%s\n" % (
-                len(raw.events), output, " (%d events LOST: use --buffer-events)" % lost if lost else ""))
+            sys.stderr.write(
+                "giltrace: %d GIL events written to %s%s\n"
+                % (len(raw.events), output, " (%d events LOST: use --buffer-events)" % lost if lost else "")
+            )
         except Exception as exc:  # the program may have died mid-trace: say so, keep its status
             sys.stderr.write("giltrace: the trace %s is incomplete: %s\n" % (output, exc))
     return rc

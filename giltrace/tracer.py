@@ -10,6 +10,7 @@ imports only what it strictly needs (no ``threading``, ``socket``,
 (gevent, eventlet monkey-patching ``threading``) still can
 (docs/how-it-works.md, "Start-up").
 """
+
 from __future__ import annotations
 
 import _thread
@@ -155,8 +156,10 @@ class Tracer:
                 self.stats["write_errno"] = self.stats.get("write_errno") or exc.errno or 1
             self._close_file(remove=False)
         if self.stats.get("write_errno"):
-            raise GiltraceError("the trace file %s is incomplete (readable up to where writing stopped): %s"
-                                % (self.path, os.strerror(self.stats["write_errno"])))
+            raise GiltraceError(
+                "the trace file %s is incomplete (readable up to where writing stopped): %s"
+                % (self.path, os.strerror(self.stats["write_errno"]))
+            )
         if load:
             from .model import load as load_trace
 

@@ -16,6 +16,7 @@ giltrace/render/bench_report.py).
 The workloads themselves, which the child interpreters run, are in
 ``giltrace.bench.workloads``.
 """
+
 from .config import BenchConfig
 from .output import save_results
 from .runner import BenchResult, render, run_bench

@@ -2,6 +2,7 @@
 
 Pure functions of the runs DataFrame, so they are tested on synthetic rows.
 """
+
 from __future__ import annotations
 
 from typing import Any, Dict, Iterable, List
@@ -15,13 +16,35 @@ KEYS = ["workload", "python", "cores", "n", "mode"]
 
 # Columns summarised by their median over the successful repeats.
 MEDIAN_COLUMNS = [
-    "cpu_ratio", "steal_s", "others_cpu_share", "lat_p50_ms", "lat_p99_ms", "lat_mean_ms", "lat_max_ms", "ops_per_s",
-    "competitor_iters_per_s", *contention.FIGURES,
+    "cpu_ratio",
+    "steal_s",
+    "others_cpu_share",
+    "lat_p50_ms",
+    "lat_p99_ms",
+    "lat_mean_ms",
+    "lat_max_ms",
+    "ops_per_s",
+    "competitor_iters_per_s",
+    *contention.FIGURES,
 ]
 
 TABLE_COLUMNS = KEYS + [
-    "status", "reason", "runs", "failed", "wall_median", "wall_min", "wall_max", "cpus", "cpus_seen",
-    "expected_parallel", "flagged", "flag", "traced", "trace_note", "notes", *MEDIAN_COLUMNS,
+    "status",
+    "reason",
+    "runs",
+    "failed",
+    "wall_median",
+    "wall_min",
+    "wall_max",
+    "cpus",
+    "cpus_seen",
+    "expected_parallel",
+    "flagged",
+    "flag",
+    "traced",
+    "trace_note",
+    "notes",
+    *MEDIAN_COLUMNS,
 ]
 
 
@@ -53,23 +76,25 @@ def summarize_cell(group: pd.DataFrame) -> Dict[str, Any]:
         return out
     wall = pd.to_numeric(ok["wall_s"])
     flags = ok["flag"].fillna("")
-    out.update({
-        "status": "ok" if len(ok) else "failed",
-        "reason": _unique_text(failed["reason"]),
-        "runs": len(ok),
-        "failed": len(failed),
-        "wall_median": wall.median() if len(ok) else None,
-        "wall_min": wall.min() if len(ok) else None,
-        "wall_max": wall.max() if len(ok) else None,
-        "cpus": _unique_text(ok["cpus"]),
-        "cpus_seen": _union_cpus(ok["cpus_seen"]),
-        "expected_parallel": ok["expected_parallel"].max() if len(ok) else None,
-        "flagged": int((flags != "").sum()),
-        "flag": _unique_text(flags),
-        "traced": bool(ok["traced"].fillna(False).astype(bool).any()),
-        "trace_note": _unique_text(group["trace_note"]),
-        "notes": _unique_text(group["notes"]),
-    })
+    out.update(
+        {
+            "status": "ok" if len(ok) else "failed",
+            "reason": _unique_text(failed["reason"]),
+            "runs": len(ok),
+            "failed": len(failed),
+            "wall_median": wall.median() if len(ok) else None,
+            "wall_min": wall.min() if len(ok) else None,
+            "wall_max": wall.max() if len(ok) else None,
+            "cpus": _unique_text(ok["cpus"]),
+            "cpus_seen": _union_cpus(ok["cpus_seen"]),
+            "expected_parallel": ok["expected_parallel"].max() if len(ok) else None,
+            "flagged": int((flags != "").sum()),
+            "flag": _unique_text(flags),
+            "traced": bool(ok["traced"].fillna(False).astype(bool).any()),
+            "trace_note": _unique_text(group["trace_note"]),
+            "notes": _unique_text(group["notes"]),
+        }
+    )
     for column in MEDIAN_COLUMNS:
         values = pd.to_numeric(ok[column], errors="coerce").dropna()
         out[column] = float(values.median()) if len(values) else None

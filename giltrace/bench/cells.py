@@ -3,6 +3,7 @@
 Repeats are the outer loop: a slow drift of the machine (another job, a
 VM neighbour) then spreads over all cells instead of skewing one of them.
 """
+
 from __future__ import annotations
 
 import os
@@ -35,8 +36,7 @@ class Cell:
     @property
     def name(self) -> str:
         """A file-name-safe id, used for trace files."""
-        return "%s-py%s-c%d-n%d-%s-r%d" % (self.workload, self.python.label.replace("#", "_"),
-                                            self.cores, self.n, self.mode, self.repeat)
+        return "%s-py%s-c%d-n%d-%s-r%d" % (self.workload, self.python.label.replace("#", "_"), self.cores, self.n, self.mode, self.repeat)
 
 
 def latency_modes(competitors: int) -> List[str]:
@@ -71,9 +71,26 @@ def build_cells(config: BenchConfig, pythons: Sequence[Interpreter], usable: Seq
 def child_argv(cell: Cell, config: BenchConfig, trace_path: Optional[str]) -> List[str]:
     """The child's command line (before pinning)."""
     mode = "thread" if cell.mode == "alone" else cell.mode
-    argv = [cell.python.path, CHILD_SCRIPT, "--workload", cell.workload, "--mode", mode, "--n", str(cell.n),
-            "--load", str(config.load), "--io-ops", str(config.io_ops), "--sync-ops", str(config.sync_ops),
-            "--block", str(config.block), "--duration", repr(config.duration)]
+    argv = [
+        cell.python.path,
+        CHILD_SCRIPT,
+        "--workload",
+        cell.workload,
+        "--mode",
+        mode,
+        "--n",
+        str(cell.n),
+        "--load",
+        str(config.load),
+        "--io-ops",
+        str(config.io_ops),
+        "--sync-ops",
+        str(config.sync_ops),
+        "--block",
+        str(config.block),
+        "--duration",
+        repr(config.duration),
+    ]
     if config.start_method:
         argv += ["--start-method", config.start_method]
     if config.tmpdir:

@@ -3,6 +3,7 @@
 Validation is pure (no processes, no files touched) so that bad input fails
 with one line before anything is started or written.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -99,8 +100,7 @@ def validate(config: BenchConfig) -> None:
         (config.block >= 1, "--block must be at least 1 byte"),
         (config.duration > 0, "--duration must be positive"),
         (config.timeout > 0, "--timeout must be positive"),
-        (config.start_method in (None,) + START_METHODS,
-         "--start-method must be one of " + ", ".join(START_METHODS)),
+        (config.start_method in (None,) + START_METHODS, "--start-method must be one of " + ", ".join(START_METHODS)),
     ]
     for ok, message in checks:
         if not ok:

@@ -13,6 +13,7 @@ over all of them.
                       each blocking call (``wait_ns`` of their ``acquire``
                       events); one I/O operation is 4 such calls, 5 with fsync
 """
+
 from __future__ import annotations
 
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple

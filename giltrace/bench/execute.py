@@ -2,6 +2,7 @@
 
 The result is one row (a dict with the keys of ``COLUMNS``) per run.
 """
+
 from __future__ import annotations
 
 import json
@@ -20,31 +21,76 @@ from .config import BenchConfig
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-COLUMNS = [
-    # what ran
-    "workload", "python", "python_version", "python_path", "cores", "n", "mode", "repeat",
-    "status", "reason",
-    # time and CPU
-    "wall_s", "user_s", "sys_s", "cpu_ratio",
-    # where it ran, and whether that can be trusted
-    "cpus_requested", "cpus", "cpus_seen", "workers_pinned", "expected_parallel", "flag", "steal_s",
-    "others_cpu_share",
-    "gil_enabled", "start_method", "load", "io_ops", "sync_ops", "block", "duration",
-    # latency experiment (the I/O thread's operations)
-    "lat_ops", "ops_per_s", "lat_p50_ms", "lat_p99_ms", "lat_mean_ms", "lat_max_ms", "competitor_iters_per_s",
-    # tracing
-    "traced", "trace_note", "trace_files",
-] + list(contention.FIGURES) + ["notes"]
+COLUMNS = (
+    [
+        # what ran
+        "workload",
+        "python",
+        "python_version",
+        "python_path",
+        "cores",
+        "n",
+        "mode",
+        "repeat",
+        "status",
+        "reason",
+        # time and CPU
+        "wall_s",
+        "user_s",
+        "sys_s",
+        "cpu_ratio",
+        # where it ran, and whether that can be trusted
+        "cpus_requested",
+        "cpus",
+        "cpus_seen",
+        "workers_pinned",
+        "expected_parallel",
+        "flag",
+        "steal_s",
+        "others_cpu_share",
+        "gil_enabled",
+        "start_method",
+        "load",
+        "io_ops",
+        "sync_ops",
+        "block",
+        "duration",
+        # latency experiment (the I/O thread's operations)
+        "lat_ops",
+        "ops_per_s",
+        "lat_p50_ms",
+        "lat_p99_ms",
+        "lat_mean_ms",
+        "lat_max_ms",
+        "competitor_iters_per_s",
+        # tracing
+        "traced",
+        "trace_note",
+        "trace_files",
+    ]
+    + list(contention.FIGURES)
+    + ["notes"]
+)
 
 
 def empty_row(cell: Cell) -> Dict[str, Any]:
     row: Dict[str, Any] = {c: None for c in COLUMNS}
-    row.update({
-        "workload": cell.workload, "python": cell.python.label, "python_version": cell.python.version,
-        "python_path": cell.python.path, "cores": cell.cores, "n": cell.n, "mode": cell.mode,
-        "repeat": cell.repeat, "cpus_requested": format_cpus(cell.cpus),
-        "gil_enabled": cell.python.gil_enabled, "traced": False, "notes": "",
-    })
+    row.update(
+        {
+            "workload": cell.workload,
+            "python": cell.python.label,
+            "python_version": cell.python.version,
+            "python_path": cell.python.path,
+            "cores": cell.cores,
+            "n": cell.n,
+            "mode": cell.mode,
+            "repeat": cell.repeat,
+            "cpus_requested": format_cpus(cell.cpus),
+            "gil_enabled": cell.python.gil_enabled,
+            "traced": False,
+            "notes": "",
+        }
+    )
     return row
 
 
@@ -66,30 +112,50 @@ def row_from_child(cell: Cell, data: Mapping[str, Any], seen_from_outside: Mappi
     workers = data["workers"]
     # The CPUs it ran on: the sampler's view plus each worker's last CPU.
     seen = set(seen_from_outside["cpus_seen"]) | {w["last_cpu"] for w in workers if w.get("last_cpu") is not None}
-    expected = spread.expected_parallelism(cell.workload, cell.n, cell.mode, cell.cores,
-                                           data["python"]["gil_enabled"])
+    expected = spread.expected_parallelism(cell.workload, cell.n, cell.mode, cell.cores, data["python"]["gil_enabled"])
     ratio = (user + sys_) / wall if wall > 0 else None
     pinned = all(sorted(w["affinity"]) == sorted(cell.cpus) for w in workers)
-    flag = spread.spread_flag(expected, ratio, wall, data["affinity"], cell.cpus, seen, steal_s, others or 0.0,
-                              workers_affinity=[w["affinity"] for w in workers])
+    flag = spread.spread_flag(
+        expected, ratio, wall, data["affinity"], cell.cpus, seen, steal_s, others or 0.0, workers_affinity=[w["affinity"] for w in workers]
+    )
     params = data["params"]
-    row.update({
-        "status": "ok", "wall_s": wall, "user_s": user, "sys_s": sys_, "cpu_ratio": ratio,
-        "cpus": format_cpus(data["affinity"]), "cpus_seen": format_cpus(seen),
-        "workers_pinned": pinned, "expected_parallel": expected, "flag": flag, "steal_s": steal_s,
-        "others_cpu_share": others,
-        "gil_enabled": data["python"]["gil_enabled"], "start_method": data["start_method"],
-        "load": params["load"], "io_ops": params["io_ops"], "sync_ops": params["sync_ops"],
-        "block": params["block"], "duration": params["duration"] if cell.is_latency else None,
-        "notes": "; ".join(data.get("notes") or []),
-    })
+    row.update(
+        {
+            "status": "ok",
+            "wall_s": wall,
+            "user_s": user,
+            "sys_s": sys_,
+            "cpu_ratio": ratio,
+            "cpus": format_cpus(data["affinity"]),
+            "cpus_seen": format_cpus(seen),
+            "workers_pinned": pinned,
+            "expected_parallel": expected,
+            "flag": flag,
+            "steal_s": steal_s,
+            "others_cpu_share": others,
+            "gil_enabled": data["python"]["gil_enabled"],
+            "start_method": data["start_method"],
+            "load": params["load"],
+            "io_ops": params["io_ops"],
+            "sync_ops": params["sync_ops"],
+            "block": params["block"],
+            "duration": params["duration"] if cell.is_latency else None,
+            "notes": "; ".join(data.get("notes") or []),
+        }
+    )
     lat = data.get("latency")
     if lat:
-        row.update({
-            "lat_ops": lat["ops"], "ops_per_s": lat["ops_per_s"], "lat_p50_ms": _ms(lat["p50_s"]),
-            "lat_p99_ms": _ms(lat["p99_s"]), "lat_mean_ms": _ms(lat["mean_s"]), "lat_max_ms": _ms(lat["max_s"]),
-            "competitor_iters_per_s": lat["competitor_iters_per_s"],
-        })
+        row.update(
+            {
+                "lat_ops": lat["ops"],
+                "ops_per_s": lat["ops_per_s"],
+                "lat_p50_ms": _ms(lat["p50_s"]),
+                "lat_p99_ms": _ms(lat["p99_s"]),
+                "lat_mean_ms": _ms(lat["mean_s"]),
+                "lat_max_ms": _ms(lat["max_s"]),
+                "competitor_iters_per_s": lat["competitor_iters_per_s"],
+            }
+        )
     trace = data.get("trace") or {}
     if trace.get("requested"):
         row["traced"] = bool(trace.get("enabled"))
@@ -150,8 +216,7 @@ def launch(argv: List[str], env: Mapping[str, str], timeout: float, cpus: Sequen
     cpu_before = _children_cpu_s()
     started = time.monotonic()
     # Its own session, so a timeout can kill its worker processes too.
-    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env=dict(env), start_new_session=True)
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=dict(env), start_new_session=True)
     sampler = monitor.CpuSampler(proc.pid, cpus)
     sampler.start()
     timed_out = False
@@ -169,11 +234,17 @@ def launch(argv: List[str], env: Mapping[str, str], timeout: float, cpus: Sequen
         seen = sampler.stop()
     elapsed = time.monotonic() - started
     ticks_after = monitor.cpu_ticks(cpus)
-    return {"returncode": proc.returncode, "stdout": out, "stderr": err, "timed_out": timed_out,
-            "cpus_seen": sorted(seen), "elapsed_s": elapsed,
-            "busy_s": monitor.ticks_to_seconds(ticks_after["busy"] - ticks_before["busy"]),
-            "tree_cpu_s": max(_children_cpu_s() - cpu_before, sampler.cpu_seen_s),
-            "steal_s": monitor.ticks_to_seconds(ticks_after["steal"] - ticks_before["steal"])}
+    return {
+        "returncode": proc.returncode,
+        "stdout": out,
+        "stderr": err,
+        "timed_out": timed_out,
+        "cpus_seen": sorted(seen),
+        "elapsed_s": elapsed,
+        "busy_s": monitor.ticks_to_seconds(ticks_after["busy"] - ticks_before["busy"]),
+        "tree_cpu_s": max(_children_cpu_s() - cpu_before, sampler.cpu_seen_s),
+        "steal_s": monitor.ticks_to_seconds(ticks_after["steal"] - ticks_before["steal"]),
+    }
 
 
 def run_cell(cell: Cell, config: BenchConfig, trace_dir: Optional[str]) -> Dict[str, Any]:
@@ -188,8 +259,11 @@ def run_cell(cell: Cell, config: BenchConfig, trace_dir: Optional[str]) -> Dict[
     result = launch(argv, child_env(trace_path is not None, old_gil), config.timeout, cell.cpus)
     if result["timed_out"] or result["returncode"] != 0:
         row = empty_row(cell)
-        reason = ("timed out after %gs" % config.timeout if result["timed_out"]
-                  else _last_line(result["stderr"], "exit status %s" % result["returncode"]))
+        reason = (
+            "timed out after %gs" % config.timeout
+            if result["timed_out"]
+            else _last_line(result["stderr"], "exit status %s" % result["returncode"])
+        )
         row.update({"status": "failed", "reason": reason})
         return row
     data = json.loads(_last_line(result["stdout"], "{}"))

@@ -1,4 +1,5 @@
 """The interpreters a grid runs under: check each one runs, and label it."""
+
 from __future__ import annotations
 
 import json
@@ -70,8 +71,9 @@ def check_supported(info: Dict[str, object], path: str) -> None:
     """The experiments measure CPython's GIL, and the workloads need 2.7+."""
     major_minor = tuple(int(p) for p in str(info["version"]).split(".")[:2])
     if info["implementation"] != "CPython" or major_minor < versions.known_range()[0]:
-        raise UsageError("--python %s: %s %s is not supported (written for %s)"
-                         % (path, info["implementation"], info["version"], SUPPORTED))
+        raise UsageError(
+            "--python %s: %s %s is not supported (written for %s)" % (path, info["implementation"], info["version"], SUPPORTED)
+        )
 
 
 def make_labels(versions: Sequence[str]) -> List[str]:
@@ -91,7 +93,13 @@ def resolve(paths: Sequence[str]) -> List[Interpreter]:
         check_supported(info, path)
     labels = make_labels([str(i["version"]) + ("t" if not i["gil_enabled"] else "") for i in infos])
     return [
-        Interpreter(path=str(i["path"]), version=str(i["version"]), implementation=str(i["implementation"]),
-                    gil_enabled=bool(i["gil_enabled"]), switching=str(i["switching"]), label=label)
+        Interpreter(
+            path=str(i["path"]),
+            version=str(i["version"]),
+            implementation=str(i["implementation"]),
+            gil_enabled=bool(i["gil_enabled"]),
+            switching=str(i["switching"]),
+            label=label,
+        )
         for i, label in zip(infos, labels)
     ]

@@ -5,6 +5,7 @@ CPU model, CPUs usable, whether it is a VM, the kernel, the interpreters and
 how they switch threads, the load when we started, and where scratch files
 live (fsync on tmpfs costs nothing, so the disk-bound flavour needs a disk).
 """
+
 from __future__ import annotations
 
 import datetime
@@ -58,8 +59,7 @@ def describe(pythons: Sequence[Interpreter], tmpdir: Optional[str]) -> Dict[str,
     meminfo = _cpuinfo_field(_read("/proc/meminfo"), "MemTotal")
     scratch = tmpdir or tempfile.gettempdir()
     interpreters: List[Dict[str, Any]] = [
-        {"label": p.label, "version": p.version, "path": p.path, "gil_enabled": p.gil_enabled,
-         "switching": p.switching} for p in pythons
+        {"label": p.label, "version": p.version, "path": p.path, "gil_enabled": p.gil_enabled, "switching": p.switching} for p in pythons
     ]
     try:
         from .. import __version__ as giltrace_version

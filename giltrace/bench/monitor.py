@@ -5,6 +5,7 @@ The sampler lives in the runner, not in the child, so it adds no thread to
 the child's GIL.  It reads ``/proc/PID/task/*/stat`` of the child and its
 descendants a few times a second: field 39 is the CPU each task last ran on.
 """
+
 from __future__ import annotations
 
 import os

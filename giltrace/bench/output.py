@@ -10,6 +10,7 @@ leaves a half-written output directory behind.
     tables.txt    the tables as printed
     traces/       the GIL traces (--trace), one per cell or per worker process
 """
+
 from __future__ import annotations
 
 import dataclasses

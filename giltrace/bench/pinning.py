@@ -7,6 +7,7 @@ is started through a tiny wrapper that pins itself and then ``exec``s the
 target interpreter (affinity survives ``execve``).  The runner has threads
 (progress bar, sampler), which rules out ``preexec_fn``.
 """
+
 from __future__ import annotations
 
 import os
@@ -15,11 +16,7 @@ from typing import Dict, List, Optional, Sequence
 
 from ..cpus import format_cpus, parse_cpu_list
 
-PIN_AND_EXEC = (
-    "import os, sys; "
-    "os.sched_setaffinity(0, [int(c) for c in sys.argv[1].split(',')]); "
-    "os.execv(sys.argv[2], sys.argv[2:])"
-)
+PIN_AND_EXEC = "import os, sys; os.sched_setaffinity(0, [int(c) for c in sys.argv[1].split(',')]); os.execv(sys.argv[2], sys.argv[2:])"
 
 
 def usable_cpus() -> List[int]:

@@ -5,6 +5,7 @@ suits a grid whose cells are sized alike.  Without tqdm, or when the stream
 is not a terminal (a log file, CI), a plain line per cell with the ETA is
 printed instead; nothing at all when disabled.
 """
+
 from __future__ import annotations
 
 import sys
@@ -26,8 +27,13 @@ class Progress:
             except ImportError:
                 tqdm = None
             if tqdm is not None:
-                self._bar = tqdm(total=total, unit="cell", file=self.stream, dynamic_ncols=True,
-                                 bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} cells [{elapsed}<{remaining}]{postfix}")
+                self._bar = tqdm(
+                    total=total,
+                    unit="cell",
+                    file=self.stream,
+                    dynamic_ncols=True,
+                    bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} cells [{elapsed}<{remaining}]{postfix}",
+                )
 
     def start_cell(self, label: str) -> None:
         if self._bar is not None:

@@ -1,11 +1,12 @@
 """The experiment runner: a grid of pinned cells, one row per run.
 
-    from giltrace.bench import BenchConfig, run_bench
-    result = run_bench(BenchConfig(workloads=["cpu"], cores=[1, 2], ns=[1, 2], load=10**7))
-    result.runs    # one row per run (execute.COLUMNS)
-    result.table   # one row per cell: median and min-max over repeats
-    print(result.render())
+from giltrace.bench import BenchConfig, run_bench
+result = run_bench(BenchConfig(workloads=["cpu"], cores=[1, 2], ns=[1, 2], load=10**7))
+result.runs    # one row per run (execute.COLUMNS)
+result.table   # one row per cell: median and min-max over repeats
+print(result.render())
 """
+
 from __future__ import annotations
 
 import os
@@ -56,36 +57,42 @@ def upfront_messages(config: BenchConfig, pythons: List[Interpreter], usable: Li
     messages = []
     missing = [c for c in config.cores if pinning.unavailable_reason(c, usable)]
     if missing:
-        messages.append("cores %s: unavailable, this process may use only %d CPUs (%s); "
-                        "those rows are marked in the tables and not run"
-                        % (", ".join(map(str, missing)), len(usable), format_cpus(usable)))
+        messages.append(
+            "cores %s: unavailable, this process may use only %d CPUs (%s); "
+            "those rows are marked in the tables and not run" % (", ".join(map(str, missing)), len(usable), format_cpus(usable))
+        )
     if config.trace:
         for p in pythons:
             if not p.traceable:
-                messages.append("python %s: cannot be traced (tracing needs CPython %s with the GIL); "
-                                "its cells run untraced" % (p.label, TRACEABLE))
+                messages.append(
+                    "python %s: cannot be traced (tracing needs CPython %s with the GIL); its cells run untraced" % (p.label, TRACEABLE)
+                )
         io_cell_events = 8 * config.io_ops  # 4 calls per operation, a release and an acquire each
         grid_page_cache = [w for w in config.grid_workloads if registry.get(w).page_cache_io]
         if grid_page_cache and io_cell_events > TRACE_EVENTS_WARNING:
-            messages.append("--trace with --io-ops %d records ~%dM GIL events per io cell; a smaller --io-ops "
-                            "keeps traces manageable" % (config.io_ops, io_cell_events // 10**6))
+            messages.append(
+                "--trace with --io-ops %d records ~%dM GIL events per io cell; a smaller --io-ops "
+                "keeps traces manageable" % (config.io_ops, io_cell_events // 10**6)
+            )
         counting = [w for w in config.grid_workloads if registry.get(w).workers != registry.IO]
         old_gil = [p for p in pythons if p.traceable and versions.gil_kind(p.version_tuple) == "old"]
         count_events = int(OLD_GIL_EVENTS_PER_COUNT * config.load)
         if counting and old_gil and count_events > TRACE_EVENTS_WARNING:
-            messages.append("--trace with python %s records ~%dM GIL events per counting cell (the old GIL is "
-                            "retaken every ~34 counts); a smaller --load keeps traces manageable"
-                            % (old_gil[0].label, count_events // 10**6))
+            messages.append(
+                "--trace with python %s records ~%dM GIL events per counting cell (the old GIL is "
+                "retaken every ~34 counts); a smaller --load keeps traces manageable" % (old_gil[0].label, count_events // 10**6)
+            )
         latency_events = int(8 * PAGE_CACHE_OPS_PER_S * config.duration)
         latency_page_cache = [w for w in config.latency_workloads if registry.get(w).page_cache_io]
         if latency_page_cache and latency_events > TRACE_EVENTS_WARNING:
-            messages.append("--trace with the latency workload records up to ~%dM GIL events per cell; "
-                            "trace latency-sync, or shorten --duration" % (latency_events // 10**6))
+            messages.append(
+                "--trace with the latency workload records up to ~%dM GIL events per cell; "
+                "trace latency-sync, or shorten --duration" % (latency_events // 10**6)
+            )
     if any(registry.get(w).sync for w in config.workloads):
         fs = machine.filesystem_of(config.tmpdir or tempfile.gettempdir())
         if fs["type"] in ("tmpfs", "ramfs"):
-            messages.append("scratch directory is on %s: fsync costs nothing there; use --tmpdir on a disk"
-                            % fs["type"])
+            messages.append("scratch directory is on %s: fsync costs nothing there; use --tmpdir on a disk" % fs["type"])
     return messages
 
 
@@ -118,16 +125,22 @@ def run_bench(
     rows = [execute.run_cell(c, config, trace_dir) for c in plan if c.unavailable]
     with Progress(len(to_run), enabled=progress) as bar:
         for cell in to_run:
-            bar.start_cell("%s py%s cores=%d n=%d %s #%d" % (cell.workload, cell.python.label, cell.cores,
-                                                             cell.n, cell.mode, cell.repeat))
+            bar.start_cell("%s py%s cores=%d n=%d %s #%d" % (cell.workload, cell.python.label, cell.cores, cell.n, cell.mode, cell.repeat))
             row = execute.run_cell(cell, config, trace_dir)
             if row["status"] == "failed":
                 bar.write("giltrace bench: %s failed: %s" % (cell.name, row["reason"]))
             rows.append(row)
             bar.finish_cell()
     runs = pd.DataFrame(rows, columns=execute.COLUMNS)
-    return BenchResult(config=config, pythons=pythons, runs=runs, table=aggregate.aggregate(runs),
-                       machine=described, messages=messages, trace_dir=trace_dir)
+    return BenchResult(
+        config=config,
+        pythons=pythons,
+        runs=runs,
+        table=aggregate.aggregate(runs),
+        machine=described,
+        messages=messages,
+        trace_dir=trace_dir,
+    )
 
 
 def render(result: BenchResult, show_range: bool = False) -> str:

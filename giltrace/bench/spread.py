@@ -12,6 +12,7 @@ page-cache I/O) capped by the cores, and 1 for threads that share a GIL
 (their CPU time can't show packing; steal still can).  fsync I/O workers
 mostly sleep in the kernel, so they add nothing to the expectation.
 """
+
 from __future__ import annotations
 
 from typing import Iterable, Optional, Sequence

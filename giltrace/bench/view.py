@@ -8,6 +8,7 @@ A ``BenchView`` is built from a fresh result (``of_result``) or from a saved
 output directory's results.json (``load``), so the printed tables and the
 report of the same run come from the same data.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -53,8 +54,7 @@ class BenchView:
     def cell(self, workload: str, python: str, cores: int, n: int, mode: str) -> Any:
         """The table row of one cell (a pandas Series), or None."""
         t = self.table
-        r = t[(t["workload"] == workload) & (t["python"] == python) & (t["cores"] == cores) & (t["n"] == n)
-              & (t["mode"] == mode)]
+        r = t[(t["workload"] == workload) & (t["python"] == python) & (t["cores"] == cores) & (t["n"] == n) & (t["mode"] == mode)]
         return None if r.empty else r.iloc[0]
 
 
@@ -73,19 +73,33 @@ def sections(config: BenchConfig) -> List[Section]:
     out = []
     for workload in config.workloads:
         latency = registry.get(workload).latency
-        out.append(Section(
-            workload=workload, heading=heading[workload], latency=latency, cores=list(config.cores),
-            ns=[] if latency else list(config.ns), modes=[] if latency else list(config.modes),
-            latency_rows=latency_rows(config.competitors) if latency else []))
+        out.append(
+            Section(
+                workload=workload,
+                heading=heading[workload],
+                latency=latency,
+                cores=list(config.cores),
+                ns=[] if latency else list(config.ns),
+                modes=[] if latency else list(config.modes),
+                latency_rows=latency_rows(config.competitors) if latency else [],
+            )
+        )
     return out
 
 
 def of_result(result: Any) -> BenchView:
     """The view of a ``bench.runner.BenchResult``."""
     return BenchView(
-        headline=machine.headline(result.machine), machine=result.machine, messages=list(result.messages),
-        pythons=[p.label for p in result.pythons], repeat=result.config.repeat, traced=result.config.trace,
-        sections=sections(result.config), table=result.table, runs=result.runs)
+        headline=machine.headline(result.machine),
+        machine=result.machine,
+        messages=list(result.messages),
+        pythons=[p.label for p in result.pythons],
+        repeat=result.config.repeat,
+        traced=result.config.trace,
+        sections=sections(result.config),
+        table=result.table,
+        runs=result.runs,
+    )
 
 
 def load(out_dir: str) -> BenchView:
@@ -103,6 +117,13 @@ def load(out_dir: str) -> BenchView:
     runs = pd.DataFrame(doc["runs"])
     described = doc.get("machine", {})
     return BenchView(
-        headline=machine.headline(described), machine=described, messages=list(doc.get("messages", [])),
-        pythons=list(dict.fromkeys(runs["python"])) if len(runs) else [], repeat=config.repeat,
-        traced=config.trace, sections=sections(config), table=pd.DataFrame(doc["table"]), runs=runs)
+        headline=machine.headline(described),
+        machine=described,
+        messages=list(doc.get("messages", [])),
+        pythons=list(dict.fromkeys(runs["python"])) if len(runs) else [],
+        repeat=config.repeat,
+        traced=config.trace,
+        sections=sections(config),
+        table=pd.DataFrame(doc["table"]),
+        runs=runs,
+    )

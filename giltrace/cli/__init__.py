@@ -7,6 +7,7 @@ as one line on stderr with a non-zero exit status.  A closed stdout
 (``giltrace summary t.gtr | head``) ends a command quietly with status 141;
 nothing else is caught.
 """
+
 from __future__ import annotations
 
 import argparse

@@ -5,6 +5,7 @@ GIL around every system call; two CPU-bound threads count down beside it.
 The trace shows the I/O thread waiting about one switch interval to win the
 GIL back after nearly every operation.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -72,8 +73,10 @@ def run(args: argparse.Namespace) -> int:
     print()
     print("I/O thread: %.0f operations/s alone, %.0f/s beside %d CPU thread(s)." % (alone, beside, args.cpu_threads))
     if io["waits"]:
-        print("It waited for the GIL %d times, %.2f ms on average (switch interval %.1f ms): %.0f%% of its time."
-              % (io["waits"], 1e3 * io["mean_wait_s"], 1e3 * trace.meta["switch_interval_s"], 100 * io["wait_share"]))
+        print(
+            "It waited for the GIL %d times, %.2f ms on average (switch interval %.1f ms): %.0f%% of its time."
+            % (io["waits"], 1e3 * io["mean_wait_s"], 1e3 * trace.meta["switch_interval_s"], 100 * io["wait_share"])
+        )
     import matplotlib
 
     matplotlib.use("Agg")
@@ -83,6 +86,7 @@ def run(args: argparse.Namespace) -> int:
     fig, _ = plot_timeline(trace, start_s=0.5, end_s=0.6)  # 100 ms: a few switch intervals
     fig.savefig(image)
     print("Trace written to %s, timeline of 0.5-0.6 s in %s." % (args.output, image))
-    print("Next: giltrace summary %s; giltrace report %s; giltrace timeline %s --start 0 --end 0.05"
-          % (args.output, args.output, args.output))
+    print(
+        "Next: giltrace summary %s; giltrace report %s; giltrace timeline %s --start 0 --end 0.05" % (args.output, args.output, args.output)
+    )
     return 0

@@ -1,4 +1,5 @@
 """``giltrace export TRACE --format chrome|csv -o FILE``."""
+
 from __future__ import annotations
 
 import argparse
@@ -15,13 +16,24 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("trace", help="a .gtr file")
     from ..render.export import EXPORTERS
 
-    p.add_argument("--format", choices=list(EXPORTERS), default="chrome",
-                   help="; ".join("%s: %s" % (e.name, e.help) for e in EXPORTERS.values()) + " (default: chrome)")
+    p.add_argument(
+        "--format",
+        choices=list(EXPORTERS),
+        default="chrome",
+        help="; ".join("%s: %s" % (e.name, e.help) for e in EXPORTERS.values()) + " (default: chrome)",
+    )
     p.add_argument("-o", "--output", metavar="FILE", help="output file (default: TRACE.json / TRACE.csv)")
-    p.add_argument("--clock", choices=["monotonic", "epoch"], default="monotonic",
-                   help="chrome timestamps: CLOCK_MONOTONIC us (default, as VizTracer on Linux) or Unix-epoch us")
-    p.add_argument("--merge", metavar="JSON", help="add the GIL tracks to this Chrome/VizTracer trace of the same run "
-                                                    "(its clock is detected) and write the combination")
+    p.add_argument(
+        "--clock",
+        choices=["monotonic", "epoch"],
+        default="monotonic",
+        help="chrome timestamps: CLOCK_MONOTONIC us (default, as VizTracer on Linux) or Unix-epoch us",
+    )
+    p.add_argument(
+        "--merge",
+        metavar="JSON",
+        help="add the GIL tracks to this Chrome/VizTracer trace of the same run (its clock is detected) and write the combination",
+    )
 
 
 def run(args: argparse.Namespace) -> int:

@@ -6,6 +6,7 @@ giltrace-autostart.pth; docs/metrics.md): a Prometheus endpoint, a JSON-lines
 log, or both.  The command replaces this process (exec), so its exit status
 and signals are its own.
 """
+
 from __future__ import annotations
 
 import argparse

@@ -1,5 +1,6 @@
 """``giltrace report TRACE_OR_DIR [-o report.html]``: a self-contained HTML report
 of one trace, or of a ``giltrace bench --trace`` output directory."""
+
 from __future__ import annotations
 
 import argparse

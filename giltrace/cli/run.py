@@ -5,6 +5,7 @@ Runs the program as ``python script.py args`` would -- same ``sys.argv``,
 the whole process.  The trace stops at interpreter exit, after Python has
 joined the program's non-daemon threads, so their activity is included.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -25,19 +26,32 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("-o", "--output", metavar="FILE", help="trace file to write (default: ./<program>.gtr)")
     p.add_argument("-m", dest="module", metavar="MODULE", help="run a library module as a script, like python -m")
     p.add_argument("-q", "--quiet", action="store_true", help="don't print where the trace went")
-    p.add_argument("--subprocesses", action="store_true",
-                   help="also trace child processes (multiprocessing fork/spawn/forkserver, ProcessPoolExecutor, "
-                        "any python started with this environment): one file each, FILE with .<pid> before the extension")
-    p.add_argument("--sample-period-ms", type=float, default=5.0,
-                   help="period of GIL samples while a holder keeps the GIL past the switch interval (0 disables; default 5)")
+    p.add_argument(
+        "--subprocesses",
+        action="store_true",
+        help="also trace child processes (multiprocessing fork/spawn/forkserver, ProcessPoolExecutor, "
+        "any python started with this environment): one file each, FILE with .<pid> before the extension",
+    )
+    p.add_argument(
+        "--sample-period-ms",
+        type=float,
+        default=5.0,
+        help="period of GIL samples while a holder keeps the GIL past the switch interval (0 disables; default 5)",
+    )
     p.add_argument("--buffer-events", type=int, default=1 << 19, help="event ring capacity (default 524288)")
     p.add_argument("--no-locations", action="store_true", help="don't record code locations (saves ~6 ns per GIL release)")
-    p.add_argument("--cpu-state", action="store_true",
-                   help="also sample each thread's scheduler counters and the cgroup's throttling every sample period: "
-                        "was the holder running? (docs/how-it-works.md, CPU state)")
-    p.add_argument("--python", metavar="PATH",
-                   help="run the program under this interpreter instead (CPython 2.7, through the old-GIL recorder, "
-                        "or 3.9-3.13 with giltrace importable)")
+    p.add_argument(
+        "--cpu-state",
+        action="store_true",
+        help="also sample each thread's scheduler counters and the cgroup's throttling every sample period: "
+        "was the holder running? (docs/how-it-works.md, CPU state)",
+    )
+    p.add_argument(
+        "--python",
+        metavar="PATH",
+        help="run the program under this interpreter instead (CPython 2.7, through the old-GIL recorder, "
+        "or 3.9-3.13 with giltrace importable)",
+    )
     p.add_argument("argv", nargs=argparse.REMAINDER, metavar="script.py [args...]", help="the program and its arguments")
 
 
@@ -110,7 +124,11 @@ def _report(tracer, quiet: bool) -> None:
             import glob
 
             n = len(glob.glob(tracer.follow_children.replace("%p", "*")))
-            children = ", and %d child process trace%s (%s)" % (n, "" if n == 1 else "s", os.path.basename(tracer.follow_children).replace("%p", "*"))
+            children = ", and %d child process trace%s (%s)" % (
+                n,
+                "" if n == 1 else "s",
+                os.path.basename(tracer.follow_children).replace("%p", "*"),
+            )
         sys.stderr.write("giltrace: %d GIL events written to %s%s%s\n" % (s["events_written"], tracer.path, lost, children))
 
     # atexit is LIFO: registered before the trace starts (and registers its
@@ -149,8 +167,14 @@ def run(args: argparse.Namespace) -> int:
         stem, ext = os.path.splitext(os.path.abspath(output))
         follow = stem + ".%p" + (ext or ".gtr")
         os.environ[ENV] = follow  # spawned interpreters start their own trace (giltrace-autostart.pth)
-    tracer = Tracer(output, sample_period_ms=args.sample_period_ms, buffer_events=args.buffer_events,
-                    locations=not args.no_locations, follow_children=follow, cpu_state=args.cpu_state)
+    tracer = Tracer(
+        output,
+        sample_period_ms=args.sample_period_ms,
+        buffer_events=args.buffer_events,
+        locations=not args.no_locations,
+        follow_children=follow,
+        cpu_state=args.cpu_state,
+    )
     _report(tracer, args.quiet)
 
     if args.module:

@@ -1,5 +1,6 @@
 """``giltrace summary FILE [--start S --end S] [--format text|json]``: the
 per-thread table and the diagnosis of a trace (or of a window of it)."""
+
 from __future__ import annotations
 
 import argparse
@@ -32,8 +33,12 @@ def windowed(trace, start, end):
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("trace", help="a .gtr file written by giltrace")
     add_window_arguments(p)
-    p.add_argument("--format", choices=["text", "json"], default="text",
-                   help="text (default), or json: the diagnosis as documented in docs/api.md (for scripts and CI gates)")
+    p.add_argument(
+        "--format",
+        choices=["text", "json"],
+        default="text",
+        help="text (default), or json: the diagnosis as documented in docs/api.md (for scripts and CI gates)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -45,8 +50,11 @@ def run(args: argparse.Namespace) -> int:
     if args.format == "json":
         from ..diagnosis import SCHEMA
 
-        out = trace.diagnose().to_dict() if len(trace.events) else {"schema": SCHEMA, "trace": trace.path, "findings": [], "episodes": [],
-                                                                     "threads": [], "window_s": list(trace.window_s)}
+        out = (
+            trace.diagnose().to_dict()
+            if len(trace.events)
+            else {"schema": SCHEMA, "trace": trace.path, "findings": [], "episodes": [], "threads": [], "window_s": list(trace.window_s)}
+        )
         out["complete"] = bool(whole.meta.get("complete", True))
         print(json.dumps(out, indent=2))
         return 0

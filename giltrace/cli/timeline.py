@@ -1,4 +1,5 @@
 """``giltrace timeline TRACE [-o out.png|.svg|.pdf] [--start S --end S] [--threads a,b]``."""
+
 from __future__ import annotations
 
 import argparse
@@ -47,6 +48,8 @@ def run(args: argparse.Namespace) -> int:
     print("wrote %s (%.3f-%.3f s: %s)" % (output, (w.start_ns - trace.start_ns) / 1e9, (w.end_ns - trace.start_ns) / 1e9, w.reason))
     episodes = trace.episodes()
     if episodes:
-        print("episodes of abnormal GIL waiting (draw one with --start/--end): %s"
-              % ", ".join("%.2f-%.2f s" % ((e.start_ns - trace.start_ns) / 1e9, (e.end_ns - trace.start_ns) / 1e9) for e in episodes))
+        print(
+            "episodes of abnormal GIL waiting (draw one with --start/--end): %s"
+            % ", ".join("%.2f-%.2f s" % ((e.start_ns - trace.start_ns) / 1e9, (e.end_ns - trace.start_ns) / 1e9) for e in episodes)
+        )
     return 0

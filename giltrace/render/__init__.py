@@ -1,6 +1,7 @@
 """Renderers: data in (a Trace, analysis frames, a BenchView), text, bytes,
 a matplotlib figure or a Document out.  Writing files is the CLI's job
 (giltrace/cli/): a renderer never opens one (docs/architecture.md)."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field

@@ -2,6 +2,7 @@
 workload's wall-clock table in the study's layout, its GIL contention table,
 and for every threaded cell that was traced, its timeline and wait-latency
 distribution beside the cell's serial / thread / procs times."""
+
 from __future__ import annotations
 
 import html
@@ -43,9 +44,10 @@ def bench_report(out_dir: str, out_html: str) -> "Document":
 
 def header(view: "BenchView", out_dir: str) -> List[str]:
     """The page's title, the machine's headline and the run's notices."""
-    return ["<h1>Threading experiments: %s</h1>" % html.escape(out_dir),
-            "<p>%s</p>" % html.escape("; ".join("%s: %s" % fact for fact in view.headline))] + [
-        "<p class='note'>%s</p>" % html.escape(msg) for msg in view.messages]
+    return [
+        "<h1>Threading experiments: %s</h1>" % html.escape(out_dir),
+        "<p>%s</p>" % html.escape("; ".join("%s: %s" % fact for fact in view.headline)),
+    ] + ["<p class='note'>%s</p>" % html.escape(msg) for msg in view.messages]
 
 
 def render_report(view: "BenchView", out_dir: str, out_html: str) -> "Document":
@@ -59,10 +61,12 @@ def render_report(view: "BenchView", out_dir: str, out_html: str) -> "Document":
     files_dir = os.path.splitext(os.path.basename(out_html))[0] + "-files"
     attachments: Dict[str, bytes] = {}
 
-    parts = ["<!doctype html><html><head><meta charset='utf-8'><title>giltrace bench report</title><style>%s"
-             "pre{font-size:.85em;background:#fafafa;padding:.6em;overflow-x:auto}"
-             ".cell{display:flex;flex-wrap:wrap;gap:.5em;margin:1em 0}.cell img:first-child{width:100%%}.cell img+img{width:48%%}"
-             "</style></head><body>" % CSS] + header(view, out_dir)
+    parts = [
+        "<!doctype html><html><head><meta charset='utf-8'><title>giltrace bench report</title><style>%s"
+        "pre{font-size:.85em;background:#fafafa;padding:.6em;overflow-x:auto}"
+        ".cell{display:flex;flex-wrap:wrap;gap:.5em;margin:1em 0}.cell img:first-child{width:100%%}.cell img+img{width:48%%}"
+        "</style></head><body>" % CSS
+    ] + header(view, out_dir)
 
     for section in view.sections:
         workload, latency = section.workload, section.latency
@@ -70,15 +74,18 @@ def render_report(view: "BenchView", out_dir: str, out_html: str) -> "Document":
         if latency:
             text = latency_table(table, workload, labels, section.cores, section.latency_rows, traced=view.traced)
         else:
-            text = grid_table(table, workload, labels, section.cores, section.ns, section.modes,
-                              show_range=view.repeat > 1)
+            text = grid_table(table, workload, labels, section.cores, section.ns, section.modes, show_range=view.repeat > 1)
         parts.append("<pre>%s</pre>" % html.escape(text))
         if view.traced and not latency:
             figures = contention_table(table, workload, labels, section.cores, section.ns, section.modes)
             if figures:
                 parts.append("<p>GIL contention per cell (medians over repeats):</p><pre>%s</pre>" % html.escape(figures))
-        cells = runs[(runs["workload"] == workload) & (runs["mode"] == "thread") & (runs["repeat"] == 1)
-                     & runs["trace_files"].fillna("").astype(str).str.len().gt(0)]
+        cells = runs[
+            (runs["workload"] == workload)
+            & (runs["mode"] == "thread")
+            & (runs["repeat"] == 1)
+            & runs["trace_files"].fillna("").astype(str).str.len().gt(0)
+        ]
         for _, r in cells.iterrows():
             path = os.path.join(out_dir, str(r["trace_files"]).split(",")[0])
             if not os.path.isfile(path):
@@ -86,30 +93,46 @@ def render_report(view: "BenchView", out_dir: str, out_html: str) -> "Document":
             trace = load(path, warn=False)  # a cell's trace cut short still shows what it has
             if latency:
                 caption = "python %s · %d core%s · I/O thread beside %d CPU thread%s: p50 %.3f ms, %.0f ops/s (alone: %s)" % (
-                    r["python"], r["cores"], "" if r["cores"] == 1 else "s", r["n"], "" if r["n"] == 1 else "s",
-                    r["lat_p50_ms"], r["ops_per_s"], _latency_alone(runs, r))
+                    r["python"],
+                    r["cores"],
+                    "" if r["cores"] == 1 else "s",
+                    r["n"],
+                    "" if r["n"] == 1 else "s",
+                    r["lat_p50_ms"],
+                    r["ops_per_s"],
+                    _latency_alone(runs, r),
+                )
             else:
                 caption = "python %s · %d core%s · N=%d: serial %s · thread %s · procs %s" % (
-                    r["python"], r["cores"], "" if r["cores"] == 1 else "s", r["n"],
+                    r["python"],
+                    r["cores"],
+                    "" if r["cores"] == 1 else "s",
+                    r["n"],
                     _cell_time(view, workload, r["python"], r["cores"], r["n"], "serial"),
                     _cell_time(view, workload, r["python"], r["cores"], r["n"], "thread"),
-                    _cell_time(view, workload, r["python"], r["cores"], r["n"], "procs"))
+                    _cell_time(view, workload, r["python"], r["cores"], r["n"], "procs"),
+                )
             if pd.notna(r.get("gil_wait_share")):
                 caption += " · threads waited %.0f%% of the time for the GIL, %.0f switches/s" % (
-                    100 * r["gil_wait_share"], r["switches_per_s"] if pd.notna(r["switches_per_s"]) else 0)
+                    100 * r["gil_wait_share"],
+                    r["switches_per_s"] if pd.notna(r["switches_per_s"]) else 0,
+                )
             images = _figures(trace)
             stem = os.path.splitext(os.path.basename(path))[0]
             for name, data in images.items():
                 attachments[os.path.join(files_dir, "%s-%s.png" % (stem, name))] = data
-            parts.append("<h3>%s</h3><div class='cell'>%s%s</div>" % (
-                html.escape(caption), img_tag(images["timeline"], "timeline " + stem), img_tag(images["waits"], "waits " + stem)))
+            parts.append(
+                "<h3>%s</h3><div class='cell'>%s%s</div>"
+                % (html.escape(caption), img_tag(images["timeline"], "timeline " + stem), img_tag(images["waits"], "waits " + stem))
+            )
     parts.append("</body></html>")
     return Document("\n".join(parts), attachments)
 
 
 def _latency_alone(runs: pd.DataFrame, r: Any) -> Optional[str]:
-    alone = runs[(runs["workload"] == r["workload"]) & (runs["python"] == r["python"]) & (runs["cores"] == r["cores"])
-                 & (runs["mode"] == "alone")]
+    alone = runs[
+        (runs["workload"] == r["workload"]) & (runs["python"] == r["python"]) & (runs["cores"] == r["cores"]) & (runs["mode"] == "alone")
+    ]
     if alone.empty:
         return "–"
     return "p50 %.3f ms, %.0f ops/s" % (alone["lat_p50_ms"].median(), alone["ops_per_s"].median())

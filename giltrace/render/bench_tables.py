@@ -9,6 +9,7 @@ that can't be taken at face value carry a mark and a footnote:
 shared or stolen), ``ERR`` every run failed.  Pure functions: table
 DataFrame (or view) in, string out.
 """
+
 from __future__ import annotations
 
 import math
@@ -44,8 +45,7 @@ def _widen(widths: List[int], first: int, last: int, needed: int) -> None:
         widths[last - 1 - i % (last - first)] += 1
 
 
-def box(header: Sequence[Line], body: Sequence[Line], aligns: Sequence[str],
-        groups: Sequence[str] = (), lead: int = 0) -> str:
+def box(header: Sequence[Line], body: Sequence[Line], aligns: Sequence[str], groups: Sequence[str] = (), lead: int = 0) -> str:
     """An ASCII box table; column widths fit the widest text (at least 8).
 
     ``groups``: names for a top header line, each spanning an equal share of
@@ -78,8 +78,7 @@ def box(header: Sequence[Line], body: Sequence[Line], aligns: Sequence[str],
             lead_texts, text = line
             cells = [_cell(t, widths[i], aligns[i]) for i, t in enumerate(lead_texts)]
             return "|" + "|".join(cells + [spanning(text, len(lead_texts), len(widths))]) + "|"
-        cells = [_cell(t, widths[i], "left" if header_row and aligns[i] in ("num", "key") else aligns[i])
-                 for i, t in enumerate(line)]
+        cells = [_cell(t, widths[i], "left" if header_row and aligns[i] in ("num", "key") else aligns[i]) for i, t in enumerate(line)]
         return "|" + "|".join(cells) + "|"
 
     out = [rule]
@@ -140,8 +139,7 @@ def _mark(row: Any, notes: Footnotes, python_count: int, show_range: bool) -> st
         notes.add("!    %s: %s (%d of %d runs)" % (_where(row, python_count), row.flag, row.flagged, row.runs))
         text += "!"
     elif row.failed:
-        notes.add("     %s: %d of %d runs failed: %s" % (_where(row, python_count), row.failed,
-                                                         row.failed + row.runs, row.reason))
+        notes.add("     %s: %d of %d runs failed: %s" % (_where(row, python_count), row.failed, row.failed + row.runs, row.reason))
     if isinstance(row.notes, str) and row.notes:
         notes.add("     %s" % row.notes)
     if isinstance(row.trace_note, str) and row.trace_note:
@@ -196,8 +194,9 @@ def sig(value: Any, digits: int = 3) -> str:
     return "%.*f" % (decimals, value)
 
 
-def contention_table(table: pd.DataFrame, workload: str, pythons: Sequence[str], cores: Sequence[int],
-                     ns: Sequence[int], modes: Sequence[str]) -> str:
+def contention_table(
+    table: pd.DataFrame, workload: str, pythons: Sequence[str], cores: Sequence[int], ns: Sequence[int], modes: Sequence[str]
+) -> str:
     """Per-cell GIL figures of a traced grid workload ('' if none traced)."""
     cells = _index(table, workload)
     header: List[Line] = [
@@ -214,10 +213,21 @@ def contention_table(table: pd.DataFrame, workload: str, pythons: Sequence[str],
                     r = cells.get((py, c, n, m))
                     if r is None or r.status != "ok" or not r.traced:
                         continue
-                    body.append([py, str(c), str(n), m, "%.2f" % r.wall_median,
-                                 _num(None if r.gil_wait_share is None else 100 * r.gil_wait_share, "%.1f"),
-                                 _num(r.switches_per_s, "%.0f"), _num(r.drop_requests, "%.0f"),
-                                 sig(r.io_reacq_p50_us), sig(r.io_reacq_p99_us), sig(r.io_reacq_max_us)])
+                    body.append(
+                        [
+                            py,
+                            str(c),
+                            str(n),
+                            m,
+                            "%.2f" % r.wall_median,
+                            _num(None if r.gil_wait_share is None else 100 * r.gil_wait_share, "%.1f"),
+                            _num(r.switches_per_s, "%.0f"),
+                            _num(r.drop_requests, "%.0f"),
+                            sig(r.io_reacq_p50_us),
+                            sig(r.io_reacq_p99_us),
+                            sig(r.io_reacq_max_us),
+                        ]
+                    )
                     if isinstance(r.trace_note, str) and r.trace_note:
                         notes.add("python %s, cores %d, N %d, %s: %s" % (py, c, n, m, r.trace_note))
             if body and body[-1] is not None:
@@ -235,8 +245,9 @@ def _competitors_label(k: int, mode: str) -> str:
     return "%d process%s" % (k, "" if k == 1 else "es")
 
 
-def latency_table(table: pd.DataFrame, workload: str, pythons: Sequence[str], cores: Sequence[int],
-                  rows: Sequence[Tuple[int, str]], traced: bool = False) -> str:
+def latency_table(
+    table: pd.DataFrame, workload: str, pythons: Sequence[str], cores: Sequence[int], rows: Sequence[Tuple[int, str]], traced: bool = False
+) -> str:
     """The convoy experiment's table: the I/O thread's latency per cell.
 
     ``rows``: (K competitors, mode) in row order (bench/view.py latency_rows).
@@ -271,8 +282,13 @@ def latency_table(table: pd.DataFrame, workload: str, pythons: Sequence[str], co
                 if r.flagged:
                     notes.add("!    python %s, cores %d, %s: %s" % (py, c, label, r.flag))
                     line[-1] += " !"
-                line += [sig(r.lat_p50_ms), sig(r.lat_p99_ms), sig(r.lat_mean_ms), _num(r.ops_per_s, "%.0f"),
-                         _num(None if k == 0 else r.competitor_iters_per_s / 1e6, "%.1f")]
+                line += [
+                    sig(r.lat_p50_ms),
+                    sig(r.lat_p99_ms),
+                    sig(r.lat_mean_ms),
+                    _num(r.ops_per_s, "%.0f"),
+                    _num(None if k == 0 else r.competitor_iters_per_s / 1e6, "%.1f"),
+                ]
                 if traced:
                     line.append(_num(None if r.io_wait_share is None else 100 * r.io_wait_share, "%.1f"))
                     if isinstance(r.trace_note, str) and r.trace_note:
@@ -287,11 +303,17 @@ def machine_lines(machine: Dict[str, Any]) -> List[str]:
     "machine" (bench/machine.py describe())."""
     fs = machine["scratch_filesystem"]
     return [
-        "machine: %s, %s logical CPUs (usable: %s)%s, %s %s" % (
-            machine["cpu_model"], machine["logical_cpus"], machine["usable_cpus"],
-            ", virtual machine" if machine["virtual_machine"] else "", machine["system"], machine["kernel"]),
-        "load average at start: %s; scratch files in %s (%s)" % (
-            " ".join("%.2f" % x for x in machine["load_average_at_start"]), machine["scratch_dir"], fs["type"]),
+        "machine: %s, %s logical CPUs (usable: %s)%s, %s %s"
+        % (
+            machine["cpu_model"],
+            machine["logical_cpus"],
+            machine["usable_cpus"],
+            ", virtual machine" if machine["virtual_machine"] else "",
+            machine["system"],
+            machine["kernel"],
+        ),
+        "load average at start: %s; scratch files in %s (%s)"
+        % (" ".join("%.2f" % x for x in machine["load_average_at_start"]), machine["scratch_dir"], fs["type"]),
     ] + ["python %s: %s (%s)" % (i["label"], i["path"], i["switching"]) for i in machine["interpreters"]]
 
 
@@ -302,14 +324,16 @@ def render_text(view: "BenchView", show_range: bool = False) -> str:
     runs = "%d run%s" % (view.repeat, "" if view.repeat == 1 else "s")
     for s in view.sections:
         if s.latency:
-            out += ["%s; medians of %s" % (s.heading, runs),
-                    latency_table(table, s.workload, labels, s.cores, s.latency_rows, traced=view.traced), ""]
+            out += [
+                "%s; medians of %s" % (s.heading, runs),
+                latency_table(table, s.workload, labels, s.cores, s.latency_rows, traced=view.traced),
+                "",
+            ]
             continue
         runs_note = "seconds, median of %s" % runs
         if show_range and view.repeat > 1:
             runs_note += " (min-max)"
-        out += ["%s; %s" % (s.heading, runs_note),
-                grid_table(table, s.workload, labels, s.cores, s.ns, s.modes, show_range), ""]
+        out += ["%s; %s" % (s.heading, runs_note), grid_table(table, s.workload, labels, s.cores, s.ns, s.modes, show_range), ""]
         if view.traced:
             figures = contention_table(table, s.workload, labels, s.cores, s.ns, s.modes)
             if figures:

@@ -12,6 +12,7 @@ The document is written as it is produced, a chunk of events at a time
 the trace's size.  ``chrome_events`` and ``merge_into`` give the same
 document as a dict, for small traces and for tests.
 """
+
 from __future__ import annotations
 
 import io
@@ -23,7 +24,7 @@ import numpy as np
 from ..errors import TraceFormatError
 from . import rows
 
-CHUNK_ROWS = 65536      # events per vectorised chunk
+CHUNK_ROWS = 65536  # events per vectorised chunk
 CHUNK_BYTES = 16 << 20  # ...fewer when rows are wide (long code locations)
 
 
@@ -61,7 +62,13 @@ def _offset_ns(trace, clock: str) -> int:
 def _metadata(trace) -> Iterator[Dict[str, Any]]:
     meta = trace.meta
     pid = int(meta.get("pid", 0))
-    yield {"ph": "M", "name": "process_name", "pid": pid, "tid": 0, "args": {"name": "python %s (giltrace)" % meta.get("python_version", "")}}
+    yield {
+        "ph": "M",
+        "name": "process_name",
+        "pid": pid,
+        "tid": 0,
+        "args": {"name": "python %s (giltrace)" % meta.get("python_version", "")},
+    }
     th = trace.threads()
     for i, (tid, name) in enumerate(zip(th.index, th["name"])):
         yield {"ph": "M", "name": "thread_name", "pid": pid, "tid": int(tid), "args": {"name": str(name)}}
@@ -93,8 +100,15 @@ def _slices(trace, w: _EventWriter, offset_ns: int) -> None:
     width = 100 + max(len(t) for t in tails)
     for lo, hi in _chunks(len(tid), width):
         s = slice(lo, hi)
-        segments = [rows.table(hold[s], heads), rows.integers(tid[s]), b',"ts":', *rows.micros(start[s], offset_ns),
-                    b',"dur":', *rows.micros(dur[s]), rows.table(code[s], tails)]
+        segments = [
+            rows.table(hold[s], heads),
+            rows.integers(tid[s]),
+            b',"ts":',
+            *rows.micros(start[s], offset_ns),
+            b',"dur":',
+            *rows.micros(dur[s]),
+            rows.table(code[s], tails),
+        ]
         w.chunk(rows.join(segments, hi - lo), hi - lo)
 
 
@@ -131,8 +145,13 @@ def write_chrome(trace, out: IO[bytes], clock: str = "monotonic") -> int:
     out.write(b'{"traceEvents":[\n')
     w = _EventWriter(out)
     _gil_events(trace, w, clock)
-    other = {"source": "giltrace", "clock": clock, "switch_interval_s": meta.get("switch_interval_s"),
-             "events_lost": meta.get("events_lost"), "complete": meta.get("complete")}
+    other = {
+        "source": "giltrace",
+        "clock": clock,
+        "switch_interval_s": meta.get("switch_interval_s"),
+        "events_lost": meta.get("events_lost"),
+        "complete": meta.get("complete"),
+    }
     out.write(b'\n],"displayTimeUnit":"ms","otherData":%s}\n' % json.dumps(other, separators=(",", ":")).encode())
     return w.count
 

@@ -5,6 +5,7 @@ bounded whatever the trace's size.  Quoting as Python's csv module does by
 default (QUOTE_MINIMAL): a field with a comma, a quote or a line break is
 quoted, its quotes doubled.
 """
+
 from __future__ import annotations
 
 from typing import IO, Union
@@ -43,8 +44,17 @@ def write_intervals_csv(trace, out: IO[bytes]) -> int:
     step = max(256, min(CHUNK_ROWS, CHUNK_BYTES // width))
     for lo in range(0, len(iv), step):
         s = slice(lo, min(len(iv), lo + step))
-        segments = [rows.integers(tid[s]), rows.table(name_code[s], names), rows.table(state_code[s], states),
-                    rows.integers(start[s]), b",", rows.integers(end[s]), b",", rows.integers(dur[s]), rows.table(loc_code[s], labels)]
+        segments = [
+            rows.integers(tid[s]),
+            rows.table(name_code[s], names),
+            rows.table(state_code[s], states),
+            rows.integers(start[s]),
+            b",",
+            rows.integers(end[s]),
+            b",",
+            rows.integers(dur[s]),
+            rows.table(loc_code[s], labels),
+        ]
         out.write(rows.join(segments, s.stop - s.start))
     return len(iv)
 

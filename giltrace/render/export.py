@@ -3,6 +3,7 @@ offers what is here.  Each exporter writes a trace to a binary file object it
 is given and returns how many records it wrote; where the bytes go (a
 temporary file renamed when whole) is the CLI's job (giltrace/cli/export.py).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass

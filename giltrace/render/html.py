@@ -1,6 +1,7 @@
 """Self-contained HTML report of one trace: table, timeline, wait
 distributions, blame matrix.  Images are embedded (base64 PNG) so the file
 opens offline, and also written alongside as PNG files."""
+
 from __future__ import annotations
 
 import base64
@@ -63,11 +64,21 @@ def diagnosis_html(d) -> str:
     """Episodes, then each finding: its sentence, advice, culprits by code line and where the waiters were."""
     parts = []
     if d.episodes:
-        ep = pd.DataFrame([{"window s": "%.2f–%.2f" % e.window_s, "threads waiting (avg)": round(e.level, 2),
-                            "thread-s waiting": round(e.waiting_s, 2),
-                            "findings": ", ".join(sorted({f.kind for f in e.findings if f.problem})) or "-"} for e in d.episodes])
-        parts.append("<p class='note'>Episodes: periods in which threads waited for the GIL far above the calm (%.2f threads waiting "
-                     "on average); each is diagnosed on its own.</p>" % d.episodes[0].baseline)
+        ep = pd.DataFrame(
+            [
+                {
+                    "window s": "%.2f–%.2f" % e.window_s,
+                    "threads waiting (avg)": round(e.level, 2),
+                    "thread-s waiting": round(e.waiting_s, 2),
+                    "findings": ", ".join(sorted({f.kind for f in e.findings if f.problem})) or "-",
+                }
+                for e in d.episodes
+            ]
+        )
+        parts.append(
+            "<p class='note'>Episodes: periods in which threads waited for the GIL far above the calm (%.2f threads waiting "
+            "on average); each is diagnosed on its own.</p>" % d.episodes[0].baseline
+        )
         parts.append(ep.to_html(border=0, index=False))
     items = []
     for f in d.findings:
@@ -75,15 +86,34 @@ def diagnosis_html(d) -> str:
         if f.advice:
             body += "<ul>%s</ul>" % "".join("<li>%s</li>" % html.escape(a) for a in f.advice)
         if f.culprits:
-            cs = pd.DataFrame([{"share %": round(100 * c.share, 1), "blamed ms": round(1e3 * c.wait_s, 2), "code": c.label,
-                                "ran in": ", ".join(c.threads[:4]) + (" (+%d)" % (len(c.threads) - 4) if len(c.threads) > 4 else "")}
-                               for c in f.culprits])
+            cs = pd.DataFrame(
+                [
+                    {
+                        "share %": round(100 * c.share, 1),
+                        "blamed ms": round(1e3 * c.wait_s, 2),
+                        "code": c.label,
+                        "ran in": ", ".join(c.threads[:4]) + (" (+%d)" % (len(c.threads) - 4) if len(c.threads) > 4 else ""),
+                    }
+                    for c in f.culprits
+                ]
+            )
             body += "<p class='note'>Code that held the GIL while they waited (summed over the threads that ran it):</p>"
             body += cs.to_html(border=0, index=False, classes="sites")
         if f.waiting_at:
-            ws = pd.DataFrame([{"share %": round(100 * w["share"], 1), "wait ms": round(1e3 * w["wait_s"], 2), "waits": w["waits"],
-                                "location": w["label"]} for w in f.waiting_at])
-            body += "<p class='note'>Where the waiters let the GIL go before waiting:</p>" + ws.to_html(border=0, index=False, classes="sites")
+            ws = pd.DataFrame(
+                [
+                    {
+                        "share %": round(100 * w["share"], 1),
+                        "wait ms": round(1e3 * w["wait_s"], 2),
+                        "waits": w["waits"],
+                        "location": w["label"],
+                    }
+                    for w in f.waiting_at
+                ]
+            )
+            body += "<p class='note'>Where the waiters let the GIL go before waiting:</p>" + ws.to_html(
+                border=0, index=False, classes="sites"
+            )
         items.append("<li>%s</li>" % body)
     if not any(f.problem for f in d.findings):
         items.insert(0, "<li>%s</li>" % html.escape(d.suggestions[0]))
@@ -133,17 +163,30 @@ def trace_report(trace, out_html: str) -> "Document":
         "<!doctype html><html><head><meta charset='utf-8'><title>giltrace report: %s</title><style>%s</style></head><body>"
         % (html.escape(os.path.basename(trace.path or "")), CSS),
         "<h1>GIL report: %s</h1>" % html.escape(trace.path or ""),
-        "<p>%s</p>" % ("Window %.3f–%.3f s of the trace: everything below covers it only." % tuple(m["window_s"]) if "window_s" in m else ""),
+        "<p>%s</p>"
+        % ("Window %.3f–%.3f s of the trace: everything below covers it only." % tuple(m["window_s"]) if "window_s" in m else ""),
         "<p>%s %s · switch interval %.1f ms · %s CPUs (affinity %s) · %.3f s traced · %d events · %d GIL switches · %s events lost</p>"
-        % (m.get("python_implementation", ""), m.get("python_version", ""), 1e3 * float(m.get("switch_interval_s", 0)),
-           m.get("cpu_count", "?"), format_cpus(m.get("affinity", []), empty="?"), m["duration_s"], m["events"], trace.switches(),
-           "unknown" if m.get("events_lost") is None else m["events_lost"]),
+        % (
+            m.get("python_implementation", ""),
+            m.get("python_version", ""),
+            1e3 * float(m.get("switch_interval_s", 0)),
+            m.get("cpu_count", "?"),
+            format_cpus(m.get("affinity", []), empty="?"),
+            m["duration_s"],
+            m["events"],
+            trace.switches(),
+            "unknown" if m.get("events_lost") is None else m["events_lost"],
+        ),
     ]
     if not m.get("complete", True):
-        parts.append("<p class='warn'>Incomplete trace: %s. Shown up to the last flushed chunk.</p>" % html.escape(str(m.get("incomplete_reason"))))
+        parts.append(
+            "<p class='warn'>Incomplete trace: %s. Shown up to the last flushed chunk.</p>" % html.escape(str(m.get("incomplete_reason")))
+        )
     parts += [
-        "<h2>Diagnosis</h2>", diagnosis_html(d),
-        "<h2>Threads</h2>", thread_table_html(d),
+        "<h2>Diagnosis</h2>",
+        diagnosis_html(d),
+        "<h2>Threads</h2>",
+        thread_table_html(d),
         "<p class='note'>hold: the thread held the GIL; wait: it was blocked taking it; released: it ran without it (I/O, sleep, C code). "
         "waits: takes of the GIL that had to block; uncontended: takes that did not; p50/p99/max over the waits.</p>",
         "<h2>Timeline</h2>",
@@ -154,13 +197,21 @@ def trace_report(trace, out_html: str) -> "Document":
         "<p class='note'>Milliseconds each waiting thread (row) spent waiting while each thread (column) held the GIL; "
         "<i>nobody</i>: the GIL was free but the waiter had not taken it yet.</p>",
         blame_html(trace),
-        "<h2>Wait latency</h2>", img_tag(images["waits"], "wait latency CDF"),
+        "<h2>Wait latency</h2>",
+        img_tag(images["waits"], "wait latency CDF"),
     ]
     if len(holds):
         worst = holds.loc[holds["waited_ns"].idxmax()]
-        parts.append("<h2>Long holds</h2><p>During %d holds another thread waited more than 2 switch intervals for the GIL; "
-                     "the worst: %s held it %.1f ms while a thread waited %.1f ms, letting go at %s.</p>"
-                     % (len(holds), html.escape(trace.names.get(int(worst["tid"]), "?")), worst["duration_ns"] / 1e6,
-                        worst["waited_ns"] / 1e6, html.escape(trace.location_label(worst["location"]))))
+        parts.append(
+            "<h2>Long holds</h2><p>During %d holds another thread waited more than 2 switch intervals for the GIL; "
+            "the worst: %s held it %.1f ms while a thread waited %.1f ms, letting go at %s.</p>"
+            % (
+                len(holds),
+                html.escape(trace.names.get(int(worst["tid"]), "?")),
+                worst["duration_ns"] / 1e6,
+                worst["waited_ns"] / 1e6,
+                html.escape(trace.location_label(worst["location"])),
+            )
+        )
     parts.append("</body></html>")
     return Document("\n".join(parts), {"%s-%s.png" % (stem, name): data for name, data in images.items()})

@@ -1,4 +1,5 @@
 """Wait-latency distributions: one CDF per thread on a log time axis."""
+
 from __future__ import annotations
 
 from typing import Optional

@@ -7,6 +7,7 @@ cut into digits with integer arithmetic, strings come from small tables
 indexed per row: no Python object per row, no per-row formatting call.
 Used by giltrace/render/chrome.py and giltrace/render/csv.py.
 """
+
 from __future__ import annotations
 
 from typing import List, Sequence, Union

@@ -1,4 +1,5 @@
 """Plain-text rendering of a trace: the header lines and the per-thread table."""
+
 from __future__ import annotations
 
 import os
@@ -38,8 +39,20 @@ def thread_table(lat: pd.DataFrame, groups: "pd.DataFrame | None" = None) -> str
     a big thread group (``groups``: Diagnosis.groups) is one row, its name
     with the thread count.  waits: takes that had to block; uncontended:
     takes that did not."""
-    headers = ["thread", "tid", "hold ms", "wait ms", "released ms", "wait %", "waits", "uncontended", "waits/s",
-               "p50 ms", "p99 ms", "max ms"]
+    headers = [
+        "thread",
+        "tid",
+        "hold ms",
+        "wait ms",
+        "released ms",
+        "wait %",
+        "waits",
+        "uncontended",
+        "waits/s",
+        "p50 ms",
+        "p99 ms",
+        "max ms",
+    ]
     cpu_state = "held_runq_s" in lat.columns  # cpu_state traces: run-queue time, and inside holds
     if cpu_state:
         headers += ["runq ms", "held off-CPU ms"]
@@ -55,9 +68,22 @@ def thread_table(lat: pd.DataFrame, groups: "pd.DataFrame | None" = None) -> str
             r, name, tid_text = groups.loc[g], "%s x%d" % (g, groups.loc[g, "threads"]), "-"
         else:
             name, tid_text = str(r["name"]), str(tid)
-        rows.append([name, tid_text, _ms(r["hold_s"]), _ms(r["wait_s"]), _ms(r["released_s"]),
-                     "%.1f" % (100 * r["wait_share"]), str(int(r["waits"])), str(int(r["uncontended"])), "%.0f" % r["waits_per_s"],
-                     "%.2f" % r["wait_p50_ms"], "%.2f" % r["wait_p99_ms"], "%.2f" % r["wait_max_ms"]])
+        rows.append(
+            [
+                name,
+                tid_text,
+                _ms(r["hold_s"]),
+                _ms(r["wait_s"]),
+                _ms(r["released_s"]),
+                "%.1f" % (100 * r["wait_share"]),
+                str(int(r["waits"])),
+                str(int(r["uncontended"])),
+                "%.0f" % r["waits_per_s"],
+                "%.2f" % r["wait_p50_ms"],
+                "%.2f" % r["wait_p99_ms"],
+                "%.2f" % r["wait_max_ms"],
+            ]
+        )
         if cpu_state:
             rows[-1] += [_ms(r["runq_s"]), _ms(r["held_runq_s"])] if "runq_s" in r else ["-", "-"]
     return table(headers, rows)
@@ -77,30 +103,69 @@ def diagnosis(d) -> str:
     """Episodes, the findings' culprits (by code line) and waiting sites, long holds, then the sentences."""
     out: List[str] = []
     if d.episodes:
-        out.append("Episodes (periods in which threads waited for the GIL far above the calm of %.2f threads waiting on average):"
-                   % d.episodes[0].baseline)
-        out.append(table(["#", "window s", "threads waiting", "thread-s waiting", "findings"],
-                         [[str(i + 1), "%.2f-%.2f" % e.window_s, "%.2f" % e.level, "%.2f" % e.waiting_s,
-                           ", ".join(sorted({f.kind for f in e.findings if f.problem})) or "-"] for i, e in enumerate(d.episodes)], "lrrrl"))
+        out.append(
+            "Episodes (periods in which threads waited for the GIL far above the calm of %.2f threads waiting on average):"
+            % d.episodes[0].baseline
+        )
+        out.append(
+            table(
+                ["#", "window s", "threads waiting", "thread-s waiting", "findings"],
+                [
+                    [
+                        str(i + 1),
+                        "%.2f-%.2f" % e.window_s,
+                        "%.2f" % e.level,
+                        "%.2f" % e.waiting_s,
+                        ", ".join(sorted({f.kind for f in e.findings if f.problem})) or "-",
+                    ]
+                    for i, e in enumerate(d.episodes)
+                ],
+                "lrrrl",
+            )
+        )
         out.append("")
     problems = [f for f in d.findings if f.problem]
-    rows = [[f.kind, _who(f), _span(f), "%.1f%%" % (100 * c.share), _ms(c.wait_s), c.label, _holders(c)]
-            for f in problems for c in f.culprits if c.share >= TEXT_MIN_SHARE]
+    rows = [
+        [f.kind, _who(f), _span(f), "%.1f%%" % (100 * c.share), _ms(c.wait_s), c.label, _holders(c)]
+        for f in problems
+        for c in f.culprits
+        if c.share >= TEXT_MIN_SHARE
+    ]
     if rows:
         out.append("Culprits: code that held the GIL while they waited, summed over every thread that ran it:")
         out.append(table(["finding", "waiters", "window s", "share", "blamed ms", "code", "ran in"], rows, "lllrrll"))
         out.append("")
-    rows = [[_who(f), _span(f), _ms(w["wait_s"]), "%.1f%%" % (100 * w["share"]), str(w["waits"]), w["label"]]
-            for f in problems if f.kind == "convoy" for w in f.waiting_at if w["share"] >= TEXT_MIN_SHARE]
+    rows = [
+        [_who(f), _span(f), _ms(w["wait_s"]), "%.1f%%" % (100 * w["share"]), str(w["waits"]), w["label"]]
+        for f in problems
+        if f.kind == "convoy"
+        for w in f.waiting_at
+        if w["share"] >= TEXT_MIN_SHARE
+    ]
     if rows:
         out.append("Where the waiters were when they let the GIL go before waiting (their I/O, sleep or C calls):")
         out.append(table(["waiters", "window s", "wait ms", "share", "waits", "location"], rows, "llrrrl"))
         out.append("")
     if len(d.long_holds):
         out.append("Long holds (another thread waited over %d switch intervals during them):" % LONG_HOLD_INTERVALS)
-        out.append(table(["holder", "at s", "held ms", "waited ms", "drop requests", "unanswered ms", "location"],
-                         [[r["holder"], "%.3f" % r["start_s"], "%.1f" % r["duration_ms"], "%.1f" % r["waited_ms"], str(r["drop_requests"]),
-                           "%.1f" % r["unanswered_ms"], r["location"]] for _, r in d.long_holds.head(10).iterrows()], "lrrrrrl"))
+        out.append(
+            table(
+                ["holder", "at s", "held ms", "waited ms", "drop requests", "unanswered ms", "location"],
+                [
+                    [
+                        r["holder"],
+                        "%.3f" % r["start_s"],
+                        "%.1f" % r["duration_ms"],
+                        "%.1f" % r["waited_ms"],
+                        str(r["drop_requests"]),
+                        "%.1f" % r["unanswered_ms"],
+                        r["location"],
+                    ]
+                    for _, r in d.long_holds.head(10).iterrows()
+                ],
+                "lrrrrrl",
+            )
+        )
         out.append("")
     out.append("Diagnosis:")
     out += ["  " + line for line in d.suggestions]
@@ -124,8 +189,13 @@ def summary(trace, d=None) -> str:
     lines = [
         "trace     %s" % (trace.path or "(memory)"),
         "python    %s %s, %s, %s CPUs (affinity %s)"
-        % (m.get("python_implementation", "?"), m.get("python_version", "?"), interval,
-           m.get("cpu_count", "?"), format_cpus(m.get("affinity", []), empty="?")),
+        % (
+            m.get("python_implementation", "?"),
+            m.get("python_version", "?"),
+            interval,
+            m.get("cpu_count", "?"),
+            format_cpus(m.get("affinity", []), empty="?"),
+        ),
         "duration  %.3f s, %d events, %d GIL switches, %s events lost"
         % (m["duration_s"], m["events"], trace.switches(), "unknown" if lost is None else lost),
     ]
@@ -139,8 +209,10 @@ def summary(trace, d=None) -> str:
         return "\n".join(lines)
     d = d or trace.diagnose()
     lines.append(thread_table(d.threads, d.groups))
-    lines.append("(waits: takes of the GIL that had to block, percentiles over those; uncontended: takes that did not; "
-                 "released: running without the GIL)")
+    lines.append(
+        "(waits: takes of the GIL that had to block, percentiles over those; uncontended: takes that did not; "
+        "released: running without the GIL)"
+    )
     lines.append("")
     lines.append(diagnosis(d))
     return "\n".join(lines)
@@ -152,8 +224,15 @@ def processes(main, children) -> str:
     for t in [main] + list(children):
         th = t.threads()
         worst = th.sort_values("wait_share", ascending=False).head(1)
-        rows.append([str(t.meta.get("pid", "?")), os.path.basename(t.path or ""), "%.3f" % t.meta["duration_s"],
-                     str(len(th)), str(t.switches()),
-                     "%s %.1f%%" % (worst["name"].iloc[0], 100 * worst["wait_share"].iloc[0]) if len(worst) else "-",
-                     "" if t.complete else "incomplete"])
+        rows.append(
+            [
+                str(t.meta.get("pid", "?")),
+                os.path.basename(t.path or ""),
+                "%.3f" % t.meta["duration_s"],
+                str(len(th)),
+                str(t.switches()),
+                "%s %.1f%%" % (worst["name"].iloc[0], 100 * worst["wait_share"].iloc[0]) if len(worst) else "-",
+                "" if t.complete else "incomplete",
+            ]
+        )
     return table(["pid", "trace", "seconds", "threads", "switches", "most waiting thread", ""], rows, "llrrrll")

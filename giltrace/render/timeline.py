@@ -8,6 +8,7 @@ pixels become one rectangle, and each state is one PolyCollection: never one
 artist per interval.  ``lanes()`` and ``holder_strip()`` are pure functions so the
 geometry can be tested without drawing.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -146,8 +147,9 @@ def select_threads(threads: pd.DataFrame, wanted: Optional[Sequence]) -> List[in
     for w in wanted:
         hits = [t for t in order if str(t) == str(w) or threads.loc[t, "name"] == str(w)]
         if not hits:
-            raise ValueError("no thread named or numbered %r in this trace (threads: %s)"
-                             % (w, ", ".join(str(threads.loc[t, "name"]) for t in order)))
+            raise ValueError(
+                "no thread named or numbered %r in this trace (threads: %s)" % (w, ", ".join(str(threads.loc[t, "name"]) for t in order))
+            )
         picked += [t for t in hits if t not in picked]
     return [t for t in order if t in picked]
 
@@ -170,9 +172,17 @@ def busiest_in_window(trace, tids: List[int], window: Window, limit: int = MAX_L
     return [t for t in alive if t in keep]
 
 
-def plot_timeline(trace, ax=None, *, start_s: Optional[float] = None, end_s: Optional[float] = None,
-                  threads: Optional[Sequence] = None, width_px: int = DEFAULT_WIDTH_PX, title: Optional[str] = None,
-                  window: Optional[Window] = None):
+def plot_timeline(
+    trace,
+    ax=None,
+    *,
+    start_s: Optional[float] = None,
+    end_s: Optional[float] = None,
+    threads: Optional[Sequence] = None,
+    width_px: int = DEFAULT_WIDTH_PX,
+    title: Optional[str] = None,
+    window: Optional[Window] = None,
+):
     """Draw the timeline; returns (figure, axes).  Works headless (Agg) and in Jupyter.
     ``window`` (from choose_window) overrides start_s/end_s: a caller that
     reports which window was drawn chooses it first."""
@@ -191,7 +201,9 @@ def plot_timeline(trace, ax=None, *, start_s: Optional[float] = None, end_s: Opt
     span_ns = window.end_ns - window.start_ns
     unit, scale = ("ms", 1e6) if span_ns < 5e9 else ("s", 1e9)
 
-    origin = trace.start_ns - int(round(trace.window_s[0] * 1e9)) if hasattr(trace, "window_s") else trace.start_ns  # the whole recording's start
+    origin = (
+        trace.start_ns - int(round(trace.window_s[0] * 1e9)) if hasattr(trace, "window_s") else trace.start_ns
+    )  # the whole recording's start
 
     def x(ns):
         return (np.asarray(ns, dtype=np.float64) - origin) / scale
@@ -208,8 +220,15 @@ def plot_timeline(trace, ax=None, *, start_s: Optional[float] = None, end_s: Opt
             continue
         x0, x1 = x(r["start_ns"]), x(r["end_ns"])
         y = np.array([y_of[t] for t in r["tid"]], dtype=float)
-        verts = np.stack([np.column_stack([x0, y - height / 2]), np.column_stack([x0, y + height / 2]),
-                          np.column_stack([x1, y + height / 2]), np.column_stack([x1, y - height / 2])], axis=1)
+        verts = np.stack(
+            [
+                np.column_stack([x0, y - height / 2]),
+                np.column_stack([x0, y + height / 2]),
+                np.column_stack([x1, y + height / 2]),
+                np.column_stack([x1, y - height / 2]),
+            ],
+            axis=1,
+        )
         ax.add_collection(PolyCollection(verts, facecolors=STATE_COLORS[state], edgecolors="none", linewidths=0))
 
     # CPU state (cpu_state traces): hatched where a thread held the GIL without
@@ -223,8 +242,15 @@ def plot_timeline(trace, ax=None, *, start_s: Optional[float] = None, end_s: Opt
                 continue
             x0, x1 = x(o["start_ns"].clip(lower=window.start_ns)), x(o["end_ns"].clip(upper=window.end_ns))
             y = np.array([y_of[t] for t in o["tid"]], dtype=float)
-            verts = np.stack([np.column_stack([x0, y - height / 2]), np.column_stack([x0, y + height / 2]),
-                              np.column_stack([x1, y + height / 2]), np.column_stack([x1, y - height / 2])], axis=1)
+            verts = np.stack(
+                [
+                    np.column_stack([x0, y - height / 2]),
+                    np.column_stack([x0, y + height / 2]),
+                    np.column_stack([x1, y + height / 2]),
+                    np.column_stack([x1, y - height / 2]),
+                ],
+                axis=1,
+            )
             ax.add_collection(PolyCollection(verts, facecolors="none", edgecolors="#222222", hatch=hatch, linewidths=0))
 
     # The holder strip above the lanes: one colour per thread, white = nobody holds it.
@@ -232,8 +258,15 @@ def plot_timeline(trace, ax=None, *, start_s: Optional[float] = None, end_s: Opt
     holder_color = {tid: HOLDER_PALETTE[i % len(HOLDER_PALETTE)] for i, tid in enumerate(tids)}
     if not strip.empty:
         x0, x1 = x(strip["start_ns"]), x(strip["end_ns"])
-        verts = np.stack([np.column_stack([x0, np.full(len(x0), strip_y - 0.35)]), np.column_stack([x0, np.full(len(x0), strip_y + 0.35)]),
-                          np.column_stack([x1, np.full(len(x0), strip_y + 0.35)]), np.column_stack([x1, np.full(len(x0), strip_y - 0.35)])], axis=1)
+        verts = np.stack(
+            [
+                np.column_stack([x0, np.full(len(x0), strip_y - 0.35)]),
+                np.column_stack([x0, np.full(len(x0), strip_y + 0.35)]),
+                np.column_stack([x1, np.full(len(x0), strip_y + 0.35)]),
+                np.column_stack([x1, np.full(len(x0), strip_y - 0.35)]),
+            ],
+            axis=1,
+        )
         colors = [holder_color.get(t, "#999999") for t in strip["tid"]]
         ax.add_collection(PolyCollection(verts, facecolors=colors, edgecolors="none"))
     ax.add_patch(plt.Rectangle((x(window.start_ns), strip_y - 0.35), span_ns / scale, 0.7, fill=False, edgecolor="#666666", linewidth=0.5))
@@ -246,9 +279,19 @@ def plot_timeline(trace, ax=None, *, start_s: Optional[float] = None, end_s: Opt
             ax.text(x(a), 0.35, " episode %d" % (i + 1), fontsize=8, color="#8C6D31", va="bottom")
 
     ev = trace.events
-    drops = ev[(ev["kind"] == "drop_request") & (ev["time_ns"] >= window.start_ns) & (ev["time_ns"] <= window.end_ns) & ev["tid"].isin(tids)]
+    drops = ev[
+        (ev["kind"] == "drop_request") & (ev["time_ns"] >= window.start_ns) & (ev["time_ns"] <= window.end_ns) & ev["tid"].isin(tids)
+    ]
     if len(drops):
-        ax.scatter(x(drops["time_ns"]), [y_of[t] + height / 2 + 0.08 for t in drops["tid"]], marker="v", s=14, color="black", zorder=3, linewidths=0)
+        ax.scatter(
+            x(drops["time_ns"]),
+            [y_of[t] + height / 2 + 0.08 for t in drops["tid"]],
+            marker="v",
+            s=14,
+            color="black",
+            zorder=3,
+            linewidths=0,
+        )
 
     ax.set_xlim(x(window.start_ns), x(window.end_ns))
     ax.set_ylim(0.3, strip_y + 0.6)

@@ -1,6 +1,7 @@
 """Run by tests/compat/test_versions.py under another CPython, with only cffi
 and the freshly built extension importable (no numpy/pandas): trace a contended
 run, parse the file with struct, and print what was found as JSON."""
+
 import json
 import os
 import struct
@@ -66,7 +67,7 @@ while off < len(data):
         for _ in range(count):
             loc_id, line, fl, nl = struct.unpack_from("<IiHH", data, pos)
             pos += 12
-            locations[loc_id] = (data[pos:pos + fl].decode(), data[pos + fl:pos + fl + nl].decode(), line)
+            locations[loc_id] = (data[pos : pos + fl].decode(), data[pos + fl : pos + fl + nl].decode(), line)
             pos += fl + nl
     off += 20 + plen
 
@@ -90,17 +91,24 @@ for tid, evs in per_thread.items():
             if tid == holder_tid[0] and t0 <= last_acq <= t1 and t2 <= t <= t3:
                 bracketed += 1
             last_acq = None
-print(json.dumps({
-    "python": sys.version.split()[0],
-    "events": len(events),
-    "lost": stats.events_lost,
-    "switch_delta": stats.switch_number_stop - stats.switch_number_start,
-    "switched": switched,
-    "well_formed": well_formed,
-    "longest_hold_ns": max(holds) if holds else 0,
-    "c_hold_bracketed": bracketed,
-    "got_restored": restored,
-    # the cpu() loop, seen where the cpu threads were forced to release the GIL
-    "cpu_releases_located": sum(1 for e in events if e[3] == 3 and locations.get(e[1], ("", "", 0))[1] == "cpu"
-                                and locations[e[1]][0] == os.path.abspath(__file__)),
-}))
+print(
+    json.dumps(
+        {
+            "python": sys.version.split()[0],
+            "events": len(events),
+            "lost": stats.events_lost,
+            "switch_delta": stats.switch_number_stop - stats.switch_number_start,
+            "switched": switched,
+            "well_formed": well_formed,
+            "longest_hold_ns": max(holds) if holds else 0,
+            "c_hold_bracketed": bracketed,
+            "got_restored": restored,
+            # the cpu() loop, seen where the cpu threads were forced to release the GIL
+            "cpu_releases_located": sum(
+                1
+                for e in events
+                if e[3] == 3 and locations.get(e[1], ("", "", 0))[1] == "cpu" and locations[e[1]][0] == os.path.abspath(__file__)
+            ),
+        }
+    )
+)

@@ -10,6 +10,7 @@ autostart .pth in site-packages), runs ``python -m test -j0 TESTS`` twice,
 compares the per-test verdicts, and checks every trace file the traced run
 left (one per process) loads and is complete.  Exits 1 on any difference.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -28,7 +29,10 @@ from tests.compat.pythons import pyenv_interpreter  # noqa: E402
 
 TESTS = ["test_threading", "test_thread", "test_threadsignals", "test_queue", "test_socketserver", "test_threading_local"]
 VERSIONS = ["3.9", "3.11", "3.12", "3.13"]
-VERDICT = re.compile(r"^(?:\d+:\d+:\d+ (?:load avg: [\d.]+ )?)?\[\s*\d+/\d+(?:/\d+)?\] (test_\w+)(?: (passed|failed|skipped|crashed)| (?:failed|crashed)\b.*)?", re.M)
+VERDICT = re.compile(
+    r"^(?:\d+:\d+:\d+ (?:load avg: [\d.]+ )?)?\[\s*\d+/\d+(?:/\d+)?\] (test_\w+)(?: (passed|failed|skipped|crashed)| (?:failed|crashed)\b.*)?",
+    re.M,
+)
 
 
 def setup_venv(python: str, version: str) -> str:
@@ -36,18 +40,29 @@ def setup_venv(python: str, version: str) -> str:
     py = os.path.join(venv, "bin", "python")
     if not os.path.exists(py):
         subprocess.run([python, "-m", "venv", venv], check=True)
-        subprocess.run([py, "-m", "pip", "install", "-q", "--disable-pip-version-check", "--upgrade", "pip", "cffi>=1.15",
-                        "setuptools>=61", "wheel"], check=True)
-    subprocess.run([py, "-m", "pip", "install", "-q", "--disable-pip-version-check", "--no-deps", "--no-build-isolation",
-                    "--force-reinstall", REPO], check=True, cwd=tempfile.gettempdir())
+        subprocess.run(
+            [py, "-m", "pip", "install", "-q", "--disable-pip-version-check", "--upgrade", "pip", "cffi>=1.15", "setuptools>=61", "wheel"],
+            check=True,
+        )
+    subprocess.run(
+        [py, "-m", "pip", "install", "-q", "--disable-pip-version-check", "--no-deps", "--no-build-isolation", "--force-reinstall", REPO],
+        check=True,
+        cwd=tempfile.gettempdir(),
+    )
     return py
 
 
 def run_tests(py: str, tests: "list[str]", env: "dict[str, str]", timeout: float) -> "tuple[float, dict[str, str], str]":
     t0 = time.monotonic()
     # -w: a test that fails is re-run once, verbosely (regrtest's own answer to flaky tests on a busy machine)
-    res = subprocess.run([py, "-m", "test", "-j0", "-w", "--timeout", "300"] + tests, env=env, capture_output=True, text=True,
-                         timeout=timeout, cwd=tempfile.gettempdir())
+    res = subprocess.run(
+        [py, "-m", "test", "-j0", "-w", "--timeout", "300"] + tests,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=tempfile.gettempdir(),
+    )
     elapsed = time.monotonic() - t0
     out = res.stdout + res.stderr
     verdicts = {}
@@ -81,8 +96,10 @@ def check_traces(directory: str) -> "tuple[int, list[str]]":
                 warnings.simplefilter("ignore", IncompleteTraceWarning)
                 trace = load(path)
                 if not trace.complete:
-                    bad.append("%s (incomplete: %s; argv %s)" % (os.path.basename(path), trace.meta.get("incomplete_reason"),
-                                                                  " ".join(trace.meta.get("argv", []))[:200]))
+                    bad.append(
+                        "%s (incomplete: %s; argv %s)"
+                        % (os.path.basename(path), trace.meta.get("incomplete_reason"), " ".join(trace.meta.get("argv", []))[:200])
+                    )
         except Exception as exc:
             bad.append("%s (%s)" % (os.path.basename(path), exc))
     return len(paths), bad
@@ -113,7 +130,9 @@ def main(argv: "list[str] | None" = None) -> int:
         unreadable = [b for b in bad if "(incomplete:" not in b]
         ok = not differ and not unreadable and not slow and plain_result.split()[0] == traced_result.split()[0]
         failures += not ok
-        rows.append((version, plain_result, "%.1f" % plain_s, traced_result, "%.1f" % traced_s, n_traces, len(bad), "ok" if ok else "DIFFERENT"))
+        rows.append(
+            (version, plain_result, "%.1f" % plain_s, traced_result, "%.1f" % traced_s, n_traces, len(bad), "ok" if ok else "DIFFERENT")
+        )
         for t in differ:
             print("  %s %s: untraced %s, traced %s" % (version, t, plain.get(t), traced.get(t)))
         for b in bad[:10]:

@@ -1,6 +1,7 @@
 """The C core on every supported CPython found under pyenv (3.9-3.13):
 build the extension with that interpreter and trace a contended run.
 Versions that are not installed are skipped."""
+
 import json
 import os
 import shutil

@@ -1,5 +1,6 @@
 """The workload child run standalone: every workload and mode, pinning, and
 every interpreter from 2.7 to 3.13 that this machine has (others are skipped)."""
+
 import glob
 import json
 import os
@@ -63,8 +64,7 @@ def test_pinning_reaches_every_worker(mode):
 
 def test_procs_with_the_spawn_start_method_are_pinned_too():
     cpu = min(os.sched_getaffinity(0))
-    out = run_child(sys.executable, "--workload", "cpu", "--mode", "procs", "--n", "2", "--start-method", "spawn",
-                    cpus=[cpu])
+    out = run_child(sys.executable, "--workload", "cpu", "--mode", "procs", "--n", "2", "--start-method", "spawn", cpus=[cpu])
     assert out["start_method"] == "spawn"
     assert [w["affinity"] for w in out["workers"]] == [[cpu], [cpu]]
 
@@ -89,8 +89,9 @@ def test_mix_with_one_worker_is_one_counter_and_says_so():
 
 
 def test_bad_arguments_fail_with_one_line():
-    proc = subprocess.run([sys.executable, CHILD_SCRIPT, "--workload", "cpu", "--mode", "thread", "--n", "0"],
-                          capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, CHILD_SCRIPT, "--workload", "cpu", "--mode", "thread", "--n", "0"], capture_output=True, text=True, timeout=60
+    )
     assert proc.returncode == 2 and proc.stdout == ""
     assert "--n must be at least 1" in proc.stderr
 
@@ -123,7 +124,11 @@ def test_an_unsupported_start_method_on_27_fails_cleanly():
     python = find_python("2.7")
     if python is None:
         pytest.skip("no Python 2.7 here")
-    proc = subprocess.run([python, CHILD_SCRIPT, "--workload", "cpu", "--mode", "procs", "--start-method", "spawn"]
-                          + TINY, capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [python, CHILD_SCRIPT, "--workload", "cpu", "--mode", "procs", "--start-method", "spawn"] + TINY,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert proc.returncode == 1
     assert proc.stderr.strip() == "child failed: ValueError: this Python only has the 'fork' start method"

@@ -1,5 +1,6 @@
 """``giltrace bench`` end to end: output files, and bad input that fails in
 one line with nothing written."""
+
 import json
 import os
 import subprocess
@@ -33,13 +34,16 @@ def test_a_small_grid_prints_the_tables_and_saves_everything(tmp_path, capsys):
     assert (out / "tables.txt").read_text() in stdout
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["--cores", "0"], "--cores: 0 is too small (at least 1)"),
-    (["--workloads", "cpu,gpu"], "--workloads: unknown 'gpu'"),
-    (["--python", "/nonexistent/python9"], "--python /nonexistent/python9: not an executable file"),
-    (["--python", "/bin/false"], "--python /bin/false: does not run"),
-    (["--python", "/bin/echo"], "--python /bin/echo: is not a Python interpreter"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--cores", "0"], "--cores: 0 is too small (at least 1)"),
+        (["--workloads", "cpu,gpu"], "--workloads: unknown 'gpu'"),
+        (["--python", "/nonexistent/python9"], "--python /nonexistent/python9: not an executable file"),
+        (["--python", "/bin/false"], "--python /bin/false: does not run"),
+        (["--python", "/bin/echo"], "--python /bin/echo: is not a Python interpreter"),
+    ],
+)
 def test_bad_input_one_line_nonzero_nothing_written(tmp_path, capsys, argv, message):
     out = tmp_path / "results"
     code = main(["bench", "-o", str(out)] + TINY + argv)
@@ -59,7 +63,6 @@ def test_an_existing_output_directory_is_not_touched(tmp_path, capsys):
 
 
 def test_the_module_entry_point():
-    proc = subprocess.run([sys.executable, "-m", "giltrace", "bench", "--help"], cwd=REPO,
-                          capture_output=True, text=True, timeout=60)
+    proc = subprocess.run([sys.executable, "-m", "giltrace", "bench", "--help"], cwd=REPO, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0
     assert "--workloads" in proc.stdout and "--trace" in proc.stdout

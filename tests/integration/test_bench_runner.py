@@ -1,5 +1,6 @@
 """The runner API on tiny grids: rows, pinning, unavailable cores, latency,
 several interpreters side by side, and (where giltrace can trace) --trace."""
+
 import glob
 import os
 import shutil
@@ -80,8 +81,13 @@ def test_latency_grid():
     result = bench(workloads=["latency", "latency-sync"], cores=[1], competitors=[0, 1])
     runs = result.runs
     assert list(zip(runs["workload"], runs["n"], runs["mode"])) == [
-        ("latency", 0, "alone"), ("latency", 1, "thread"), ("latency", 1, "procs"),
-        ("latency-sync", 0, "alone"), ("latency-sync", 1, "thread"), ("latency-sync", 1, "procs")]
+        ("latency", 0, "alone"),
+        ("latency", 1, "thread"),
+        ("latency", 1, "procs"),
+        ("latency-sync", 0, "alone"),
+        ("latency-sync", 1, "thread"),
+        ("latency-sync", 1, "procs"),
+    ]
     assert (runs["status"] == "ok").all()
     assert (runs["lat_p50_ms"] > 0).all() and (runs["ops_per_s"] > 0).all()
     assert (runs["cpus"] == str(USABLE[0])).all()
@@ -113,9 +119,17 @@ def _can_trace():
 @pytest.mark.skipif(not _can_trace(), reason="giltrace cannot trace in this interpreter")
 def test_trace_adds_contention_figures(tmp_path):
     pythons = [sys.executable] + ([find_python("2.7")] if find_python("2.7") else [])
-    result = bench(workloads=["cpu", "io", "latency-sync"], cores=[len(USABLE)], ns=[2], competitors=[1],
-                   modes=["serial", "thread", "procs"], trace=True, pythons=pythons, io_ops=400,
-                   trace_dir=str(tmp_path))
+    result = bench(
+        workloads=["cpu", "io", "latency-sync"],
+        cores=[len(USABLE)],
+        ns=[2],
+        competitors=[1],
+        modes=["serial", "thread", "procs"],
+        trace=True,
+        pythons=pythons,
+        io_ops=400,
+        trace_dir=str(tmp_path),
+    )
     runs = result.runs.set_index(["workload", "python", "mode"])
     here = result.pythons[0].label
     thread = runs.loc[("cpu", here, "thread")]

@@ -1,6 +1,7 @@
 """``giltrace bench --trace`` on CPython 2.7 cells: the children trace
 themselves with the old-GIL recorder (giltrace/oldgil.py) and the runner
 adds their contention figures like a 3.x cell's.  Skips without a 2.7."""
+
 from __future__ import annotations
 
 import csv
@@ -22,8 +23,9 @@ def python27() -> "str | None":
     for path in (os.path.join(root, "versions", "2.7.18", "bin", "python"), shutil.which("python2.7")):
         if path and os.path.exists(path):
             try:
-                out = subprocess.run([path, "-c", "import sys; print(sys.version_info[:2] == (2, 7))"],
-                                     capture_output=True, text=True, timeout=30)
+                out = subprocess.run(
+                    [path, "-c", "import sys; print(sys.version_info[:2] == (2, 7))"], capture_output=True, text=True, timeout=30
+                )
             except OSError:
                 continue
             if out.stdout.strip() == "True":
@@ -40,10 +42,37 @@ def bench27(tmp_path_factory):
         pytest.skip("no C compiler: the 2.7 recorder cannot be built")
     out = tmp_path_factory.mktemp("b") / "run"
     env = dict(os.environ, XDG_CACHE_HOME=str(tmp_path_factory.mktemp("cache")))
-    done = subprocess.run([sys.executable, "-m", "giltrace", "bench", "--python", py27, "--workloads", "cpu",
-                           "--cores", "1", "--n", "2", "--modes", "thread,procs", "--repeat", "1",
-                           "--load", "2000000", "--trace", "--no-progress", "-o", str(out)],
-                          cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "giltrace",
+            "bench",
+            "--python",
+            py27,
+            "--workloads",
+            "cpu",
+            "--cores",
+            "1",
+            "--n",
+            "2",
+            "--modes",
+            "thread,procs",
+            "--repeat",
+            "1",
+            "--load",
+            "2000000",
+            "--trace",
+            "--no-progress",
+            "-o",
+            str(out),
+        ],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr
     with open(out / "runs.csv") as f:
         return out, list(csv.DictReader(f)), done.stdout

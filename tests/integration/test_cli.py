@@ -1,4 +1,5 @@
 """`giltrace run` behaves as `python script.py`; bad input gets one clear line."""
+
 import textwrap
 
 import pytest

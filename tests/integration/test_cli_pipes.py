@@ -1,5 +1,6 @@
 """A reader that stops early (`giltrace summary t.gtr | head -1`) ends a
 command quietly: no traceback, no "Exception ignored" at exit (issue #9)."""
+
 import os
 import shlex
 import subprocess
@@ -43,11 +44,19 @@ def test_summary_into_head_is_quiet(trace_file, tmp_path, buffered):
     assert (tmp_path / "second").read_text().strip() in ("0", "141")
 
 
-@pytest.mark.parametrize("args, buffered", [
-    ("summary {trace}", True), ("summary {trace}", False), ("export {trace} -o out.json", True),
-    ("export {trace} -o out.json", False), ("export {trace} --format csv -o out.csv", True),
-    ("--help", True), ("--version", True), ("export --help", True),
-])
+@pytest.mark.parametrize(
+    "args, buffered",
+    [
+        ("summary {trace}", True),
+        ("summary {trace}", False),
+        ("export {trace} -o out.json", True),
+        ("export {trace} -o out.json", False),
+        ("export {trace} --format csv -o out.csv", True),
+        ("--help", True),
+        ("--version", True),
+        ("export --help", True),
+    ],
+)
 def test_any_command_into_a_closed_pipe_is_quiet(trace_file, tmp_path, args, buffered):
     cmd = "%s %s" % (GILTRACE, args.format(trace=shlex.quote(str(trace_file))))
     out, err = shell("{ sleep 0.2; %s; echo $? > status; } | true" % cmd, tmp_path, buffered)

@@ -1,4 +1,5 @@
 """The examples in docs/profiling.md keep working and keep telling the story."""
+
 import os
 
 import pytest
@@ -7,8 +8,9 @@ from ..conftest import REPO, run_python
 
 
 def test_http_demo_blames_the_cpu_thread(native, tmp_path):
-    res = run_python([os.path.join(REPO, "examples", "http_demo.py"), "--seconds", "1.5", "-o", str(tmp_path)],
-                     cwd=str(tmp_path), timeout=120)
+    res = run_python(
+        [os.path.join(REPO, "examples", "http_demo.py"), "--seconds", "1.5", "-o", str(tmp_path)], cwd=str(tmp_path), timeout=120
+    )
     assert res.returncode == 0, res.stderr[-2000:]
     lines = res.stdout.splitlines()
     alone = [l for l in lines if l.startswith("alone")][0].split()
@@ -20,8 +22,9 @@ def test_http_demo_blames_the_cpu_thread(native, tmp_path):
 
 
 def test_thread_pool_example(native, tmp_path):
-    res = run_python([os.path.join(REPO, "examples", "thread_pool.py"), "--tasks", "8", "-o", str(tmp_path)],
-                     cwd=str(tmp_path), timeout=120)
+    res = run_python(
+        [os.path.join(REPO, "examples", "thread_pool.py"), "--tasks", "8", "-o", str(tmp_path)], cwd=str(tmp_path), timeout=120
+    )
     assert res.returncode == 0, res.stderr[-2000:]
     rows = {l.split()[0]: l.split() for l in res.stdout.splitlines()[1:]}
     assert float(rows["pure"][3]) > 3 * float(rows["hashlib"][2])  # pool wait %: pure Python >> hashlib

@@ -5,9 +5,32 @@ from ..conftest import run_python
 
 def test_report_of_a_traced_bench_directory(native, tmp_path):
     out = tmp_path / "bench"
-    res = run_python(["-m", "giltrace", "bench", "--workloads", "cpu,latency-sync", "--cores", "1", "--n", "2",
-                      "--competitors", "1", "--duration", "0.3", "--repeat", "1", "--load", "300000", "--trace",
-                      "-o", str(out)], cwd=str(tmp_path), timeout=300)
+    res = run_python(
+        [
+            "-m",
+            "giltrace",
+            "bench",
+            "--workloads",
+            "cpu,latency-sync",
+            "--cores",
+            "1",
+            "--n",
+            "2",
+            "--competitors",
+            "1",
+            "--duration",
+            "0.3",
+            "--repeat",
+            "1",
+            "--load",
+            "300000",
+            "--trace",
+            "-o",
+            str(out),
+        ],
+        cwd=str(tmp_path),
+        timeout=300,
+    )
     assert res.returncode == 0, res.stderr[-2000:]
     rep = run_python(["-m", "giltrace", "report", str(out)], cwd=str(tmp_path))
     assert rep.returncode == 0, rep.stderr

@@ -1,4 +1,5 @@
 """Programs as people run them: child processes, GILTRACE, C threads."""
+
 import glob
 import textwrap
 
@@ -85,8 +86,9 @@ def test_c_threads_are_named(native, tmp_path):
 
 def test_run_under_giltrace_environment_does_not_clash(native, tmp_path):
     (tmp_path / "p.py").write_text("print('ok')\n")
-    res = run_python(["-m", "giltrace", "run", "-q", "-o", "x.gtr", "p.py"], cwd=str(tmp_path),
-                     env={"GILTRACE": str(tmp_path / "auto.gtr")})
+    res = run_python(
+        ["-m", "giltrace", "run", "-q", "-o", "x.gtr", "p.py"], cwd=str(tmp_path), env={"GILTRACE": str(tmp_path / "auto.gtr")}
+    )
     assert res.returncode == 0 and res.stdout == "ok\n", res.stderr
     assert giltrace.load(str(tmp_path / "x.gtr")).complete
     assert not glob.glob(str(tmp_path / "auto*"))

@@ -1,5 +1,6 @@
 """Recorded waits and holds against what is known independently:
 C code that holds the GIL for exactly N ms, and the waiter's own clock."""
+
 import threading
 import time
 

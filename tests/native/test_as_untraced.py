@@ -2,6 +2,7 @@
 trace files that are links or FIFOs, start-up imports, warnings, SIGTERM,
 thread names.  Each scenario runs in a child process, traced the way a user
 traces (GILTRACE, giltrace run), and is compared with the same run untraced."""
+
 import glob
 import os
 import signal
@@ -181,7 +182,16 @@ def test_start_up_imports_only_what_tracing_needs(native, tmp_path):
     # a monkey-patching library (gevent, eventlet) must still be the first to import these
     assert not added & {"threading", "socket", "select", "selectors", "subprocess", "signal", "ssl", "queue", "asyncio"}
     assert {a for a in added if not a.startswith("giltrace")} <= {
-        "_cffi_backend", "_json", "_struct", "struct", "zlib", "math", "atexit", "__future__", "_xxsubinterpreters"}, added
+        "_cffi_backend",
+        "_json",
+        "_struct",
+        "struct",
+        "zlib",
+        "math",
+        "atexit",
+        "__future__",
+        "_xxsubinterpreters",
+    }, added
 
 
 def test_threads_started_after_a_late_import_of_threading_are_named(native, tmp_path):

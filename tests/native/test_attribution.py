@@ -1,5 +1,6 @@
 """Attribution: the line that called the GIL-releasing operation is reported
 as the waiting site, and the forced-switch loop as the releasing site."""
+
 import os
 import tempfile
 import threading

@@ -1,6 +1,7 @@
 """CPU state beside GIL state (Tracer(cpu_state=True), giltrace run --cpu-state):
 a holder that is not running, and a cgroup's CPU quota, told apart from
 GIL contention (docs/how-it-works.md, "CPU state")."""
+
 import os
 import shutil
 import subprocess
@@ -37,8 +38,13 @@ def traced(tmp_path, prefix=(), seconds=1.0):
     script = tmp_path / "prog.py"
     script.write_text(PROGRAM)
     out = tmp_path / "prog.gtr"
-    res = subprocess.run(list(prefix) + [sys.executable, "-m", "giltrace", "run", "-q", "--cpu-state", "-o", str(out), str(script),
-                                         str(seconds)], env=dict(os.environ, PYTHONPATH=REPO), capture_output=True, text=True, timeout=120)
+    res = subprocess.run(
+        list(prefix) + [sys.executable, "-m", "giltrace", "run", "-q", "--cpu-state", "-o", str(out), str(script), str(seconds)],
+        env=dict(os.environ, PYTHONPATH=REPO),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert res.returncode == 0, res.stderr
     return giltrace.load(str(out))
 

@@ -1,6 +1,7 @@
 """The metrics mode (giltrace.monitor / giltrace.metrics): counters against a
 full trace recorded at the same time, histograms, alerts, thread churn, and
 a real HTTP server scraped by a real Prometheus client."""
+
 import json
 import os
 import socket
@@ -99,7 +100,7 @@ def test_the_alert_fires_once_per_long_hold_with_the_culprit(native):
         h.start()
         time.sleep(0.01)  # wakes up behind the holder: waits ~70 ms
         h.join()
-        time.sleep(0.3)   # the poller delivers
+        time.sleep(0.3)  # the poller delivers
     holds = [a for a in got if a.kind == "hold"]
     waits = [a for a in got if a.kind == "wait"]
     assert len(holds) == 1 and len(waits) == 1, got
@@ -138,8 +139,9 @@ def test_ten_thousand_threads_keep_memory_flat(native):
     memory grows no more than without the metrics (paired, same process shape)."""
     out = {}
     for mode in ("off", "on"):
-        res = subprocess.run([sys.executable, "-c", CHURN, mode], env=dict(os.environ, PYTHONPATH=REPO),
-                             capture_output=True, text=True, timeout=120)
+        res = subprocess.run(
+            [sys.executable, "-c", CHURN, mode], env=dict(os.environ, PYTHONPATH=REPO), capture_output=True, text=True, timeout=120
+        )
         assert res.returncode == 0, res.stderr
         out[mode] = json.loads(res.stdout)
     on = out["on"]
@@ -202,6 +204,7 @@ def test_a_real_server_exposes_its_request_threads_waiting(native, tmp_path):
                 for _ in range(k):
                     with urllib.request.urlopen("http://127.0.0.1:%d%s" % (app_port, path), timeout=30) as r:
                         assert r.read() == b"ok"
+
             ts = [threading.Thread(target=worker, args=(n // concurrency,)) for _ in range(concurrency)]
             for t in ts:
                 t.start()
@@ -226,15 +229,21 @@ def test_a_real_server_exposes_its_request_threads_waiting(native, tmp_path):
 
 def test_giltrace_metrics_cli_logs_json_lines_and_keeps_the_exit_status(native, tmp_path):
     log = tmp_path / "m.jsonl"
-    code = "import threading, time\n" \
-           "def spin(t):\n    e = time.time() + t\n    while time.time() < e: pass\n" \
-           "ts = [threading.Thread(target=spin, args=(0.6,), name='cpu-%d' % i) for i in range(2)]\n" \
-           "[t.start() for t in ts]; [t.join() for t in ts]\nraise SystemExit(3)\n"
+    code = (
+        "import threading, time\n"
+        "def spin(t):\n    e = time.time() + t\n    while time.time() < e: pass\n"
+        "ts = [threading.Thread(target=spin, args=(0.6,), name='cpu-%d' % i) for i in range(2)]\n"
+        "[t.start() for t in ts]; [t.join() for t in ts]\nraise SystemExit(3)\n"
+    )
     script = tmp_path / "app.py"
     script.write_text(code)
-    res = subprocess.run([sys.executable, "-m", "giltrace", "metrics", "--log", str(log), "--interval", "0.2", "--",
-                          sys.executable, str(script)], env=dict(os.environ, PYTHONPATH=REPO),
-                         capture_output=True, text=True, timeout=60)
+    res = subprocess.run(
+        [sys.executable, "-m", "giltrace", "metrics", "--log", str(log), "--interval", "0.2", "--", sys.executable, str(script)],
+        env=dict(os.environ, PYTHONPATH=REPO),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert res.returncode == 3, res.stderr
     lines = [json.loads(line) for line in log.read_text().splitlines()]
     assert len(lines) >= 2
@@ -245,10 +254,15 @@ def test_giltrace_metrics_cli_logs_json_lines_and_keeps_the_exit_status(native, 
 
 
 def test_bad_metrics_arguments_are_one_line_errors(tmp_path):
-    for args in (["metrics", "--", "true"], ["metrics", "--port", "x:y", "--", "true"], ["metrics", "--port", "9464"],
-                 ["metrics", "--port", "9464", "--", "no-such-command-here"]):
-        res = subprocess.run([sys.executable, "-m", "giltrace"] + args, env=dict(os.environ, PYTHONPATH=REPO),
-                             capture_output=True, text=True, timeout=30)
+    for args in (
+        ["metrics", "--", "true"],
+        ["metrics", "--port", "x:y", "--", "true"],
+        ["metrics", "--port", "9464"],
+        ["metrics", "--port", "9464", "--", "no-such-command-here"],
+    ):
+        res = subprocess.run(
+            [sys.executable, "-m", "giltrace"] + args, env=dict(os.environ, PYTHONPATH=REPO), capture_output=True, text=True, timeout=30
+        )
         assert res.returncode == 2 and len(res.stderr.strip().splitlines()) == 1, (args, res.stderr)
 
 

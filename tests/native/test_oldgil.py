@@ -4,6 +4,7 @@
 Runs where pyenv has a 2.7 and a C compiler exists; skips with the reason
 elsewhere.
 """
+
 from __future__ import annotations
 
 import json
@@ -27,8 +28,9 @@ def python27() -> "str | None":
     for path in (os.path.join(root, "versions", "2.7.18", "bin", "python"), shutil.which("python2.7")):
         if path and os.path.exists(path):
             try:
-                out = subprocess.run([path, "-c", "import sys; print(sys.version_info[:2] == (2, 7))"],
-                                     capture_output=True, text=True, timeout=30)
+                out = subprocess.run(
+                    [path, "-c", "import sys; print(sys.version_info[:2] == (2, 7))"], capture_output=True, text=True, timeout=30
+                )
             except OSError:
                 continue
             if out.stdout.strip() == "True":
@@ -83,8 +85,7 @@ print(json.dumps({"held_s": held, "found_by": tracer.found_by, "stats": tracer.s
 
 def run27(py27: str, lib: str, out: str, env=None, hold=60000000, n=2000000) -> dict:
     code = PROGRAM % {"dir": os.path.dirname(STARTER), "out": out, "lib": lib, "hold": hold, "n": n}
-    done = subprocess.run([py27, "-c", code], capture_output=True, text=True, timeout=120,
-                          env=dict(os.environ, **(env or {})))
+    done = subprocess.run([py27, "-c", code], capture_output=True, text=True, timeout=120, env=dict(os.environ, **(env or {})))
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout.strip().splitlines()[-1])
 
@@ -142,8 +143,7 @@ def test_the_two_workers_are_named_and_hold_the_gil_by_turns(traced):
 
 
 def test_the_gil_is_found_by_probing_a_release_too(py27, oldgil_lib, tmp_path):
-    report = run27(py27, oldgil_lib, str(tmp_path / "p.gtr"), env={"GILTRACE_OLDGIL_LOCATE": "probe"},
-                   hold=1000000, n=200000)
+    report = run27(py27, oldgil_lib, str(tmp_path / "p.gtr"), env={"GILTRACE_OLDGIL_LOCATE": "probe"}, hold=1000000, n=200000)
     assert report["found_by"] == "probe of PyEval_SaveThread"
     raw = fileformat.read(str(tmp_path / "p.gtr"))
     assert raw.complete and (raw.events["kind"] == layout.EV_ACQUIRE).sum() > 10
@@ -154,9 +154,11 @@ def test_it_refuses_an_interpreter_without_the_old_gil(oldgil_lib, tmp_path):
     posts a semaphore: a clear refusal, and no file left behind."""
     import sys
 
-    code = ("import sys; sys.path.insert(0, %r); import oldgil\n"
-            "try:\n    oldgil.Tracer(%r, lib=%r).start()\nexcept oldgil.OldGilError as e:\n    print(e)\n"
-            % (os.path.dirname(STARTER), str(tmp_path / "x.gtr"), oldgil_lib))
+    code = (
+        "import sys; sys.path.insert(0, %r); import oldgil\n"
+        "try:\n    oldgil.Tracer(%r, lib=%r).start()\nexcept oldgil.OldGilError as e:\n    print(e)\n"
+        % (os.path.dirname(STARTER), str(tmp_path / "x.gtr"), oldgil_lib)
+    )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert "cannot find the GIL's semaphore" in done.stdout, done.stdout + done.stderr
     assert not os.path.exists(tmp_path / "x.gtr")
@@ -164,11 +166,14 @@ def test_it_refuses_an_interpreter_without_the_old_gil(oldgil_lib, tmp_path):
 
 def test_the_script_runner_traces_a_27_program(py27, oldgil_lib, tmp_path):
     script = tmp_path / "prog.py"
-    script.write_text("import threading\nt = threading.Thread(target=lambda: sum(range(100000)), name='w')\n"
-                      "t.start(); t.join()\nimport sys; sys.exit(0)\n")
+    script.write_text(
+        "import threading\nt = threading.Thread(target=lambda: sum(range(100000)), name='w')\n"
+        "t.start(); t.join()\nimport sys; sys.exit(0)\n"
+    )
     out = tmp_path / "run.gtr"
-    done = subprocess.run([py27, STARTER, "--lib", oldgil_lib, "--output", str(out), "--", str(script)],
-                          capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        [py27, STARTER, "--lib", oldgil_lib, "--output", str(out), "--", str(script)], capture_output=True, text=True, timeout=60
+    )
     assert done.returncode == 0, done.stderr
     trace = load(str(out))
     assert "w" in trace.names.values() and trace.meta["complete"]
@@ -181,11 +186,18 @@ def test_giltrace_run_python_traces_a_27_program(py27, oldgil_lib, tmp_path):
     import sys
 
     script = tmp_path / "prog.py"
-    script.write_text("import sys, threading\nt = threading.Thread(target=lambda: sum(range(200000)), name='w')\n"
-                      "t.start(); t.join()\nprint('done %d' % sys.version_info[0])\nsys.exit(3)\n")
+    script.write_text(
+        "import sys, threading\nt = threading.Thread(target=lambda: sum(range(200000)), name='w')\n"
+        "t.start(); t.join()\nprint('done %d' % sys.version_info[0])\nsys.exit(3)\n"
+    )
     out = tmp_path / "cli.gtr"
-    done = subprocess.run([sys.executable, "-m", "giltrace", "run", "--python", py27, "-o", str(out), str(script)],
-                          cwd=REPO, capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-m", "giltrace", "run", "--python", py27, "-o", str(out), str(script)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 3 and done.stdout.strip() == "done 2", done.stderr
     assert "GIL events written to" in done.stderr
     assert load(str(out)).meta["python_version"].startswith("2.7")
@@ -196,8 +208,13 @@ def test_giltrace_run_python_refuses_what_it_cannot_trace(tmp_path):
 
     script = tmp_path / "p.py"
     script.write_text("pass\n")
-    done = subprocess.run([sys.executable, "-m", "giltrace", "run", "--python", str(tmp_path / "nope"), str(script)],
-                          cwd=REPO, capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        [sys.executable, "-m", "giltrace", "run", "--python", str(tmp_path / "nope"), str(script)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode != 0 and "cannot run --python" in done.stderr
 
 
@@ -215,8 +232,9 @@ def test_the_starters_structs_match_the_contract(native):
         for name, _ in ours._fields_:
             if name != "_spare":
                 assert getattr(ours, name).offset == ffi.offsetof(c_name, name), (c_name, name)
-                assert getattr(ours, name).size == ffi.sizeof(ffi.typeof(c_name).fields[
-                    [f for f, _ in ffi.typeof(c_name).fields].index(name)][1].type), (c_name, name)
+                assert getattr(ours, name).size == ffi.sizeof(
+                    ffi.typeof(c_name).fields[[f for f, _ in ffi.typeof(c_name).fields].index(name)][1].type
+                ), (c_name, name)
 
 
 def test_a_fork_while_tracing_leaves_the_parents_trace_whole(py27, oldgil_lib, tmp_path):

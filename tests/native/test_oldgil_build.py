@@ -1,5 +1,6 @@
 """Building the old-GIL recorder (giltrace/_build_oldgil.py): what goes in,
 where it lands, and one-line errors when it cannot be built."""
+
 from __future__ import annotations
 
 import os

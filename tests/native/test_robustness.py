@@ -1,4 +1,5 @@
 """Fault safety: fork, signals, exit, kill, start/stop loops, thread churn."""
+
 import os
 import resource
 import signal
@@ -169,8 +170,9 @@ SLEEPER = textwrap.dedent(
 
 
 def _start_and_signal(args, sig, tmp_path):
-    proc = subprocess.Popen(args, cwd=str(tmp_path), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env=dict(os.environ, PYTHONPATH=REPO))
+    proc = subprocess.Popen(
+        args, cwd=str(tmp_path), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=dict(os.environ, PYTHONPATH=REPO)
+    )
     assert proc.stdout.readline().strip() == "ready"
     time.sleep(0.3)
     proc.send_signal(sig)
@@ -193,7 +195,9 @@ def test_ctrl_c_behaves_as_untraced_and_finalises_the_trace(native, tmp_path):
 def test_sigkill_leaves_a_readable_trace(native, tmp_path):
     script = tmp_path / "sleeper.py"
     script.write_text(SLEEPER)
-    code, out, err = _start_and_signal([sys.executable, "-m", "giltrace", "run", "-q", "-o", "k.gtr", str(script)], signal.SIGKILL, tmp_path)
+    code, out, err = _start_and_signal(
+        [sys.executable, "-m", "giltrace", "run", "-q", "-o", "k.gtr", str(script)], signal.SIGKILL, tmp_path
+    )
     assert code == -signal.SIGKILL
     with pytest.warns(giltrace.IncompleteTraceWarning, match="not finalised"):
         t = giltrace.load(str(tmp_path / "k.gtr"))
@@ -202,7 +206,9 @@ def test_sigkill_leaves_a_readable_trace(native, tmp_path):
 
 
 def test_exit_with_a_trace_running_finalises_it(native, tmp_path):
-    code = "import giltrace, threading; giltrace.start(%r); threading.Thread(target=sum, args=([1]*1000,)).start()" % str(tmp_path / "e.gtr")
+    code = "import giltrace, threading; giltrace.start(%r); threading.Thread(target=sum, args=([1]*1000,)).start()" % str(
+        tmp_path / "e.gtr"
+    )
     res = run_python(code)
     assert res.returncode == 0, res.stderr
     t = giltrace.load(str(tmp_path / "e.gtr"))
@@ -265,7 +271,7 @@ def test_a_full_disk_gives_one_clear_error_and_a_readable_file(native, tmp_path)
         """
     )
     path = tmp_path / "full.gtr"
-    res = run_python([ "-c", code, str(path)])
+    res = run_python(["-c", code, str(path)])
     assert res.returncode == 0, res.stderr
     assert res.stdout.startswith("error: the trace file") and "File too large" in res.stdout
     assert res.stdout.count("\n") == 1

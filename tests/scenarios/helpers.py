@@ -1,5 +1,6 @@
 """Run a real program under ``giltrace run`` the way a user would, and read
 its diagnosis back through ``giltrace summary --format json``."""
+
 import json
 import os
 import socket

@@ -7,6 +7,7 @@ finding, the threads and groups, the culprit code line and its share of the
 waiting, and the window -- bracketed by the programs' own clocks -- never on
 exact times, so a loaded machine does not make them fail.
 """
+
 import pytest
 
 from .helpers import diagnosis, free_port, line_of, problems, program, trace_start_ns, traced
@@ -23,8 +24,9 @@ def test_http_server_with_a_slow_endpoint_part_of_the_time(tmp_path):
     path = traced(tmp_path, "storm_http.py", str(tmp_path / "client.json"), "--calm", "1.2", "--storm", "2.0")
     client = json.load(open(tmp_path / "client.json"))
     if client["fast_storm_p50_ms"] < 5 * client["fast_calm_p50_ms"]:
-        pytest.skip("no storm formed (fast requests p50 %.2f ms calm, %.2f ms storm)"
-                    % (client["fast_calm_p50_ms"], client["fast_storm_p50_ms"]))
+        pytest.skip(
+            "no storm formed (fast requests p50 %.2f ms calm, %.2f ms storm)" % (client["fast_calm_p50_ms"], client["fast_storm_p50_ms"])
+        )
     t0 = trace_start_ns(path)
     storm = ((client["storm_start_ns"] - t0) / 1e9, (client["storm_end_ns"] - t0) / 1e9)
     d = diagnosis(path)
@@ -36,7 +38,10 @@ def test_http_server_with_a_slow_endpoint_part_of_the_time(tmp_path):
     f = request[0]
     assert f["window_s"] == worst["window_s"]
     top = f["culprits"][0]
-    assert top["function"] == "render_report" and top["location"] == "%s:%d" % (program("storm_http.py"), line_of("storm_http.py", "LINE_RENDER"))
+    assert top["function"] == "render_report" and top["location"] == "%s:%d" % (
+        program("storm_http.py"),
+        line_of("storm_http.py", "LINE_RENDER"),
+    )
     assert top["share"] >= 0.8 and top["group"] == "Thread-* (process_request_thread)" and len(top["threads"]) >= 3
     assert any("render_report" in a for a in f["advice"])
     calm = diagnosis(path, "--start", "0", "--end", "%.3f" % (storm[0] - 0.2))
@@ -54,8 +59,9 @@ def test_cheroot_worker_pool_during_a_storm(tmp_path):
     path = traced(tmp_path, "storm_cheroot.py", str(tmp_path / "client.json"), "--calm", "1.2", "--storm", "2.0")
     client = json.load(open(tmp_path / "client.json"))
     if client["fast_storm_p50_ms"] < 5 * client["fast_calm_p50_ms"]:
-        pytest.skip("no storm formed (fast requests p50 %.2f ms calm, %.2f ms storm)"
-                    % (client["fast_calm_p50_ms"], client["fast_storm_p50_ms"]))
+        pytest.skip(
+            "no storm formed (fast requests p50 %.2f ms calm, %.2f ms storm)" % (client["fast_calm_p50_ms"], client["fast_storm_p50_ms"])
+        )
     t0 = trace_start_ns(path)
     storm = ((client["storm_start_ns"] - t0) / 1e9, (client["storm_end_ns"] - t0) / 1e9)
     d = diagnosis(path)

@@ -1,4 +1,5 @@
 """Intervals and per-thread figures from synthetic events with known answers."""
+
 import numpy as np
 import pytest
 
@@ -31,11 +32,11 @@ def test_intervals():
     iv = analysis.intervals(frame(ROWS), start_ns=0, stop_ns=400)
     got = {(r.tid, r.state, r.start_ns, r.end_ns) for r in iv.itertuples()}
     assert got == {
-        (1, "hold", 0, 100),     # open at the start
+        (1, "hold", 0, 100),  # open at the start
         (2, "wait", 10, 100),
         (2, "hold", 100, 250),
-        (1, "wait", 298, 300),   # uncontended take: 2 ns
-        (1, "hold", 300, 400),   # open at the stop
+        (1, "wait", 298, 300),  # uncontended take: 2 ns
+        (1, "hold", 300, 400),  # open at the stop
     }
     assert (iv["duration_ns"] == iv["end_ns"] - iv["start_ns"]).all()
     assert iv["start_ns"].is_monotonic_increasing
@@ -68,12 +69,19 @@ def test_events_sorted_without_reordering_a_thread():
 def test_long_holds_need_a_long_wait():
     ms = 1_000_000
     rows = [
-        (0, 1, A, 0, 1), (20 * ms, 1, R, 0, 0),            # 1 holds 20 ms, nobody waits: fine
-        (20 * ms, 2, A, 0, 1),                               # 2 holds 20..50 ms ...
-        (25 * ms, 1, W, 0, 0), (30 * ms, 1, D, 2, 0),        # ... while 1 waits 25 ms for it: stuck holder
-        (50 * ms, 2, R, 0, 0), (50 * ms, 1, A, 25 * ms, 3),
-        (60 * ms, 1, R, 0, 0), (60 * ms, 2, A, 0, 1),        # 2 holds 60..100 ms, 1 waits only 5 ms: fine
-        (95 * ms, 1, W, 0, 0), (100 * ms, 1, D, 2, 0), (100 * ms, 2, R, 0, 0), (100 * ms, 1, A, 5 * ms, 3),
+        (0, 1, A, 0, 1),
+        (20 * ms, 1, R, 0, 0),  # 1 holds 20 ms, nobody waits: fine
+        (20 * ms, 2, A, 0, 1),  # 2 holds 20..50 ms ...
+        (25 * ms, 1, W, 0, 0),
+        (30 * ms, 1, D, 2, 0),  # ... while 1 waits 25 ms for it: stuck holder
+        (50 * ms, 2, R, 0, 0),
+        (50 * ms, 1, A, 25 * ms, 3),
+        (60 * ms, 1, R, 0, 0),
+        (60 * ms, 2, A, 0, 1),  # 2 holds 60..100 ms, 1 waits only 5 ms: fine
+        (95 * ms, 1, W, 0, 0),
+        (100 * ms, 1, D, 2, 0),
+        (100 * ms, 2, R, 0, 0),
+        (100 * ms, 1, A, 5 * ms, 3),
     ]
     ev = frame(rows)
     iv = analysis.intervals(ev, 0, 110 * ms)

@@ -1,4 +1,5 @@
 """The import rules of docs/architecture.md, checked on the source (AST)."""
+
 import ast
 import os
 import re
@@ -78,19 +79,49 @@ START_UP = r"giltrace\.(tracer|autostart|layout|_binding|errors|interpreters)"
 
 def test_what_runs_at_start_up_imports_nothing_heavy():
     """At import time (a trace stopping may load the model later)."""
-    assert offending(START_UP, ["numpy", "pandas", "matplotlib", "typing", "threading", "json", "platform",
-                                "socket", "sysconfig", "giltrace.model", "giltrace.render", "giltrace.cli"], top_level=True) == []
+    assert (
+        offending(
+            START_UP,
+            [
+                "numpy",
+                "pandas",
+                "matplotlib",
+                "typing",
+                "threading",
+                "json",
+                "platform",
+                "socket",
+                "sysconfig",
+                "giltrace.model",
+                "giltrace.render",
+                "giltrace.cli",
+            ],
+            top_level=True,
+        )
+        == []
+    )
 
 
 def test_analysis_and_model_do_not_reach_up():
-    assert offending(r"giltrace\.(analysis|episodes|groups|diagnosis|fileformat|layout)",
-                     ["giltrace.render", "giltrace.cli", "giltrace.tracer", "giltrace.bench", "matplotlib"]) == []
+    assert (
+        offending(
+            r"giltrace\.(analysis|episodes|groups|diagnosis|fileformat|layout)",
+            ["giltrace.render", "giltrace.cli", "giltrace.tracer", "giltrace.bench", "matplotlib"],
+        )
+        == []
+    )
 
 
 def test_the_model_reaches_up_only_for_its_convenience_methods():
     """Trace.plot_timeline() and Trace.diagnose() import their layer when called."""
-    assert offending(r"giltrace\.model", ["giltrace.render", "giltrace.cli", "giltrace.tracer", "giltrace.bench",
-                                          "giltrace.diagnosis", "matplotlib"], top_level=True) == []
+    assert (
+        offending(
+            r"giltrace\.model",
+            ["giltrace.render", "giltrace.cli", "giltrace.tracer", "giltrace.bench", "giltrace.diagnosis", "matplotlib"],
+            top_level=True,
+        )
+        == []
+    )
     lazy = {i for i in imports_of("giltrace.model", ALL["giltrace.model"]) if i.startswith(("giltrace.render", "giltrace.diagnosis"))}
     assert {i.rsplit(".", 1)[0] for i in lazy} <= {"giltrace.render.timeline", "giltrace.diagnosis", "giltrace.render", "giltrace"}
 
@@ -100,14 +131,20 @@ def test_renderers_do_not_record_or_parse_arguments():
 
 
 def test_renderers_see_the_bench_only_through_its_view():
-    bad = [b for b in offending(r"giltrace\.render(\..*)?", ["giltrace.bench"])
-           if not re.search(r" giltrace\.bench(\.view(\.\w+)?)?$", b)]  # `from ..bench import view` names the package too
+    bad = [
+        b for b in offending(r"giltrace\.render(\..*)?", ["giltrace.bench"]) if not re.search(r" giltrace\.bench(\.view(\.\w+)?)?$", b)
+    ]  # `from ..bench import view` names the package too
     assert bad == []
 
 
 def test_nothing_but_entry_points_imports_the_cli():
-    users = [n for n in ALL if not n.startswith("giltrace.cli") and n not in ("giltrace.__main__",)
-             and any(i == "giltrace.cli" or i.startswith("giltrace.cli.") for i in imports_of(n, ALL[n]))]
+    users = [
+        n
+        for n in ALL
+        if not n.startswith("giltrace.cli")
+        and n not in ("giltrace.__main__",)
+        and any(i == "giltrace.cli" or i.startswith("giltrace.cli.") for i in imports_of(n, ALL[n]))
+    ]
     assert users == []
 
 
@@ -131,11 +168,23 @@ def test_layout_constants_match_the_c_contract(native):
     assert int.from_bytes(layout.CHUNK_MAGIC, "little") == lib.GT_CHUNK_MAGIC
     assert layout.CHUNK.size == lib.GT_CHUNK_HEADER_SIZE
     assert (layout.CHUNK_EVENTS, layout.CHUNK_SAMPLES, layout.CHUNK_FOOTER, layout.CHUNK_LOCATIONS, layout.CHUNK_OS_NAMES) == (
-        lib.GT_CHUNK_EVENTS, lib.GT_CHUNK_SAMPLES, lib.GT_CHUNK_FOOTER, lib.GT_CHUNK_LOCATIONS, lib.GT_CHUNK_OS_NAMES)
+        lib.GT_CHUNK_EVENTS,
+        lib.GT_CHUNK_SAMPLES,
+        lib.GT_CHUNK_FOOTER,
+        lib.GT_CHUNK_LOCATIONS,
+        lib.GT_CHUNK_OS_NAMES,
+    )
     assert (layout.EV_WAIT, layout.EV_ACQUIRE, layout.EV_RELEASE, layout.EV_DROP_REQUEST) == (
-        lib.GT_EV_WAIT, lib.GT_EV_ACQUIRE, lib.GT_EV_RELEASE, lib.GT_EV_DROP_REQUEST)
+        lib.GT_EV_WAIT,
+        lib.GT_EV_ACQUIRE,
+        lib.GT_EV_RELEASE,
+        lib.GT_EV_DROP_REQUEST,
+    )
     assert (layout.FLAG_SWITCHED, layout.FLAG_CONTENDED, layout.FLAG_WAIT_UNKNOWN) == (
-        lib.GT_FLAG_SWITCHED, lib.GT_FLAG_CONTENDED, lib.GT_FLAG_WAIT_UNKNOWN)
+        lib.GT_FLAG_SWITCHED,
+        lib.GT_FLAG_CONTENDED,
+        lib.GT_FLAG_WAIT_UNKNOWN,
+    )
     import numpy as np
 
     assert np.dtype(layout.EVENT_FIELDS).itemsize == ffi.sizeof("gt_event")

@@ -1,4 +1,5 @@
 """Aggregation of repeats into cells, on synthetic runs."""
+
 import math
 
 import pandas as pd
@@ -9,9 +10,26 @@ from giltrace.bench.execute import COLUMNS
 
 def run(workload="cpu", python="3.11.7", cores=2, n=2, mode="thread", repeat=1, wall=1.0, **extra):
     row = {c: None for c in COLUMNS}
-    row.update({"workload": workload, "python": python, "cores": cores, "n": n, "mode": mode, "repeat": repeat,
-                "status": "ok", "wall_s": wall, "cpu_ratio": 1.0, "cpus": "0-1", "cpus_seen": "0",
-                "expected_parallel": 1, "flag": "", "traced": False, "trace_note": "", "notes": ""})
+    row.update(
+        {
+            "workload": workload,
+            "python": python,
+            "cores": cores,
+            "n": n,
+            "mode": mode,
+            "repeat": repeat,
+            "status": "ok",
+            "wall_s": wall,
+            "cpu_ratio": 1.0,
+            "cpus": "0-1",
+            "cpus_seen": "0",
+            "expected_parallel": 1,
+            "flag": "",
+            "traced": False,
+            "trace_note": "",
+            "notes": "",
+        }
+    )
     row.update(extra)
     return row
 
@@ -21,8 +39,11 @@ def table_of(rows):
 
 
 def test_median_and_range_over_repeats():
-    rows = [run(repeat=1, wall=3.0, cpu_ratio=1.0), run(repeat=2, wall=1.0, cpu_ratio=1.2),
-            run(repeat=3, wall=2.0, cpu_ratio=1.1, cpus_seen="1")]
+    rows = [
+        run(repeat=1, wall=3.0, cpu_ratio=1.0),
+        run(repeat=2, wall=1.0, cpu_ratio=1.2),
+        run(repeat=3, wall=2.0, cpu_ratio=1.1, cpus_seen="1"),
+    ]
     table = table_of(rows)
     assert list(table.columns) == TABLE_COLUMNS
     assert len(table) == 1
@@ -45,8 +66,7 @@ def test_cells_differ_by_every_key():
 
 
 def test_failed_runs_are_counted_and_left_out_of_the_median():
-    rows = [run(repeat=1, wall=2.0), run(repeat=2, status="failed", wall=None, reason="timed out after 900s"),
-            run(repeat=3, wall=4.0)]
+    rows = [run(repeat=1, wall=2.0), run(repeat=2, status="failed", wall=None, reason="timed out after 900s"), run(repeat=3, wall=4.0)]
     cell = table_of(rows).iloc[0]
     assert (cell.status, cell.runs, cell.failed, cell.wall_median) == ("ok", 2, 1, 3.0)
     assert cell.reason == "timed out after 900s"
@@ -74,8 +94,10 @@ def test_flags_are_counted_and_their_texts_kept_once():
 
 
 def test_latency_and_contention_medians_ignore_missing_values():
-    rows = [run(workload="latency", n=1, lat_p50_ms=5.0, ops_per_s=100.0, gil_wait_share=0.9),
-            run(workload="latency", n=1, repeat=2, lat_p50_ms=7.0, ops_per_s=300.0, gil_wait_share=None)]
+    rows = [
+        run(workload="latency", n=1, lat_p50_ms=5.0, ops_per_s=100.0, gil_wait_share=0.9),
+        run(workload="latency", n=1, repeat=2, lat_p50_ms=7.0, ops_per_s=300.0, gil_wait_share=None),
+    ]
     cell = table_of(rows).iloc[0]
     assert (cell.lat_p50_ms, cell.ops_per_s, cell.gil_wait_share) == (6.0, 200.0, 0.9)
     assert cell.io_reacq_p50_us is None or pd.isna(cell.io_reacq_p50_us)

@@ -1,4 +1,5 @@
 """Per-cell GIL figures from synthetic traces."""
+
 import math
 
 import pandas as pd
@@ -30,8 +31,11 @@ def test_a_threaded_cell():
             {"tid": 3, "name": "io-0", "wait_s": 1.8, "active_s": 2.0},
         ],
         events=[acquire(3, w) for w in [100] * 98 + [5_000_000, 6_000_000]]
-        + [acquire(2, 9_000_000), {"time_ns": 1, "tid": 3, "kind": "drop_request", "wait_ns": -1},
-           {"time_ns": 2, "tid": 3, "kind": "release", "wait_ns": -1}],
+        + [
+            acquire(2, 9_000_000),
+            {"time_ns": 1, "tid": 3, "kind": "drop_request", "wait_ns": -1},
+            {"time_ns": 2, "tid": 3, "kind": "release", "wait_ns": -1},
+        ],
         switches=400,
     )
     f = cell_figures([trace], {}, wall_s=2.0)
@@ -67,8 +71,7 @@ def test_no_io_workers_no_reacquisition_figures():
 
 
 def test_takes_that_began_before_the_trace_are_left_out():
-    trace = FakeTrace([{"tid": 1, "name": "io-0", "wait_s": 0.0, "active_s": 1.0}],
-                      [acquire(1, 9_000_000), acquire(1, 100)])
+    trace = FakeTrace([{"tid": 1, "name": "io-0", "wait_s": 0.0, "active_s": 1.0}], [acquire(1, 9_000_000), acquire(1, 100)])
     trace.events["wait_clipped"] = [True, False]
     f = cell_figures([trace], {}, wall_s=1.0)
     assert (f["io_reacq_n"], f["io_reacq_max_us"]) == (1, 0.1)

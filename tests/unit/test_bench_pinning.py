@@ -1,4 +1,5 @@
 """Choosing CPUs, describing them, and the grid of cells built from them."""
+
 import pytest
 
 from giltrace.bench import cells, pinning
@@ -44,8 +45,7 @@ def test_pinned_argv_wraps_the_command():
     assert argv[-5:] == ["0,1", "/usr/bin/python2.7", "child.py", "--n", "2"]
 
 
-PY = Interpreter(path="/py", version="3.11.7", implementation="CPython", gil_enabled=True,
-                 switching="switch interval 5 ms", label="3.11.7")
+PY = Interpreter(path="/py", version="3.11.7", implementation="CPython", gil_enabled=True, switching="switch interval 5 ms", label="3.11.7")
 
 
 def test_grid_cells_repeat_outermost_and_mark_unavailable_cores():
@@ -73,9 +73,19 @@ def test_child_argv_passes_sizes_and_trace():
     argv = cells.child_argv(cell, config, "/t/x.gtr")
     assert argv[:2] == ["/py", cells.CHILD_SCRIPT]
     pairs = dict(zip(argv[2::2], argv[3::2]))
-    assert pairs == {"--workload": "io", "--mode": "thread", "--n": "2", "--load": "123", "--io-ops": "45",
-                     "--sync-ops": "6", "--block": "512", "--duration": "2.0", "--start-method": "spawn",
-                     "--tmpdir": "/scratch", "--trace": "/t/x.gtr"}
+    assert pairs == {
+        "--workload": "io",
+        "--mode": "thread",
+        "--n": "2",
+        "--load": "123",
+        "--io-ops": "45",
+        "--sync-ops": "6",
+        "--block": "512",
+        "--duration": "2.0",
+        "--start-method": "spawn",
+        "--tmpdir": "/scratch",
+        "--trace": "/t/x.gtr",
+    }
     assert cell.name == "io-py3.11.7-c2-n2-thread-r1"
 
 

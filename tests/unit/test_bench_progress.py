@@ -1,4 +1,5 @@
 """The progress reporter: tqdm when present, plain lines otherwise, or nothing."""
+
 import io
 import sys
 

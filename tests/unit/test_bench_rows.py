@@ -1,22 +1,28 @@
 """One run's row from a child's JSON and what the runner saw of it."""
+
 import math
 
 from giltrace.bench.cells import Cell
 from giltrace.bench.execute import COLUMNS, empty_row, row_from_child
 from giltrace.bench.interpreters import Interpreter
 
-PY = Interpreter(path="/py", version="3.11.7", implementation="CPython", gil_enabled=True,
-                 switching="switch interval 5 ms", label="3.11.7")
+PY = Interpreter(path="/py", version="3.11.7", implementation="CPython", gil_enabled=True, switching="switch interval 5 ms", label="3.11.7")
 
 
 def child_json(affinity=(0, 1), workers_affinity=((0, 1), (0, 1)), wall=2.0, cpu=3.9, latency=None, trace=None):
     return {
-        "wall_s": wall, "user_s": cpu - 0.1, "sys_s": 0.1, "affinity": list(affinity),
-        "python": {"version": "3.11.7", "gil_enabled": True}, "start_method": "fork",
-        "workers": [{"role": "cpu-%d" % i, "affinity": list(a), "last_cpu": a[-1], "native_id": 100 + i}
-                    for i, a in enumerate(workers_affinity)],
+        "wall_s": wall,
+        "user_s": cpu - 0.1,
+        "sys_s": 0.1,
+        "affinity": list(affinity),
+        "python": {"version": "3.11.7", "gil_enabled": True},
+        "start_method": "fork",
+        "workers": [
+            {"role": "cpu-%d" % i, "affinity": list(a), "last_cpu": a[-1], "native_id": 100 + i} for i, a in enumerate(workers_affinity)
+        ],
         "params": {"load": 10, "io_ops": 20, "sync_ops": 3, "block": 4096, "duration": 2.0},
-        "notes": [], "latency": latency,
+        "notes": [],
+        "latency": latency,
         "trace": trace or {"requested": False, "enabled": False, "reason": None, "files": []},
     }
 
@@ -57,8 +63,7 @@ def test_an_unpinned_worker_is_flagged():
 
 
 def test_latency_figures_are_in_milliseconds():
-    lat = {"ops": 280, "ops_per_s": 140.0, "p50_s": 0.0052, "p99_s": 0.0106, "mean_s": 0.0071, "max_s": 0.02,
-           "competitor_iters_per_s": 7e7}
+    lat = {"ops": 280, "ops_per_s": 140.0, "p50_s": 0.0052, "p99_s": 0.0106, "mean_s": 0.0071, "max_s": 0.02, "competitor_iters_per_s": 7e7}
     cell = Cell("latency-sync", PY, 2, 1, "thread", 1, (0, 1))
     row = row_from_child(cell, child_json(latency=lat), seen())
     assert (row["lat_ops"], row["ops_per_s"]) == (280, 140.0)
@@ -67,8 +72,7 @@ def test_latency_figures_are_in_milliseconds():
 
 
 def test_untraced_cells_say_why():
-    trace = {"requested": True, "enabled": False, "reason": "tracing needs CPython 3.9-3.13; this is 2.7",
-             "files": []}
+    trace = {"requested": True, "enabled": False, "reason": "tracing needs CPython 3.9-3.13; this is 2.7", "files": []}
     row = row_from_child(CELL, child_json(trace=trace), seen())
     assert row["traced"] is False
     assert row["trace_note"] == "untraced: tracing needs CPython 3.9-3.13; this is 2.7"
@@ -77,4 +81,10 @@ def test_untraced_cells_say_why():
 def test_empty_row_names_the_cell():
     row = empty_row(CELL)
     assert (row["workload"], row["python"], row["cores"], row["n"], row["mode"], row["cpus_requested"]) == (
-        "cpu", "3.11.7", 2, 2, "procs", "0-1")
+        "cpu",
+        "3.11.7",
+        2,
+        2,
+        "procs",
+        "0-1",
+    )

@@ -1,25 +1,29 @@
 """When a cell must be flagged as not spread (or not pinned)."""
+
 import pytest
 
 from giltrace.bench.spread import busy_workers, expected_parallelism, spread_flag
 
 
-@pytest.mark.parametrize("workload, n, mode, cores, expected", [
-    ("cpu", 4, "serial", 2, 1),
-    ("cpu", 4, "thread", 2, 1),  # one GIL: one thread runs Python at a time
-    ("cpu", 2, "procs", 2, 2),
-    ("cpu", 4, "procs", 2, 2),  # capped by the cores
-    ("cpu", 2, "procs", 1, 1),
-    ("io", 2, "procs", 2, 2),  # page-cache I/O keeps a CPU busy (kernel time)
-    ("io-sync", 4, "procs", 2, 1),  # fsync workers sleep: nothing to expect
-    ("mix", 2, "procs", 2, 2),
-    ("mix-sync", 2, "procs", 2, 1),  # one counter; the fsync worker sleeps
-    ("mix", 1, "procs", 2, 1),  # N=1 is a single counter
-    ("latency", 1, "procs", 2, 2),  # competitor + page-cache I/O thread
-    ("latency-sync", 1, "procs", 2, 1),
-    ("latency", 2, "thread", 2, 1),
-    ("latency", 0, "alone", 2, 1),
-])
+@pytest.mark.parametrize(
+    "workload, n, mode, cores, expected",
+    [
+        ("cpu", 4, "serial", 2, 1),
+        ("cpu", 4, "thread", 2, 1),  # one GIL: one thread runs Python at a time
+        ("cpu", 2, "procs", 2, 2),
+        ("cpu", 4, "procs", 2, 2),  # capped by the cores
+        ("cpu", 2, "procs", 1, 1),
+        ("io", 2, "procs", 2, 2),  # page-cache I/O keeps a CPU busy (kernel time)
+        ("io-sync", 4, "procs", 2, 1),  # fsync workers sleep: nothing to expect
+        ("mix", 2, "procs", 2, 2),
+        ("mix-sync", 2, "procs", 2, 1),  # one counter; the fsync worker sleeps
+        ("mix", 1, "procs", 2, 1),  # N=1 is a single counter
+        ("latency", 1, "procs", 2, 2),  # competitor + page-cache I/O thread
+        ("latency-sync", 1, "procs", 2, 1),
+        ("latency", 2, "thread", 2, 1),
+        ("latency", 0, "alone", 2, 1),
+    ],
+)
 def test_expected_parallelism(workload, n, mode, cores, expected):
     assert expected_parallelism(workload, n, mode, cores) == expected
 
@@ -60,8 +64,7 @@ def test_short_cells_are_not_judged_by_their_ratio():
 
 def test_pinning_failures_are_flagged_even_when_short():
     assert spread_flag(1, 1.0, 0.01, [0, 1], [0], [0]).startswith("pinning failed")
-    assert spread_flag(1, 1.0, 0.01, [0], [0], [0], workers_affinity=[[0], [0, 1]]) == (
-        "pinning failed: a worker was allowed CPUs [0, 1]")
+    assert spread_flag(1, 1.0, 0.01, [0], [0], [0], workers_affinity=[[0], [0, 1]]) == ("pinning failed: a worker was allowed CPUs [0, 1]")
     assert spread_flag(1, 1.0, 0.01, [0], [0], [0], workers_affinity=[[0], [0]]) == ""
     assert spread_flag(1, 1.0, 0.01, [0], [0], [0, 1]) == "ran outside its CPUs: seen on [0, 1]"
 
@@ -73,8 +76,7 @@ def test_hypervisor_steal_is_flagged_for_any_mode():
 
 
 def test_other_processes_on_the_cells_cpus_are_flagged():
-    assert spread_flag(1, 1.0, 2.0, CPUS, CPUS, CPUS, others_share=0.35) == (
-        "shared CPUs: other processes used 35% of its CPUs' time")
+    assert spread_flag(1, 1.0, 2.0, CPUS, CPUS, CPUS, others_share=0.35) == ("shared CPUs: other processes used 35% of its CPUs' time")
     assert spread_flag(1, 1.0, 2.0, CPUS, CPUS, CPUS, others_share=0.05) == ""
     # the cause is named before its symptom
     assert spread_flag(2, 1.0, 2.0, CPUS, CPUS, CPUS, others_share=0.5).startswith("shared CPUs")

@@ -1,4 +1,5 @@
 """Table layout on synthetic cells: the study's format, marks and footnotes."""
+
 import pandas as pd
 
 from giltrace.bench.aggregate import TABLE_COLUMNS
@@ -8,10 +9,27 @@ from giltrace.render import bench_tables as tables
 
 def cell(workload="cpu", python="3.11.7", cores=1, n=1, mode="serial", wall=1.0, **extra):
     row = {c: None for c in TABLE_COLUMNS}
-    row.update({"workload": workload, "python": python, "cores": cores, "n": n, "mode": mode, "status": "ok",
-                "runs": 3, "failed": 0, "wall_median": wall,
-                "wall_min": None if wall is None else wall - 0.1, "wall_max": None if wall is None else wall + 0.1,
-                "flagged": 0, "flag": "", "traced": False, "trace_note": "", "notes": "", "reason": ""})
+    row.update(
+        {
+            "workload": workload,
+            "python": python,
+            "cores": cores,
+            "n": n,
+            "mode": mode,
+            "status": "ok",
+            "runs": 3,
+            "failed": 0,
+            "wall_median": wall,
+            "wall_min": None if wall is None else wall - 0.1,
+            "wall_max": None if wall is None else wall + 0.1,
+            "flagged": 0,
+            "flag": "",
+            "traced": False,
+            "trace_note": "",
+            "notes": "",
+            "reason": "",
+        }
+    )
     row.update(extra)
     return row
 
@@ -35,18 +53,20 @@ def grid(cores, ns, pythons=("3.11.7",), workload="cpu"):
 
 def test_single_interpreter_table_has_the_study_layout():
     text = tables.grid_table(frame(grid([1, 2], [1, 2])), "cpu", ["3.11.7"], [1, 2], [1, 2], MODES)
-    assert text == "\n".join([
-        "+--------+--------+--------+--------+--------+",
-        "| cores  |      N | serial | thread | procs  |",
-        "|        |        | sec    | sec    | sec    |",
-        "+--------+--------+--------+--------+--------+",
-        "|     1  |      1 |  11.00 |  11.01 |  11.02 |",
-        "|        |      2 |  12.00 |  12.01 |  12.02 |",
-        "+--------+--------+--------+--------+--------+",
-        "|     2  |      1 |  21.00 |  21.01 |  21.02 |",
-        "|        |      2 |  22.00 |  22.01 |  22.02 |",
-        "+--------+--------+--------+--------+--------+",
-    ])
+    assert text == "\n".join(
+        [
+            "+--------+--------+--------+--------+--------+",
+            "| cores  |      N | serial | thread | procs  |",
+            "|        |        | sec    | sec    | sec    |",
+            "+--------+--------+--------+--------+--------+",
+            "|     1  |      1 |  11.00 |  11.01 |  11.02 |",
+            "|        |      2 |  12.00 |  12.01 |  12.02 |",
+            "+--------+--------+--------+--------+--------+",
+            "|     2  |      1 |  21.00 |  21.01 |  21.02 |",
+            "|        |      2 |  22.00 |  22.01 |  22.02 |",
+            "+--------+--------+--------+--------+--------+",
+        ]
+    )
 
 
 def test_interpreters_sit_side_by_side_under_a_header():
@@ -110,35 +130,80 @@ def test_missing_cells_are_blank():
 
 def test_latency_table_rows_and_columns():
     rows = [
-        cell("latency-sync", cores=2, n=0, mode="alone", lat_p50_ms=0.088, lat_p99_ms=0.131, lat_mean_ms=0.0844,
-             ops_per_s=11848.0),
-        cell("latency-sync", cores=2, n=1, mode="thread", lat_p50_ms=5.24, lat_p99_ms=15.7, lat_mean_ms=7.17,
-             ops_per_s=139.0, competitor_iters_per_s=80.3e6),
-        cell("latency-sync", cores=2, n=1, mode="procs", lat_p50_ms=0.0939, lat_p99_ms=0.161, lat_mean_ms=0.102,
-             ops_per_s=9757.0, competitor_iters_per_s=65.5e6),
+        cell("latency-sync", cores=2, n=0, mode="alone", lat_p50_ms=0.088, lat_p99_ms=0.131, lat_mean_ms=0.0844, ops_per_s=11848.0),
+        cell(
+            "latency-sync",
+            cores=2,
+            n=1,
+            mode="thread",
+            lat_p50_ms=5.24,
+            lat_p99_ms=15.7,
+            lat_mean_ms=7.17,
+            ops_per_s=139.0,
+            competitor_iters_per_s=80.3e6,
+        ),
+        cell(
+            "latency-sync",
+            cores=2,
+            n=1,
+            mode="procs",
+            lat_p50_ms=0.0939,
+            lat_p99_ms=0.161,
+            lat_mean_ms=0.102,
+            ops_per_s=9757.0,
+            competitor_iters_per_s=65.5e6,
+        ),
     ]
     text = tables.latency_table(frame(rows), "latency-sync", ["3.11.7"], [2], latency_rows([0, 1]))
     lines = text.split("\n")
-    assert lines[1].split("|")[1:-1] == [" python ", " cores  ", " competitors ", " p50 ms ", " p99 ms ",
-                                         " mean ms ", " ops/s  ", " cpu Mit/s "]
+    assert lines[1].split("|")[1:-1] == [
+        " python ",
+        " cores  ",
+        " competitors ",
+        " p50 ms ",
+        " p99 ms ",
+        " mean ms ",
+        " ops/s  ",
+        " cpu Mit/s ",
+    ]
     assert "| 3.11.7 |     2  | none        | 0.0880 |  0.131 |  0.0844 |  11848 |           |" in lines
     assert "|        |        | 1 thread    |   5.24 |   15.7 |    7.17 |    139 |      80.3 |" in lines
     assert "|        |        | 1 process   | 0.0939 |  0.161 |   0.102 |   9757 |      65.5 |" in lines
 
 
 def test_latency_table_marks_unavailable_cores():
-    rows = [cell("latency", cores=4, n=k, mode=m, status="unavailable", reason="unavailable: only 2 CPUs (0-1)")
-            for k, m in [(0, "alone"), (1, "thread"), (1, "procs")]]
+    rows = [
+        cell("latency", cores=4, n=k, mode=m, status="unavailable", reason="unavailable: only 2 CPUs (0-1)")
+        for k, m in [(0, "alone"), (1, "thread"), (1, "procs")]
+    ]
     text = tables.latency_table(frame(rows), "latency", ["3.11.7"], [4], latency_rows([0, 1]))
     assert "| 3.11.7 |     4  | unavailable: only 2 CPUs (0-1)" in text
 
 
 def test_contention_table_shows_traced_cells_only():
     rows = [
-        cell("io", mode="serial", traced=True, gil_wait_share=0.01, switches_per_s=0.0, drop_requests=0,
-             io_reacq_p50_us=0.04, io_reacq_p99_us=0.051, io_reacq_max_us=0.3),
-        cell("io", mode="thread", traced=True, gil_wait_share=0.493, switches_per_s=41113.0, drop_requests=7,
-             io_reacq_p50_us=0.04, io_reacq_p99_us=5120.0, io_reacq_max_us=10234.0),
+        cell(
+            "io",
+            mode="serial",
+            traced=True,
+            gil_wait_share=0.01,
+            switches_per_s=0.0,
+            drop_requests=0,
+            io_reacq_p50_us=0.04,
+            io_reacq_p99_us=0.051,
+            io_reacq_max_us=0.3,
+        ),
+        cell(
+            "io",
+            mode="thread",
+            traced=True,
+            gil_wait_share=0.493,
+            switches_per_s=41113.0,
+            drop_requests=7,
+            io_reacq_p50_us=0.04,
+            io_reacq_p99_us=5120.0,
+            io_reacq_max_us=10234.0,
+        ),
         cell("io", mode="procs", traced=False),
     ]
     text = tables.contention_table(frame(rows), "io", ["3.11.7"], [1], [1], MODES)
@@ -149,5 +214,12 @@ def test_contention_table_shows_traced_cells_only():
 
 def test_sig_keeps_three_significant_digits_without_exponent():
     assert [tables.sig(v) for v in (0.00004, 0.0939, 5.24, 15.66, 62.1, 1234.5, 0)] == [
-        "0.0000400", "0.0939", "5.24", "15.7", "62.1", "1234", "0"]
+        "0.0000400",
+        "0.0939",
+        "5.24",
+        "15.7",
+        "62.1",
+        "1234",
+        "0",
+    ]
     assert tables.sig(None) == "" and tables.sig(float("nan")) == ""

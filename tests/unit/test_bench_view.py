@@ -1,5 +1,6 @@
 """The bench's data interface to its renderers (giltrace/bench/view.py):
 the same view from a fresh result and from a saved directory."""
+
 import json
 import re
 
@@ -33,8 +34,7 @@ def test_the_report_header_shows_what_describe_writes(tmp_path):
 
 
 def test_sections_follow_the_config_and_the_registry(tmp_path):
-    config = BenchConfig(workloads=["mix", "latency-sync"], cores=[1, 2], ns=[1, 4], modes=["thread"],
-                         competitors=[0, 2], load=7)
+    config = BenchConfig(workloads=["mix", "latency-sync"], cores=[1, 2], ns=[1, 4], modes=["thread"], competitors=[0, 2], load=7)
     loaded = view.load(saved(tmp_path, config, {}))
     grid, latency = loaded.sections
     assert (grid.workload, grid.latency, grid.cores, grid.ns, grid.modes) == ("mix", False, [1, 2], [1, 4], ["thread"])
@@ -46,8 +46,16 @@ def test_sections_follow_the_config_and_the_registry(tmp_path):
 def test_a_cell_is_found_by_its_keys():
     row = {c: None for c in TABLE_COLUMNS}
     row.update({"workload": "cpu", "python": "3.11.7", "cores": 1, "n": 2, "mode": "thread", "wall_median": 1.5})
-    v = view.BenchView(headline=[], machine={}, messages=[], pythons=["3.11.7"], repeat=1, traced=False,
-                       sections=[], table=pd.DataFrame([row], columns=TABLE_COLUMNS),
-                       runs=pd.DataFrame(columns=COLUMNS))
+    v = view.BenchView(
+        headline=[],
+        machine={},
+        messages=[],
+        pythons=["3.11.7"],
+        repeat=1,
+        traced=False,
+        sections=[],
+        table=pd.DataFrame([row], columns=TABLE_COLUMNS),
+        runs=pd.DataFrame(columns=COLUMNS),
+    )
     assert v.cell("cpu", "3.11.7", 1, 2, "thread")["wall_median"] == 1.5
     assert v.cell("cpu", "3.11.7", 1, 2, "procs") is None

@@ -1,4 +1,5 @@
 """The workloads' building blocks, in-process (their 2.7 runs are integration tests)."""
+
 import os
 
 import numpy as np
@@ -33,14 +34,17 @@ def test_spin_stops_when_told():
     assert done == 30
 
 
-@pytest.mark.parametrize("workload, n, kinds", [
-    ("cpu", 2, ["cpu", "cpu"]),
-    ("io", 2, ["io", "io"]),
-    ("mix", 1, ["cpu"]),
-    ("mix", 2, ["cpu", "io"]),
-    ("mix", 3, ["cpu", "cpu", "io"]),
-    ("mix-sync", 4, ["cpu", "cpu", "io", "io"]),
-])
+@pytest.mark.parametrize(
+    "workload, n, kinds",
+    [
+        ("cpu", 2, ["cpu", "cpu"]),
+        ("io", 2, ["io", "io"]),
+        ("mix", 1, ["cpu"]),
+        ("mix", 2, ["cpu", "io"]),
+        ("mix", 3, ["cpu", "cpu", "io"]),
+        ("mix-sync", 4, ["cpu", "cpu", "io", "io"]),
+    ],
+)
 def test_worker_specs(workload, n, kinds):
     specs = plan.worker_specs(workload, n, load=1000, io_ops=100, sync_ops=10)
     assert [s["kind"] for s in specs] == kinds
@@ -91,9 +95,7 @@ def test_proc_stat_parsing():
 
 def test_busy_and_steal_ticks_are_summed_over_the_cells_cpus():
     # user nice system idle iowait irq softirq steal guest guest_nice
-    stat = ("cpu  1 2 3 4 5 6 7 900 0 0\n"
-            "cpu0 10 1 20 500 7 2 3 100 0 0\n"
-            "cpu1 30 0 40 400 9 0 1 250 0 0\nintr 1\n")
+    stat = "cpu  1 2 3 4 5 6 7 900 0 0\ncpu0 10 1 20 500 7 2 3 100 0 0\ncpu1 30 0 40 400 9 0 1 250 0 0\nintr 1\n"
     assert monitor.cpu_ticks([1], stat) == {"busy": 71, "steal": 250}
     assert monitor.cpu_ticks([0, 1], stat) == {"busy": 107, "steal": 350}
 
@@ -116,8 +118,7 @@ def test_sampler_watches_a_process_tree():
 
 
 def test_the_registry_declares_every_workload_once():
-    assert [w.name for w in registry.WORKLOADS] == [
-        "cpu", "io", "io-sync", "mix", "mix-sync", "latency", "latency-sync"]
+    assert [w.name for w in registry.WORKLOADS] == ["cpu", "io", "io-sync", "mix", "mix-sync", "latency", "latency-sync"]
     assert plan.WORKLOADS == ("cpu", "io", "io-sync", "mix", "mix-sync")
     assert plan.LATENCY_WORKLOADS == ("latency", "latency-sync")
     assert [w.name for w in registry.WORKLOADS if w.sync] == ["io-sync", "mix-sync", "latency-sync"]
@@ -133,10 +134,8 @@ def test_titles_come_from_the_registry_with_the_sizes():
     assert set(titles) == set(w.name for w in registry.WORKLOADS)
     assert titles["cpu"] == "cpu bound: counter, LOAD 10 split into N parts"
     assert titles["io-sync"] == "io bound, disk: 3 write+fsync+read-back operations of 512 bytes, split into N parts"
-    assert titles["mix"] == ("io / cpu mix: N - N//2 counters (LOAD/N each) + N//2 page-cache io workers "
-                             "(1/N of 20 ops each)")
-    assert titles["latency"] == ("latency (convoy): one I/O thread, 512-byte page-cache operations for 0.5s, "
-                                 "beside K CPU competitors")
+    assert titles["mix"] == ("io / cpu mix: N - N//2 counters (LOAD/N each) + N//2 page-cache io workers (1/N of 20 ops each)")
+    assert titles["latency"] == ("latency (convoy): one I/O thread, 512-byte page-cache operations for 0.5s, beside K CPU competitors")
 
 
 def test_roles_name_their_kind():

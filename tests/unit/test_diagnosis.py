@@ -1,6 +1,7 @@
 """The diagnosis on a synthetic trace with a known answer: an I/O thread
 that releases the GIL for 0.1 ms and then waits a full switch interval
 behind a CPU-bound thread looping at app.py:42."""
+
 import zlib
 
 import pytest
@@ -48,8 +49,13 @@ def convoy(tmp_path):
     rows.sort(key=lambda r: r[0])
     locs = {1: ("io.py", "reader", 7), 2: ("app.py", "crunch", 42), 3: ("ext.py", "call_c", 9)}
     p = tmp_path / "c.gtr"
-    write_trace(p, [locations_chunk(locs), events_chunk(rows)], start=0, stop=t + 31 * MS,
-                threads=[{"tid": IO, "name": "io"}, {"tid": CPU, "name": "cpu"}])
+    write_trace(
+        p,
+        [locations_chunk(locs), events_chunk(rows)],
+        start=0,
+        stop=t + 31 * MS,
+        threads=[{"tid": IO, "name": "io"}, {"tid": CPU, "name": "cpu"}],
+    )
     return giltrace.load(str(p))
 
 
@@ -112,8 +118,13 @@ def test_cpu_threads_taking_turns_are_not_starving(tmp_path):
         t += 5 * MS + 2000
         rows += [(t, holder, R, 0, 0), (t, waiter, A, 5 * MS, 3)]
     p = tmp_path / "turns.gtr"
-    write_trace(p, [events_chunk(sorted(rows, key=lambda r: r[0]))], start=0, stop=t + MS,
-                threads=[{"tid": 1, "name": "cpu-a"}, {"tid": 2, "name": "cpu-b"}])
+    write_trace(
+        p,
+        [events_chunk(sorted(rows, key=lambda r: r[0]))],
+        start=0,
+        stop=t + MS,
+        threads=[{"tid": 1, "name": "cpu-a"}, {"tid": 2, "name": "cpu-b"}],
+    )
     d = giltrace.load(str(p)).diagnose()
     assert (d.threads["forced_share"] > 0.9).all()
     assert d.starving.empty
@@ -127,8 +138,9 @@ S = 1_000_000_000
 
 
 def write(path, rows, stop, threads, locs, switch_interval_s=0.005, start=0):
-    data = ff.header_bytes({"switch_interval_s": switch_interval_s, "python_version": "3.11.7",
-                            "library_prefixes": ["/usr/lib/python3.11/"]})
+    data = ff.header_bytes(
+        {"switch_interval_s": switch_interval_s, "python_version": "3.11.7", "library_prefixes": ["/usr/lib/python3.11/"]}
+    )
     data += ff.json_chunk(ff.CHUNK_START, {"start_ns": start, "switch_number_start": 0, "clock_pair": [start, 1_700_000_000_000_000_000]})
     data += ff.json_chunk(ff.CHUNK_THREADS, list(threads))
     data += locations_chunk(locs) + events_chunk(sorted(rows, key=lambda r: r[0]))
@@ -147,8 +159,14 @@ def storm_rows(storm=(2 * S, 5 * S), end=8 * S, si=5 * MS):
         if storm[0] <= t < storm[1]:
             holder = HANDLERS[k % 4]
             k += 1
-            rows += [(t, holder, A, 1000, 1), (t + 100_000, IO, W, 1, 0), (t + 100_000 + si, IO, D, holder, 0),
-                     (t + 100_000 + si, holder, R, 2, 0), (t + 100_000 + si, IO, A, si, 3), (t + 150_000 + si, IO, R, 1, 0)]
+            rows += [
+                (t, holder, A, 1000, 1),
+                (t + 100_000, IO, W, 1, 0),
+                (t + 100_000 + si, IO, D, holder, 0),
+                (t + 100_000 + si, holder, R, 2, 0),
+                (t + 100_000 + si, IO, A, si, 3),
+                (t + 150_000 + si, IO, R, 1, 0),
+            ]
             t += 200_000 + si
         else:
             rows += [(t, IO, A, 100, 1), (t + 50_000, IO, R, 1, 0)]
@@ -213,7 +231,9 @@ def test_json_structure(storm):
 def test_advice_follows_the_switch_interval(tmp_path):
     rows, t = storm_rows(storm=(0, 2 * S), end=2 * S, si=MS)
     threads = [{"tid": IO, "name": "io"}] + [{"tid": h, "name": "Thread-%d (handle)" % h} for h in HANDLERS]
-    tr = write(tmp_path / "si1.gtr", rows, t + MS, threads, {1: ("io.py", "reader", 7), 2: ("app.py", "render", 12)}, switch_interval_s=0.001)
+    tr = write(
+        tmp_path / "si1.gtr", rows, t + MS, threads, {1: ("io.py", "reader", 7), 2: ("app.py", "render", 12)}, switch_interval_s=0.001
+    )
     f = [f for f in tr.diagnose().findings if f.kind == "convoy"][0]
     text = "\n".join(f.advice)
     assert "setswitchinterval" not in text and "already 1.0 ms" in text
@@ -225,10 +245,20 @@ def test_a_main_thread_that_joins_is_not_starving(tmp_path):
     t = 0
     for _ in range(3):  # main wakes from join 3 times in 3 s and waits a switch interval each time
         t += S
-        rows += [(t - 5 * MS, MAIN, W, 4, 0), (t, CPU, R, 2, 0), (t, MAIN, A, 5 * MS, 3), (t + 10_000, MAIN, R, 4, 0),
-                 (t + 20_000, CPU, A, 100, 1)]
-    tr = write(tmp_path / "join.gtr", rows, t + MS, [{"tid": MAIN, "name": "MainThread"}, {"tid": CPU, "name": "cpu"}],
-               {2: ("app.py", "crunch", 42), 4: ("/usr/lib/python3.11/threading.py", "Thread._wait_for_tstate_lock", 1167)})
+        rows += [
+            (t - 5 * MS, MAIN, W, 4, 0),
+            (t, CPU, R, 2, 0),
+            (t, MAIN, A, 5 * MS, 3),
+            (t + 10_000, MAIN, R, 4, 0),
+            (t + 20_000, CPU, A, 100, 1),
+        ]
+    tr = write(
+        tmp_path / "join.gtr",
+        rows,
+        t + MS,
+        [{"tid": MAIN, "name": "MainThread"}, {"tid": CPU, "name": "cpu"}],
+        {2: ("app.py", "crunch", 42), 4: ("/usr/lib/python3.11/threading.py", "Thread._wait_for_tstate_lock", 1167)},
+    )
     d = tr.diagnose()
     assert not d.problems
     idle = [f for f in d.findings if f.kind == "idle"]

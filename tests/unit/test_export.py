@@ -1,4 +1,5 @@
 """Chrome/Perfetto JSON and CSV exports of a synthetic trace."""
+
 import json
 
 import pytest
@@ -46,8 +47,12 @@ def test_csv(trace, tmp_path):  # noqa: F811
 def test_merge_into_another_trace_on_its_clock(trace):  # noqa: F811
     from giltrace.render.chrome import guess_clock, merge_into
 
-    viz = {"traceEvents": [{"ph": "X", "name": "f", "pid": 1, "tid": 7, "ts": 1.0, "dur": 5.0},
-                           {"ph": "M", "name": "thread_name", "pid": 1, "tid": 7, "args": {"name": "worker"}}]}
+    viz = {
+        "traceEvents": [
+            {"ph": "X", "name": "f", "pid": 1, "tid": 7, "ts": 1.0, "dur": 5.0},
+            {"ph": "M", "name": "thread_name", "pid": 1, "tid": 7, "args": {"name": "worker"}},
+        ]
+    }
     assert guess_clock(viz) == "monotonic"
     merged = merge_into(viz, trace)
     assert merged["traceEvents"][:2] == viz["traceEvents"]
@@ -87,7 +92,9 @@ def reference_chrome_events(trace, clock="monotonic"):
         else:
             offset_ns = int(float(meta["start_time_unix"]) * 1e9) - trace.start_ns
     th = trace.threads()
-    out = [{"ph": "M", "name": "process_name", "pid": pid, "tid": 0, "args": {"name": "python %s (giltrace)" % meta.get("python_version", "")}}]
+    out = [
+        {"ph": "M", "name": "process_name", "pid": pid, "tid": 0, "args": {"name": "python %s (giltrace)" % meta.get("python_version", "")}}
+    ]
     for i, (tid, row) in enumerate(th.iterrows()):
         out.append({"ph": "M", "name": "thread_name", "pid": pid, "tid": int(tid), "args": {"name": str(row["name"])}})
         out.append({"ph": "M", "name": "thread_sort_index", "pid": pid, "tid": int(tid), "args": {"sort_index": i}})
@@ -105,13 +112,33 @@ def reference_chrome_events(trace, clock="monotonic"):
     ev = trace.events
     drops = ev[ev["kind"] == "drop_request"]
     for tid, t, holder in zip(drops["tid"].to_numpy(), drops["time_ns"].to_numpy(), drops["holder_tid"].to_numpy()):
-        out.append({"ph": "i", "s": "t", "cat": "gil", "name": "drop request", "pid": pid, "tid": int(tid),
-                    "ts": (int(t) + offset_ns) / 1e3, "args": {"holder_tid": int(holder), "holder": trace.names.get(int(holder), "")}})
-    return json.loads(json.dumps({
-        "traceEvents": out, "displayTimeUnit": "ms",
-        "otherData": {"source": "giltrace", "clock": clock, "switch_interval_s": meta.get("switch_interval_s"),
-                      "events_lost": meta.get("events_lost"), "complete": meta.get("complete")},
-    }))
+        out.append(
+            {
+                "ph": "i",
+                "s": "t",
+                "cat": "gil",
+                "name": "drop request",
+                "pid": pid,
+                "tid": int(tid),
+                "ts": (int(t) + offset_ns) / 1e3,
+                "args": {"holder_tid": int(holder), "holder": trace.names.get(int(holder), "")},
+            }
+        )
+    return json.loads(
+        json.dumps(
+            {
+                "traceEvents": out,
+                "displayTimeUnit": "ms",
+                "otherData": {
+                    "source": "giltrace",
+                    "clock": clock,
+                    "switch_interval_s": meta.get("switch_interval_s"),
+                    "events_lost": meta.get("events_lost"),
+                    "complete": meta.get("complete"),
+                },
+            }
+        )
+    )
 
 
 def reference_csv_rows(trace, path):
@@ -146,8 +173,18 @@ def streamed_csv_rows(trace):
 def awkward(tmp_path):
     """Names and code locations that need escaping and quoting; a drop request naming an unknown holder."""
     A, R, W, D = ff.EV_ACQUIRE, ff.EV_RELEASE, ff.EV_WAIT, ff.EV_DROP_REQUEST
-    rows_ = [(1000, 7, A, 0, 1), (1500, 8, W, 2, 0), (2000, 8, D, 7, 0), (2100, 9, D, 12345, 0), (3000, 7, R, 1, 0),
-             (3000, 8, A, 1500, 3), (3001, 8, R, 3, 0), (4000, 9, A, 7, 1), (4000, 9, R, 0, 0), (5000, 7, A, 9, 1)]
+    rows_ = [
+        (1000, 7, A, 0, 1),
+        (1500, 8, W, 2, 0),
+        (2000, 8, D, 7, 0),
+        (2100, 9, D, 12345, 0),
+        (3000, 7, R, 1, 0),
+        (3000, 8, A, 1500, 3),
+        (3001, 8, R, 3, 0),
+        (4000, 9, A, 7, 1),
+        (4000, 9, R, 0, 0),
+        (5000, 7, A, 9, 1),
+    ]
     locs = [(1, 10, 'a "quoted", file.py', "f"), (2, 20, "új/naïve\n.py", "g<h>"), (3, -1, "x\\y.py", "C,D")]
     payload = b"".join(ff.LOCATION_HEAD.pack(i, line, len(f.encode()), len(n.encode())) + f.encode() + n.encode() for i, line, f, n in locs)
     data = ff.header_bytes({"switch_interval_s": 0.005, "python_version": "3.11.7", "pid": 321})
@@ -211,11 +248,18 @@ def test_awkward_strings_survive(awkward):
 
 
 def test_merge_equals_the_previous_output(awkward):
-    viz = {"otherData": {"x": 1}, "traceEvents": [{"ph": "X", "name": "f", "pid": 321, "tid": 7, "ts": 1.7e15, "dur": 5.0},
-                                                  {"ph": "M", "name": "thread_name", "pid": 321, "tid": 7, "args": {"name": "w"}}]}
+    viz = {
+        "otherData": {"x": 1},
+        "traceEvents": [
+            {"ph": "X", "name": "f", "pid": 321, "tid": 7, "ts": 1.7e15, "dur": 5.0},
+            {"ph": "M", "name": "thread_name", "pid": 321, "tid": 7, "args": {"name": "w"}},
+        ],
+    }
     ours = reference_chrome_events(awkward, "epoch")["traceEvents"]
     known = {(321, 7, "thread_name")}
-    expected = dict(viz, traceEvents=viz["traceEvents"] + [e for e in ours if e["ph"] != "M" or (e["pid"], e["tid"], e["name"]) not in known])
+    expected = dict(
+        viz, traceEvents=viz["traceEvents"] + [e for e in ours if e["ph"] != "M" or (e["pid"], e["tid"], e["name"]) not in known]
+    )
     assert chrome.merge_into(viz, awkward) == expected
     assert chrome.merge_into(viz["traceEvents"], awkward) == {"traceEvents": expected["traceEvents"]}
 
@@ -237,6 +281,7 @@ def test_integers_and_fallbacks():
 
 
 # ---- The CLI: streamed into a temporary file, renamed at the end ----
+
 
 def _export(*args):
     from giltrace.cli import main

@@ -1,4 +1,5 @@
 """The file format on synthetic files: no native code involved."""
+
 import json
 import struct
 import zlib
@@ -20,7 +21,9 @@ def events_chunk(rows):
 
 def write_trace(path, chunks, footer=True, start=1000, stop=10_000, threads=({"tid": 7, "name": "worker"},)):
     data = ff.header_bytes({"switch_interval_s": 0.005, "python_version": "3.11.7"})
-    data += ff.json_chunk(ff.CHUNK_START, {"start_ns": start, "switch_number_start": 0, "clock_pair": [start, 1_700_000_000_000_000_000 + start]})
+    data += ff.json_chunk(
+        ff.CHUNK_START, {"start_ns": start, "switch_number_start": 0, "clock_pair": [start, 1_700_000_000_000_000_000 + start]}
+    )
     data += ff.json_chunk(ff.CHUNK_THREADS, list(threads))
     data += b"".join(chunks)
     if footer:
@@ -105,6 +108,7 @@ def test_unknown_event_kind_is_reported(tmp_path):
 
 # ---- Crafted files: every field the model reads, with valid CRCs (issue #9) ----
 
+
 def raw_json_chunk(kind, text):
     """A JSON chunk from literal text (NaN, deep nesting, bad UTF-8: what json.dumps won't write)."""
     payload = text if isinstance(text, bytes) else text.encode("utf-8", "surrogatepass")
@@ -115,8 +119,13 @@ def raw_chunk(kind, payload, count):
     return ff.CHUNK.pack(ff.CHUNK_MAGIC, kind, 0, count, len(payload), zlib.crc32(payload)) + payload
 
 
-def craft(header='{"switch_interval_s": 0.005}', start='{"start_ns": 1000}', threads='[{"tid": 7, "name": "w"}]',
-          footer='{"start_ns": 1000, "stop_ns": 10000, "events_lost": 0}', extra=()):
+def craft(
+    header='{"switch_interval_s": 0.005}',
+    start='{"start_ns": 1000}',
+    threads='[{"tid": 7, "name": "w"}]',
+    footer='{"start_ns": 1000, "stop_ns": 10000, "events_lost": 0}',
+    extra=(),
+):
     """File bytes from JSON texts (None leaves a chunk out); ``extra`` chunks go before the footer."""
     body = header if isinstance(header, bytes) else header.encode("utf-8", "surrogatepass")
     data = ff.HEADER.pack(ff.MAGIC, ff.FORMAT_VERSION, 0, len(body)) + body
@@ -187,8 +196,16 @@ CRAFTED = [
     ("sample time 2**63", craft(footer=None, extra=[records_chunk(ff.CHUNK_SAMPLES, [2**63])]), "a sample time is out of range"),
     ("locations short", craft(extra=[raw_chunk(ff.CHUNK_LOCATIONS, b"\x01\x00\x00\x00", 1)]), "bad locations chunk"),
     ("locations count", craft(extra=[raw_chunk(ff.CHUNK_LOCATIONS, ff.LOCATION_HEAD.pack(1, 2, 0, 0), 2**32 - 1)]), "bad locations chunk"),
-    ("locations trailing", craft(extra=[raw_chunk(ff.CHUNK_LOCATIONS, ff.LOCATION_HEAD.pack(1, 2, 0, 0) + b"x", 1)]), "bad locations chunk"),
-    ("locations name past end", craft(extra=[raw_chunk(ff.CHUNK_LOCATIONS, ff.LOCATION_HEAD.pack(1, 2, 9, 0) + b"ab", 1)]), "bad locations chunk"),
+    (
+        "locations trailing",
+        craft(extra=[raw_chunk(ff.CHUNK_LOCATIONS, ff.LOCATION_HEAD.pack(1, 2, 0, 0) + b"x", 1)]),
+        "bad locations chunk",
+    ),
+    (
+        "locations name past end",
+        craft(extra=[raw_chunk(ff.CHUNK_LOCATIONS, ff.LOCATION_HEAD.pack(1, 2, 9, 0) + b"ab", 1)]),
+        "bad locations chunk",
+    ),
     ("os names size", craft(extra=[raw_chunk(ff.CHUNK_OS_NAMES, b"\0" * 19, 1)]), "bad thread-names chunk"),
     ("event kind 0", craft(extra=[events_chunk([(3000, 7, 0, 0, 0)])]), "unknown event kind 0"),
     ("event kind 255", craft(extra=[events_chunk([(3000, 7, 255, 0, 0)])]), "unknown event kind 255"),
@@ -226,21 +243,73 @@ def test_lone_surrogates_in_names_are_replaced(tmp_path):
 
 # ---- Structure-aware fuzzing: valid CRCs, mutated contents ----
 
-ODD_VALUES = [None, True, False, 0, -1, 1, 2**31, 2**63 - 1, 2**63, 2**64, -(2**63), 0.5, -0.0, 1e308, 1e-300,
-              float("nan"), float("inf"), "", "x", "\udc80", "%p", [], [1, 2], ["a"], [None], {}, {"tid": 1},
-              [[[[1]]]], "9" * 30]
+ODD_VALUES = [
+    None,
+    True,
+    False,
+    0,
+    -1,
+    1,
+    2**31,
+    2**63 - 1,
+    2**63,
+    2**64,
+    -(2**63),
+    0.5,
+    -0.0,
+    1e308,
+    1e-300,
+    float("nan"),
+    float("inf"),
+    "",
+    "x",
+    "\udc80",
+    "%p",
+    [],
+    [1, 2],
+    ["a"],
+    [None],
+    {},
+    {"tid": 1},
+    [[[[1]]]],
+    "9" * 30,
+]
 
 
 def base_records():
-    header = {"switch_interval_s": 0.005, "python_version": "3.11.7", "pid": 42, "argv": ["x"], "affinity": [0, 1],
-              "cpu_count": 2, "children_template": None, "start_time_unix": 1.7e9, "locations": True, "sample_period_ns": 10**6}
+    header = {
+        "switch_interval_s": 0.005,
+        "python_version": "3.11.7",
+        "pid": 42,
+        "argv": ["x"],
+        "affinity": [0, 1],
+        "cpu_count": 2,
+        "children_template": None,
+        "start_time_unix": 1.7e9,
+        "locations": True,
+        "sample_period_ns": 10**6,
+    }
     start = {"start_ns": 1000, "switch_number_start": 0, "clock_pair": [1000, 1_700_000_000_000_001_000], "buffer_events": 1024}
     threads = [{"tid": 7, "name": "worker"}, {"tid": 8, "name": "other"}]
-    footer = {"start_ns": 1000, "stop_ns": 20_000, "events_lost": 0, "events_written": 8, "switch_number_stop": 3,
-              "stop_time_unix": 1.7e9 + 1, "write_errno": 0}
-    rows = [(1000, 7, ff.EV_ACQUIRE, 0, 1), (2000, 8, ff.EV_WAIT, 1, 0), (3000, 8, ff.EV_DROP_REQUEST, 7, 0),
-            (4000, 7, ff.EV_RELEASE, 2, 0), (4000, 8, ff.EV_ACQUIRE, 2000, 3), (6000, 8, ff.EV_RELEASE, 1, 0),
-            (9000, 7, ff.EV_ACQUIRE, 10, 5), (9500, 7, ff.EV_RELEASE, 0, 0)]
+    footer = {
+        "start_ns": 1000,
+        "stop_ns": 20_000,
+        "events_lost": 0,
+        "events_written": 8,
+        "switch_number_stop": 3,
+        "stop_time_unix": 1.7e9 + 1,
+        "write_errno": 0,
+    }
+    rows = [
+        (1000, 7, ff.EV_ACQUIRE, 0, 1),
+        (2000, 8, ff.EV_WAIT, 1, 0),
+        (3000, 8, ff.EV_DROP_REQUEST, 7, 0),
+        (4000, 7, ff.EV_RELEASE, 2, 0),
+        (4000, 8, ff.EV_ACQUIRE, 2000, 3),
+        (6000, 8, ff.EV_RELEASE, 1, 0),
+        (9000, 7, ff.EV_ACQUIRE, 10, 5),
+        (9500, 7, ff.EV_RELEASE, 0, 0),
+    ]
     return header, start, threads, footer, rows
 
 
@@ -275,7 +344,9 @@ def fuzz_file(rng):
         elif target == 2:
             footer = mutate_record(rng, footer)
         elif target == 3:
-            threads = [mutate_record(rng, r) for r in threads] if isinstance(threads, list) and rng.integers(2) else mutate_record(rng, threads)
+            threads = (
+                [mutate_record(rng, r) for r in threads] if isinstance(threads, list) and rng.integers(2) else mutate_record(rng, threads)
+            )
         elif target == 4:  # event records: any field, any value of its type
             i, name = rng.integers(len(arr)), ["time_ns", "arg", "tid", "kind", "flags"][rng.integers(5)]
             arr[name][i] = rng.choice([0, 1, 2, 4, 5, 255, 2**31, 2**63 - 1, 2**63, 2**64 - 1]) % (np.iinfo(arr[name].dtype).max + 1)
@@ -284,11 +355,15 @@ def fuzz_file(rng):
             samples[name][i] = rng.choice([0, 7, 2**15, 2**31, 2**63, 2**64 - 1]) % (np.iinfo(samples[name].dtype).max + 1)
         else:
             header = dict(header, pid=7)  # the model compares OS names with the pid's
-    chunks = [raw_json_chunk(ff.CHUNK_START, json.dumps(start)), raw_json_chunk(ff.CHUNK_THREADS, json.dumps(threads)),
-              raw_chunk(ff.CHUNK_EVENTS, arr.tobytes(), len(arr)), raw_chunk(ff.CHUNK_SAMPLES, samples.tobytes(), len(samples)),
-              raw_chunk(ff.CHUNK_LOCATIONS, ff.LOCATION_HEAD.pack(1, 3, 1, 1) + b"fg" + ff.LOCATION_HEAD.pack(2, -1, 0, 0), 2),
-              raw_chunk(ff.CHUNK_OS_NAMES, struct.pack("<I16s", 7, b"\xffname"), 1),
-              raw_json_chunk(ff.CHUNK_FOOTER, json.dumps(footer))]
+    chunks = [
+        raw_json_chunk(ff.CHUNK_START, json.dumps(start)),
+        raw_json_chunk(ff.CHUNK_THREADS, json.dumps(threads)),
+        raw_chunk(ff.CHUNK_EVENTS, arr.tobytes(), len(arr)),
+        raw_chunk(ff.CHUNK_SAMPLES, samples.tobytes(), len(samples)),
+        raw_chunk(ff.CHUNK_LOCATIONS, ff.LOCATION_HEAD.pack(1, 3, 1, 1) + b"fg" + ff.LOCATION_HEAD.pack(2, -1, 0, 0), 2),
+        raw_chunk(ff.CHUNK_OS_NAMES, struct.pack("<I16s", 7, b"\xffname"), 1),
+        raw_json_chunk(ff.CHUNK_FOOTER, json.dumps(footer)),
+    ]
     if rng.integers(4) == 0:  # reorder, duplicate or drop chunks too
         chunks = [chunks[i] for i in rng.integers(len(chunks), size=rng.integers(1, len(chunks) + 2))]
     body = json.dumps(header).encode("utf-8", "surrogatepass")

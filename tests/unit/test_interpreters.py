@@ -1,4 +1,5 @@
 """The table of known CPython versions (giltrace/interpreters.py) and what reads it."""
+
 import ast
 import os
 import runpy
@@ -26,8 +27,7 @@ def test_what_the_binding_setup_and_bench_read():
     assert _binding.SUPPORTED == interpreters.traceable_range() == ((3, 9), (3, 13))
     assert SUPPORTED == "CPython 2.7-3.13"
     assert interpreters.refusal((3, 8, 18), "3.8.18") == "CPython 3.8.18 is too old: giltrace needs 3.9 to 3.13"
-    assert interpreters.refusal((3, 14), "3.14.0") == \
-        "CPython 3.14.0 is not supported yet: giltrace knows the GIL of 3.9 to 3.13"
+    assert interpreters.refusal((3, 14), "3.14.0") == "CPython 3.14.0 is not supported yet: giltrace knows the GIL of 3.9 to 3.13"
     assert interpreters.refusal((3, 11), "3.11.7") is None
     assert interpreters.untraced_note((3, 8)) == "tracing needs CPython 2.7 or 3.9-3.13; this is 3.8"
     assert interpreters.untraced_note((2, 7)) is None and interpreters.gil_kind((2, 7)) == "old"  # the ctypes starter
@@ -51,6 +51,10 @@ def test_python27_can_load_it():
     python = python if os.path.exists(python) else shutil.which("python2.7")
     if not python:
         pytest.skip("no Python 2.7 here")
-    out = subprocess.run([python, "-c", "import imp; m = imp.load_source('t', %r); print(m.untraced_note((3, 6)))"
-                          % PATH], capture_output=True, text=True, timeout=60)
+    out = subprocess.run(
+        [python, "-c", "import imp; m = imp.load_source('t', %r); print(m.untraced_note((3, 6)))" % PATH],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert out.stdout.strip() == "tracing needs CPython 2.7 or 3.9-3.13; this is 3.6", out.stderr

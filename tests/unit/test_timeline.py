@@ -1,4 +1,5 @@
 """The timeline's geometry on a synthetic trace with known intervals."""
+
 import numpy as np
 import pytest
 
@@ -14,8 +15,16 @@ A, R, W, D = ff.EV_ACQUIRE, ff.EV_RELEASE, ff.EV_WAIT, ff.EV_DROP_REQUEST
 @pytest.fixture
 def trace(tmp_path):
     # thread 7 holds 1000..4000; thread 8 waits 2000..4000, holds 4000..6000, then runs without the GIL
-    rows = [(1000, 7, A, 0, 1), (2000, 8, W, 0, 0), (3000, 8, D, 7, 0), (4000, 7, R, 0, 0),
-            (4000, 8, A, 2000, 3), (6000, 8, R, 0, 0), (9000, 7, A, 10, 1), (9500, 7, R, 0, 0)]
+    rows = [
+        (1000, 7, A, 0, 1),
+        (2000, 8, W, 0, 0),
+        (3000, 8, D, 7, 0),
+        (4000, 7, R, 0, 0),
+        (4000, 8, A, 2000, 3),
+        (6000, 8, R, 0, 0),
+        (9000, 7, A, 10, 1),
+        (9500, 7, R, 0, 0),
+    ]
     write_trace(tmp_path / "t.gtr", [events_chunk(rows)], start=0, stop=10_000)
     return giltrace.load(str(tmp_path / "t.gtr"))
 
@@ -32,7 +41,7 @@ def test_lanes_have_the_known_rectangles(trace):
     assert rects(df, 8, "wait") == [(2000, 4000)]
     assert rects(df, 8, "hold") == [(4000, 6000)]
     assert rects(df, 7, "released") == [(4000, 8990)]  # between its hold and its next take
-    assert rects(df, 8, "released") == []              # alive 2000..6000, always waiting or holding
+    assert rects(df, 8, "released") == []  # alive 2000..6000, always waiting or holding
 
 
 def test_window_clips_and_pixels_merge(trace):
@@ -41,7 +50,6 @@ def test_window_clips_and_pixels_merge(trace):
     assert rects(df, 8, "wait") == [(3000, 4000)]
     # thread 7's holds at 3000..4000 and 8990..9500 are far apart: not merged
     assert len(rects(df, 7, "hold")) == 2
-
 
 
 def test_sub_pixel_alternation_shows_the_dominant_state():
@@ -55,8 +63,9 @@ def test_sub_pixel_alternation_shows_the_dominant_state():
 
 def test_holder_strip(trace):
     strip = timeline.holder_strip(trace, timeline.Window(0, 10_000, "t"), width_px=10_000)
-    assert list(zip(strip["tid"], strip["start_ns"], strip["end_ns"])) == [(7, 1000, 4000), (8, 4000, 6000), (7, 8990, 9500)] or \
-        list(zip(strip["tid"], strip["start_ns"], strip["end_ns"])) == [(7, 1000, 4000), (8, 4000, 6000), (7, 9000, 9500)]
+    assert list(zip(strip["tid"], strip["start_ns"], strip["end_ns"])) == [(7, 1000, 4000), (8, 4000, 6000), (7, 8990, 9500)] or list(
+        zip(strip["tid"], strip["start_ns"], strip["end_ns"])
+    ) == [(7, 1000, 4000), (8, 4000, 6000), (7, 9000, 9500)]
 
 
 def test_window_choice(trace):

@@ -11,6 +11,7 @@ pin itself: the runner starts it with its CPU affinity already set, and it
 reports the CPUs it is allowed (and each worker reports its own) as proof.
 Errors: a message on stderr and exit status 1.
 """
+
 from __future__ import absolute_import, division, print_function
 
 import argparse
@@ -66,7 +67,8 @@ def run_grid_cell(args, paths):
 def run_latency_cell(args, paths):
     sync = plan.is_sync(args.workload)
     result, summary, trace = latency.run_latency(
-        args.n, args.mode, paths[0], args.block, sync, args.duration, args.trace, args.start_method)
+        args.n, args.mode, paths[0], args.block, sync, args.duration, args.trace, args.start_method
+    )
     return result, trace, summary
 
 
@@ -96,8 +98,7 @@ def main(argv=None):
         "trace": trace,
         "notes": [] if is_latency else plan.notes_for(args.workload, args.n),
         "latency": summary,
-        "params": {"load": args.load, "io_ops": args.io_ops, "sync_ops": args.sync_ops,
-                   "block": args.block, "duration": args.duration},
+        "params": {"load": args.load, "io_ops": args.io_ops, "sync_ops": args.sync_ops, "block": args.block, "duration": args.duration},
     }
     sys.stdout.write(json.dumps(out, sort_keys=True) + "\n")
     return 0

@@ -7,6 +7,7 @@ library the runner built and named in GILTRACE_OLDGIL_LIB, loaded by the
 record says why, so a cell is never lost because its interpreter cannot be
 traced.
 """
+
 from __future__ import absolute_import, division, print_function
 
 import sys
@@ -35,6 +36,7 @@ def _open_tracer(path):
         if interpreters.gil_kind(sys.version_info) == "old":
             return _old_gil_starter().Tracer(path), None
         import giltrace
+
         return giltrace.trace(path=path), None
     except Exception as exc:  # ImportError, UnsupportedInterpreter, a broken install
         return None, "giltrace unavailable here: %s: %s" % (type(exc).__name__, exc)

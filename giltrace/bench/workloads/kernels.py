@@ -6,6 +6,7 @@ calls releases the GIL and takes it again afterwards, so one operation is
 four GIL reacquisitions (five with fsync).  The same calls are used on every
 interpreter (2.7 has no pread/pwrite), so per-operation costs compare.
 """
+
 from __future__ import absolute_import, division, print_function
 
 import os

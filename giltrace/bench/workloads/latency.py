@@ -6,6 +6,7 @@ counting competitors ("cpu-0", ...) run as threads of the same process
 (they share its GIL) or, as a control, as separate processes (they compete
 for CPUs but not for the GIL).
 """
+
 from __future__ import absolute_import, division, print_function
 
 import os
@@ -27,8 +28,13 @@ IO_ROLE = plan.role("io", 0)
 
 
 def _identity(role):
-    return {"role": role, "pid": os.getpid(), "native_id": procinfo.native_id(),
-            "affinity": procinfo.allowed_cpus(), "last_cpu": procinfo.last_cpu()}
+    return {
+        "role": role,
+        "pid": os.getpid(),
+        "native_id": procinfo.native_id(),
+        "affinity": procinfo.allowed_cpus(),
+        "last_cpu": procinfo.last_cpu(),
+    }
 
 
 def _compete(role, stopped):
@@ -86,8 +92,10 @@ def run_latency(k, form, path, block, sync, duration, trace_path, start_method):
     if form == "procs" and k:
         context = modes.mp_context(start_method)
         queue, stop_event = context.Queue(), context.Event()
-        procs = [context.Process(target=_competitor_process, name=plan.role("cpu", i),
-                                 args=(plan.role("cpu", i), stop_event, queue)) for i in range(k)]
+        procs = [
+            context.Process(target=_competitor_process, name=plan.role("cpu", i), args=(plan.role("cpu", i), stop_event, queue))
+            for i in range(k)
+        ]
         for p in procs:
             p.start()
 
@@ -96,8 +104,7 @@ def run_latency(k, form, path, block, sync, duration, trace_path, start_method):
         try:
             if form == "thread":
                 thread_competitors.extend([None] * k)
-                threads = [threading.Thread(target=thread_target, args=(i,), name=plan.role("cpu", i))
-                           for i in range(k)]
+                threads = [threading.Thread(target=thread_target, args=(i,), name=plan.role("cpu", i)) for i in range(k)]
                 for t in threads:
                     t.start()
             time.sleep(WARMUP_S)

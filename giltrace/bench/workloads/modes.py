@@ -3,6 +3,7 @@
 Each worker reports what it did and where: its role, OS ids, allowed CPUs
 (to prove the pinning reached it), the CPU it last ran on, and its wall time.
 """
+
 from __future__ import absolute_import, division, print_function
 
 import multiprocessing
@@ -28,8 +29,14 @@ def measured(work):
     wall = procinfo.clock() - start
     user1, sys1 = procinfo.cpu_times()
     self_user1, self_sys1 = procinfo.own_cpu_times()
-    return {"value": value, "wall_s": wall, "user_s": user1 - user0, "sys_s": sys1 - sys0,
-            "self_user_s": self_user1 - self_user0, "self_sys_s": self_sys1 - self_sys0}
+    return {
+        "value": value,
+        "wall_s": wall,
+        "user_s": user1 - user0,
+        "sys_s": sys1 - sys0,
+        "self_user_s": self_user1 - self_user0,
+        "self_sys_s": self_sys1 - self_sys0,
+    }
 
 
 def do_work(spec, path, block):
@@ -75,8 +82,7 @@ def run_threads(specs, paths, block, trace_path):
             errors.append("%s: %s: %s" % (specs[i]["role"], type(exc).__name__, exc))
 
     def work():
-        threads = [threading.Thread(target=target, args=(i,), name=spec["role"])
-                   for i, spec in enumerate(specs)]
+        threads = [threading.Thread(target=target, args=(i,), name=spec["role"]) for i, spec in enumerate(specs)]
         for t in threads:
             t.start()
         for t in threads:
@@ -143,9 +149,12 @@ def run_procs(specs, paths, block, trace_path, start_method):
     """
     context = mp_context(start_method)
     queue = context.Queue()
-    procs = [context.Process(target=_process_main, name=spec["role"],
-                             args=(spec, paths[i], block, gtrace.worker_trace_path(trace_path, i), queue))
-             for i, spec in enumerate(specs)]
+    procs = [
+        context.Process(
+            target=_process_main, name=spec["role"], args=(spec, paths[i], block, gtrace.worker_trace_path(trace_path, i), queue)
+        )
+        for i, spec in enumerate(specs)
+    ]
 
     def work():
         for p in procs:

@@ -9,6 +9,7 @@ each workload's workers are is declared in ``registry``:
 - ``mix``      N - N//2 counters and N//2 I/O loops, each 1/N of its kind's
                total; with N=1 that is a single counter
 """
+
 from __future__ import absolute_import, division, print_function
 
 if __package__:
@@ -70,12 +71,14 @@ def worker_specs(workload, n, load, io_ops, sync_ops):
     specs = []
     seen = {"cpu": 0, "io": 0}
     for kind in worker_kinds(workload, n):
-        specs.append({
-            "role": role(kind, seen[kind]),
-            "kind": kind,
-            "amount": (load if kind == "cpu" else ops) // n,
-            "sync": kind == "io" and sync,
-        })
+        specs.append(
+            {
+                "role": role(kind, seen[kind]),
+                "kind": kind,
+                "amount": (load if kind == "cpu" else ops) // n,
+                "sync": kind == "io" and sync,
+            }
+        )
         seen[kind] += 1
     return specs
 

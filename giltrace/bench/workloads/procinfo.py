@@ -6,6 +6,7 @@ Works on CPython 2.7 to 3.13 on Linux.  Python 2.7 has neither
 ``os.sched_getaffinity`` nor ``threading.get_native_id``, so affinity is read
 from ``/proc`` there, which reports the calling *thread's* mask on any version.
 """
+
 from __future__ import absolute_import, division, print_function
 
 import os

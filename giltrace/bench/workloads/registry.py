@@ -8,6 +8,7 @@ its loop in ``kernels.py`` and its kind in ``plan.py`` as well.
 
 Plain Python 2.7 too, like the rest of this folder: the child reads it.
 """
+
 from __future__ import absolute_import, division, print_function
 
 # What a workload's N workers are (see plan.worker_specs):
@@ -47,18 +48,24 @@ class Workload(object):
 
 WORKLOADS = (
     Workload("cpu", CPU, False, "cpu bound: counter, LOAD %(load)d split into N parts"),
-    Workload("io", IO, False, "io bound, page cache: %(io_ops)d write+read-back operations of %(block)d bytes, "
-                              "split into N parts"),
-    Workload("io-sync", IO, True, "io bound, disk: %(sync_ops)d write+fsync+read-back operations of %(block)d "
-                                  "bytes, split into N parts"),
-    Workload("mix", MIX, False, "io / cpu mix: N - N//2 counters (LOAD/N each) + N//2 page-cache io workers "
-                                "(1/N of %(io_ops)d ops each)"),
-    Workload("mix-sync", MIX, True, "io / cpu mix, disk: N - N//2 counters (LOAD/N each) + N//2 fsync io workers "
-                                    "(1/N of %(sync_ops)d ops each)"),
-    Workload("latency", CONVOY, False, "latency (convoy): one I/O thread, %(block)d-byte page-cache operations "
-                                       "for %(duration)gs, beside K CPU competitors"),
-    Workload("latency-sync", CONVOY, True, "latency (convoy): one I/O thread, %(block)d-byte fsync operations "
-                                           "for %(duration)gs, beside K CPU competitors"),
+    Workload("io", IO, False, "io bound, page cache: %(io_ops)d write+read-back operations of %(block)d bytes, split into N parts"),
+    Workload("io-sync", IO, True, "io bound, disk: %(sync_ops)d write+fsync+read-back operations of %(block)d bytes, split into N parts"),
+    Workload("mix", MIX, False, "io / cpu mix: N - N//2 counters (LOAD/N each) + N//2 page-cache io workers (1/N of %(io_ops)d ops each)"),
+    Workload(
+        "mix-sync", MIX, True, "io / cpu mix, disk: N - N//2 counters (LOAD/N each) + N//2 fsync io workers (1/N of %(sync_ops)d ops each)"
+    ),
+    Workload(
+        "latency",
+        CONVOY,
+        False,
+        "latency (convoy): one I/O thread, %(block)d-byte page-cache operations for %(duration)gs, beside K CPU competitors",
+    ),
+    Workload(
+        "latency-sync",
+        CONVOY,
+        True,
+        "latency (convoy): one I/O thread, %(block)d-byte fsync operations for %(duration)gs, beside K CPU competitors",
+    ),
 )
 
 BY_NAME = dict((w.name, w) for w in WORKLOADS)

@@ -9,6 +9,7 @@ are plain 2.7-compatible code without imports, so the script reads them from
 their files.  Imported as a package (by the runner, the tests), it simply
 imports them.
 """
+
 from __future__ import absolute_import, division, print_function
 
 import os
@@ -21,6 +22,7 @@ def load(name):
     """The module giltrace.``name``, imported or read from its file."""
     if __package__:
         import importlib
+
         return importlib.import_module("giltrace." + name)
     path = os.path.join(GILTRACE_DIR, name + ".py")
     module = types.ModuleType("giltrace_" + name)

@@ -4,6 +4,7 @@ ticker that sleeps 2 ms at a time, as an I/O thread would.
 
     python c_hold.py [--seconds 2]
 """
+
 import argparse
 import re
 import threading
@@ -28,8 +29,10 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=20)
     args = ap.parse_args()
     stop = threading.Event()
-    threads = [threading.Thread(target=backtrack, args=(stop, args.n), name="regex"),
-               threading.Thread(target=ticker, args=(stop,), name="ticker")]
+    threads = [
+        threading.Thread(target=backtrack, args=(stop, args.n), name="regex"),
+        threading.Thread(target=ticker, args=(stop,), name="ticker"),
+    ]
     for t in threads:
         t.start()
     time.sleep(args.seconds)

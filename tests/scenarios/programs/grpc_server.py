@@ -4,6 +4,7 @@ the main thread sits in wait_for_termination.
 
     python grpc_server.py OUT.json [--seconds 2]
 """
+
 import os
 import subprocess
 import sys

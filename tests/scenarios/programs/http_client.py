@@ -5,6 +5,7 @@ bounds (the trace's clock) and the fast requests' latencies per phase.
 
     python http_client.py PORT OUT.json [--calm 1.2] [--storm 2.0] [--slow-loops 3]
 """
+
 import argparse
 import http.client
 import json

@@ -1,7 +1,8 @@
 """The main thread starts three CPU-bound threads and only joins them.
 
-    python join_main.py [--n 3000000]
+python join_main.py [--n 3000000]
 """
+
 import argparse
 import threading
 

@@ -3,6 +3,7 @@ beside two CPU-bound threads.  Prints the latency thread's median overshoot.
 
     python latency.py [--seconds 2] [--switch-interval S]
 """
+
 import argparse
 import statistics
 import sys

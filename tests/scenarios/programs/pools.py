@@ -4,6 +4,7 @@ GIL).  The main thread only waits for the results.
 
     python pools.py [--tasks 24]
 """
+
 import argparse
 import hashlib
 import os

@@ -4,6 +4,7 @@ all along, /report only during a storm in the middle.
 
     python storm_cheroot.py OUT.json [client options]
 """
+
 import os
 import subprocess
 import sys

@@ -4,6 +4,7 @@ storm in the middle of the run (calm before and after).
 
     python storm_http.py OUT.json [client options]
 """
+
 import os
 import subprocess
 import sys
@@ -37,8 +38,9 @@ class Handler(BaseHTTPRequestHandler):
 def main() -> None:
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     threading.Thread(target=server.serve_forever, name="acceptor", daemon=True).start()
-    client = subprocess.run([sys.executable, os.path.join(HERE, "http_client.py"), str(server.server_address[1])] + sys.argv[1:],
-                            timeout=60)
+    client = subprocess.run(
+        [sys.executable, os.path.join(HERE, "http_client.py"), str(server.server_address[1])] + sys.argv[1:], timeout=60
+    )
     server.shutdown()
     server.server_close()
     sys.exit(client.returncode)

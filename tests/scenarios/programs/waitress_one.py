@@ -4,6 +4,7 @@ loads it, then the server is stopped with SIGINT (waitress shuts down on it).
 
     python waitress_one.py PORT OUT.json [client options]
 """
+
 import os
 import signal
 import subprocess
