@@ -390,7 +390,26 @@ def main() -> int:
     ap.add_argument("--seconds", type=float, default=2.0)
     ap.add_argument("--scenario", default="all", help="cpu, io, mixed, cext or all (2.7: cpu, io, sync)")
     ap.add_argument("--python27", metavar="PATH", help="check the old-GIL recorder in this CPython 2.7 instead")
+    ap.add_argument(
+        "--load",
+        type=int,
+        default=0,
+        metavar="N",
+        help="run N CPU-burning processes beside the workload: agreement on a busy machine "
+        "(docs/how-it-works.md, 'CPU state': the probes then also count time a thread spent "
+        "preempted after it already owned the GIL)",
+    )
     args = ap.parse_args()
+    burners = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(max(args.load, 0))]
+    try:
+        return _main(args)
+    finally:
+        for b in burners:
+            b.kill()
+            b.wait()
+
+
+def _main(args: argparse.Namespace) -> int:
     if os.geteuid() != 0 or not shutil.which("perf"):
         print("needs root and perf", file=sys.stderr)
         return 2
