@@ -74,7 +74,8 @@ def run_tests(py: str, tests: "list[str]", env: "dict[str, str]", timeout: float
     # "FAILURE then SUCCESS": a test failed, and passed when re-run (-w); the
     # verdict that counts is the last one, the flaky test is reported.
     result = re.search(r"Tests? result: (.+)", out)
-    final = result.group(1).split()[-1] if result else "rc=%d" % res.returncode
+    text = result.group(1).replace("=", " ").split() if result else []  # "SUCCESS ==", "FAILURE then SUCCESS =="
+    final = text[-1] if text else "rc=%d" % res.returncode
     if result and " then " in result.group(1):
         rerun = re.findall(r"Re-running (test_\w+)", out) or re.findall(r"(test_\w+)\s+(?:failed|crashed)", out)
         final += " (re-run: %s)" % ",".join(sorted(set(rerun))) if rerun else " (after a re-run)"
