@@ -225,6 +225,27 @@ class Session:
         self.close()
 
 
+class stop_signals_interrupt:
+    """While a trace runs, SIGTERM and SIGHUP (a closed terminal, a killed
+    tmux) end the CLI like Ctrl-C, so that it still stops the trace and
+    removes its directory."""
+
+    def __enter__(self) -> "stop_signals_interrupt":
+        import signal
+
+        def interrupt(signum, frame):
+            raise KeyboardInterrupt
+
+        self._saved = {sig: signal.signal(sig, interrupt) for sig in (signal.SIGTERM, signal.SIGHUP)}
+        return self
+
+    def __exit__(self, *exc) -> None:
+        import signal
+
+        for sig, handler in self._saved.items():
+            signal.signal(sig, handler)
+
+
 def _alive(pid: int) -> bool:
     try:
         with open("/proc/%d/stat" % pid) as f:
@@ -252,4 +273,4 @@ def describe(session: Session) -> str:
     return "attached with %s at %s; target stopped %s ms" % (inj.strategy, inj.safe_point or "?", stops or "0")
 
 
-__all__ = ["Session", "TargetExited", "AttachError", "describe"]
+__all__ = ["Session", "TargetExited", "AttachError", "describe", "stop_signals_interrupt"]

@@ -48,7 +48,7 @@ def check_output(output: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..attach.session import Session, TargetExited, describe
+    from ..attach.session import Session, TargetExited, describe, stop_signals_interrupt
 
     if args.duration is not None and args.duration <= 0:
         raise UsageError("--duration must be > 0")
@@ -58,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
     check_output(output)
     session = Session(args.pid, attach_timeout_s=args.attach_timeout, sample_period_ms=args.sample_period_ms,
                       buffer_events=args.buffer_events, locations=not args.no_locations)
-    with session:
+    with stop_signals_interrupt(), session:
         if not args.quiet:
             until = "for %g s" % args.duration if args.duration else "until Ctrl-C"
             sys.stderr.write("giltrace: tracing process %d (CPython %s) %s\n" % (args.pid, session.target.version_text, until))

@@ -87,10 +87,10 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _top_of_pid(args: argparse.Namespace) -> int:
-    from ..attach.session import Session, TargetExited
+    from ..attach.session import Session, TargetExited, stop_signals_interrupt
 
     session = Session(args.pid, attach_timeout_s=args.attach_timeout)
-    with session:
+    with stop_signals_interrupt(), session:
         title = "giltrace top: process %d (CPython %s)" % (args.pid, session.target.version_text)
         _loop(args, session.trace_path, title, session.running)
         message = "detached from process %d" % args.pid

@@ -617,3 +617,32 @@ def test_a_killed_cli_leaves_nothing_behind(tmp_path):
         if cli.poll() is None:
             cli.kill()
         target.kill()
+
+
+@needs_gdb
+@needs_ptrace
+@needs_tracer
+def test_sigterm_to_the_cli_stops_the_trace_cleanly(tmp_path):
+    """A closed terminal or a `kill` ends giltrace attach like Ctrl-C: file written, nothing left behind."""
+    import glob
+    import signal
+    import tempfile
+
+    import giltrace
+
+    target = Target(tmp_path, JOIN_MAIN, "30")
+    out = str(tmp_path / "term.gtr")
+    cli = _attach_in_background(target.pid, "-o", out)
+    try:
+        assert wait_until(lambda: "giltrace-attach" in thread_names(target.pid), 30)
+        time.sleep(0.5)
+        cli.send_signal(signal.SIGTERM)
+        _, stderr = cli.communicate(timeout=60)
+        assert cli.returncode == 0, stderr
+        assert giltrace.load(out).complete
+        assert glob.glob(os.path.join(tempfile.gettempdir(), "giltrace-attach-%d-*" % target.pid)) == []
+        assert wait_until(lambda: not [n for n in thread_names(target.pid) if "giltrace" in n], 10)
+    finally:
+        if cli.poll() is None:
+            cli.kill()
+        target.kill()

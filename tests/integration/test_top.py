@@ -71,6 +71,10 @@ def test_top_attaches_refreshes_folds_and_detaches_on_q(tmp_path):
         assert "EXIT=0" in end and "detached from process %d" % target.pid in end
         assert wait_until(lambda: not [n for n in thread_names(target.pid) if "giltrace" in n], 10)
         assert target.proc.poll() is None  # still running, untouched
+        import glob
+        import tempfile
+
+        assert glob.glob(os.path.join(tempfile.gettempdir(), "giltrace-attach-%d-*" % target.pid)) == []
     finally:
         term.close()
         target.kill()
