@@ -24,7 +24,8 @@ STATE_COLORS = {"hold": "#0072B2", "wait": "#E69F00", "released": "#D9D9D9"}
 STATE_LABELS = {"hold": "holding the GIL", "wait": "waiting for the GIL", "released": "running without the GIL"}
 # Holder strip: one colour per thread (never the state colours above); each
 # lane's label is written in its thread's colour so the strip reads without a legend.
-HOLDER_PALETTE = ["#CC79A7", "#009E73", "#56B4E9", "#D55E00", "#000000", "#8C6D31", "#7F7F7F", "#5E3C99"]
+# Holder colours: distinct from each other and from white ("nobody"); no black, which reads as a gap.
+HOLDER_PALETTE = ["#CC79A7", "#009E73", "#56B4E9", "#D55E00", "#F0A202", "#8C6D31", "#7F7F7F", "#5E3C99"]
 IDLE_COLOR = "#FFFFFF"
 DEFAULT_WIDTH_PX = 1600
 
@@ -45,9 +46,10 @@ def choose_window(trace, start_s: Optional[float], end_s: Optional[float], max_i
     if start_s is not None or end_s is not None:
         a = t0 + int((start_s or 0) * 1e9)
         b = t0 + int(end_s * 1e9) if end_s is not None else t1
+        b = min(b, t1)
         if not t0 <= a < b:
             raise ValueError("empty time window: --start %s --end %s (the trace lasts %.3f s)" % (start_s, end_s, (t1 - t0) / 1e9))
-        return Window(a, min(b, t1), "as asked")
+        return Window(a, b, "as asked")
     interval = max(trace.switch_interval_ns, 1)
     if t1 - t0 <= max_intervals * interval:
         return Window(t0, t1, "whole trace")

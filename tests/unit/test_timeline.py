@@ -116,3 +116,28 @@ def test_default_window_lands_on_the_worst_episode(tmp_path):
     fig, ax = timeline.plot_timeline(tr.window(3.0, 3.5), width_px=400)
     lo, hi = ax.get_xlim()
     assert lo == pytest.approx(3000, abs=1) and hi == pytest.approx(3500, abs=1)  # ms since the recording's start
+
+
+def test_a_window_past_the_trace_is_a_one_line_error_and_writes_nothing(trace, tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    from ..conftest import REPO
+
+    out = tmp_path / "x.png"
+    res = subprocess.run(
+        [sys.executable, "-m", "giltrace", "timeline", trace.path, "--start", "100", "--end", "200", "-o", str(out)],
+        env=dict(os.environ, PYTHONPATH=REPO),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert res.returncode == 2 and res.stderr.startswith("giltrace: error: empty time window") and not out.exists()
+    assert res.stderr.count("\n") == 1
+
+
+def test_no_holder_colour_reads_as_a_gap():
+    from giltrace.render.timeline import HOLDER_PALETTE, IDLE_COLOR
+
+    assert "#000000" not in HOLDER_PALETTE and IDLE_COLOR not in HOLDER_PALETTE
