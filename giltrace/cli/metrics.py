@@ -60,5 +60,8 @@ def run(args: argparse.Namespace) -> int:
     exe = shutil.which(command[0])
     if exe is None:
         raise UsageError("%s: command not found" % command[0])
-    os.execve(exe, command, env)
+    try:
+        os.execve(exe, command, env)
+    except OSError as exc:
+        raise UsageError("cannot run %s: %s" % (command[0], exc.strerror or exc)) from None
     return 0  # not reached
