@@ -18,6 +18,7 @@ detach, and what the trace costs while attached (benchmarks/README.md).
    starts and stops its own trace, as under ``giltrace run``) give the
    figures to compare with, measured under the same machine load.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -92,8 +93,7 @@ while True:
 
 def start(source: str, *args: str) -> subprocess.Popen:
     env = dict(os.environ, PYTHONPATH=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    proc = subprocess.Popen([sys.executable, "-c", source] + list(args), stdout=subprocess.PIPE, text=True, bufsize=1,
-                            env=env)
+    proc = subprocess.Popen([sys.executable, "-c", source] + list(args), stdout=subprocess.PIPE, text=True, bufsize=1, env=env)
     assert proc.stdout.readline().strip() == "ready"
     return proc
 
@@ -141,13 +141,16 @@ def stop_times(n: int) -> dict:
         proc.kill()
         proc.wait()
     med = statistics.median
-    return {"attaches": n,
-            "stopped_per_attach_ms_median": med(attach_ms), "stopped_per_attach_ms_max": max(attach_ms),
-            "of_which_at_the_safe_point_ms_median": med(safe_ms),
-            "ticker_worst_late_in_attach_ms_median": med(late_attach),
-            "detach_ptrace_stop_ms": 0.0,
-            "detach_round_trip_ms_median": med(detach_rt),
-            "ticker_worst_late_in_detach_ms_median": med(late_detach)}
+    return {
+        "attaches": n,
+        "stopped_per_attach_ms_median": med(attach_ms),
+        "stopped_per_attach_ms_max": max(attach_ms),
+        "of_which_at_the_safe_point_ms_median": med(safe_ms),
+        "ticker_worst_late_in_attach_ms_median": med(late_attach),
+        "detach_ptrace_stop_ms": 0.0,
+        "detach_round_trip_ms_median": med(detach_rt),
+        "ticker_worst_late_in_detach_ms_median": med(late_detach),
+    }
 
 
 def overhead(cycles: int, on_s: float = 4.0, off_s: float = 4.0, self_traced: bool = False) -> dict:
@@ -164,8 +167,7 @@ def overhead(cycles: int, on_s: float = 4.0, off_s: float = 4.0, self_traced: bo
             time.sleep(cycles * (on_s + off_s))
             proc.kill()
             proc.wait()
-        windows = [(r["start"], r["end"]) for r in map(json.loads, (l for l in lines if l.startswith("{")))
-                   if r["kind"] == "window"]
+        windows = [(r["start"], r["end"]) for r in map(json.loads, (l for l in lines if l.startswith("{"))) if r["kind"] == "window"]
     else:
         proc = start(ROUNDS)
         collect(proc, lines)
@@ -199,8 +201,11 @@ def overhead(cycles: int, on_s: float = 4.0, off_s: float = 4.0, self_traced: bo
             if near:
                 ratios.append(r["value"] / near[0])
         base = [r["value"] for r, s in zip(rs, state) if s == "off"]
-        out[kind] = {"pairs": len(ratios), "median_ratio": statistics.median(ratios) if ratios else None,
-                     "untraced_median": statistics.median(base) if base else None}
+        out[kind] = {
+            "pairs": len(ratios),
+            "median_ratio": statistics.median(ratios) if ratios else None,
+            "untraced_median": statistics.median(base) if base else None,
+        }
     rt = out["roundtrip"]
     if rt["median_ratio"] and rt["untraced_median"]:
         rt["ns_added_per_transition"] = (rt["median_ratio"] - 1) * rt["untraced_median"] / 2  # a round trip: drop + take
@@ -212,8 +217,12 @@ def main() -> int:
     ap.add_argument("--attaches", type=int, default=20)
     ap.add_argument("--cycles", type=int, default=6)
     args = ap.parse_args()
-    result = {"python": sys.version.split()[0], "stop_times": stop_times(args.attaches),
-              "overhead_attached": overhead(args.cycles), "overhead_self_traced": overhead(args.cycles, self_traced=True)}
+    result = {
+        "python": sys.version.split()[0],
+        "stop_times": stop_times(args.attaches),
+        "overhead_attached": overhead(args.cycles),
+        "overhead_self_traced": overhead(args.cycles, self_traced=True),
+    }
     print(json.dumps(result, indent=2))
     return 0
 

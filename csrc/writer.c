@@ -265,6 +265,8 @@ int gt_start_writer(void)
     pthread_sigmask(SIG_SETMASK, &all, &old);
     int perr = pthread_create(&gt_rec.writer, NULL, writer_main, NULL);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (!perr) /* so that top, py-spy and /proc/PID/task show whose it is */
+        pthread_setname_np(gt_rec.writer, "giltrace-writer");
     return perr;
 }
 

@@ -14,6 +14,7 @@ acquisition, as in docs/api.md "Attribution").
 The whole-file reader (giltrace/fileformat.py) stays the reference: this one
 uses the same layout constants and skips what ``top`` does not show.
 """
+
 from __future__ import annotations
 
 import json
@@ -26,9 +27,24 @@ from typing import Dict, List, Optional, Tuple
 import numpy as np
 
 from .errors import TraceFormatError
-from .layout import (CHUNK, CHUNK_EVENTS, CHUNK_FOOTER, CHUNK_LOCATIONS, CHUNK_MAGIC, CHUNK_OS_NAMES, CHUNK_START,
-                     CHUNK_THREADS, EV_ACQUIRE, EV_RELEASE, EV_WAIT, EVENT_FIELDS, FLAG_CONTENDED, HEADER,
-                     LOCATION_HEAD, MAGIC)
+from .layout import (
+    CHUNK,
+    CHUNK_EVENTS,
+    CHUNK_FOOTER,
+    CHUNK_LOCATIONS,
+    CHUNK_MAGIC,
+    CHUNK_OS_NAMES,
+    CHUNK_START,
+    CHUNK_THREADS,
+    EV_ACQUIRE,
+    EV_RELEASE,
+    EV_WAIT,
+    EVENT_FIELDS,
+    FLAG_CONTENDED,
+    HEADER,
+    LOCATION_HEAD,
+    MAGIC,
+)
 
 EVENT_DTYPE = np.dtype(EVENT_FIELDS)
 
@@ -93,7 +109,7 @@ class LiveTrace:
                 raise TraceFormatError("%s is not a giltrace trace file (bad magic)" % self.path)
             if len(data) < HEADER.size + n:
                 return 0
-            self.header = json.loads(data[HEADER.size:HEADER.size + n])
+            self.header = json.loads(data[HEADER.size : HEADER.size + n])
             pos = HEADER.size + n
         while pos + CHUNK.size <= len(data):
             magic, kind, _, count, plen, crc = CHUNK.unpack_from(data, pos)
@@ -102,7 +118,7 @@ class LiveTrace:
             body = pos + CHUNK.size
             if body + plen > len(data):
                 break  # still being written: next poll
-            payload = data[body:body + plen]
+            payload = data[body : body + plen]
             if zlib.crc32(payload) != crc:
                 raise TraceFormatError("%s is corrupt: checksum mismatch at byte %d" % (self.path, self._offset + pos))
             new += self._chunk(kind, count, payload)
@@ -114,7 +130,7 @@ class LiveTrace:
             self.last_ns = max(self.last_ns, int(self.events["time_ns"].max()))
             cut = self.last_ns - self.keep_ns
             if len(self.events) and int(self.events["time_ns"][0]) < cut:
-                self.events = self.events[np.searchsorted(self.events["time_ns"], cut):]
+                self.events = self.events[np.searchsorted(self.events["time_ns"], cut) :]
         return new
 
     def _chunk(self, kind: int, count: int, payload: bytes) -> int:
@@ -139,8 +155,11 @@ class LiveTrace:
             for _ in range(count):
                 loc, line, flen, nlen = LOCATION_HEAD.unpack_from(payload, pos)
                 pos += LOCATION_HEAD.size
-                self.locations[loc] = (payload[pos:pos + flen].decode("utf-8", "replace"),
-                                       payload[pos + flen:pos + flen + nlen].decode("utf-8", "replace"), line)
+                self.locations[loc] = (
+                    payload[pos : pos + flen].decode("utf-8", "replace"),
+                    payload[pos + flen : pos + flen + nlen].decode("utf-8", "replace"),
+                    line,
+                )
                 pos += flen + nlen
         return 0
 
@@ -189,15 +208,24 @@ class LiveTrace:
                     if int(tt[-1]) > last_acquire:
                         last_acquire, holder, holder_tid = int(tt[-1]), self.name(int(thread)), thread
             hold_ns = _held(tt, kk, begin, end)
-            rows.append(ThreadRow(int(thread), self.name(int(thread)), float(100.0 * wait_ns / span), 100.0 * hold_ns / span,
-                                  len(w) / (span / 1e9), _pct(w, 50), _pct(w, 99), state))
+            rows.append(
+                ThreadRow(
+                    int(thread),
+                    self.name(int(thread)),
+                    float(100.0 * wait_ns / span),
+                    100.0 * hold_ns / span,
+                    len(w) / (span / 1e9),
+                    _pct(w, 50),
+                    _pct(w, 99),
+                    state,
+                )
+            )
         culprit, culprit_ms = self._culprit(begin)
         if holder_tid is not None:  # where it last let go: the loop or call it is most likely back in
             mine = np.flatnonzero((tid == holder_tid) & (kind == EV_RELEASE))
             holder_where = self.where(_location_of(ev, int(mine[-1]))) if len(mine) else ""
         rows.sort(key=lambda r: (-r.wait_pct, -r.hold_pct, r.tid))
-        return Snapshot(span / 1e9, rows, holder, holder_where, culprit, culprit_ms, int((t >= begin).sum()),
-                        bool(self.footer), waits)
+        return Snapshot(span / 1e9, rows, holder, holder_where, culprit, culprit_ms, int((t >= begin).sum()), bool(self.footer), waits)
 
     def _culprit(self, begin: int) -> Tuple[str, float]:
         """The location of the release each contended acquisition waited behind, by total wait."""

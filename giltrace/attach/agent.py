@@ -18,6 +18,7 @@ Imports only what ``giltrace.tracer`` does (start-up rules,
 docs/architecture.md): the target may be a program that cares what is
 imported into it.
 """
+
 from __future__ import annotations
 
 import os
@@ -55,9 +56,13 @@ def _wait_for_stop(sock) -> bool:
 def serve(sock, params: "dict[str, object]") -> None:
     """Start the trace into ``params["trace"]``, wait, stop; report each step on ``sock``."""
     path = str(params["trace"])
-    tracer = Tracer(path, sample_period_ms=float(params.get("sample_period_ms", 5.0)),  # type: ignore[arg-type]
-                    buffer_events=int(params.get("buffer_events", 1 << 19)),  # type: ignore[call-overload]
-                    locations=bool(params.get("locations", True)), overwrite=False)
+    tracer = Tracer(
+        path,
+        sample_period_ms=float(params.get("sample_period_ms", 5.0)),  # type: ignore[arg-type]
+        buffer_events=int(params.get("buffer_events", 1 << 19)),  # type: ignore[call-overload]
+        locations=bool(params.get("locations", True)),
+        overwrite=False,
+    )
     try:
         try:
             tracer.start()

@@ -12,6 +12,7 @@ Two layers, so that the target is stopped for as little as possible:
   changed) and hands over to :func:`giltrace.attach.agent.serve`.  Any
   failure goes back over the socket as one ``error`` line.
 """
+
 from __future__ import annotations
 
 # Runs with the target's own interpreter; it may only use what every CPython
@@ -80,6 +81,8 @@ def bootstrap_code(params: "dict[str, object]") -> str:
     """One statement for the safe point: start the loader in a new thread."""
     # A Ctrl-C whose handler happened to run inside these few bytecodes is
     # handed back to the main thread, where the program would have seen it.
-    return ("try:\n    __import__('_thread').start_new_thread(exec, (%r, {'__name__': '__giltrace_attach__'}))\n"
-            "except KeyboardInterrupt:\n    __import__('_thread').interrupt_main()\n"
-            "except BaseException:\n    pass\n" % loader_source(params))
+    return (
+        "try:\n    __import__('_thread').start_new_thread(exec, (%r, {'__name__': '__giltrace_attach__'}))\n"
+        "except KeyboardInterrupt:\n    __import__('_thread').interrupt_main()\n"
+        "except BaseException:\n    pass\n" % loader_source(params)
+    )

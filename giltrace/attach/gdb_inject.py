@@ -20,6 +20,7 @@ What it does (docs/how-it-works.md, "Attaching"):
    detached.
 3. detach: the target runs as before.
 """
+
 import json
 import os
 import signal
@@ -58,15 +59,24 @@ def now():
     return time.monotonic()
 
 
-for setting in ("pagination off", "confirm off", "auto-solib-add off", "print thread-events off",
-                "print inferior-events off", "unwindonsignal on", "scheduler-locking off",
-                "debuginfod enabled off", "width 0"):
+for setting in (
+    "pagination off",
+    "confirm off",
+    "auto-solib-add off",
+    "print thread-events off",
+    "print inferior-events off",
+    "unwindonsignal on",
+    "scheduler-locking off",
+    "debuginfod enabled off",
+    "width 0",
+):
     try:
         run("set " + setting)
     except gdb.error:
         pass  # an older gdb without the setting
 run("handle all nostop noprint pass")  # the target's own signals go to the target, unseen
 run("handle SIGINT stop print nopass")  # our own wake-up (below); never delivered to the target
+
 
 # Symbols before the attach, while the target still runs: the executable's,
 # libpython's and libc's (errno, below) at the addresses they are loaded at
@@ -105,7 +115,7 @@ for attempt in range(3):
         # EPERM also comes from a brief race (another tracer detaching): try again before giving up.
         if attempt == 2 or "not permitted" not in str(exc).lower():
             say(error="attach", detail=str(exc).strip())
-            raise SystemExit(0)
+            raise SystemExit(0) from None
         time.sleep(0.2)
 OUT["attach_ms"] = (now() - t_stop) * 1e3
 # Only the Python runtime's symbols (libpython, or the executable itself).
@@ -116,8 +126,16 @@ if "libp" not in preloaded:
         pass
 OUT["symbols_ms"] = (now() - t_stop) * 1e3
 
-required = ["PyEval_SaveThread", "PyRun_SimpleStringFlags", "PyErr_Occurred", "PyMem_RawMalloc", "PyMem_RawFree",
-            "PyThreadState_Get", "PyThreadState_GetInterpreter", "PyInterpreterState_Main"]
+required = [
+    "PyEval_SaveThread",
+    "PyRun_SimpleStringFlags",
+    "PyErr_Occurred",
+    "PyMem_RawMalloc",
+    "PyMem_RawFree",
+    "PyThreadState_Get",
+    "PyThreadState_GetInterpreter",
+    "PyInterpreterState_Main",
+]
 missing = [s for s in required if not has_symbol(s)]
 if missing:
     run("detach")
@@ -189,7 +207,9 @@ def checks_ok():
         if int(value("(long)PyErr_Occurred()")) != 0:
             return False
         tstate = int(value("(long)PyThreadState_Get()"))
-        return tstate != 0 and int(value("(long)PyThreadState_GetInterpreter((void*)%d)" % tstate)) == int(value("(long)PyInterpreterState_Main()"))
+        return tstate != 0 and int(value("(long)PyThreadState_GetInterpreter((void*)%d)" % tstate)) == int(
+            value("(long)PyInterpreterState_Main()")
+        )
     finally:
         run("set scheduler-locking off")
 
@@ -217,7 +237,7 @@ while hit is None and now() <= deadline + 1 and tries < 50:
     except gdb.error as exc:
         finished.set()
         say(error="exited", detail=str(exc).strip())
-        raise SystemExit(0)
+        raise SystemExit(0) from None
     finally:
         set_waiting(False)
     t_stop = now()

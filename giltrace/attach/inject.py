@@ -11,6 +11,7 @@
 strategy (lldb, own ptrace code) is one more class with ``available()`` and
 ``inject()``.
 """
+
 from __future__ import annotations
 
 import json
@@ -59,13 +60,18 @@ class GdbInjector:
         if not (3, 9) <= target.version <= (3, 13):
             return "gdb injection covers CPython 3.9-3.13"
         if not self.gdb or not os.access(self.gdb, os.X_OK):
-            return ("no debugger found: giltrace attach needs gdb (apt-get install gdb, dnf install gdb)"
-                    + (" -- %s=%s is not executable" % (GDB_ENV, self.gdb) if os.environ.get(GDB_ENV) else ""))
+            return "no debugger found: giltrace attach needs gdb (apt-get install gdb, dnf install gdb)" + (
+                " -- %s=%s is not executable" % (GDB_ENV, self.gdb) if os.environ.get(GDB_ENV) else ""
+            )
         return None
 
     def inject(self, target: Target, code: str) -> Injection:
-        params = {"pid": target.pid, "code": code, "timeout_s": self.timeout_s,
-                  "extra_breakpoints": _EXTRA_SAFE_POINTS.get(target.version, [])}
+        params = {
+            "pid": target.pid,
+            "code": code,
+            "timeout_s": self.timeout_s,
+            "extra_breakpoints": _EXTRA_SAFE_POINTS.get(target.version, []),
+        }
         script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "gdb_inject.py")
         # -readnever: minimal (ELF) symbols only; reading libpython's debug
         # information would keep the target stopped for hundreds of ms.
@@ -77,7 +83,7 @@ class GdbInjector:
         result = None
         for line in stdout.splitlines():
             if line.startswith("GILTRACE-INJECT "):
-                result = json.loads(line[len("GILTRACE-INJECT "):])
+                result = json.loads(line[len("GILTRACE-INJECT ") :])
         if result is None:
             tail = (stderr.strip().splitlines() or stdout.strip().splitlines() or ["no output"])[-1]
             raise AttachError("gdb failed to attach to process %d: %s" % (target.pid, tail))
@@ -98,8 +104,9 @@ def _run_gdb(cmd: List[str], env: dict, timeout_s: float, pid: int) -> "tuple[st
     leaves its breakpoints (int3) in the target, which would then die of
     SIGTRAP.  Ctrl-C waits for it (its own session: the terminal's SIGINT does
     not reach it); a hung gdb gets SIGTERM, on which it detaches and quits."""
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True,
-                            env=env, start_new_session=True)
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True, env=env, start_new_session=True
+    )
     interrupted = False
     deadline = time.monotonic() + timeout_s
     while True:
@@ -120,8 +127,10 @@ def _run_gdb(cmd: List[str], env: dict, timeout_s: float, pid: int) -> "tuple[st
 def _gdb_error(pid: int, kind: str, detail: str, timeout_s: float) -> str:
     if kind == "attach":
         if "not permitted" in detail.lower():
-            return ("not permitted to attach to process %d (ptrace: Operation not permitted): run as the process's "
-                    "user or root; in a container, grant CAP_SYS_PTRACE; check kernel.yama.ptrace_scope" % pid)
+            return (
+                "not permitted to attach to process %d (ptrace: Operation not permitted): run as the process's "
+                "user or root; in a container, grant CAP_SYS_PTRACE; check kernel.yama.ptrace_scope" % pid
+            )
         if "no such process" in detail.lower():
             return "no such process: %d" % pid
         return "gdb could not attach to process %d: %s" % (pid, detail)
@@ -130,8 +139,10 @@ def _gdb_error(pid: int, kind: str, detail: str, timeout_s: float) -> str:
     if kind == "exited":
         return "process %d exited before giltrace could attach" % pid
     if kind == "no-safe-point":
-        return ("no thread of process %d took the GIL within %.0f s (every thread is blocked outside Python); "
-                "attach again while it is busy, or give it more time with --attach-timeout" % (pid, timeout_s))
+        return (
+            "no thread of process %d took the GIL within %.0f s (every thread is blocked outside Python); "
+            "attach again while it is busy, or give it more time with --attach-timeout" % (pid, timeout_s)
+        )
     return "gdb could not inject into process %d: %s %s" % (pid, kind, detail)
 
 
@@ -190,6 +201,8 @@ def choose(target: Target, timeout_s: float):
             return inj
         reasons.append(why)
     if target.version > (3, 13) and not hasattr(sys, "remote_exec"):
-        raise AttachError("process %d runs CPython %s: attach to it with a giltrace running on CPython 3.14+ "
-                          "(sys.remote_exec)" % (target.pid, target.version_text))
+        raise AttachError(
+            "process %d runs CPython %s: attach to it with a giltrace running on CPython 3.14+ "
+            "(sys.remote_exec)" % (target.pid, target.version_text)
+        )
     raise AttachError(reasons[-1])

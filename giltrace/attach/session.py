@@ -12,6 +12,7 @@ given to the target's user when we are root) holds the socket and the trace
 the target writes; it is removed on close, and by the agent itself if the CLI
 dies first (giltrace/attach/agent.py).
 """
+
 from __future__ import annotations
 
 import json
@@ -35,8 +36,15 @@ class TargetExited(AttachError):
 
 
 class Session:
-    def __init__(self, pid: int, *, attach_timeout_s: float = 5.0, sample_period_ms: float = 5.0,
-                 buffer_events: int = 1 << 19, locations: bool = True) -> None:
+    def __init__(
+        self,
+        pid: int,
+        *,
+        attach_timeout_s: float = 5.0,
+        sample_period_ms: float = 5.0,
+        buffer_events: int = 1 << 19,
+        locations: bool = True,
+    ) -> None:
         self.pid = pid
         self.attach_timeout_s = attach_timeout_s
         self.options = {"sample_period_ms": sample_period_ms, "buffer_events": buffer_events, "locations": locations}
@@ -60,9 +68,12 @@ class Session:
         self._make_dir(target)
         import giltrace
 
-        params = {"socket": os.path.join(self.dir, "ctl"), "trace": self.trace_path,
-                  "package": os.path.dirname(os.path.abspath(giltrace.__file__)),
-                  "cffi_backend": _cffi_backend_path()}
+        params = {
+            "socket": os.path.join(self.dir, "ctl"),
+            "trace": self.trace_path,
+            "package": os.path.dirname(os.path.abspath(giltrace.__file__)),
+            "cffi_backend": _cffi_backend_path(),
+        }
         params.update(self.options)
         self.injection = injector.inject(target, bootstrap_code(params))
         try:
@@ -104,8 +115,9 @@ class Session:
                 if not _alive(self.pid):
                     raise TargetExited("process %d exited right after the injection" % self.pid) from None
                 if time.monotonic() > deadline:
-                    raise AttachError("process %d ran the injected code but giltrace's thread did not report in %.0f s"
-                                      % (self.pid, CONNECT_TIMEOUT_S)) from None
+                    raise AttachError(
+                        "process %d ran the injected code but giltrace's thread did not report in %.0f s" % (self.pid, CONNECT_TIMEOUT_S)
+                    ) from None
         self._listener.close()
         self._listener = None
         os.unlink(os.path.join(self.dir, "ctl"))  # nothing else may connect

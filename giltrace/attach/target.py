@@ -3,6 +3,7 @@ does it exist, is it stopped or traced, may we ptrace it, which CPython it runs.
 
 Each problem is a ``GiltraceError`` whose message is one line with the fix.
 """
+
 from __future__ import annotations
 
 import os
@@ -55,8 +56,9 @@ def check_state(pid: int, st: Dict[str, str]) -> None:
         raise AttachError("process %d has exited (it is a zombie waiting for its parent)" % pid)
     tracer = int(st.get("TracerPid", "0") or 0)
     if tracer:
-        raise AttachError("process %d is already being traced by process %d (%s): detach that debugger first"
-                          % (pid, tracer, _comm(tracer)))
+        raise AttachError(
+            "process %d is already being traced by process %d (%s): detach that debugger first" % (pid, tracer, _comm(tracer))
+        )
     if state.startswith("T") or state.startswith("t"):
         raise AttachError("process %d is stopped (%s): resume it first with kill -CONT %d" % (pid, state, pid))
 
@@ -67,18 +69,23 @@ def check_permission(pid: int, st: Dict[str, str]) -> None:
     euid = os.geteuid()
     has_cap = _has_cap(CAP_SYS_PTRACE)
     if uid != euid and not has_cap:
-        raise AttachError("not permitted to attach to process %d: it belongs to user %s; run giltrace as that user "
-                          "or as root (ptrace needs the same user or CAP_SYS_PTRACE)" % (pid, _user(uid)))
+        raise AttachError(
+            "not permitted to attach to process %d: it belongs to user %s; run giltrace as that user "
+            "or as root (ptrace needs the same user or CAP_SYS_PTRACE)" % (pid, _user(uid))
+        )
     scope = ptrace_scope()
     if scope == 3:
-        raise AttachError("not permitted to attach to process %d: kernel.yama.ptrace_scope is 3 (no process may "
-                          "attach until reboot)" % pid)
+        raise AttachError("not permitted to attach to process %d: kernel.yama.ptrace_scope is 3 (no process may attach until reboot)" % pid)
     if scope == 2 and not has_cap:
-        raise AttachError("not permitted to attach to process %d: kernel.yama.ptrace_scope is 2 (only with "
-                          "CAP_SYS_PTRACE): run as root, or sudo sysctl kernel.yama.ptrace_scope=1" % pid)
+        raise AttachError(
+            "not permitted to attach to process %d: kernel.yama.ptrace_scope is 2 (only with "
+            "CAP_SYS_PTRACE): run as root, or sudo sysctl kernel.yama.ptrace_scope=1" % pid
+        )
     if scope == 1 and not has_cap and not _is_descendant(pid):
-        raise AttachError("not permitted to attach to process %d: kernel.yama.ptrace_scope is 1 (only a parent may "
-                          "attach): run as root, or sudo sysctl kernel.yama.ptrace_scope=0" % pid)
+        raise AttachError(
+            "not permitted to attach to process %d: kernel.yama.ptrace_scope is 1 (only a parent may "
+            "attach): run as root, or sudo sysctl kernel.yama.ptrace_scope=0" % pid
+        )
 
 
 def ptrace_scope() -> Optional[int]:
@@ -106,17 +113,20 @@ def python_of(pid: int) -> Tuple[Tuple[int, int], str, str]:
         return (int(m.group(1)), int(m.group(2))), m.group(3), exe
     # Statically linked interpreter: ask the same executable (same build) for its version.
     if re.match(r"python[\d.]*[a-z]*$", os.path.basename(exe.replace(" (deleted)", ""))):
-        probe = ("import sys, sysconfig; print(sys.version_info[0], sys.version_info[1], "
-                 "getattr(sys, 'abiflags', '') + ('t' if sysconfig.get_config_var('Py_GIL_DISABLED') and 't' not in getattr(sys, 'abiflags', '') else ''))")
+        probe = (
+            "import sys, sysconfig; print(sys.version_info[0], sys.version_info[1], "
+            "getattr(sys, 'abiflags', '') + ('t' if sysconfig.get_config_var('Py_GIL_DISABLED') and 't' not in getattr(sys, 'abiflags', '') else ''))"
+        )
         try:
-            out = subprocess.run(["/proc/%d/exe" % pid, "-I", "-S", "-c", probe], capture_output=True, text=True,
-                                 timeout=20).stdout.split()
+            out = subprocess.run(["/proc/%d/exe" % pid, "-I", "-S", "-c", probe], capture_output=True, text=True, timeout=20).stdout.split()
             if len(out) >= 2:
                 return (int(out[0]), int(out[1])), (out[2] if len(out) > 2 else ""), exe
         except (OSError, ValueError, subprocess.TimeoutExpired):
             pass
-    raise AttachError("process %d (%s) is not a CPython process: no libpython in its memory map and its executable "
-                      "is not python" % (pid, exe or _comm(pid)))
+    raise AttachError(
+        "process %d (%s) is not a CPython process: no libpython in its memory map and its executable "
+        "is not python" % (pid, exe or _comm(pid))
+    )
 
 
 def inspect(pid: int) -> Target:
@@ -141,10 +151,21 @@ def check_same_python(target: Target) -> None:
     ours = (sys.version_info[0], sys.version_info[1])
     flags = getattr(sys, "abiflags", "")
     if (target.version, target.abiflags.replace("t", "")) != (ours, flags):
-        raise AttachError("process %d runs CPython %s but this giltrace is built for %d.%d%s: run the giltrace of a "
-                          "CPython %s environment (python%d.%d -m giltrace attach %d)"
-                          % (target.pid, target.version_text, ours[0], ours[1], flags, target.version_text,
-                             target.version[0], target.version[1], target.pid))
+        raise AttachError(
+            "process %d runs CPython %s but this giltrace is built for %d.%d%s: run the giltrace of a "
+            "CPython %s environment (python%d.%d -m giltrace attach %d)"
+            % (
+                target.pid,
+                target.version_text,
+                ours[0],
+                ours[1],
+                flags,
+                target.version_text,
+                target.version[0],
+                target.version[1],
+                target.pid,
+            )
+        )
 
 
 def _has_cap(bit: int) -> bool:

@@ -1,5 +1,6 @@
 """``giltrace attach PID [-o FILE] [--duration S]``: trace a running CPython
 process, then leave it as it was (docs/how-it-works.md, "Attaching")."""
+
 from __future__ import annotations
 
 import argparse
@@ -16,8 +17,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("pid", type=int, help="process id of the running CPython program")
     p.add_argument("-o", "--output", metavar="FILE", help="trace file to write (default: ./<name>.<pid>.gtr)")
     p.add_argument("--duration", type=float, metavar="S", help="stop after S seconds (default: at Ctrl-C)")
-    p.add_argument("--attach-timeout", type=float, default=5.0, metavar="S",
-                   help="how long to wait for a thread of the target to reach a safe point (default 5)")
+    p.add_argument(
+        "--attach-timeout",
+        type=float,
+        default=5.0,
+        metavar="S",
+        help="how long to wait for a thread of the target to reach a safe point (default 5)",
+    )
     p.add_argument("--sample-period-ms", type=float, default=5.0, help="as for giltrace run (default 5)")
     p.add_argument("--buffer-events", type=int, default=1 << 19, help="event ring capacity (default 524288)")
     p.add_argument("--no-locations", action="store_true", help="don't record code locations")
@@ -56,8 +62,13 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("--sample-period-ms must be >= 0, --buffer-events and --attach-timeout > 0")
     output = args.output or default_output(args.pid)
     check_output(output)
-    session = Session(args.pid, attach_timeout_s=args.attach_timeout, sample_period_ms=args.sample_period_ms,
-                      buffer_events=args.buffer_events, locations=not args.no_locations)
+    session = Session(
+        args.pid,
+        attach_timeout_s=args.attach_timeout,
+        sample_period_ms=args.sample_period_ms,
+        buffer_events=args.buffer_events,
+        locations=not args.no_locations,
+    )
     with stop_signals_interrupt(), session:
         if not args.quiet:
             until = "for %g s" % args.duration if args.duration else "until Ctrl-C"

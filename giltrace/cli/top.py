@@ -9,6 +9,7 @@ seconds: wait %, hold %, waits/s, reacquisition p50/p99 over the last
 ``--window`` seconds, who holds the GIL now and the top culprit line.
 Keys: ``q`` quits, ``g`` folds / unfolds thread groups.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -20,7 +21,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from typing import Callable, Optional
+from typing import Callable
 
 from ..errors import GiltraceError, UsageError
 
@@ -112,8 +113,12 @@ def _top_of_command(args: argparse.Namespace, command: list) -> int:
     log_path = os.path.join(folder, "output.log")
     try:
         with open(log_path, "wb") as log:
-            child = subprocess.Popen([sys.executable, "-m", "giltrace", "run", "-q", "-o", trace] + command,
-                                     stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
+            child = subprocess.Popen(
+                [sys.executable, "-m", "giltrace", "run", "-q", "-o", trace] + command,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
         shown = [os.path.basename(command[0])] + command[1:]
         title = "giltrace top: %s (pid %d)" % (" ".join(shown), child.pid)
         try:
@@ -161,16 +166,14 @@ def _loop(args: argparse.Namespace, path: str, title: str, alive: Callable[[], b
     console = Console(stderr=False)
     n = 0
     status = ""
-    with _Keys() as keys, Live(console=console, auto_refresh=False, screen=console.is_terminal,
-                               transient=False) as live:
+    with _Keys() as keys, Live(console=console, auto_refresh=False, screen=console.is_terminal, transient=False) as live:
         try:
             while True:
                 try:
                     live_trace.poll()
                 except GiltraceError as exc:
                     status = str(exc)
-                live.update(render(live_trace.snapshot(args.window), title=title, folded=folded, status=status),
-                            refresh=True)
+                live.update(render(live_trace.snapshot(args.window), title=title, folded=folded, status=status), refresh=True)
                 n += 1 if live_trace.start else 0  # --iterations counts refreshes of a running trace
                 if args.iterations is not None and n >= args.iterations:
                     return
@@ -185,7 +188,6 @@ def _loop(args: argparse.Namespace, path: str, title: str, alive: Callable[[], b
                         return
                     if "g" in key.lower():
                         folded = not folded
-                        live.update(render(live_trace.snapshot(args.window), title=title, folded=folded, status=status),
-                                    refresh=True)
+                        live.update(render(live_trace.snapshot(args.window), title=title, folded=folded, status=status), refresh=True)
         except KeyboardInterrupt:
             return

@@ -1,6 +1,7 @@
 """``giltrace top``'s screen: a :class:`giltrace.live.Snapshot` in, a rich
 renderable out.  Thread groups (giltrace/groups.py) can be folded into one
 row each, as ``htop`` folds a process's threads."""
+
 from __future__ import annotations
 
 from typing import Dict, List, Optional
@@ -26,9 +27,19 @@ def fold_groups(snap: Snapshot) -> List[ThreadRow]:
     for key, rows in members.items():
         waits = np.concatenate([snap.waits.get(r.tid, np.empty(0, np.int64)) for r in rows])
         states = {r.state for r in rows}
-        out.append(ThreadRow(rows[0].tid, key, sum(r.wait_pct for r in rows) / len(rows), sum(r.hold_pct for r in rows) / len(rows),
-                             sum(r.waits_per_s for r in rows), _pct(waits, 50), _pct(waits, 99),
-                             "holding" if "holding" in states else ("waiting" if "waiting" in states else ""), len(rows)))
+        out.append(
+            ThreadRow(
+                rows[0].tid,
+                key,
+                sum(r.wait_pct for r in rows) / len(rows),
+                sum(r.hold_pct for r in rows) / len(rows),
+                sum(r.waits_per_s for r in rows),
+                _pct(waits, 50),
+                _pct(waits, 99),
+                "holding" if "holding" in states else ("waiting" if "waiting" in states else ""),
+                len(rows),
+            )
+        )
     out.sort(key=lambda r: (-r.wait_pct, -r.hold_pct, r.tid))
     return out
 
@@ -45,18 +56,44 @@ def render(snap: Snapshot, *, title: str, folded: bool, status: str = ""):
 
     rows = fold_groups(snap) if folded else snap.rows
     table = Table(expand=False, box=None, header_style="bold reverse", pad_edge=False)
-    for col, just in (("THREAD", "left"), ("TID", "right"), ("WAIT%", "right"), ("HOLD%", "right"),
-                      ("WAITS/S", "right"), ("P50 ms", "right"), ("P99 ms", "right"), ("STATE", "left")):
+    for col, just in (
+        ("THREAD", "left"),
+        ("TID", "right"),
+        ("WAIT%", "right"),
+        ("HOLD%", "right"),
+        ("WAITS/S", "right"),
+        ("P50 ms", "right"),
+        ("P99 ms", "right"),
+        ("STATE", "left"),
+    ):
         table.add_column(col, justify=just)  # type: ignore[arg-type]
     for r in rows:
         name = "%s x%d" % (r.name, r.members) if r.members > 1 else r.name
         style = "bold red" if r.wait_pct >= 50 else ("yellow" if r.wait_pct >= 10 else None)
-        table.add_row(name, "" if r.members > 1 else str(r.tid), "%.1f" % r.wait_pct, "%.1f" % r.hold_pct,
-                      "%.0f" % r.waits_per_s, _ms(r.p50_ms), _ms(r.p99_ms), r.state, style=style)
-    head = Text("%s  last %.1f s, %d events%s" % (title, snap.window_s, snap.events, "  [trace stopped]" if snap.complete else ""),
-                style="bold")
-    holder = Text("GIL held by: %s%s" % (snap.holder or "nobody", "  at %s" % snap.holder_where if snap.holder and snap.holder_where else ""))
-    culprit = Text("Top culprit: %s" % ("%s (held the GIL during %.0f ms of others' waits)" % (snap.culprit, snap.culprit_ms)
-                                          if snap.culprit else "none (no thread waited)"))
+        table.add_row(
+            name,
+            "" if r.members > 1 else str(r.tid),
+            "%.1f" % r.wait_pct,
+            "%.1f" % r.hold_pct,
+            "%.0f" % r.waits_per_s,
+            _ms(r.p50_ms),
+            _ms(r.p99_ms),
+            r.state,
+            style=style,
+        )
+    head = Text(
+        "%s  last %.1f s, %d events%s" % (title, snap.window_s, snap.events, "  [trace stopped]" if snap.complete else ""), style="bold"
+    )
+    holder = Text(
+        "GIL held by: %s%s" % (snap.holder or "nobody", "  at %s" % snap.holder_where if snap.holder and snap.holder_where else "")
+    )
+    culprit = Text(
+        "Top culprit: %s"
+        % (
+            "%s (held the GIL during %.0f ms of others' waits)" % (snap.culprit, snap.culprit_ms)
+            if snap.culprit
+            else "none (no thread waited)"
+        )
+    )
     keys = Text("q quit (detach)   g %s groups%s" % ("expand" if folded else "fold", "   " + status if status else ""), style="dim")
     return Group(head, table, Text(""), holder, culprit, keys)

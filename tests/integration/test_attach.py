@@ -1,5 +1,6 @@
 """Targets for the attach / top tests: real programs started as separate
 processes, and what we check in them from outside (/proc, gdb)."""
+
 import os
 import shutil
 import subprocess
@@ -110,8 +111,9 @@ class Target:
         full_env.pop("GILTRACE", None)
         full_env.pop("PYTHONPATH", None)  # the target must not see giltrace through the tests' path
         full_env.update(env or {})
-        self.proc = subprocess.Popen([python, str(script)] + list(args), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                     text=True, cwd=str(tmp_path), env=full_env)
+        self.proc = subprocess.Popen(
+            [python, str(script)] + list(args), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=str(tmp_path), env=full_env
+        )
         line = self.proc.stdout.readline()
         assert line.startswith("ready"), (line, self.proc.stderr.read() if self.proc.poll() is not None else "")
         self.port = int(line.split()[1])
@@ -131,8 +133,14 @@ def giltrace_cli(*args: str, timeout: float = 120, env=None) -> subprocess.Compl
     full_env = dict(os.environ, PYTHONPATH=REPO + os.pathsep + os.environ.get("PYTHONPATH", ""))
     full_env.pop("GILTRACE", None)
     full_env.update(env or {})
-    return subprocess.run([sys.executable, "-m", "giltrace"] + list(args), capture_output=True, text=True,
-                          timeout=timeout, env=full_env, stdin=subprocess.DEVNULL)
+    return subprocess.run(
+        [sys.executable, "-m", "giltrace"] + list(args),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=full_env,
+        stdin=subprocess.DEVNULL,
+    )
 
 
 def thread_names(pid: int) -> list:
@@ -156,8 +164,7 @@ HOOKED = ("pthread_mutex_lock", "pthread_mutex_unlock", "pthread_cond_timedwait"
 
 def got_slots(pid: int) -> dict:
     """What each GOT slot giltrace patches points at (gdb's ``info symbol``), read from outside."""
-    cmd = [GDB, "-nx", "-batch", "-readnever", "-iex", "set auto-solib-add off", "-p", str(pid),
-           "-ex", "sharedlibrary libpython"]
+    cmd = [GDB, "-nx", "-batch", "-readnever", "-iex", "set auto-solib-add off", "-p", str(pid), "-ex", "sharedlibrary libpython"]
     for name in HOOKED:
         cmd += ["-ex", "echo SLOT %s \n" % name, "-ex", "info symbol *(void **)&'%s@got.plt'" % name]
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=60).stdout
@@ -239,8 +246,14 @@ def test_attach_to_a_threaded_http_server(tmp_path):
         t0 = time.monotonic()
         env = dict(os.environ, PYTHONPATH=REPO)
         env.pop("GILTRACE", None)
-        cli = subprocess.Popen([sys.executable, "-m", "giltrace", "attach", str(target.pid), "--duration", "3", "-o", out, "-v"],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, stdin=subprocess.DEVNULL)
+        cli = subprocess.Popen(
+            [sys.executable, "-m", "giltrace", "attach", str(target.pid), "--duration", "3", "-o", out, "-v"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+            stdin=subprocess.DEVNULL,
+        )
         try:
             import glob
             import tempfile
@@ -272,7 +285,10 @@ def test_attach_to_a_threaded_http_server(tmp_path):
         for name in HOOKED:
             same = slots_after[name] == slots_before[name]
             assert same or slots_after[name].startswith(name + " in section .text of") and "libc" in slots_after[name], (
-                name, slots_before[name], slots_after[name])
+                name,
+                slots_before[name],
+                slots_after[name],
+            )
         trace = giltrace.load(out)
         threads = trace.threads()
         names = set(threads["name"])
@@ -323,8 +339,14 @@ def _venv_without_giltrace(tmp_path) -> str:
     env_dir = tmp_path / "other-env"
     subprocess.run([base, "-m", "venv", "--without-pip", str(env_dir)], check=True, timeout=120)
     python = str(env_dir / "bin" / "python")
-    probe = subprocess.run([python, "-c", "import importlib.util as u; print(u.find_spec('giltrace'), u.find_spec('_cffi_backend'))"],
-                           capture_output=True, text=True, timeout=60, cwd=str(tmp_path), env={"PATH": os.environ.get("PATH", "")})
+    probe = subprocess.run(
+        [python, "-c", "import importlib.util as u; print(u.find_spec('giltrace'), u.find_spec('_cffi_backend'))"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=str(tmp_path),
+        env={"PATH": os.environ.get("PATH", "")},
+    )
     assert probe.stdout.split() == ["None", "None"], probe.stdout + probe.stderr
     return python
 
@@ -360,8 +382,14 @@ def test_attach_while_a_trace_runs_there_says_so(tmp_path):
     script = tmp_path / "traced.py"
     script.write_text(JOIN_MAIN)
     env = dict(os.environ, PYTHONPATH=REPO)
-    proc = subprocess.Popen([sys.executable, "-m", "giltrace", "run", "-q", "-o", str(tmp_path / "own.gtr"), str(script), "8"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=str(tmp_path))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "giltrace", "run", "-q", "-o", str(tmp_path / "own.gtr"), str(script), "8"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        cwd=str(tmp_path),
+    )
     try:
         assert proc.stdout.readline().startswith("ready")
         res = giltrace_cli("attach", str(proc.pid), "--duration", "1", "-o", str(tmp_path / "second.gtr"))
@@ -449,7 +477,9 @@ def test_a_stopped_process(tmp_path):
     try:
         os.kill(target.pid, signal.SIGSTOP)
         assert wait_until(lambda: open("/proc/%d/status" % target.pid).read().count("State:\tT"), 10)
-        _one_line_error(giltrace_cli("attach", str(target.pid)), "is stopped (T (stopped)): resume it first with kill -CONT %d" % target.pid)
+        _one_line_error(
+            giltrace_cli("attach", str(target.pid)), "is stopped (T (stopped)): resume it first with kill -CONT %d" % target.pid
+        )
         os.kill(target.pid, signal.SIGCONT)
     finally:
         target.kill()
@@ -459,8 +489,12 @@ def test_a_stopped_process(tmp_path):
 @needs_ptrace
 def test_a_process_in_a_debugger(tmp_path):
     target = Target(tmp_path, IDLE, "30")
-    debugger = subprocess.Popen([GDB, "-nx", "-batch", "-p", str(target.pid), "-ex", "shell sleep 20"],
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
+    debugger = subprocess.Popen(
+        [GDB, "-nx", "-batch", "-p", str(target.pid), "-ex", "shell sleep 20"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        stdin=subprocess.DEVNULL,
+    )
     try:
         assert wait_until(lambda: "TracerPid:\t0\n" not in open("/proc/%d/status" % target.pid).read(), 30)
         _one_line_error(giltrace_cli("attach", str(target.pid)), "is already being traced by process")
@@ -485,7 +519,7 @@ def _other_python():
     ours = "%d.%d" % sys.version_info[:2]
     for path in sorted(glob.glob(os.path.expanduser("~/.pyenv/versions/3.*/bin/python3.*"))) + sorted(glob.glob("/usr/bin/python3.*")):
         name = os.path.basename(path)
-        if name.startswith("python3.") and name[len("python"):] != ours and name[len("python"):].replace(".", "").isdigit():
+        if name.startswith("python3.") and name[len("python") :] != ours and name[len("python") :].replace(".", "").isdigit():
             return path
     return None
 
@@ -496,8 +530,10 @@ def test_a_target_of_another_python_version(tmp_path):
     target = Target(tmp_path, IDLE, "30", python=python)
     try:
         res = giltrace_cli("attach", str(target.pid))
-        version = os.path.basename(python)[len("python"):]
-        _one_line_error(res, "process %d runs CPython %s but this giltrace is built for %d.%d" % ((target.pid, version) + sys.version_info[:2]))
+        version = os.path.basename(python)[len("python") :]
+        _one_line_error(
+            res, "process %d runs CPython %s but this giltrace is built for %d.%d" % ((target.pid, version) + sys.version_info[:2])
+        )
     finally:
         target.kill()
 
@@ -556,14 +592,22 @@ def test_the_bootstrap_binds_nothing_and_starts_one_thread():
     assert stores == [] and all(h.name is None for h in tree.body[0].handlers)
     ast.parse(loader_source({"socket": "s", "trace": "t", "package": "p"}))
     ns = {}
-    exec(compile(loader_source({"socket": "/nonexistent/ctl", "trace": "t", "package": "p"}), "<loader>", "exec"), ns)  # no CLI: returns quietly
+    exec(
+        compile(loader_source({"socket": "/nonexistent/ctl", "trace": "t", "package": "p"}), "<loader>", "exec"), ns
+    )  # no CLI: returns quietly
 
 
 def _attach_in_background(pid: int, *args: str) -> subprocess.Popen:
     env = dict(os.environ, PYTHONPATH=REPO)
     env.pop("GILTRACE", None)
-    return subprocess.Popen([sys.executable, "-m", "giltrace", "attach", str(pid)] + list(args), stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=env, stdin=subprocess.DEVNULL)
+    return subprocess.Popen(
+        [sys.executable, "-m", "giltrace", "attach", str(pid)] + list(args),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        stdin=subprocess.DEVNULL,
+    )
 
 
 @needs_gdb

@@ -1,5 +1,6 @@
 """``giltrace top``: the live screen in a real terminal (tmux), its keys, and
 the incremental reader it is built on."""
+
 import os
 import shutil
 import subprocess
@@ -8,8 +9,7 @@ import sys
 import pytest
 
 from ..conftest import REPO
-from .test_attach import (JOIN_MAIN, Target, giltrace_cli, needs_gdb, needs_ptrace, needs_tracer,
-                          thread_names, wait_until)
+from .test_attach import JOIN_MAIN, Target, giltrace_cli, needs_gdb, needs_ptrace, needs_tracer, thread_names, wait_until
 
 TMUX = shutil.which("tmux")
 needs_tmux = pytest.mark.skipif(TMUX is None, reason="tmux is not installed (.ci/run installs it)")
@@ -26,8 +26,7 @@ class Tmux:
         self._tmux("new-session", "-d", "-s", "top", "-x", "150", "-y", "40", "sh -c '%s; echo EXIT=$?; sleep 60'" % command)
 
     def _tmux(self, *args: str) -> str:
-        return subprocess.run([TMUX, "-L", self.sock] + list(args), capture_output=True, text=True, env=self.env,
-                              timeout=30).stdout
+        return subprocess.run([TMUX, "-L", self.sock] + list(args), capture_output=True, text=True, env=self.env, timeout=30).stdout
 
     def screen(self) -> str:
         return self._tmux("capture-pane", "-p", "-t", "top")
@@ -97,7 +96,8 @@ def test_top_of_a_command_without_a_terminal(tmp_path):
 def test_top_needs_a_pid_or_a_command():
     res = giltrace_cli("top")
     assert res.returncode == 2 and res.stderr.strip() == (
-        "giltrace: error: give either --pid PID or a command after -- (giltrace top -- script.py args)")
+        "giltrace: error: give either --pid PID or a command after -- (giltrace top -- script.py args)"
+    )
 
 
 @needs_tracer
@@ -118,7 +118,7 @@ def test_live_reader_follows_a_growing_file_chunk_by_chunk(tmp_path):
     total = 0
     with open(growing, "wb") as f:
         for i in range(0, len(data), 777):
-            f.write(data[i:i + 777])
+            f.write(data[i : i + 777])
             f.flush()
             total += live.poll()
     trace = giltrace.load(whole)
@@ -142,4 +142,3 @@ def test_live_reader_refuses_a_file_that_is_not_a_trace(tmp_path):
     with pytest.raises(TraceFormatError, match="not a giltrace trace file"):
         LiveTrace(str(p)).poll()
     assert LiveTrace(str(tmp_path / "missing.gtr")).poll() == 0  # not there yet: nothing new
-
