@@ -58,6 +58,7 @@ class Session:
         self._conn: Optional[socket.socket] = None
         self._buffer = b""
         self.exited = False
+        self.interrupted = False  # Ctrl-C came while the trace was starting
 
     # -- start -------------------------------------------------------------
 
@@ -78,7 +79,12 @@ class Session:
         self.injection = injector.inject(target, bootstrap_code(params))
         try:
             self._accept()
-            kind, body = self._read_message(CONNECT_TIMEOUT_S)
+            while True:
+                try:
+                    kind, body = self._read_message(CONNECT_TIMEOUT_S)
+                    break
+                except KeyboardInterrupt:  # Ctrl-C while the tracer starts: let it start, then stop at once
+                    self.interrupted = True
         finally:
             injector.cleanup()
         if kind == "started":

@@ -77,7 +77,8 @@ def run(args: argparse.Namespace) -> int:
                 sys.stderr.write("giltrace: %s\n" % describe(session))
         exited = None
         try:
-            session.wait(args.duration)
+            if not session.interrupted:
+                session.wait(args.duration)
         except KeyboardInterrupt:
             pass
         try:
