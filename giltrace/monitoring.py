@@ -517,8 +517,20 @@ class JsonLinesLog:
         self._thread = threading.Thread(target=self._run, name="giltrace-metrics-log", daemon=True)
 
     def start(self) -> "JsonLinesLog":
+        import atexit
+
         self._thread.start()
+        atexit.register(self._at_exit)  # the last line holds the totals at the program's end
         return self
+
+    def _at_exit(self) -> None:
+        if self._stop:
+            return
+        self._stop = True
+        try:
+            self.write_once()
+        except OSError:
+            pass
 
     def write_once(self) -> None:
         mon = _active
