@@ -8,6 +8,9 @@ waiting, and the window -- bracketed by the programs' own clocks -- never on
 exact times, so a loaded machine does not make them fail.
 """
 
+import os
+import threading
+
 import pytest
 
 from .helpers import diagnosis, free_port, line_of, problems, program, trace_start_ns, traced
@@ -134,7 +137,16 @@ def test_ccbench_latency_beside_cpu_threads(tmp_path, interval):
     assert f, [x["summary"] for x in problems(d)]
     top = f[0]["culprits"][0]
     assert top["function"] == "spin" and top["location"].startswith(program("latency.py") + ":")
-    assert top["share"] >= 0.8 and top["group"] == "cpu-*" and sorted(top["threads"]) == ["cpu-0", "cpu-1"]
+    assert top["group"] == "cpu-*" and sorted(top["threads"]) == ["cpu-0", "cpu-1"]
+    # spin's loop lets the GIL go at either of its lines, or inside the
+    # stop.is_set() it calls (threading.py: one location per release is
+    # recorded, the innermost): all of it is "while spin ran in cpu-*".
+    spin = sum(
+        c["share"]
+        for c in f[0]["culprits"]
+        if c["group"] == "cpu-*" and (c["function"] == "spin" or c["location"].startswith(os.path.dirname(threading.__file__)))
+    )
+    assert spin >= 0.8, f[0]["culprits"]
     lower = any("setswitchinterval(0.001)" in a for a in f[0]["advice"])
     assert lower == (interval is None), f[0]["advice"]
     assert not any(a.lower().startswith("or ") for a in f[0]["advice"])
