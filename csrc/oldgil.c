@@ -323,31 +323,4 @@ int gt_locate_gil(gt_gil *out, char *err, size_t errlen)
 }
 
 /* No code locations on 2.7 (its frames are not read): location 0. */
-int gt_code_stack(const void **codes, int *offsets, int max)
-{
-    (void)codes;
-    (void)offsets;
-    (void)max;
-    return 0;
-}
-void gt_code_identity(const void *code, const void **f, const void **n, int *l)
-{
-    (void)code;
-    *f = *n = NULL;
-    *l = 0;
-}
-void gt_describe_code(const void *c, int o, char *f, size_t fc, char *n, size_t nc, int *l)
-{
-    (void)c;
-    (void)o;
-    (void)fc;
-    (void)nc;
-    f[0] = n[0] = '\0';
-    *l = 0;
-}
-void gt_code_file(const void *c, char *f, size_t fc)
-{
-    (void)c;
-    (void)fc;
-    f[0] = '\0';
-}
+#include "no_locations.h"
