@@ -16,26 +16,12 @@ import numpy as np
 import pytest
 
 from giltrace import fileformat, layout
+
+from ..compat.pythons import python27
 from giltrace.model import load
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 STARTER = os.path.join(REPO, "giltrace", "oldgil.py")
-
-
-def python27() -> "str | None":
-    """pyenv's 2.7.18, else a python2.7 on PATH that really is 2.7 (a pyenv shim may not run)."""
-    root = os.path.expanduser(os.environ.get("PYENV_ROOT", "~/.pyenv"))
-    for path in (os.path.join(root, "versions", "2.7.18", "bin", "python"), shutil.which("python2.7")):
-        if path and os.path.exists(path):
-            try:
-                out = subprocess.run(
-                    [path, "-c", "import sys; print(sys.version_info[:2] == (2, 7))"], capture_output=True, text=True, timeout=30
-                )
-            except OSError:
-                continue
-            if out.stdout.strip() == "True":
-                return path
-    return None
 
 
 @pytest.fixture(scope="module")
