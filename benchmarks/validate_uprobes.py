@@ -223,6 +223,22 @@ def compare_thread(truth: "list", mine: "np.ndarray", contended: "np.ndarray", s
     return out
 
 
+def workload_script(source: str, name: str) -> "tuple[str, str]":
+    """A temporary directory holding the workload script: (directory, script)."""
+    tmp = tempfile.mkdtemp()
+    script = os.path.join(tmp, name)
+    with open(script, "w") as f:
+        f.write(source)
+    return tmp, script
+
+
+def perf_record(data: str, events: "list[str]", command: "list[str]", buffer_pages: "int | None" = None, env=None) -> None:
+    """perf record of `events` around `command`, on CLOCK_MONOTONIC (giltrace's clock)."""
+    pages = ["-m", str(buffer_pages)] if buffer_pages else []
+    probes = [arg for event in events for arg in ("-e", event)]
+    subprocess.run(["perf", "record", "-q"] + pages + ["-k", "CLOCK_MONOTONIC", "-o", data] + probes + command, check=True, env=env)
+
+
 def function_offset(lib: str, name: str) -> int:
     out = subprocess.run(["nm", "-D", "--defined-only", lib], capture_output=True, text=True, check=True).stdout
     for line in out.splitlines():
@@ -268,40 +284,17 @@ def main27(py27: str, scenarios: "list[str]", seconds: float) -> int:
         ],
         check=True,
     )
-    tmp = tempfile.mkdtemp()
-    script = os.path.join(tmp, "w27.py")
-    with open(script, "w") as f:
-        f.write(WORKLOAD27 % {"repo": repo})
+    tmp, script = workload_script(WORKLOAD27 % {"repo": repo}, "w27.py")
     failed = 0
     try:
         for sc in scenarios:
             gtr, data = os.path.join(tmp, sc + ".gtr"), os.path.join(tmp, sc + ".data")
             # 2.7 makes ~10^5 probed takes per second per thread: big buffers, and say if perf lost any
-            subprocess.run(
-                [
-                    "perf",
-                    "record",
-                    "-q",
-                    "-m",
-                    "16384",
-                    "-k",
-                    "CLOCK_MONOTONIC",
-                    "-o",
-                    data,
-                    "-e",
-                    "probe_gt27:gil_acq",
-                    "-e",
-                    "probe_gt27:gil_acq__return",
-                    "-e",
-                    "sched:sched_switch",
-                    py27,
-                    script,
-                    sc,
-                    str(seconds),
-                    gtr,
-                    lib,
-                ],
-                check=True,
+            perf_record(
+                data,
+                ["probe_gt27:gil_acq", "probe_gt27:gil_acq__return", "sched:sched_switch"],
+                [py27, script, sc, str(seconds), gtr, lib],
+                buffer_pages=16384,
             )
             stats = subprocess.run(["perf", "report", "-i", data, "--stats"], capture_output=True, text=True).stdout
             perf_lost = sum(
@@ -420,34 +413,15 @@ def _main(args: argparse.Namespace) -> int:
     subprocess.run(["perf", "probe", "-q", "-x", lib, "--add", "take_gil", "--add", "take_gil%return"], check=True)
     group = "probe_" + os.path.basename(lib).split(".")[0].replace("-", "_")  # perf cuts at the first dot
     scenarios = ["cpu", "io", "mixed", "cext"] if args.scenario == "all" else args.scenario.split(",")
-    tmp = tempfile.mkdtemp()
-    script = os.path.join(tmp, "w.py")
-    with open(script, "w") as f:
-        f.write(WORKLOAD)
+    tmp, script = workload_script(WORKLOAD, "w.py")
     worst = 0.0
     try:
         for sc in scenarios:
             gtr, data = os.path.join(tmp, sc + ".gtr"), os.path.join(tmp, sc + ".data")
-            subprocess.run(
-                [
-                    "perf",
-                    "record",
-                    "-q",
-                    "-k",
-                    "CLOCK_MONOTONIC",
-                    "-o",
-                    data,
-                    "-e",
-                    group + ":take_gil",
-                    "-e",
-                    group + ":take_gil__return",
-                    sys.executable,
-                    script,
-                    sc,
-                    str(args.seconds),
-                    gtr,
-                ],
-                check=True,
+            perf_record(
+                data,
+                [group + ":take_gil", group + ":take_gil__return"],
+                [sys.executable, script, sc, str(args.seconds), gtr],
                 env=dict(os.environ, PYTHONPATH=os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
             )
             out = subprocess.run(
