@@ -174,6 +174,13 @@ def busiest_in_window(trace, tids: List[int], window: Window, limit: int = MAX_L
     return [t for t in alive if t in keep]
 
 
+def _rectangles(x0: np.ndarray, x1: np.ndarray, y: np.ndarray, half: float) -> np.ndarray:
+    """Corners of rectangles [x0, x1] x [y - half, y + half], as PolyCollection takes them."""
+    x0, x1, y = np.asarray(x0, dtype=float), np.asarray(x1, dtype=float), np.asarray(y, dtype=float)
+    corners = [(x0, y - half), (x0, y + half), (x1, y + half), (x1, y - half)]
+    return np.stack([np.column_stack(c) for c in corners], axis=1)
+
+
 def plot_timeline(
     trace,
     ax=None,
@@ -222,15 +229,7 @@ def plot_timeline(
             continue
         x0, x1 = x(r["start_ns"]), x(r["end_ns"])
         y = np.array([y_of[t] for t in r["tid"]], dtype=float)
-        verts = np.stack(
-            [
-                np.column_stack([x0, y - height / 2]),
-                np.column_stack([x0, y + height / 2]),
-                np.column_stack([x1, y + height / 2]),
-                np.column_stack([x1, y - height / 2]),
-            ],
-            axis=1,
-        )
+        verts = _rectangles(x0, x1, y, height / 2)
         ax.add_collection(PolyCollection(verts, facecolors=STATE_COLORS[state], edgecolors="none", linewidths=0))
 
     # CPU state (cpu_state traces): hatched where a thread held the GIL without
@@ -244,15 +243,7 @@ def plot_timeline(
                 continue
             x0, x1 = x(o["start_ns"].clip(lower=window.start_ns)), x(o["end_ns"].clip(upper=window.end_ns))
             y = np.array([y_of[t] for t in o["tid"]], dtype=float)
-            verts = np.stack(
-                [
-                    np.column_stack([x0, y - height / 2]),
-                    np.column_stack([x0, y + height / 2]),
-                    np.column_stack([x1, y + height / 2]),
-                    np.column_stack([x1, y - height / 2]),
-                ],
-                axis=1,
-            )
+            verts = _rectangles(x0, x1, y, height / 2)
             ax.add_collection(PolyCollection(verts, facecolors="none", edgecolors="#222222", hatch=hatch, linewidths=0))
 
     # The holder strip above the lanes: one colour per thread, white = nobody holds it.
@@ -260,15 +251,7 @@ def plot_timeline(
     holder_color = {tid: HOLDER_PALETTE[i % len(HOLDER_PALETTE)] for i, tid in enumerate(tids)}
     if not strip.empty:
         x0, x1 = x(strip["start_ns"]), x(strip["end_ns"])
-        verts = np.stack(
-            [
-                np.column_stack([x0, np.full(len(x0), strip_y - 0.35)]),
-                np.column_stack([x0, np.full(len(x0), strip_y + 0.35)]),
-                np.column_stack([x1, np.full(len(x0), strip_y + 0.35)]),
-                np.column_stack([x1, np.full(len(x0), strip_y - 0.35)]),
-            ],
-            axis=1,
-        )
+        verts = _rectangles(x0, x1, np.full(len(x0), strip_y), 0.35)
         colors = [holder_color.get(t, "#999999") for t in strip["tid"]]
         ax.add_collection(PolyCollection(verts, facecolors=colors, edgecolors="none"))
     ax.add_patch(plt.Rectangle((x(window.start_ns), strip_y - 0.35), span_ns / scale, 0.7, fill=False, edgecolor="#666666", linewidth=0.5))
