@@ -18,21 +18,28 @@ from .helpers import diagnosis, free_port, line_of, problems, program, trace_sta
 pytestmark = pytest.mark.usefixtures("native")
 
 
-def test_http_server_with_a_slow_endpoint_part_of_the_time(tmp_path):
-    """Expected: one episode, bracketing the client's storm; in it the request
-    threads (one group) are convoyed, >= 80 % of their waiting while
-    render_report ran in the request threads; the calm before it has no problem."""
+def storm_run(tmp_path, script: str):
+    """Run a storm server under giltrace with its client: (trace path, the
+    client's storm window in seconds since the trace start, the diagnosis);
+    skips if the machine formed no storm."""
     import json
 
-    path = traced(tmp_path, "storm_http.py", str(tmp_path / "client.json"), "--calm", "1.2", "--storm", "2.0")
+    path = traced(tmp_path, script, str(tmp_path / "client.json"), "--calm", "1.2", "--storm", "2.0")
     client = json.load(open(tmp_path / "client.json"))
     if client["fast_storm_p50_ms"] < 5 * client["fast_calm_p50_ms"]:
         pytest.skip(
             "no storm formed (fast requests p50 %.2f ms calm, %.2f ms storm)" % (client["fast_calm_p50_ms"], client["fast_storm_p50_ms"])
         )
     t0 = trace_start_ns(path)
-    storm = ((client["storm_start_ns"] - t0) / 1e9, (client["storm_end_ns"] - t0) / 1e9)
-    d = diagnosis(path)
+    return path, ((client["storm_start_ns"] - t0) / 1e9, (client["storm_end_ns"] - t0) / 1e9), diagnosis(path)
+
+
+def test_http_server_with_a_slow_endpoint_part_of_the_time(tmp_path):
+    """Expected: one episode, bracketing the client's storm; in it the request
+    threads (one group) are convoyed, >= 80 % of their waiting while
+    render_report ran in the request threads; the calm before it has no problem."""
+
+    path, storm, d = storm_run(tmp_path, "storm_http.py")
     assert d["episodes"], d["findings"]
     worst = max(d["episodes"], key=lambda e: e["waiting_s"])
     assert abs(worst["window_s"][0] - storm[0]) <= 0.4 and abs(worst["window_s"][1] - storm[1]) <= 0.4, (worst["window_s"], storm)
@@ -56,18 +63,9 @@ def test_cheroot_worker_pool_during_a_storm(tmp_path):
     requests alike; one episode brackets the client's storm, in which the
     worker group waits (convoy or serialised pool), >= 80 % of it while
     render_report ran in those same 4 workers."""
-    import json
 
     pytest.importorskip("cheroot")
-    path = traced(tmp_path, "storm_cheroot.py", str(tmp_path / "client.json"), "--calm", "1.2", "--storm", "2.0")
-    client = json.load(open(tmp_path / "client.json"))
-    if client["fast_storm_p50_ms"] < 5 * client["fast_calm_p50_ms"]:
-        pytest.skip(
-            "no storm formed (fast requests p50 %.2f ms calm, %.2f ms storm)" % (client["fast_calm_p50_ms"], client["fast_storm_p50_ms"])
-        )
-    t0 = trace_start_ns(path)
-    storm = ((client["storm_start_ns"] - t0) / 1e9, (client["storm_end_ns"] - t0) / 1e9)
-    d = diagnosis(path)
+    path, storm, d = storm_run(tmp_path, "storm_cheroot.py")
     worst = max(d["episodes"], key=lambda e: e["waiting_s"])
     assert abs(worst["window_s"][0] - storm[0]) <= 0.4 and abs(worst["window_s"][1] - storm[1]) <= 0.4, (worst["window_s"], storm)
     workers = [f for f in problems(d) if f["group"] == "CP Server Thread-*" and f["window_s"] == worst["window_s"]]
