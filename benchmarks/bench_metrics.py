@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import os
 import statistics
 import sys
@@ -28,7 +27,7 @@ sys.path.insert(0, os.path.dirname(HERE))
 sys.path.insert(0, HERE)
 
 import giltrace  # noqa: E402
-from bench_overhead import cpu_threads, host, pingpong, roundtrip  # noqa: E402
+from bench_overhead import cpu_threads, host, pingpong, report, roundtrip  # noqa: E402
 
 TMP = tempfile.mkdtemp(prefix="giltrace-bench-metrics-")
 
@@ -151,12 +150,7 @@ def main() -> int:
         res["%s_pingpong_overhead_pct" % name] = 100 * (ratio(base, tr) - 1)
     if "gilknocker_1ms" in contexts:
         res.update(contention_run(1.0 if q else 3.0))
-    width = max(map(len, res))
-    for k, v in res.items():
-        print("%-*s %10.3f" % (width, k, v))
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump({"host": about, **res}, f, indent=2)
+    report(res, about, args.json)
     return 0
 
 

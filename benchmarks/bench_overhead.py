@@ -239,13 +239,18 @@ def main() -> int:
     base, tr = paired(sampler_busy_cost(1.0 if q else 3.0, waiter=True), 2 if q else 4)
     res["sampler_contended_core_pct"] = 100 * (statistics.median(tr) - statistics.median(base))
 
+    report(res, about, args.json)
+    return 0
+
+
+def report(res: dict, about: dict, json_path: "str | None") -> None:
+    """Print the figures one per line; with ``json_path``, also write them and the host there."""
     width = max(map(len, res))
     for k, v in res.items():
         print("%-*s %12.3f" % (width, k, v) if isinstance(v, float) else "%-*s %12d" % (width, k, v))
-    if args.json:
-        with open(args.json, "w") as f:
+    if json_path:
+        with open(json_path, "w") as f:
             json.dump({"host": about, **res}, f, indent=2)
-    return 0
 
 
 if __name__ == "__main__":
