@@ -202,8 +202,10 @@ static inline void gt_metrics_on_acquire(gt_thread *t, uint64_t began, uint64_t 
 static inline void gt_metrics_on_release(gt_thread *t, uint64_t now)
 {
     gt_metrics_thread *m = gt_metrics_of(t);
-    gt_rec.last_releaser = t->tid;
-    if (!m || !t->hold_tick)
+    if (!m)
+        return;                    /* a trace alone: nothing of this on its hot path */
+    gt_rec.last_releaser = t->tid; /* for a wait alert: who held it last */
+    if (!t->hold_tick)
         return;
     uint64_t held = now - t->hold_tick;
     m->hold_ticks += held;
