@@ -28,6 +28,7 @@ import shutil
 import subprocess
 import sys
 import sysconfig
+import re
 import tempfile
 import textwrap
 from typing import TYPE_CHECKING
@@ -37,7 +38,6 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 if TYPE_CHECKING:
     import numpy as np
-import giltrace  # noqa: E402
 
 WORKLOAD = textwrap.dedent(
     """
@@ -76,27 +76,181 @@ def libpython() -> str:
     return os.path.join(libdir, name)
 
 
-def ground_truth(perf_script: str, start_ns: int, stop_ns: int):
-    entry = {}
-    wait = collections.Counter()
-    acquires = collections.Counter()
-    floor = {}  # shortest take_gil seen per thread: the probes' own cost (a real uncontended take is ~0.1 us)
+def probe_takes(perf_script: str, entry_event: str, start_ns: int, stop_ns: int, lock: "int | None" = None) -> "dict[int, list]":
+    """Per thread, in order: (entry, return) of each probed take inside the window.
+
+    `entry_event` is the probe's name (``take_gil``, ``gil_acq``); its return
+    probe is ``<name>__return``.  With `lock`, only entries whose ``lock``
+    argument is that address count (2.7's PyThread_acquire_lock serves every
+    lock, the GIL's is one of them)."""
+    entry: "dict[int, int]" = {}
+    takes: "dict[int, list]" = collections.defaultdict(list)
     for line in perf_script.splitlines():
         parts = line.split()
         if len(parts) < 3:
             continue
-        tid = int(parts[0])
-        t = int(round(float(parts[1].rstrip(":")) * 1e9))
         ev = parts[2]
-        if ev.endswith("take_gil:"):
-            entry[tid] = t
-        elif ev.endswith("take_gil__return:") and tid in entry:
-            t0 = entry.pop(tid)
-            if t0 >= start_ns and t <= stop_ns:
-                wait[tid] += t - t0
-                acquires[tid] += 1
-                floor[tid] = min(floor.get(tid, t - t0), t - t0)
-    return wait, acquires, floor
+        if ev.endswith(entry_event + ":"):
+            if lock is not None:
+                args = dict(p.split("=", 1) for p in parts[3:] if "=" in p)
+                if int(args.get("lock", "0"), 16) != lock:
+                    continue
+            entry[int(parts[0])] = int(round(float(parts[1].rstrip(":")) * 1e9))
+        elif ev.endswith(entry_event + "__return:"):
+            tid = int(parts[0])
+            if tid in entry:
+                t0, t1 = entry.pop(tid), int(round(float(parts[1].rstrip(":")) * 1e9))
+                if t0 >= start_ns and t1 <= stop_ns:
+                    takes[tid].append((t0, t1))
+    return takes
+
+
+_SWITCH = re.compile(r"prev_pid=(\d+).*next_pid=(\d+)")
+
+
+def offcpu_intervals(perf_script: str) -> "dict[int, np.ndarray]":
+    """Per thread, the (out, in) times of every stretch it spent switched out.
+
+    From system-wide ``sched:sched_switch`` (recorded with ``-a``: a thread is
+    switched back in by whatever ran before it, often another process)."""
+    import numpy as np
+
+    out_at: "dict[int, int]" = {}
+    spans: "dict[int, list]" = collections.defaultdict(list)
+    for line in perf_script.splitlines():
+        if "sched_switch:" not in line:
+            continue
+        m = _SWITCH.search(line)
+        if not m:
+            continue
+        t = int(round(float(line.split()[1].rstrip(":")) * 1e9))
+        prev, nxt = int(m.group(1)), int(m.group(2))
+        if prev:
+            out_at[prev] = t
+        if nxt and nxt in out_at:
+            spans[nxt].append((out_at.pop(nxt), t))
+    return {tid: np.array(sorted(v), dtype=np.int64).reshape(-1, 2) for tid, v in spans.items()}
+
+
+def offcpu_between(spans: "np.ndarray", lo: "np.ndarray", hi: "np.ndarray") -> "np.ndarray":
+    """Switched-out time of one thread inside each window [lo, hi]."""
+    import numpy as np
+
+    if not len(spans):
+        return np.zeros(len(lo), dtype=np.int64)
+    outs, dur = spans[:, 0], spans[:, 1] - spans[:, 0]
+    before = np.concatenate(([0], np.cumsum(dur)))  # switched-out time before stretch k
+
+    def until(x: "np.ndarray") -> "np.ndarray":  # switched-out time before x
+        k = np.searchsorted(outs, x, side="right") - 1
+        kk = k.clip(0)
+        return np.where(k >= 0, before[kk] + np.clip(x - outs[kk], 0, dur[kk]), 0)
+
+    return until(hi) - until(lo)
+
+
+def compare_takes(
+    truth: "list", starts: "np.ndarray", ends: "np.ndarray", contended: "np.ndarray", spans: "np.ndarray"
+) -> "dict[str, float]":
+    """One thread's takes, giltrace's (start, end) against the probes' (entry, return), matched in order.
+
+    The probes' window holds giltrace's and more (docs/how-it-works.md, "What
+    a probe on take_gil measures"); per take the difference is split into
+    - time the thread was switched out before giltrace's start: on a busy
+      machine, a thread preempted on its way back from the entry probe's
+      breakpoint trap (the return to user mode is where a pending reschedule
+      happens), before take_gil asked for anything;
+    - time switched out after giltrace's end: preempted after it owned the GIL;
+    - the rest: the traps' own CPU cost, estimated as its mean over the takes
+      that did not block and taken off every take.
+    `residual` is what is left between giltrace and the probes after that."""
+    import numpy as np
+
+    t0 = np.array([a for a, _ in truth], dtype=np.int64)
+    t1 = np.array([b for _, b in truth], dtype=np.int64)
+    out = {"acq": len(starts), "truth_acq": len(t0), "ours_ms": float((ends - starts).sum()) / 1e6}
+    out["truth_ms"] = float((t1 - t0).sum()) / 1e6
+    if len(t0) != len(starts) or not len(t0):
+        return dict(
+            out,
+            ok=False,
+            trap_off_ms=np.nan,
+            held_off_ms=np.nan,
+            cost_us=np.nan,
+            corrected_ms=np.nan,
+            residual_ms=np.nan,
+            inside_pct=np.nan,
+        )
+    pre = offcpu_between(spans, t0, np.maximum(starts, t0))
+    post = offcpu_between(spans, np.minimum(ends, t1), t1)
+    on_cpu_excess = (t1 - t0) - (ends - starts) - pre - post
+    free = ~contended
+    cost = float(on_cpu_excess[free].mean()) if free.any() else float(np.median(on_cpu_excess))
+    corrected = out["truth_ms"] - (pre.sum() + post.sum() + cost * len(t0)) / 1e6
+    residual = out["ours_ms"] - corrected
+    out.update(
+        trap_off_ms=float(pre.sum()) / 1e6,
+        held_off_ms=float(post.sum()) / 1e6,
+        cost_us=cost / 1e3,
+        corrected_ms=corrected,
+        residual_ms=residual,
+        inside_pct=100.0 * float(((t0 <= starts) & (ends <= t1)).mean()),
+        ok=abs(residual) <= max(0.02 * corrected, 0.5),
+    )
+    return out
+
+
+COLUMNS = "%-12s %8s %8s %10s %10s %8s %9s %9s %8s %10s %9s %8s %7s"
+HEADER = COLUMNS % (
+    "thread",
+    "acq",
+    "probe acq",
+    "probe ms",
+    "ours ms",
+    "raw %",
+    "trap off",
+    "held off",
+    "cost us",
+    "corr ms",
+    "resid ms",
+    "resid %",
+    "inside",
+)
+
+
+def print_row(name: str, c: "dict[str, float]") -> None:
+    raw = 100 * (c["ours_ms"] - c["truth_ms"]) / c["truth_ms"] if c["truth_ms"] else 0.0
+    rel = 100 * c["residual_ms"] / c["corrected_ms"] if c["corrected_ms"] else 0.0
+    print(
+        "%-12s %8d %8d %10.3f %10.3f %8.2f %9.3f %9.3f %8.2f %10.3f %9.3f %8.2f %7.2f %s"
+        % (
+            name,
+            c["acq"],
+            c["truth_acq"],
+            c["truth_ms"],
+            c["ours_ms"],
+            raw,
+            c["trap_off_ms"],
+            c["held_off_ms"],
+            c["cost_us"],
+            c["corrected_ms"],
+            c["residual_ms"],
+            rel,
+            c["inside_pct"],
+            "" if c["ok"] else "  <-- off",
+        )
+    )
+
+
+def print_legend() -> None:
+    print(
+        "\nacq / probe acq: takes seen by giltrace and by the probes (matched one to one, in order); "
+        "raw %: giltrace against the probes' total; trap off: the thread switched out between the entry "
+        "probe and giltrace's start (preempted on the way back from the probe's trap); held off: switched "
+        "out after giltrace's end (after it owned the GIL); cost us: the traps' mean CPU cost per take, "
+        "over takes that did not block; corr ms: probes less those three; resid: giltrace - corr "
+        "(pass: within 2 % or 0.5 ms); inside: % of takes whose giltrace window lies inside the probes'."
+    )
 
 
 WORKLOAD27 = textwrap.dedent(
@@ -127,102 +281,6 @@ WORKLOAD27 = textwrap.dedent(
 )
 
 
-def switches_out(perf_script: str) -> "dict[int, list]":
-    """Per thread, the times the scheduler switched it out (sched:sched_switch)."""
-    out = collections.defaultdict(list)
-    for line in perf_script.splitlines():
-        parts = line.split()
-        if len(parts) >= 3 and parts[2].endswith("sched_switch:"):
-            out[int(parts[0])].append(int(round(float(parts[1].rstrip(":")) * 1e9)))
-    return out
-
-
-def ground_truth27(perf_script: str, lock: int, start_ns: int, stop_ns: int) -> "dict[int, list]":
-    """Per thread, in order: (entry, return) of each PyThread_acquire_lock on the GIL inside the window."""
-    entry = {}
-    takes = collections.defaultdict(list)
-    for line in perf_script.splitlines():
-        parts = line.split()
-        if len(parts) < 3:
-            continue
-        tid, t, ev = int(parts[0]), int(round(float(parts[1].rstrip(":")) * 1e9)), parts[2]
-        if ev.endswith("gil_acq:"):
-            args = dict(p.split("=", 1) for p in parts[3:] if "=" in p)
-            if int(args.get("lock", "0"), 16) == lock:
-                entry[tid] = t
-        elif ev.endswith("gil_acq__return:") and tid in entry:
-            t0 = entry.pop(tid)
-            if t0 >= start_ns and t <= stop_ns:
-                takes[tid].append((t0, t))
-    return takes
-
-
-def compare_thread(truth: "list", mine: "np.ndarray", contended: "np.ndarray", switched_out: "list" = ()) -> "dict[str, float]":
-    """Our takes against the probes' for one thread, matched one to one in order.
-
-    Each uprobe hit costs microseconds, part of them inside the probed call:
-    at 2.7's ~10^5 takes per second that bias dwarfs the waits themselves, so
-    it is estimated per thread as the median (probe - ours) difference over
-    the takes that did not block, and taken off every take of the probes."""
-    import numpy as np
-
-    span = np.array([b - a for a, b in truth], dtype=np.int64)
-    out = {"truth_ms": span.sum() / 1e6, "ours_ms": mine["arg"].sum() / 1e6, "truth_acq": len(span), "acq": len(mine)}
-    if len(span) != len(mine) or not len(span):
-        out.update(
-            cost_us=float("nan"),
-            corrected_ms=float("nan"),
-            block_truth_ms=float("nan"),
-            block_ours_ms=float("nan"),
-            block_n=0,
-            block_excess_us=float("nan"),
-            inside_pct=float("nan"),
-            far_n=0,
-            far_ms=float("nan"),
-            rest_diff_ms=float("nan"),
-            far_switched_pct=float("nan"),
-        )
-        return out
-    diff = span - mine["arg"].astype(np.int64)
-    free = ~contended
-    cost = float(np.median(diff[free])) if free.any() else float(np.median(diff))
-    out["cost_us"] = cost / 1e3
-    out["corrected_ms"] = (span - cost).clip(min=0).sum() / 1e6
-    out["block_truth_ms"] = (span[contended] - cost).clip(min=0).sum() / 1e6  # the blocking takes alone
-    out["block_ours_ms"] = mine["arg"][contended].sum() / 1e6
-    out["block_n"] = int(contended.sum())
-    # takes whose probe window exceeds ours by over 20 us (10x a trap): the
-    # thread lost its CPU inside the probes' part, outside any stamp of ours
-    excess = diff - cost
-    far = excess > 20_000
-    out["far_n"] = int(far.sum())
-    out["far_ms"] = float(excess[far].sum()) / 1e6
-    out["rest_diff_ms"] = out["ours_ms"] - (out["corrected_ms"] - out["far_ms"])
-    # Of those, how many had the thread switched out inside the probes' window but outside ours
-    sw = np.array(sorted(switched_out), dtype=np.int64)
-    ends = mine["time_ns"].astype(np.int64)
-    t0s = np.array([a for a, _ in truth], dtype=np.int64)
-    t1s = np.array([b for _, b in truth], dtype=np.int64)
-    starts_ = ends - mine["arg"].astype(np.int64)
-
-    def any_between(lo: "np.ndarray", hi: "np.ndarray") -> "np.ndarray":
-        return np.searchsorted(sw, hi, side="left") > np.searchsorted(sw, lo, side="left")
-
-    outside = any_between(t0s, starts_) | any_between(ends + 1, t1s)
-    out["far_switched_pct"] = 100.0 * float(outside[far].mean()) if far.any() else float("nan")
-    # what the probes see beyond ours on a blocking take, past their usual cost: their cost after a wake-up
-    out["block_excess_us"] = float(np.median(diff[contended] - cost)) / 1e3 if contended.any() else 0.0
-    starts = mine["time_ns"].astype(np.int64) - mine["arg"].astype(np.int64)
-    t0 = np.array([a for a, _ in truth], dtype=np.int64)
-    t1 = np.array([b for _, b in truth], dtype=np.int64)
-    out["inside_pct"] = 100.0 * float(((t0 <= starts) & (mine["time_ns"].astype(np.int64) <= t1)).mean())  # ours within theirs
-    out["start_offset_us"] = (
-        float(np.median(mine["time_ns"].astype(np.int64) - mine["arg"].astype(np.int64) - np.array([a for a, _ in truth], dtype=np.int64)))
-        / 1e3
-    )
-    return out
-
-
 def workload_script(source: str, name: str) -> "tuple[str, str]":
     """A temporary directory holding the workload script: (directory, script)."""
     tmp = tempfile.mkdtemp()
@@ -232,11 +290,60 @@ def workload_script(source: str, name: str) -> "tuple[str, str]":
     return tmp, script
 
 
-def perf_record(data: str, events: "list[str]", command: "list[str]", buffer_pages: "int | None" = None, env=None) -> None:
-    """perf record of `events` around `command`, on CLOCK_MONOTONIC (giltrace's clock)."""
-    pages = ["-m", str(buffer_pages)] if buffer_pages else []
+def perf_record(data: str, events: "list[str]", command: "list[str]", env=None) -> int:
+    """perf record of `events`, system-wide (the scheduler's switches back in
+    come from other processes too), around `command`, on CLOCK_MONOTONIC
+    (giltrace's clock).  Big buffers: 2.7 makes ~10^5 probed takes per second
+    per thread.  Returns the number of records perf lost (check it first)."""
     probes = [arg for event in events for arg in ("-e", event)]
-    subprocess.run(["perf", "record", "-q"] + pages + ["-k", "CLOCK_MONOTONIC", "-o", data] + probes + command, check=True, env=env)
+    subprocess.run(
+        ["perf", "record", "-q", "-a", "-m", "16384", "-k", "CLOCK_MONOTONIC", "-o", data] + probes + command, check=True, env=env
+    )
+    stats = subprocess.run(["perf", "report", "-i", data, "--stats"], capture_output=True, text=True).stdout
+    return sum(
+        int(line.split()[-1])
+        for line in stats.splitlines()
+        if line.strip().startswith(("LOST events", "LOST_SAMPLES events")) and line.split()[-1].isdigit()
+    )
+
+
+def check_run(data: str, gtr: str, entry_event: str, title: str, perf_lost: int, lock_from_header: "str | None" = None) -> int:
+    """Compare one recorded run, thread by thread; returns the number of threads off."""
+    import numpy as np
+
+    from giltrace import fileformat, layout
+
+    script = subprocess.run(
+        ["perf", "script", "-i", data, "--ns", "-F", "tid,time,event,trace"], capture_output=True, text=True, check=True
+    ).stdout
+    raw = fileformat.read(gtr)
+    start, stop = int(raw.footer["start_ns"]), int(raw.footer["stop_ns"])
+    lock = int(raw.header[lock_from_header]) if lock_from_header else None
+    truth = probe_takes(script, entry_event, start, stop, lock)
+    spans = offcpu_intervals(script)
+    ev = raw.events
+    acq = ev[(ev["kind"] == layout.EV_ACQUIRE) & ((ev["flags"] & layout.FLAG_WAIT_UNKNOWN) == 0)]
+    acq = acq[(acq["time_ns"] - acq["arg"] >= start) & (acq["time_ns"] <= stop)]
+    names = {r["tid"]: r["name"] for r in raw.threads}
+    print(
+        "\n== %s: %.2f s, %d events, %d lost; perf lost %d records; load average %s"
+        % (title, (stop - start) / 1e9, len(ev), raw.footer["events_lost"], perf_lost, " ".join(open("/proc/loadavg").read().split()[:3]))
+    )
+    print(HEADER)
+    off = 0
+    for tid in sorted(set(truth) | set(int(t) for t in np.unique(acq["tid"]))):
+        mine = acq[acq["tid"] == tid]
+        ends = mine["time_ns"].astype(np.int64)
+        c = compare_takes(
+            truth.get(tid, []),
+            ends - mine["arg"].astype(np.int64),
+            ends,
+            (mine["flags"] & layout.FLAG_CONTENDED) != 0,
+            spans.get(tid, np.zeros((0, 2), dtype=np.int64)),
+        )
+        off += not c["ok"]
+        print_row(str(names.get(tid, tid)), c)
+    return off
 
 
 def function_offset(lib: str, name: str) -> int:
@@ -250,132 +357,33 @@ def function_offset(lib: str, name: str) -> int:
 
 def main27(py27: str, scenarios: "list[str]", seconds: float) -> int:
     """The old GIL's check: perf uprobes on PyThread_acquire_lock against giltrace's events."""
-    import numpy as np
-
-    from giltrace import _build_oldgil, fileformat, layout
+    from giltrace import _build_oldgil
 
     repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     lib = _build_oldgil.library_path()
-    libpy = subprocess.run(
-        [
-            py27,
-            "-c",
-            "import sysconfig, os; print(os.path.join(sysconfig.get_config_var('LIBDIR'), sysconfig.get_config_var('INSTSONAME')))",
-        ],
-        capture_output=True,
-        text=True,
-    ).stdout.strip()
+    code = "import sysconfig, os; print(os.path.join(sysconfig.get_config_var('LIBDIR'), sysconfig.get_config_var('INSTSONAME')))"
+    libpy = subprocess.run([py27, "-c", code], capture_output=True, text=True).stdout.strip()
     if not os.path.exists(libpy):
         libpy = os.path.realpath(py27)  # a static libpython: the probes go on the executable
     # By address: the name alone would also put a return probe on the PLT stub.
     addr = function_offset(libpy, "PyThread_acquire_lock")
     subprocess.run(["perf", "probe", "-q", "--del", "probe_gt27:*"], capture_output=True)
-    subprocess.run(
-        [
-            "perf",
-            "probe",
-            "-q",
-            "-x",
-            libpy,
-            "--add",
-            "probe_gt27:gil_acq=0x%x lock=%%di:x64" % addr,
-            "--add",
-            "probe_gt27:gil_acq=0x%x%%return" % addr,
-        ],
-        check=True,
-    )
+    add = ["--add", "probe_gt27:gil_acq=0x%x lock=%%di:x64" % addr, "--add", "probe_gt27:gil_acq=0x%x%%return" % addr]
+    subprocess.run(["perf", "probe", "-q", "-x", libpy] + add, check=True)
     tmp, script = workload_script(WORKLOAD27 % {"repo": repo}, "w27.py")
-    failed = 0
+    off = 0
     try:
         for sc in scenarios:
             gtr, data = os.path.join(tmp, sc + ".gtr"), os.path.join(tmp, sc + ".data")
-            # 2.7 makes ~10^5 probed takes per second per thread: big buffers, and say if perf lost any
-            perf_record(
-                data,
-                ["probe_gt27:gil_acq", "probe_gt27:gil_acq__return", "sched:sched_switch"],
-                [py27, script, sc, str(seconds), gtr, lib],
-                buffer_pages=16384,
+            lost = perf_record(
+                data, ["probe_gt27:gil_acq", "probe_gt27:gil_acq__return", "sched:sched_switch"], [py27, script, sc, str(seconds), gtr, lib]
             )
-            stats = subprocess.run(["perf", "report", "-i", data, "--stats"], capture_output=True, text=True).stdout
-            perf_lost = sum(
-                int(line.split()[-1])
-                for line in stats.splitlines()
-                if line.strip().startswith(("LOST events", "LOST_SAMPLES events")) and line.split()[-1].isdigit()
-            )
-            out = subprocess.run(
-                ["perf", "script", "-i", data, "--ns", "-F", "tid,time,event,trace"], capture_output=True, text=True, check=True
-            ).stdout
-            raw = fileformat.read(gtr)
-            start, stop = int(raw.footer["start_ns"]), int(raw.footer["stop_ns"])
-            truth = ground_truth27(out, int(raw.header["gil_semaphore"]), start, stop)
-            switched = switches_out(out)
-            ev = raw.events
-            acq = ev[(ev["kind"] == layout.EV_ACQUIRE) & ((ev["flags"] & layout.FLAG_WAIT_UNKNOWN) == 0)]
-            acq = acq[(acq["time_ns"] - acq["arg"] >= start) & (acq["time_ns"] <= stop)]
-            names = {r["tid"]: r["name"] for r in raw.threads}
-            print(
-                "\n== 2.7 %s: %.2f s, %d events, %d lost, GIL found by %s; perf lost %d records"
-                % (sc, (stop - start) / 1e9, len(ev), raw.footer["events_lost"], raw.header.get("gil_found_by"), perf_lost)
-            )
-            print(
-                "%-10s %9s %9s %9s %8s %9s %9s %8s %8s %9s %9s %9s %8s %6s %8s %8s %8s %12s"
-                % (
-                    "thread",
-                    "acq",
-                    "probe acq",
-                    "probe ms",
-                    "cost us",
-                    "corr ms",
-                    "ours ms",
-                    "diff ms",
-                    "blocking",
-                    "block pr",
-                    "block ms",
-                    "excess us",
-                    "inside %",
-                    "far n",
-                    "far ms",
-                    "far sw %",
-                    "rest ms",
-                    "same/switch",
-                )
-            )
-            for tid in sorted(set(truth) | set(int(t) for t in np.unique(acq["tid"]))):
-                mine = acq[acq["tid"] == tid]
-                contended = (mine["flags"] & layout.FLAG_CONTENDED) != 0
-                c = compare_thread(truth.get(tid, []), mine, contended, switched.get(tid, []))
-                same = int(((mine["flags"] & layout.FLAG_SAME_HOLDER) != 0).sum())
-                ok = c["truth_acq"] == c["acq"] and abs(c["ours_ms"] - c["corrected_ms"]) <= max(0.02 * c["corrected_ms"], 0.5)
-                failed += not ok
-                print(
-                    "%-10s %9d %9d %9.3f %8.2f %9.3f %9.3f %8.3f %8d %9.3f %9.3f %9.2f %8.2f %6d %8.3f %8.1f %8.3f %6d/%-5d %s"
-                    % (
-                        names.get(tid, tid),
-                        c["acq"],
-                        c["truth_acq"],
-                        c["truth_ms"],
-                        c["cost_us"],
-                        c["corrected_ms"],
-                        c["ours_ms"],
-                        c["ours_ms"] - c["corrected_ms"],
-                        c["block_n"],
-                        c["block_truth_ms"],
-                        c["block_ours_ms"],
-                        c["block_excess_us"],
-                        c["inside_pct"],
-                        c["far_n"],
-                        c["far_ms"],
-                        c["far_switched_pct"],
-                        c["rest_diff_ms"],
-                        same,
-                        len(mine) - same,
-                        "" if ok else "  <-- off",
-                    )
-                )
+            off += check_run(data, gtr, "gil_acq", "2.7 " + sc, lost, lock_from_header="gil_semaphore")
     finally:
         subprocess.run(["perf", "probe", "-q", "--del", "probe_gt27:*"], capture_output=True)
         shutil.rmtree(tmp, ignore_errors=True)
-    return 1 if failed else 0
+    print_legend()
+    return 1 if off else 0
 
 
 def main() -> int:
@@ -389,8 +397,7 @@ def main() -> int:
         default=0,
         metavar="N",
         help="run N CPU-burning processes beside the workload: agreement on a busy machine "
-        "(docs/how-it-works.md, 'CPU state': the probes then also count time a thread spent "
-        "preempted after it already owned the GIL)",
+        "(docs/how-it-works.md, 'What a probe on take_gil measures')",
     )
     args = ap.parse_args()
     burners = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(max(args.load, 0))]
@@ -414,54 +421,23 @@ def _main(args: argparse.Namespace) -> int:
     group = "probe_" + os.path.basename(lib).split(".")[0].replace("-", "_")  # perf cuts at the first dot
     scenarios = ["cpu", "io", "mixed", "cext"] if args.scenario == "all" else args.scenario.split(",")
     tmp, script = workload_script(WORKLOAD, "w.py")
-    worst = 0.0
+    off = 0
+    print("CPython %s (%s), %d CPU burner(s) beside" % (sys.version.split()[0], lib, args.load))
     try:
         for sc in scenarios:
             gtr, data = os.path.join(tmp, sc + ".gtr"), os.path.join(tmp, sc + ".data")
-            perf_record(
+            lost = perf_record(
                 data,
-                [group + ":take_gil", group + ":take_gil__return"],
+                [group + ":take_gil", group + ":take_gil__return", "sched:sched_switch"],
                 [sys.executable, script, sc, str(args.seconds), gtr],
                 env=dict(os.environ, PYTHONPATH=os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
             )
-            out = subprocess.run(
-                ["perf", "script", "-i", data, "--ns", "-F", "tid,time,event"], capture_output=True, text=True, check=True
-            ).stdout
-            t = giltrace.load(gtr)
-            gt_wait, gt_acq, floor = ground_truth(out, t.start_ns, t.stop_ns)
-            th = t.threads()
-            print("\n== %s: %.1f s, %d events, %d lost" % (sc, t.meta["duration_s"], t.meta["events"], t.meta["events_lost"]))
-            print(
-                "%-12s %12s %12s %8s %10s %10s %9s %12s"
-                % ("thread", "truth ms", "giltrace ms", "diff %", "truth acq", "acq", "floor us", "corr diff %")
-            )
-            for tid, row in th.iterrows():
-                truth = gt_wait.get(tid, 0) / 1e6
-                ours = row["wait_s"] * 1e3
-                diff = 100 * (ours - truth) / truth if truth else 0.0
-                ok = abs(ours - truth) <= max(0.02 * truth, 0.5)
-                worst = max(worst, abs(diff) if not ok else 0)
-                # truth less the probes' floor on every acquisition (an estimate of their cost inside take_gil)
-                corrected = truth - gt_acq.get(tid, 0) * floor.get(tid, 0) / 1e6
-                corr = 100 * (ours - corrected) / corrected if corrected > 0 else 0.0
-                print(
-                    "%-12s %12.3f %12.3f %8.2f %10d %10d %9.2f %12.2f %s"
-                    % (
-                        row["name"],
-                        truth,
-                        ours,
-                        diff,
-                        gt_acq.get(tid, 0),
-                        row["acquires"],
-                        floor.get(tid, 0) / 1e3,
-                        corr,
-                        "" if ok and gt_acq.get(tid, 0) == row["acquires"] else "  <-- off",
-                    )
-                )
+            off += check_run(data, gtr, "take_gil", sc, lost)
     finally:
         subprocess.run(["perf", "probe", "-q", "--del", group + ":*"], capture_output=True)
         shutil.rmtree(tmp, ignore_errors=True)
-    return 0
+    print_legend()
+    return 1 if off else 0
 
 
 if __name__ == "__main__":

@@ -180,22 +180,36 @@ void gt_on_mutex_unlock(pthread_mutex_t *m)
     if (!ses || gt_self.gen != ses || !gt_self.acquired)
         return;
     gt_thread *t = &gt_self;
-    uint64_t now = gt_ticks();
     uint8_t flags = t->acquire_flags;
     uint64_t began = t->lock_tick ? t->lock_tick : gt_rec.session_tick;
     t->acquired = 0;
     t->lock_tick = 0;
+    /* The ACQUIRE's slot is written before the stamp: after a hand-off its
+     * cache lines were last written on another CPU, and those misses belong
+     * to the take, not to the hold (how-it-works.md, "What a probe on
+     * take_gil measures"). */
+    uint32_t gen = tracing();
+    gt_event *e = NULL;
+    if (gen) {
+        if (!t->named)
+            gt_record_os_name(t);
+        if (!(e = gt_slot(0)))
+            gt_count_lost(1);
+        else
+            gt_fill(e, GT_EV_ACQUIRE, 0, 0, 0, t->tid, gen);
+    }
+    uint64_t now = gt_ticks();
     if ((flags & GT_FLAG_CONTENDED) && gt_rec.waiters == 0) /* nobody waits any more */
         gt_rec.contended_ticks += now - gt_rec.contention_since;
     gt_metrics_on_acquire(t, began, now, flags);
-    uint32_t gen = tracing();
-    if (gen) {
+    if (e) {
         if (began < gt_rec.start_tick) { /* the take began before the trace */
             began = gt_rec.start_tick;
             flags |= GT_FLAG_WAIT_UNKNOWN;
         }
-        if (!t->named)
-            gt_record_os_name(t);
-        gt_emit(GT_EV_ACQUIRE, flags, now, now > began ? now - began : 0, t->tid, gen);
+        e->flags = flags;
+        e->time_ns = now;
+        e->arg = now > began ? now - began : 0;
+        gt_publish(1);
     }
 }

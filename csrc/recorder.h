@@ -133,23 +133,48 @@ static inline gt_thread *gt_this_thread(uint32_t gen)
     return t;
 }
 
-/* One event into the ring; the GIL's own lock serialises the producers. */
-static inline void gt_emit(uint8_t kind, uint8_t flags, uint64_t ticks, uint64_t arg, uint32_t tid, uint32_t gen)
+/* The slot `ahead` places past the ring's tail, or NULL when the ring has no
+ * room for it; written freely until gt_publish moves the tail past it.  The
+ * GIL's own lock serialises the producers. */
+static inline gt_event *gt_slot(uint64_t ahead)
 {
-    uint64_t tail = __atomic_load_n(&gt_rec.tail, __ATOMIC_RELAXED);
+    uint64_t tail = __atomic_load_n(&gt_rec.tail, __ATOMIC_RELAXED) + ahead;
     uint64_t head = __atomic_load_n(&gt_rec.head, __ATOMIC_ACQUIRE);
-    if (tail - head > gt_rec.mask) {
-        __atomic_store_n(&gt_rec.lost, gt_rec.lost + 1, __ATOMIC_RELAXED);
-        return;
-    }
-    gt_event *e = &gt_rec.ring[tail & gt_rec.mask];
+    if (tail - head > gt_rec.mask)
+        return NULL;
+    return &gt_rec.ring[tail & gt_rec.mask];
+}
+
+static inline void gt_fill(gt_event *e, uint8_t kind, uint8_t flags, uint64_t ticks, uint64_t arg, uint32_t tid, uint32_t gen)
+{
     e->time_ns = ticks; /* ticks in the ring, ns in the file (encode.c) */
     e->arg = arg;
     e->tid = tid;
     e->kind = kind;
     e->flags = flags;
     e->reserved = (uint16_t)gen;
-    __atomic_store_n(&gt_rec.tail, tail + 1, __ATOMIC_RELEASE);
+}
+
+static inline void gt_publish(uint64_t n)
+{
+    __atomic_store_n(&gt_rec.tail, __atomic_load_n(&gt_rec.tail, __ATOMIC_RELAXED) + n, __ATOMIC_RELEASE);
+}
+
+static inline void gt_count_lost(uint64_t n)
+{
+    __atomic_store_n(&gt_rec.lost, gt_rec.lost + n, __ATOMIC_RELAXED);
+}
+
+/* One event into the ring. */
+static inline void gt_emit(uint8_t kind, uint8_t flags, uint64_t ticks, uint64_t arg, uint32_t tid, uint32_t gen)
+{
+    gt_event *e = gt_slot(0);
+    if (!e) {
+        gt_count_lost(1);
+        return;
+    }
+    gt_fill(e, kind, flags, ticks, arg, tid, gen);
+    gt_publish(1);
 }
 
 /* ----------------------------------------------------- metrics (metrics.c) */
