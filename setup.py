@@ -15,15 +15,29 @@ from setuptools.command.build_py import build_py
 PTH = "giltrace-autostart.pth"
 
 
+OLDGIL = os.path.join("giltrace", "libgiltrace_oldgil.so")
+
+
 class build_py_with_pth(build_py):
-    """Also put giltrace-autostart.pth at the root of site-packages."""
+    """Also put giltrace-autostart.pth at the root of site-packages, and the
+    2.7 recorder (a plain library: a wheel has no csrc/ to build it from
+    later) into the package, where a C compiler is at hand."""
 
     def run(self):
         super().run()
         self.copy_file(PTH, os.path.join(self.build_lib, PTH), preserve_mode=0)
+        if sys.platform.startswith("linux"):
+            oldgil = runpy.run_path(os.path.join(os.path.dirname(os.path.abspath(__file__)), "giltrace", "_build_oldgil.py"))
+            try:
+                oldgil["compile_library"](os.path.join(self.build_lib, OLDGIL))
+            except oldgil["BuildError"] as exc:
+                self.warn("%s (giltrace run --python for 2.7 will not work)" % exc)
 
     def get_outputs(self, include_bytecode=1):
-        return super().get_outputs(include_bytecode) + [os.path.join(self.build_lib, PTH)]
+        extra = [os.path.join(self.build_lib, PTH)]
+        if os.path.exists(os.path.join(self.build_lib, OLDGIL)):
+            extra.append(os.path.join(self.build_lib, OLDGIL))
+        return super().get_outputs(include_bytecode) + extra
 
 
 try:  # editable installs (pip install -e): put the .pth in the editable wheel too

@@ -6,9 +6,12 @@ compiles the same C core (csrc/) with ``gcc -shared`` and the old GIL kind
 header at all.  A 2.7 process loads it with ``ctypes`` through the 2/3
 starter giltrace/oldgil.py (docs/how-it-works.md, "The old GIL (2.7)").
 
-Built on first use into a cache folder keyed by a hash of the sources, so a
-changed C core is rebuilt and a concurrent build never replaces a library
-another process has loaded (it renames a finished file into place).
+From a source tree (or an editable install), built on first use into a
+cache folder keyed by a hash of the sources, so a changed C core is rebuilt
+and a concurrent build never replaces a library another process has loaded
+(it renames a finished file into place).  A wheel has no csrc/: setup.py
+builds the library into the package (``giltrace/libgiltrace_oldgil.so``) as
+it builds the wheel, and that copy is used.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ CSRC = os.path.join(os.path.dirname(HERE), "csrc")
 # The 3.x extension's files that are not the new GIL kind's (or test helpers).
 NOT_SHARED = {"gilstate.c", "testhelpers.c"}
 OLD_KIND = ["oldgil.c"]
+SHIPPED = os.path.join(HERE, "libgiltrace_oldgil.so")  # in a wheel; setup.py puts it there
 CFLAGS = ["-shared", "-fPIC", "-O2", "-std=gnu11", "-Wall", "-Wno-unused-function", "-D_GNU_SOURCE", "-DGT_GIL_OLD"]
 
 
@@ -61,35 +65,42 @@ def cache_dir() -> str:
 
 
 def library_path(build: bool = True, cc: Optional[str] = None) -> str:
-    """The old-GIL library for the current sources, built if missing."""
+    """The old-GIL library for the current sources, built if missing (or the
+    one a wheel ships, where there are no sources)."""
     if not os.path.isdir(CSRC):
-        raise BuildError("the C sources (csrc/) are not installed beside giltrace: cannot build the 2.7 recorder")
-    files = sources()
-    out = os.path.join(cache_dir(), "libgiltrace_oldgil-%s.so" % _digest(files))
+        if os.path.exists(SHIPPED):
+            return SHIPPED
+        raise BuildError(
+            "this giltrace was installed without its 2.7 recorder (no C compiler at install time?) and has no csrc/ to build it"
+        )
+    out = os.path.join(cache_dir(), "libgiltrace_oldgil-%s.so" % _digest(sources()))
     if os.path.exists(out) or not build:
         return out
-    compiler = cc or os.environ.get("CC") or shutil.which("gcc") or shutil.which("cc")
-    if not compiler:
-        raise BuildError("no C compiler (gcc/cc) found: cannot build the 2.7 recorder")
     os.makedirs(cache_dir(), exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=".oldgil-", suffix=".so", dir=cache_dir())
     os.close(fd)
-    cmd = [compiler] + CFLAGS + ["-I", CSRC] + [os.path.join(CSRC, s) for s in files] + ["-o", tmp, "-ldl", "-lpthread"]
     try:
-        try:
-            done = subprocess.run(cmd, capture_output=True, text=True)
-        except OSError as exc:  # CC names no program
-            raise BuildError("cannot build the 2.7 recorder: cannot run %s: %s" % (compiler, exc.strerror or exc)) from None
-        if done.returncode != 0:
-            lines = (
-                [l for l in done.stderr.splitlines() if "error" in l] or done.stderr.splitlines() or ["exit status %d" % done.returncode]
-            )
-            raise BuildError("cannot build the 2.7 recorder: %s" % lines[0].strip())
+        compile_library(tmp, cc)
         os.replace(tmp, out)  # atomic: a loaded library is never overwritten in place
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
     return out
+
+
+def compile_library(out: str, cc: Optional[str] = None) -> None:
+    """Compile csrc/ into the old-GIL library at `out` (BuildError: one line)."""
+    compiler = cc or os.environ.get("CC") or shutil.which("gcc") or shutil.which("cc")
+    if not compiler:
+        raise BuildError("no C compiler (gcc/cc) found: cannot build the 2.7 recorder")
+    cmd = [compiler] + CFLAGS + ["-I", CSRC] + [os.path.join(CSRC, s) for s in sources()] + ["-o", out, "-ldl", "-lpthread"]
+    try:
+        done = subprocess.run(cmd, capture_output=True, text=True)
+    except OSError as exc:  # CC names no program
+        raise BuildError("cannot build the 2.7 recorder: cannot run %s: %s" % (compiler, exc.strerror or exc)) from None
+    if done.returncode != 0:
+        lines = [l for l in done.stderr.splitlines() if "error" in l] or done.stderr.splitlines() or ["exit status %d" % done.returncode]
+        raise BuildError("cannot build the 2.7 recorder: %s" % lines[0].strip())
 
 
 if __name__ == "__main__":

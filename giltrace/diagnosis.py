@@ -898,9 +898,31 @@ def diagnose_window(
     starved = _cpu_starved(trace, lat, names, window, wtext, episode)
     if starved is not None:
         findings.append(starved)
+        _no_switch_interval_advice_for_starved(findings, starved, lat, names)
     order = {"convoy": 0, "cpu_starved": 1, "long_hold_c": 2, "serialised_pool": 3, "oversubscription": 4, "idle": 9}
     findings.sort(key=lambda f: (order.get(f.kind, 5), -f.wait_s))
     return findings, lh
+
+
+def _no_switch_interval_advice_for_starved(findings: List[Finding], starved: Finding, lat: pd.DataFrame, names: Dict[int, str]) -> None:
+    """A convoy behind a holder that was mostly not running: a shorter switch
+    interval is not the remedy (its drop requests go unanswered while the
+    holder waits for a CPU), so that advice gives way to the CPU one."""
+    off = set(starved.tids)
+    name_to_tid = {n: t for t, n in names.items()}
+    for f in findings:
+        if f.kind != "convoy" or not f.culprits:
+            continue
+        holders = [name_to_tid[n] for n in f.culprits[0].threads if n in name_to_tid]
+        hit = [t for t in holders if t in off and lat.loc[t, "hold_s"] > 0]
+        if not hit:
+            continue
+        t = hit[0]
+        f.advice = [a for a in f.advice if not a.startswith("Lower the switch interval")]
+        f.advice.append(
+            "Not the switch interval: %s spent %.0f%% of its holds waiting for a CPU (the cpu_starved finding); give the process "
+            "CPU time first." % (names.get(t, str(t)), 100 * lat.loc[t, "held_runq_s"] / lat.loc[t, "hold_s"])
+        )
 
 
 def _forced_holds(spans: pd.DataFrame, events: pd.DataFrame) -> Dict[Tuple[int, int], int]:
@@ -941,7 +963,7 @@ def _cpu_starved(
     throttle = trace.cgroup_throttling()
     why = "the machine is oversubscribed"
     if throttle["throttled_periods"]:
-        why = "this process's cgroup was throttled by its CPU quota %d times (%.0f ms in all)" % (
+        why = "this process's cgroup was throttled by its CPU quota %d times (%.0f ms in all, summed over its CPUs' run queues)" % (
             throttle["throttled_periods"],
             1e3 * throttle["throttled_s"],
         )

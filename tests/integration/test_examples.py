@@ -28,3 +28,28 @@ def test_thread_pool_example(native, tmp_path):
     assert res.returncode == 0, res.stderr[-2000:]
     rows = {l.split()[0]: l.split() for l in res.stdout.splitlines()[1:]}
     assert float(rows["pure"][3]) > 3 * float(rows["hashlib"][2])  # pool wait %: pure Python >> hashlib
+
+
+def test_cpu_state_demo_tells_a_busy_cpu_from_gil_contention(native, tmp_path):
+    """examples/cpu_state_demo.py --setup taskset: the server and a CPU burner share CPU 0; the
+    expected story is the holder waiting for a CPU (cpu_starved, "oversubscribed"), and no advice
+    to lower the switch interval."""
+    res = run_python(
+        [
+            os.path.join(REPO, "examples", "cpu_state_demo.py"),
+            "--setup",
+            "taskset",
+            "--seconds",
+            "2",
+            "--port",
+            "8341",
+            "-o",
+            str(tmp_path),
+        ],
+        cwd=str(tmp_path),
+        timeout=120,
+    )
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert "the machine is oversubscribed" in res.stdout
+    assert "cruncher held the GIL" in res.stdout
+    assert "Lower the switch interval" not in res.stdout

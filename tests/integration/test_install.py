@@ -6,6 +6,8 @@ import subprocess
 import sys
 import zipfile
 
+import pytest
+
 from ..conftest import REPO
 
 
@@ -22,6 +24,8 @@ def test_wheel_builds_installs_and_traces(native, tmp_path):
     names = zipfile.ZipFile(wheel).namelist()
     assert "giltrace-autostart.pth" in names
     assert any(n.startswith("giltrace/_native") and n.endswith(".so") for n in names)
+    assert "giltrace/libgiltrace_oldgil.so" in names  # the 2.7 recorder: a wheel has no csrc/ to build it from
+    assert not any(n.startswith("csrc/") for n in names)
     site = tmp_path / "site"
     res = subprocess.run(
         [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(site), str(wheel)],
@@ -41,3 +45,59 @@ def test_wheel_builds_installs_and_traces(native, tmp_path):
     res = subprocess.run([sys.executable, "-c", code], cwd=str(tmp_path), env=env, capture_output=True, text=True, timeout=120)
     assert res.returncode == 0, res.stderr[-2000:]
     assert res.stdout == "True\n"
+
+
+def test_installed_wheel_traces_python27(native, tmp_path):
+    """`giltrace run --python 2.7` from a real install: the recorder the wheel ships, no source tree."""
+    from ..compat.pythons import python27
+
+    py27 = python27()
+    if not py27:
+        pytest.skip("no CPython 2.7 here (pyenv 2.7.18 or python2.7 on PATH)")
+    wheels = tmp_path / "wheels"
+    res = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", REPO, "-w", str(wheels)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert res.returncode == 0, res.stderr[-2000:]
+    site = tmp_path / "site"
+    (wheel,) = wheels.glob("giltrace-*.whl")
+    res = subprocess.run(
+        [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(site), str(wheel)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert res.returncode == 0, res.stderr[-2000:]
+    prog = tmp_path / "two.py"
+    prog.write_text(
+        "import threading\n"
+        "def spin():\n"
+        "    n = 300000\n"
+        "    while n: n -= 1\n"
+        "ts = [threading.Thread(target=spin) for _ in range(2)]\n"
+        "for t in ts: t.start()\n"
+        "for t in ts: t.join()\n"
+        "print('done')\n"
+    )
+    out = tmp_path / "t.gtr"
+    env = dict(os.environ, PYTHONPATH=str(site), XDG_CACHE_HOME=str(tmp_path / "cache"))  # nothing built on the fly
+    code = "import sys, giltrace.cli; sys.exit(giltrace.cli.main())"
+    res = subprocess.run(
+        [sys.executable, "-c", code, "run", "-q", "--python", py27, "-o", str(out), "--", str(prog)],
+        cwd=str(tmp_path),
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert res.stdout == "done\n"
+    assert not (tmp_path / "cache").exists()
+    res = subprocess.run(
+        [sys.executable, "-c", code, "summary", str(out)], cwd=str(tmp_path), env=env, capture_output=True, text=True, timeout=120
+    )
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert "Thread-1" in res.stdout and "Thread-2" in res.stdout

@@ -3,6 +3,7 @@ a holder that is not running, and a cgroup's CPU quota, told apart from
 GIL contention (docs/how-it-works.md, "CPU state")."""
 
 import os
+import runpy
 import shutil
 import subprocess
 import sys
@@ -86,20 +87,11 @@ def test_a_holder_sharing_its_cpu_with_a_busy_process_is_seen_off_cpu(native, tm
 def test_a_cgroup_cpu_quota_shows_as_throttling(native, tmp_path):
     if os.geteuid() != 0:
         pytest.skip("creating a cgroup needs root")
-    v2 = os.path.exists("/sys/fs/cgroup/cgroup.controllers") and "cpu" in open("/sys/fs/cgroup/cgroup.controllers").read()
-    base = "/sys/fs/cgroup" if v2 else "/sys/fs/cgroup/cpu"
-    group = os.path.join(base, "giltrace-test-%d" % os.getpid())
+    # the demo's own set-up: cgroup v2 (unified or hybrid) cpu.max, else v1's cfs quota
+    demo = runpy.run_path(os.path.join(REPO, "examples", "cpu_state_demo.py"))
     try:
-        os.mkdir(group)
-        if v2:
-            with open(os.path.join(group, "cpu.max"), "w") as f:
-                f.write("10000 50000")  # 20 % of one CPU
-        else:
-            with open(os.path.join(group, "cpu.cfs_period_us"), "w") as f:
-                f.write("50000")
-            with open(os.path.join(group, "cpu.cfs_quota_us"), "w") as f:
-                f.write("10000")
-    except OSError as exc:
+        group = demo["make_cgroup"](0.2)  # 20 % of one CPU
+    except (OSError, SystemExit) as exc:
         pytest.skip("cannot create a CPU cgroup here: %s" % exc)
     try:
         # The shell moves itself into the cgroup, then becomes the traced program.
