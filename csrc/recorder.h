@@ -145,7 +145,8 @@ static inline gt_event *gt_slot(uint64_t ahead)
     return &gt_rec.ring[tail & gt_rec.mask];
 }
 
-static inline void gt_fill(gt_event *e, uint8_t kind, uint8_t flags, uint64_t ticks, uint64_t arg, uint32_t tid, uint32_t gen)
+static inline void gt_fill(gt_event *e, uint8_t kind, uint8_t flags, uint64_t ticks, uint64_t arg, uint32_t tid,
+                           uint32_t gen)
 {
     e->time_ns = ticks; /* ticks in the ring, ns in the file (encode.c) */
     e->arg = arg;
