@@ -113,6 +113,8 @@ static void took_gil(gt_thread *t, uint32_t gen)
         began = now;
     acquire->time_ns = now;
     acquire->arg = now > began ? now - began : 0;
+    if (wait && gt_rec.cfg.locations)
+        wait->arg = gt_user_location_here(); /* its frames did not move while it waited */
     gt_publish(1 + waited);
 }
 
@@ -179,7 +181,10 @@ int gt_old_sem_post(sem_t *s)
         last_release_tick = now;
         gt_rec.holder_tid = 0;
         locked = 0;
-        gt_emit(GT_EV_RELEASE, 0, now, 0, t->tid, gen);
+        /* Where it let go, for blame: only when somebody waits (2.7 lets go
+         * ~10^6 times a second, nearly always to take it straight back). */
+        uint32_t where = gt_rec.cfg.locations && __atomic_load_n(&gt_rec.waiters, __ATOMIC_RELAXED) > 0 ? gt_location_here() : 0;
+        gt_emit(GT_EV_RELEASE, 0, now, where, t->tid, gen);
     }
     return gt_old_real_sem_post(s);
 }
@@ -342,4 +347,3 @@ int gt_locate_gil(gt_gil *out, char *err, size_t errlen)
 }
 
 /* No code locations on 2.7 (its frames are not read): location 0. */
-#include "no_locations.h"

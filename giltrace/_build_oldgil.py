@@ -28,7 +28,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 CSRC = os.path.join(os.path.dirname(HERE), "csrc")
 # The 3.x extension's files that are not the new GIL kind's (or test helpers).
 NOT_SHARED = {"gilstate.c", "testhelpers.c"}
-OLD_KIND = ["oldgil.c"]
+OLD_KIND = ["oldgil.c", "frames27.c"]  # the old GIL kind, and 2.7's frame layout for code locations
 SHIPPED = os.path.join(HERE, "libgiltrace_oldgil.so")  # in a wheel; setup.py puts it there
 CFLAGS = ["-shared", "-fPIC", "-O2", "-std=gnu11", "-Wall", "-Wno-unused-function", "-D_GNU_SOURCE", "-DGT_GIL_OLD"]
 

@@ -14,7 +14,9 @@ Plain Python 2.7/3.x code using only the standard library, loaded by path
     python2.7 giltrace/oldgil.py --lib LIB.so --output trace.gtr -- script.py args...
 
 What differs from a 3.x trace (docs/how-it-works.md, "The old GIL (2.7)"):
-no code locations (location 0), no drop requests (2.7 has none), and
+code locations only on releases somebody waited for (and on waits), read
+from 2.7's structs by csrc/frames27.c once this starter has checked their
+layout against the running interpreter; no drop requests (2.7 has none);
 ACQUIRE carries FLAG_SAME_HOLDER when the releasing thread took the GIL
 straight back.
 """
@@ -162,6 +164,51 @@ def load_library(path=None):
     return lib
 
 
+def check_layout(lib):
+    """Whether the 2.7 struct offsets csrc/frames27.c reads (gt_old_layout)
+    are this interpreter's: compared on live objects.  (ok, why not)."""
+    if sys.version_info[0] != 2 or platform.python_implementation() != "CPython" or ctypes.sizeof(ctypes.c_void_p) != 8:
+        return False, "code locations need 64-bit CPython 2.7"
+    n = ctypes.c_int(0)
+    lib.gt_old_layout.restype = ctypes.POINTER(ctypes.c_int)
+    offsets = lib.gt_old_layout(ctypes.byref(n))
+    if not offsets:
+        return False, "the interpreter lacks a function the location reader calls"
+    ts_frame, ts_thread_id, f_back, f_code, f_lasti, co_filename, co_name, co_firstlineno, str_size, str_sval = offsets[: n.value]
+
+    def ptr(addr):
+        return ctypes.c_void_p.from_address(addr).value
+
+    ctypes.pythonapi.PyThreadState_Get.restype = ctypes.c_void_p
+    ts = ctypes.pythonapi.PyThreadState_Get()
+    frame = sys._getframe()
+    caller = frame.f_back  # its f_lasti does not move while this runs
+    code = caller.f_code
+    name = code.co_filename
+    checks = [
+        ctypes.c_void_p.from_address(ts + ts_frame).value == id(frame),  # inline: inside ptr() its own frame is current
+        ctypes.c_long.from_address(ts + ts_thread_id).value == _thread.get_ident(),
+        ptr(id(frame) + f_back) == id(caller),
+        ptr(id(caller) + f_code) == id(code),
+        ctypes.c_int.from_address(id(caller) + f_lasti).value == caller.f_lasti,
+        ptr(id(code) + co_filename) == id(code.co_filename),
+        ptr(id(code) + co_name) == id(code.co_name),
+        ctypes.c_int.from_address(id(code) + co_firstlineno).value == code.co_firstlineno,
+        ctypes.c_ssize_t.from_address(id(name) + str_size).value == len(name),
+        ctypes.string_at(id(name) + str_sval, len(name)) == name,
+    ]
+    if not all(checks):
+        return False, "this interpreter's structs differ from the layout csrc/frames27.c reads"
+    return True, ""
+
+
+def library_prefixes():
+    """Where library code lives (the standard library with its site-packages,
+    giltrace's own starter): a wait is put on the innermost frame outside."""
+    out = [os.path.dirname(os.path.abspath(os.__file__)), os.path.dirname(os.path.abspath(__file__))]
+    return [p.rstrip(os.sep) + os.sep for p in out]
+
+
 class Tracer(object):
     """One trace of this 2.7 process's GIL, written to ``path``; the same
     start()/stop() as giltrace.Tracer, without loading the result."""
@@ -174,6 +221,7 @@ class Tracer(object):
         self.flush_period_ms = float(flush_period_ms)
         self.stats = {}
         self.found_by = None
+        self.locations, self.locations_note, self.prefixes = False, "", []
         self._lib = None
         self._fd = -1
         self._pid = None
@@ -189,6 +237,8 @@ class Tracer(object):
         if lib.gt_oldgil_prepare(err, len(err)) != 0:
             raise OldGilError(err.value.decode("ascii", "replace"))
         self.found_by = lib.gt_oldgil_found_by().decode("ascii", "replace")
+        self.locations, self.locations_note = check_layout(lib)
+        self.prefixes = library_prefixes() if self.locations else []
         flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND | getattr(os, "O_CLOEXEC", 0)
         self._fd = os.open(self.path, flags, 0o644)
         self._pid = os.getpid()
@@ -200,8 +250,8 @@ class Tracer(object):
                 buffer_events=self.buffer_events,
                 sample_period_ns=int(self.sample_period_ms * 1e6),
                 flush_period_ns=int(self.flush_period_ms * 1e6),
-                locations=0,
-                library_prefixes=b"",
+                locations=1 if self.locations else 0,
+                library_prefixes="\n".join(self.prefixes).encode("utf-8"),
                 finalize_on_signals=1,
             )
             rc = lib.gt_start(ctypes.byref(cfg), err, len(err))
@@ -304,8 +354,9 @@ class Tracer(object):
             "sample_period_ns": int(self.sample_period_ms * 1e6),
             "flush_period_ns": int(self.flush_period_ms * 1e6),
             "buffer_events": self.buffer_events,
-            "locations": False,
-            "library_prefixes": [],
+            "locations": self.locations,
+            "locations_note": self.locations_note,
+            "library_prefixes": self.prefixes,
             "children_template": None,
             "start_time_unix": time.time(),
             "gil_found_by": self.found_by,

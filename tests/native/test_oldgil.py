@@ -252,3 +252,61 @@ print(os.WEXITSTATUS(status))
     assert raw.complete and raw.footer["events_lost"] == 0
     names = {r["name"] for r in raw.threads}
     assert {"w0", "w1"} <= names
+
+
+def test_27_waits_and_the_releases_they_waited_for_carry_the_programs_lines(py27, oldgil_lib, tmp_path):
+    """csrc/frames27.c: where a 2.7 thread waited (the program's line, even
+    when it waited inside the standard library) and where the holder let go
+    when somebody waited: the line that blame points at."""
+    script = tmp_path / "prog.py"
+    script.write_text(
+        "import threading, time\n"
+        "stop = threading.Event()\n"
+        "def spin():\n"
+        "    while not stop.is_set():\n"
+        "        n = 20000\n"
+        "        while n: n -= 1\n"  # line 6: where the spinner lets go
+        "def ticker():\n"
+        "    for _ in range(150):\n"
+        "        time.sleep(0.002)\n"  # line 9: where the ticker waits
+        "a = threading.Thread(target=spin, name='spinner'); b = threading.Thread(target=ticker, name='ticker')\n"
+        "a.start(); b.start(); b.join(); stop.set(); a.join()\n"  # line 11: main waits in join (threading.py)
+    )
+    out = tmp_path / "loc.gtr"
+    done = subprocess.run(
+        [py27, STARTER, "--lib", oldgil_lib, "--output", str(out), "--", str(script)], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    trace = load(str(out))
+    assert trace.meta["locations"] is True, trace.meta.get("locations_note")
+    locs = trace.locations
+    ev = trace.events
+    tid = {name: t for t, name in trace.names.items()}
+
+    def where(kind, thread):
+        e = ev[(ev["kind"] == kind) & (ev["tid"] == tid[thread]) & (ev["location"] > 0)]
+        rows = locs.loc[e["location"].to_numpy()]
+        return rows["file"].str.endswith("prog.py"), rows
+
+    in_prog, rows = where("wait", "ticker")
+    assert len(rows) >= 50 and in_prog.mean() >= 0.9 and (rows["line"] == 9).mean() >= 0.9, rows["line"].value_counts()
+    in_prog, rows = where("release", "spinner")
+    assert len(rows) >= 50 and ((rows["function"] == "spin") & in_prog).mean() >= 0.9, rows["function"].value_counts()
+    in_prog, rows = where("wait", "MainThread")
+    assert len(rows) and (in_prog & (rows["line"] == 11)).any()  # join() is library code: the program's line instead
+    # only releases somebody waited for are located: a few thousand, not the ~10^6 takes
+    released = ev[(ev["kind"] == "release") & (ev["tid"] == tid["spinner"])]
+    assert (released["location"] > 0).sum() < 0.2 * len(released)
+
+
+def test_27_locations_stay_off_where_the_layout_is_not_27s(oldgil_lib):
+    """The starter checks csrc/frames27.c's offsets on live objects: under
+    this (3.x) interpreter they are not its layout, and locations stay off."""
+    import ctypes
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("oldgil_starter", STARTER)
+    starter = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(starter)
+    ok, why = starter.check_layout(ctypes.CDLL(oldgil_lib))
+    assert not ok and "2.7" in why
