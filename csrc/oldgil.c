@@ -66,6 +66,32 @@ static uint32_t this_tid(void)
 
 /* ------------------------------------------------------------ the hooks -- */
 
+#define LOCATE_EVERY_NS 50000 /* giltrace/oldgil.py writes it into the header */
+
+/* LOCATE_EVERY_NS in clock ticks, from the trace's start pair and now (the
+ * writer's refined rate may not exist yet); fixed once the trace has run a
+ * millisecond. */
+static uint64_t locate_every_ticks(void)
+{
+    static uint64_t ticks;
+    if (ticks)
+        return ticks;
+    if (!gt_tsc_usable)
+        return ticks = LOCATE_EVERY_NS;
+    uint64_t dt = gt_ticks() - gt_rec.start_tick, dns = gt_clock_ns() - gt_rec.start_ns;
+    if (dt == 0 || dns == 0)
+        return LOCATE_EVERY_NS;
+    uint64_t every = (uint64_t)((double)LOCATE_EVERY_NS * (double)dt / (double)dns) + 1;
+    if (dns >= 1000000)
+        ticks = every;
+    return every;
+}
+
+uint64_t gt_old_locate_every_ns(void)
+{
+    return LOCATE_EVERY_NS;
+}
+
 /* This thread now holds the GIL, having asked for it at t->lock_tick.
  *
  * The ACQUIRE is stamped last, after the bookkeeping and with its ring slots
@@ -181,9 +207,16 @@ int gt_old_sem_post(sem_t *s)
         last_release_tick = now;
         gt_rec.holder_tid = 0;
         locked = 0;
-        /* Where it let go, for blame: only when somebody waits (2.7 lets go
-         * ~10^6 times a second, nearly always to take it straight back). */
-        uint32_t where = gt_rec.cfg.locations && __atomic_load_n(&gt_rec.waiters, __ATOMIC_RELAXED) > 0 ? gt_location_here() : 0;
+        /* Where it let go, for blame: only when somebody waits, and at most
+         * once per LOCATE_EVERY_NS per thread (2.7 lets go ~10^6 times a
+         * second; the reader gives the releases between the thread's last
+         * located one: layout "release_location_period_ns"). */
+        uint32_t where = 0;
+        if (gt_rec.cfg.locations && __atomic_load_n(&gt_rec.waiters, __ATOMIC_RELAXED) > 0 &&
+            now - t->located_tick >= locate_every_ticks()) {
+            where = gt_location_here();
+            t->located_tick = now;
+        }
         gt_emit(GT_EV_RELEASE, 0, now, where, t->tid, gen);
     }
     return gt_old_real_sem_post(s);

@@ -21,7 +21,8 @@ int gt_old_sem_post(sem_t *s);
 int gt_oldgil_prepare(char *err, size_t errlen);
 void *gt_oldgil_semaphore(void);
 const char *gt_oldgil_found_by(void);
-size_t gt_oldgil_sizeof(int which); /* 0: gt_config, 1: gt_stats */
-const int *gt_old_layout(int *n);   /* frames27.c: the 2.7 struct offsets it reads, to check */
+size_t gt_oldgil_sizeof(int which);    /* 0: gt_config, 1: gt_stats */
+uint64_t gt_old_locate_every_ns(void); /* a thread's releases are located at most this often */
+const int *gt_old_layout(int *n);      /* frames27.c: the 2.7 struct offsets it reads, to check */
 
 #endif

@@ -104,6 +104,7 @@ typedef struct {
     uint32_t metrics_gen;       /* the metrics session its slot belongs to */
     gt_metrics_thread *metrics; /* its counters, NULL while metrics are off */
     uint64_t hold_tick;         /* when its current hold began */
+    uint64_t located_tick;      /* old GIL: its last release given a location */
 } gt_thread;
 
 extern GT_TLS gt_thread gt_self;
@@ -124,6 +125,7 @@ static inline gt_thread *gt_this_thread(uint32_t gen)
         t->acquired = 0;
         t->named = 0;
         t->hold_tick = 0;
+        t->located_tick = 0;
         if (!t->tid)
             t->tid = (uint32_t)syscall(SYS_gettid);
         /* so that the last traced thread to exit can finalise the trace

@@ -18,7 +18,7 @@ KINDS = ["wait", "acquire", "release", "drop_request"]  # code k is KINDS[k - 1]
 STATES = ["wait", "hold"]
 
 
-def events_frame(ev: np.ndarray) -> pd.DataFrame:
+def events_frame(ev: np.ndarray, sampled_release_locations: bool = False) -> pd.DataFrame:
     """The documented events table (docs/api.md), sorted by time.
 
     The ring is written in the order the interpreter serialises GIL
@@ -54,19 +54,23 @@ def events_frame(ev: np.ndarray) -> pd.DataFrame:
             "contended": is_acq & ((flags & FLAG_CONTENDED) != 0),
             "wait_clipped": is_acq & ((flags & FLAG_WAIT_UNKNOWN) != 0),
             "holder_tid": holder,
-            "location": _location_per_event(tid, kind, arg),
+            "location": _location_per_event(tid, kind, arg, sampled_release_locations),
         },
         copy=False,
     )
 
 
-def _location_per_event(tid: np.ndarray, kind0: np.ndarray, arg: np.ndarray) -> np.ndarray:
+def _location_per_event(tid: np.ndarray, kind0: np.ndarray, arg: np.ndarray, sampled_releases: bool = False) -> np.ndarray:
     """Where each event's thread was in Python code (a location id, 0 if
     unknown).  Releases and waits carry it; an acquisition or a drop request
     inherits it from the thread's last release or wait (vectorised
-    forward-fill within each thread)."""
+    forward-fill within each thread).  With ``sampled_releases`` (2.7 traces:
+    header ``release_location_period_ns``) only some releases were located,
+    and the others inherit too."""
     n = len(tid)
     carries = (kind0 == EV_RELEASE - 1) | (kind0 == EV_WAIT - 1)
+    if sampled_releases:
+        carries &= (arg != 0) | (kind0 == EV_WAIT - 1)
     if n == 0 or not (carries & (arg != 0)).any():
         return np.zeros(n, np.int64)
     order = np.argsort(tid, kind="stable")

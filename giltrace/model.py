@@ -75,7 +75,7 @@ class Trace:
     def events(self) -> pd.DataFrame:
         if self._parent is not None:
             return analysis.window_events(self._parent.events, *self._bounds)
-        return analysis.events_frame(self._raw.events)
+        return analysis.events_frame(self._raw.events, bool(self.meta.get("release_location_period_ns")))
 
     def window(self, start_s: Optional[float] = None, end_s: Optional[float] = None) -> "Trace":
         """The part of the trace between ``start_s`` and ``end_s`` (seconds from

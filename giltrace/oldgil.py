@@ -356,6 +356,7 @@ class Tracer(object):
             "buffer_events": self.buffer_events,
             "locations": self.locations,
             "locations_note": self.locations_note,
+            "release_location_period_ns": int(self._release_location_period()) if self.locations else 0,
             "library_prefixes": self.prefixes,
             "children_template": None,
             "start_time_unix": time.time(),
@@ -364,6 +365,11 @@ class Tracer(object):
         }
         body = _dumps(meta)
         return HEADER.pack(MAGIC, FORMAT_VERSION, 0, len(body)) + body
+
+    def _release_location_period(self):
+        """A thread's releases get a location at most this often (csrc/oldgil.c)."""
+        self._lib.gt_old_locate_every_ns.restype = ctypes.c_uint64
+        return self._lib.gt_old_locate_every_ns()
 
     def _start_record(self):
         st = _Stats()
