@@ -76,13 +76,16 @@ def libpython() -> str:
     return os.path.join(libdir, name)
 
 
-def probe_takes(perf_script: str, entry_event: str, start_ns: int, stop_ns: int, lock: "int | None" = None) -> "dict[int, list]":
+def probe_takes(
+    perf_script: str, entry_event: str, start_ns: int, stop_ns: int, lock: "int | None" = None, pid: "int | None" = None
+) -> "dict[int, list]":
     """Per thread, in order: (entry, return) of each probed take inside the window.
 
     `entry_event` is the probe's name (``take_gil``, ``gil_acq``); its return
     probe is ``<name>__return``.  With `lock`, only entries whose ``lock``
     argument is that address count (2.7's PyThread_acquire_lock serves every
-    lock, the GIL's is one of them)."""
+    lock, the GIL's is one of them).  Lines start ``pid/tid``; with `pid`,
+    other processes' takes (perf records system-wide) are left out."""
     entry: "dict[int, int]" = {}
     takes: "dict[int, list]" = collections.defaultdict(list)
     for line in perf_script.splitlines():
@@ -90,14 +93,16 @@ def probe_takes(perf_script: str, entry_event: str, start_ns: int, stop_ns: int,
         if len(parts) < 3:
             continue
         ev = parts[2]
+        if pid is not None and parts[0].split("/")[0] != str(pid):
+            continue
         if ev.endswith(entry_event + ":"):
             if lock is not None:
                 args = dict(p.split("=", 1) for p in parts[3:] if "=" in p)
                 if int(args.get("lock", "0"), 16) != lock:
                     continue
-            entry[int(parts[0])] = int(round(float(parts[1].rstrip(":")) * 1e9))
+            entry[int(parts[0].split("/")[-1])] = int(round(float(parts[1].rstrip(":")) * 1e9))
         elif ev.endswith(entry_event + "__return:"):
-            tid = int(parts[0])
+            tid = int(parts[0].split("/")[-1])
             if tid in entry:
                 t0, t1 = entry.pop(tid), int(round(float(parts[1].rstrip(":")) * 1e9))
                 if t0 >= start_ns and t1 <= stop_ns:
@@ -316,12 +321,12 @@ def check_run(data: str, gtr: str, entry_event: str, title: str, perf_lost: int,
     from giltrace import fileformat, layout
 
     script = subprocess.run(
-        ["perf", "script", "-i", data, "--ns", "-F", "tid,time,event,trace"], capture_output=True, text=True, check=True
+        ["perf", "script", "-i", data, "--ns", "-F", "pid,tid,time,event,trace"], capture_output=True, text=True, check=True
     ).stdout
     raw = fileformat.read(gtr)
     start, stop = int(raw.footer["start_ns"]), int(raw.footer["stop_ns"])
     lock = int(raw.header[lock_from_header]) if lock_from_header else None
-    truth = probe_takes(script, entry_event, start, stop, lock)
+    truth = probe_takes(script, entry_event, start, stop, lock, pid=int(raw.header["pid"]))
     spans = offcpu_intervals(script)
     ev = raw.events
     acq = ev[(ev["kind"] == layout.EV_ACQUIRE) & ((ev["flags"] & layout.FLAG_WAIT_UNKNOWN) == 0)]

@@ -26,9 +26,9 @@ def test_offcpu_between_sums_the_overlaps():
 def test_offcpu_intervals_pairs_switch_out_with_switch_in():
     script = "\n".join(
         [
-            "  42 1.000000100: sched:sched_switch: prev_comm=a prev_pid=42 prev_prio=120 prev_state=R ==> next_comm=b next_pid=7 next_prio=120",
-            "   7 1.000000300: sched:sched_switch: prev_comm=b prev_pid=7 prev_prio=120 prev_state=S ==> next_comm=a next_pid=42 next_prio=120",
-            "  42 1.000000500: probe_x:take_gil: (7f00)",
+            "  42/42 1.000000100: sched:sched_switch: prev_comm=a prev_pid=42 prev_prio=120 prev_state=R ==> next_comm=b next_pid=7 next_prio=120",
+            "   7/7 1.000000300: sched:sched_switch: prev_comm=b prev_pid=7 prev_prio=120 prev_state=S ==> next_comm=a next_pid=42 next_prio=120",
+            "  42/42 1.000000500: probe_x:take_gil: (7f00)",
         ]
     )
     spans = V["offcpu_intervals"](script)
@@ -59,3 +59,16 @@ def test_compare_takes_sets_the_trap_preemption_apart():
 def test_compare_takes_refuses_unequal_counts():
     c = V["compare_takes"]([(0, 10)], np.array([1, 2]), np.array([3, 4]), np.array([False, False]), np.zeros((0, 2), dtype=np.int64))
     assert not c["ok"] and c["acq"] == 2 and c["truth_acq"] == 1
+
+
+def test_probe_takes_keeps_the_traced_process_only():
+    script = "\n".join(
+        [
+            "  10/11 1.000000000: probe_x:take_gil: (7f00)",
+            "  20/21 1.000000100: probe_x:take_gil: (7f00)",
+            "  10/11 1.000000400: probe_x:take_gil__return: (7f00 <- 7f10)",
+            "  20/21 1.000000500: probe_x:take_gil__return: (7f00 <- 7f10)",
+        ]
+    )
+    assert V["probe_takes"](script, "take_gil", 0, 2 * 10**9, pid=10) == {11: [(1000000000, 1000000400)]}
+    assert set(V["probe_takes"](script, "take_gil", 0, 2 * 10**9)) == {11, 21}
