@@ -36,7 +36,8 @@ enum {
     MAX_DEPTH_WALK = 4096 /* a cycle guard for a corrupt stack */
 };
 
-static const int layout[] = {TS_FRAME, TS_THREAD_ID, F_BACK, F_CODE, F_LASTI, CO_FILENAME, CO_NAME, CO_FIRSTLINENO, STR_SIZE, STR_SVAL};
+static const int layout[] = {TS_FRAME,    TS_THREAD_ID, F_BACK,         F_CODE,   F_LASTI,
+                             CO_FILENAME, CO_NAME,      CO_FIRSTLINENO, STR_SIZE, STR_SVAL};
 
 static void *(*interp_head)(void);
 static void *(*thread_head)(void *);
@@ -81,7 +82,8 @@ int gt_code_stack(const void **codes, int *offsets, int max)
     if (!ts)
         return 0;
     int n = 0, walked = 0;
-    for (const void *f = AT(ts, TS_FRAME, const void *); f && n < max && walked < MAX_DEPTH_WALK; f = AT(f, F_BACK, const void *)) {
+    for (const void *f = AT(ts, TS_FRAME, const void *); f && n < max && walked < MAX_DEPTH_WALK;
+         f = AT(f, F_BACK, const void *)) {
         walked++;
         codes[n] = AT(f, F_CODE, const void *);
         offsets[n] = AT(f, F_LASTI, int);
