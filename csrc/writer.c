@@ -197,6 +197,10 @@ static void *writer_main(void *arg)
     uint64_t next_poll = now + POLL_NS, next_flush = now + flush_period;
     uint64_t last_tail = 0, last_switch = *gt_rec.gil.switch_number, switch_seen = now;
     int idle_wakes = 0;
+    if (gt_rec.cfg.cpu_state) { /* the counters' baseline: the threads' CPU time from the start on */
+        sample_cpu_state(now);
+        next_poll = now + sample_period;
+    }
 
     while (!__atomic_load_n(&gt_rec.stop_requested, __ATOMIC_ACQUIRE) &&
            !__atomic_load_n(&gt_rec.terminating, __ATOMIC_ACQUIRE)) {
@@ -249,6 +253,8 @@ static void *writer_main(void *arg)
             }
         }
     }
+    if (gt_rec.cfg.cpu_state) /* and up to the end, not to the last period's sample */
+        sample_cpu_state(gt_clock_ns());
     gt_drain_all();
     if (__atomic_load_n(&gt_rec.terminating, __ATOMIC_ACQUIRE)) {
         gt_write_footer("signal");

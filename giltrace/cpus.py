@@ -1,9 +1,11 @@
 """CPU lists in the kernel's cpulist format ('0-2,5'), both ways.
 
 One formatter for everything that prints CPU sets: the bench's tables and
-pinning, and the trace summaries.  Plain Python 2.7 syntax without imports,
-because the bench's workload child reads it by path on any interpreter
-(giltrace/bench/workloads/shared.py).
+pinning, and the trace summaries; and where this process's CPU quota is
+counted (its cgroup's cpu.stat), for both recorders.  Plain Python 2.7
+syntax without module-level imports, because the bench's workload child and
+the 2.7 starter read it by path on any interpreter
+(giltrace/bench/workloads/shared.py, giltrace/oldgil.py).
 """
 
 
@@ -35,3 +37,32 @@ def parse_cpu_list(text):
         else:
             cpus.append(int(part))
     return sorted(set(cpus))
+
+
+def cgroup_cpu_stat_path():
+    """The ``cpu.stat`` of this process's CPU cgroup (v2, or v1's ``cpu``
+    controller), where its throttling is counted; None if there is none."""
+    import os
+
+    try:
+        with open("/proc/self/cgroup") as f:
+            lines = f.read().splitlines()
+    except (IOError, OSError):
+        return None
+    candidates = []
+    for line in lines:
+        _, controllers, rel = line.split(":", 2)
+        if "cpu" in controllers.split(","):
+            candidates.append(os.path.join("/sys/fs/cgroup", controllers, rel.lstrip("/"), "cpu.stat"))
+            candidates.append(os.path.join("/sys/fs/cgroup/cpu,cpuacct", rel.lstrip("/"), "cpu.stat"))
+        elif controllers == "":
+            candidates.append(os.path.join("/sys/fs/cgroup", rel.lstrip("/"), "cpu.stat"))
+            candidates.append(os.path.join("/sys/fs/cgroup/unified", rel.lstrip("/"), "cpu.stat"))
+    for path in candidates:
+        try:
+            with open(path) as f:
+                if "throttled" in f.read():
+                    return path
+        except (IOError, OSError):
+            continue
+    return None

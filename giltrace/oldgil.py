@@ -32,6 +32,7 @@ import struct
 import sys
 import threading
 import time
+import types
 import zlib
 
 try:
@@ -70,6 +71,8 @@ class _Config(ctypes.Structure):
         ("locations", ctypes.c_int),
         ("library_prefixes", ctypes.c_char_p),
         ("finalize_on_signals", ctypes.c_int),
+        ("cpu_state", ctypes.c_int),
+        ("cgroup_cpu_stat", ctypes.c_char_p),
         ("_spare", ctypes.c_char * SPARE),
     ]
 
@@ -202,6 +205,17 @@ def check_layout(lib):
     return True, ""
 
 
+def _sibling(name):
+    """giltrace/<name>.py, read from its file: this starter runs on 2.7 as a
+    script, where the giltrace package (3.8+ code) cannot be imported."""
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), name + ".py")
+    module = types.ModuleType("giltrace_" + name)
+    module.__file__ = path
+    with open(path) as f:
+        exec(compile(f.read(), path, "exec"), module.__dict__)
+    return module
+
+
 def library_prefixes():
     """Where library code lives (the standard library with its site-packages,
     giltrace's own starter): a wait is put on the innermost frame outside."""
@@ -213,8 +227,19 @@ class Tracer(object):
     """One trace of this 2.7 process's GIL, written to ``path``; the same
     start()/stop() as giltrace.Tracer, without loading the result."""
 
-    def __init__(self, path, lib=None, buffer_events=DEFAULT_BUFFER_EVENTS, sample_period_ms=5.0, flush_period_ms=100.0):
+    def __init__(
+        self,
+        path,
+        lib=None,
+        buffer_events=DEFAULT_BUFFER_EVENTS,
+        sample_period_ms=5.0,
+        flush_period_ms=100.0,
+        locations=True,
+        cpu_state=False,
+    ):
         self.path = path
+        self.want_locations = bool(locations)
+        self.cpu_state = bool(cpu_state)
         self.lib_path = lib
         self.buffer_events = int(buffer_events)
         self.sample_period_ms = float(sample_period_ms)
@@ -237,7 +262,10 @@ class Tracer(object):
         if lib.gt_oldgil_prepare(err, len(err)) != 0:
             raise OldGilError(err.value.decode("ascii", "replace"))
         self.found_by = lib.gt_oldgil_found_by().decode("ascii", "replace")
-        self.locations, self.locations_note = check_layout(lib)
+        if self.want_locations:
+            self.locations, self.locations_note = check_layout(lib)
+        else:
+            self.locations_note = "turned off"
         self.prefixes = library_prefixes() if self.locations else []
         flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND | getattr(os, "O_CLOEXEC", 0)
         self._fd = os.open(self.path, flags, 0o644)
@@ -253,6 +281,8 @@ class Tracer(object):
                 locations=1 if self.locations else 0,
                 library_prefixes="\n".join(self.prefixes).encode("utf-8"),
                 finalize_on_signals=1,
+                cpu_state=1 if self.cpu_state else 0,
+                cgroup_cpu_stat=self._cgroup_cpu_stat(),
             )
             rc = lib.gt_start(ctypes.byref(cfg), err, len(err))
             if rc != 0:
@@ -357,6 +387,7 @@ class Tracer(object):
             "locations": self.locations,
             "locations_note": self.locations_note,
             "release_location_period_ns": int(self._release_location_period()) if self.locations else 0,
+            "cpu_state": self.cpu_state,
             "library_prefixes": self.prefixes,
             "children_template": None,
             "start_time_unix": time.time(),
@@ -365,6 +396,13 @@ class Tracer(object):
         }
         body = _dumps(meta)
         return HEADER.pack(MAGIC, FORMAT_VERSION, 0, len(body)) + body
+
+    def _cgroup_cpu_stat(self):
+        """Where the C sampler reads this process's throttling (cpu_state only)."""
+        if not self.cpu_state:
+            return None
+        path = _sibling("cpus").cgroup_cpu_stat_path()
+        return path.encode("utf-8") if path else None
 
     def _release_location_period(self):
         """A thread's releases get a location at most this often (csrc/oldgil.c)."""
@@ -407,24 +445,42 @@ def trace(path, **options):
     return Tracer(path, **options)
 
 
+USAGE = (
+    "usage: oldgil.py --lib LIB --output FILE [--buffer-events N] [--sample-period-ms MS] "
+    "[--no-locations] [--cpu-state] -- script.py [args]\n"
+)
+
+
 def main(argv=None):
-    """Run a script under a trace: ``--lib LIB --output FILE [--buffer-events N] -- script args``."""
+    """Run a script under a trace: ``--lib LIB --output FILE [options] -- script args``
+    (the options of ``giltrace run`` that 2.7 supports; giltrace/oldgil_run.py)."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    opts = {"--lib": None, "--output": None, "--buffer-events": str(DEFAULT_BUFFER_EVENTS)}
+    opts = {"--lib": None, "--output": None, "--buffer-events": str(DEFAULT_BUFFER_EVENTS), "--sample-period-ms": "5"}
+    switches = {"--no-locations": False, "--cpu-state": False}
     while argv and argv[0] != "--":
         key = argv.pop(0)
+        if key in switches:
+            switches[key] = True
+            continue
         if key not in opts or not argv:
-            sys.stderr.write("usage: oldgil.py --lib LIB --output FILE [--buffer-events N] -- script.py [args]\n")
+            sys.stderr.write(USAGE)
             return 2
         opts[key] = argv.pop(0)
     if argv[:1] == ["--"]:
         argv.pop(0)
     if not argv or not opts["--output"]:
-        sys.stderr.write("usage: oldgil.py --lib LIB --output FILE [--buffer-events N] -- script.py [args]\n")
+        sys.stderr.write(USAGE)
         return 2
     import runpy
 
-    tracer = Tracer(opts["--output"], lib=opts["--lib"], buffer_events=int(opts["--buffer-events"]))
+    tracer = Tracer(
+        opts["--output"],
+        lib=opts["--lib"],
+        buffer_events=int(opts["--buffer-events"]),
+        sample_period_ms=float(opts["--sample-period-ms"]),
+        locations=not switches["--no-locations"],
+        cpu_state=switches["--cpu-state"],
+    )
     try:
         tracer.start()
     except (OldGilError, OSError) as exc:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from typing import List, Optional, Tuple
+from typing import List, NamedTuple, Optional, Tuple
 
 from . import interpreters
 from .errors import UsageError
@@ -41,7 +41,24 @@ def probe(python: str) -> Tuple[Tuple[int, int], str]:
     return (int(parts[0]), int(parts[1])), parts[2]
 
 
-def command(python: str, output: str, program: List[str], module: Optional[str], buffer_events: int) -> List[str]:
+class Options(NamedTuple):
+    """``giltrace run``'s trace options, passed on to the other interpreter."""
+
+    buffer_events: int = 1 << 19
+    sample_period_ms: float = 5.0
+    locations: bool = True
+    cpu_state: bool = False
+    subprocesses: bool = False
+    quiet: bool = False
+
+    def flags(self) -> List[str]:
+        """The options as command-line flags (the same for ``giltrace run`` and giltrace/oldgil.py)."""
+        out = ["--buffer-events", str(self.buffer_events), "--sample-period-ms", repr(self.sample_period_ms)]
+        out += [] if self.locations else ["--no-locations"]
+        return out + (["--cpu-state"] if self.cpu_state else [])
+
+
+def command(python: str, output: str, program: List[str], module: Optional[str], options: Options) -> List[str]:
     """The command line that runs ``program`` traced under ``python``."""
     version, impl = probe(python)
     kind = interpreters.gil_kind(version)
@@ -53,34 +70,27 @@ def command(python: str, output: str, program: List[str], module: Optional[str],
     if kind == "old":
         if module:
             raise UsageError("-m MODULE is not supported under --python for 2.7: give the script's path")
+        if options.subprocesses:
+            raise UsageError("--subprocesses is not supported under --python for 2.7: trace each 2.7 process itself")
         from . import _build_oldgil
 
         try:
             lib = _build_oldgil.library_path()
         except _build_oldgil.BuildError as exc:
             raise UsageError(str(exc)) from None
-        return [
-            python,
-            os.path.join(HERE, "oldgil.py"),
-            "--lib",
-            lib,
-            "--output",
-            output,
-            "--buffer-events",
-            str(buffer_events),
-            "--",
-        ] + program
+        return [python, os.path.join(HERE, "oldgil.py"), "--lib", lib, "--output", output] + options.flags() + ["--"] + program
+    ours = ["-o", output] + options.flags() + (["--subprocesses"] if options.subprocesses else []) + (["-q"] if options.quiet else [])
     target = ["-m", module] if module else ["--"]
-    return [python, "-m", "giltrace", "run", "-o", output, "--buffer-events", str(buffer_events)] + target + program
+    return [python, "-m", "giltrace", "run"] + ours + target + program
 
 
-def run(python: str, output: str, program: List[str], module: Optional[str], buffer_events: int, quiet: bool) -> int:
+def run(python: str, output: str, program: List[str], module: Optional[str], options: Options) -> int:
     """Run it; the program's exit status."""
-    cmd = command(python, output, program, module, buffer_events)
+    cmd = command(python, output, program, module, options)
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (os.path.dirname(HERE), env.get("PYTHONPATH")) if p)
     rc = subprocess.call(cmd, env=env)
-    if not quiet and cmd[1].endswith("oldgil.py") and os.path.exists(output):
+    if not options.quiet and cmd[1].endswith("oldgil.py") and os.path.exists(output):
         from . import fileformat
 
         try:

@@ -21,6 +21,7 @@ import sys
 import time
 
 from . import __version__, layout
+from .cpus import cgroup_cpu_stat_path
 from ._binding import native
 from .errors import GiltraceError, TraceRunning, UnsupportedInterpreter
 
@@ -382,33 +383,6 @@ def _is_own_trace(path: str, st: os.stat_result) -> bool:
         return os.read(fd, len(layout.MAGIC)) == layout.MAGIC
     finally:
         os.close(fd)
-
-
-def cgroup_cpu_stat_path() -> "str | None":
-    """The ``cpu.stat`` of this process's CPU cgroup (v2, or v1's ``cpu``
-    controller), where its throttling is counted; None if there is none."""
-    try:
-        with open("/proc/self/cgroup") as f:
-            lines = f.read().splitlines()
-    except OSError:
-        return None
-    candidates = []
-    for line in lines:
-        _, controllers, rel = line.split(":", 2)
-        if "cpu" in controllers.split(","):
-            candidates.append(os.path.join("/sys/fs/cgroup", controllers, rel.lstrip("/"), "cpu.stat"))
-            candidates.append(os.path.join("/sys/fs/cgroup/cpu,cpuacct", rel.lstrip("/"), "cpu.stat"))
-        elif controllers == "":
-            candidates.append(os.path.join("/sys/fs/cgroup", rel.lstrip("/"), "cpu.stat"))
-            candidates.append(os.path.join("/sys/fs/cgroup/unified", rel.lstrip("/"), "cpu.stat"))
-    for path in candidates:
-        try:
-            with open(path) as f:
-                if "throttled" in f.read():
-                    return path
-        except OSError:
-            continue
-    return None
 
 
 def library_prefixes() -> "list[str]":

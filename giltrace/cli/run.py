@@ -152,7 +152,15 @@ def run(args: argparse.Namespace) -> int:
     if getattr(args, "python", None):  # another interpreter traces itself (giltrace/oldgil_run.py)
         from .. import oldgil_run
 
-        return oldgil_run.run(args.python, output, list(args.program), args.module, args.buffer_events, args.quiet)
+        options = oldgil_run.Options(
+            buffer_events=args.buffer_events,
+            sample_period_ms=args.sample_period_ms,
+            locations=not args.no_locations,
+            cpu_state=args.cpu_state,
+            subprocesses=args.subprocesses,
+            quiet=args.quiet,
+        )
+        return oldgil_run.run(args.python, output, list(args.program), args.module, options)
     from ..tracer import Tracer, active
 
     stray = active()

@@ -55,6 +55,20 @@ def test_run_module(native, tmp_path):
     assert giltrace.load(str(tmp_path / "m.gtr")).complete
 
 
+def test_run_python_passes_the_trace_options_on(native, prog, tmp_path):
+    """``--python`` another 3.x: the program runs under that interpreter's own
+    ``giltrace run`` with every trace option given here, not the defaults."""
+    import sys
+
+    args = ["run", "--python", sys.executable, "-q", "--no-locations", "--cpu-state", "--sample-period-ms", "2"]
+    res = giltrace_cli(*args, "-o", "p.gtr", str(prog), "--exit", "4", cwd=tmp_path)
+    assert res.returncode == 4 and res.stderr == "", res.stderr  # -q reached it too
+    t = giltrace.load(str(tmp_path / "p.gtr"))
+    assert t.meta["locations"] is False and t.meta["cpu_state"] is True
+    assert t.meta["sample_period_ns"] == 2_000_000
+    assert not t.cpu_state().empty and t.events["location"].eq(0).all()
+
+
 def test_default_output_name_and_summary(native, prog, tmp_path):
     res = giltrace_cli("run", str(prog), cwd=tmp_path)
     assert res.returncode == 0, res.stderr

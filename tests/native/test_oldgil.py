@@ -189,6 +189,35 @@ def test_giltrace_run_python_traces_a_27_program(py27, oldgil_lib, tmp_path):
     assert load(str(out)).meta["python_version"].startswith("2.7")
 
 
+def test_giltrace_run_python_passes_the_trace_options_to_27(py27, oldgil_lib, tmp_path):
+    """The options of ``giltrace run`` reach the 2.7 starter: no locations,
+    CPU state sampled every 2 ms (the workers' CPU time is in the trace);
+    what 2.7 cannot do is refused in one line."""
+    import sys
+
+    script = tmp_path / "prog.py"
+    script.write_text(
+        "import threading\ndef count(n):\n    while n > 0:\n        n -= 1\n"
+        "ts = [threading.Thread(target=count, args=(2000000,), name='w%d' % i) for i in range(2)]\n"
+        "for t in ts: t.start()\nfor t in ts: t.join()\n"
+    )
+    out = tmp_path / "opts.gtr"
+    cli = [sys.executable, "-m", "giltrace", "run", "--python", py27, "-q", "-o", str(out)]
+    opts = ["--no-locations", "--cpu-state", "--sample-period-ms", "2"]
+    done = subprocess.run(cli + opts + [str(script)], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and done.stderr == "", done.stderr
+    trace = load(str(out))
+    assert trace.meta["locations"] is False and trace.meta["locations_note"] == "turned off"
+    assert trace.meta["cpu_state"] is True and trace.meta["sample_period_ns"] == 2_000_000
+    assert trace.events["location"].eq(0).all()
+    cpu = trace.cpu_state()
+    workers = [tid for tid, name in trace.names.items() if name in ("w0", "w1")]
+    assert len(workers) == 2 and (cpu.loc[workers, "cpu_s"] > 0.01).all()  # each counted ~0.1 s
+    refused = subprocess.run(cli + ["--subprocesses", str(script)], cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert refused.returncode == 2 and refused.stderr.count("\n") == 1
+    assert "--subprocesses is not supported under --python for 2.7" in refused.stderr
+
+
 def test_giltrace_run_python_refuses_what_it_cannot_trace(tmp_path):
     import sys
 
