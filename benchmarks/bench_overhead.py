@@ -9,6 +9,9 @@
 5. sampler   : CPU cost of the writer/sampler thread at the default 1 ms period:
                GIL idle, GIL held by one thread (both: it backs off), and GIL held
                while another thread waits for it (full rate)
+6. cpu_state : what CPU state beside GIL state adds to the same trace: cpu2's
+               wall time, and the writer's CPU with 8 sleeping threads (9 reads
+               of /proc per 5 ms sample period)
 Targets (issue 15, on every host): <= 40 ns/transition with code locations,
 <= 0.5 % cpu2, <= 3 % pingpong, 0 lost, sampler <= 0.5 % of a core in every state.
 The host (CPU model, kernel clocksource, the tracer's time stamps) is printed
@@ -53,17 +56,22 @@ def ratio(base, tr):
     return statistics.median(t / b for b, t in zip(base, tr))
 
 
-def paired(fn, pairs):
-    """Alternate untraced / traced runs; return the two lists of results."""
+def paired(fn, pairs, base_opts=None, opts=None):
+    """Alternate runs of ``fn`` under ``base_opts`` (None: untraced) and
+    traced with ``opts``; return the two lists of results."""
+
+    def one(o):
+        return fn() if o is None else traced(fn, **o)
+
     base, tr = [], []
     fn()  # warm-up
     for i in range(pairs):
         if i % 2:
-            tr.append(traced(fn))
-            base.append(fn())
+            tr.append(one(opts or {}))
+            base.append(one(base_opts))
         else:
-            base.append(fn())
-            tr.append(traced(fn))
+            base.append(one(base_opts))
+            tr.append(one(opts or {}))
     return base, tr
 
 
@@ -159,6 +167,25 @@ def sampler_cost(seconds):
     return body
 
 
+def sleepers_cost(seconds, k):
+    """CPU per wall second of a process whose k threads sleep: with the trace
+    on, what its writer thread costs (with cpu_state: k + 1 reads of
+    /proc/self/task/TID/schedstat per sample period)."""
+
+    def body():
+        ths = [threading.Thread(target=time.sleep, args=(seconds,)) for _ in range(k)]
+        c0 = resource.getrusage(resource.RUSAGE_SELF)
+        t0 = time.perf_counter()
+        for th in ths:
+            th.start()
+        for th in ths:
+            th.join()
+        c1 = resource.getrusage(resource.RUSAGE_SELF)
+        return (c1.ru_utime + c1.ru_stime - c0.ru_utime - c0.ru_stime) / (time.perf_counter() - t0)
+
+    return body
+
+
 def sampler_busy_cost(seconds, waiter=False):
     """CPU of everything but the working threads: a thread that keeps the GIL
     (in C) all along, and with ``waiter`` a second thread that keeps asking for
@@ -238,6 +265,13 @@ def main() -> int:
     res["sampler_held_core_pct"] = 100 * (statistics.median(tr) - statistics.median(base))
     base, tr = paired(sampler_busy_cost(1.0 if q else 3.0, waiter=True), 2 if q else 4)
     res["sampler_contended_core_pct"] = 100 * (statistics.median(tr) - statistics.median(base))
+
+    # CPU state beside GIL state (cpu_state=True) against the same trace without it.
+    cpu_state = {"base_opts": {}, "opts": {"cpu_state": True}}
+    base, tr = paired(cpu_threads(2_000_000 if q else 30_000_000, 2), 2 * pairs, **cpu_state)
+    res["cpu_state_cpu2_overhead_pct"] = 100 * (ratio(base, tr) - 1)
+    base, tr = paired(sleepers_cost(1.0 if q else 3.0, 8), 2 if q else 4, **cpu_state)
+    res["cpu_state_8_sleepers_core_pct"] = 100 * (statistics.median(tr) - statistics.median(base))
 
     report(res, about, args.json)
     return 0
