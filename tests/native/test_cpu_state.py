@@ -84,6 +84,23 @@ def test_a_holder_sharing_its_cpu_with_a_busy_process_is_seen_off_cpu(native, tm
     assert "held off-CPU ms" in summary(trace)
 
 
+def test_on_an_idle_machine_the_holders_run_and_nothing_is_throttled(native, tmp_path):
+    """Nothing beside the program: the GIL's holders ran through their holds
+    (run-queue time inside holds ~0), their CPU time is their hold time, and
+    no finding blames the CPUs."""
+    trace = traced(tmp_path)
+    cs = trace.cpu_state().join(trace.threads()[["name", "hold_s"]])
+    cpu_threads = cs[cs["name"].str.startswith("cpu-")]
+    held = cpu_threads["hold_s"].sum()
+    # Expected: held_runq ~0 (a few ms at most: a tick, the writer, a stray
+    # daemon); cpu time >= 90 % of the holds (the split is per 5 ms sample).
+    assert held > 0.5 and cpu_threads["held_runq_s"].sum() <= 0.05 * held, cpu_threads
+    assert cpu_threads["cpu_s"].sum() >= 0.9 * held, cpu_threads
+    assert cs["wait_runq_s"].sum() <= 0.05 * held, cs
+    assert "cpu_starved" not in [f.kind for f in trace.diagnose().findings]
+    assert trace.cgroup_throttling()["throttled_s"] < 0.01
+
+
 def test_a_cgroup_cpu_quota_shows_as_throttling(native, tmp_path):
     if os.geteuid() != 0:
         pytest.skip("creating a cgroup needs root")
