@@ -20,9 +20,11 @@ def native():
     return _native()
 
 
-def run_python(code_or_args, *, cwd=None, timeout=120, env=None, **kw):
-    """Run `python -c code` (str) or `python args...` (list) with this interpreter."""
+def run_python(code_or_args, *, cwd=None, timeout=120, env=None, prefix=(), **kw):
+    """Run `python -c code` (str) or `python args...` (list) with this
+    interpreter, after `prefix` (e.g. `taskset -c 0`)."""
     args = [sys.executable, "-c", code_or_args] if isinstance(code_or_args, str) else [sys.executable] + list(code_or_args)
+    args = list(prefix) + args
     full_env = dict(os.environ, PYTHONPATH=REPO + os.pathsep + os.environ.get("PYTHONPATH", ""))
     full_env.update(env or {})
     return subprocess.run(args, cwd=cwd, timeout=timeout, env=full_env, capture_output=True, text=True, **kw)

@@ -23,10 +23,12 @@ def line_of(name: str, marker: str) -> int:
     raise AssertionError("no %s in %s" % (marker, name))
 
 
-def traced(tmp_path, name: str, *args: str, timeout: int = 90) -> str:
-    """Run programs/NAME under giltrace run; return the trace's path."""
+def traced(tmp_path, name: str, *args: str, timeout: int = 90, options=(), prefix=()) -> str:
+    """Run programs/NAME under ``giltrace run [options]`` (after ``prefix``,
+    e.g. ``taskset -c 0``); return the trace's path."""
     out = str(tmp_path / (os.path.splitext(name)[0] + ".gtr"))
-    res = run_python(["-m", "giltrace", "run", "-o", out, program(name)] + list(args), cwd=str(tmp_path), timeout=timeout)
+    cmd = ["-m", "giltrace", "run", "-o", out] + list(options) + [program(name)] + list(args)
+    res = run_python(cmd, cwd=str(tmp_path), timeout=timeout, prefix=prefix)
     assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-2000:]
     return out
 

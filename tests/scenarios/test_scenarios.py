@@ -177,6 +177,39 @@ def test_waitress_with_one_long_lived_worker(tmp_path):
     assert not any("driver" in f["threads"] for f in problems(d))
 
 
+def test_waitress_on_a_cpu_shared_with_a_busy_process(tmp_path):
+    """The same server pinned with a `while True: pass` process to one CPU,
+    traced with --cpu-state.  Expected: cruncher, which holds the GIL most of
+    the run, is runnable but not running for about half of its holds (the
+    scheduler shares the CPU with the burner; 55 % seen), so the diagnosis
+    says cpu_starved, "the machine is oversubscribed", and the convoy behind
+    cruncher drops the switch-interval advice for "not the switch interval"."""
+    import shutil
+    import subprocess
+    import sys
+
+    pytest.importorskip("waitress")
+    if not shutil.which("taskset"):
+        pytest.skip("needs taskset")
+    cpu = str(min(os.sched_getaffinity(0)))
+    burner = subprocess.Popen(["taskset", "-c", cpu, sys.executable, "-c", "while True: pass"])
+    try:
+        args = (str(free_port()), str(tmp_path / "client.json"), "--calm", "1", "--storm", "0.5")
+        path = traced(tmp_path, "waitress_one.py", *args, options=["--cpu-state"], prefix=["taskset", "-c", cpu])
+    finally:
+        burner.kill()
+        burner.wait()
+    d = diagnosis(path)
+    starved = problems(d, "cpu_starved")
+    assert starved and "cruncher" in starved[0]["threads"], [f["summary"] for f in problems(d)]
+    assert "oversubscribed" in starved[0]["summary"]
+    convoys = problems(d, "convoy")
+    assert convoys and all(f["culprits"][0]["function"] == "cruncher" for f in convoys)
+    advice = [a for f in convoys for a in f["advice"]]
+    assert any(a.startswith("Not the switch interval") for a in advice), advice
+    assert not any(a.startswith("Lower the switch interval") for a in advice), advice
+
+
 def test_grpc_server_main_thread_waits_for_termination(tmp_path):
     """Expected: the thread that serves the requests (grpc's Thread-N (_serve))
     and the one worker are convoyed behind cruncher's loop (>= 80 %); the main
