@@ -44,18 +44,21 @@ def probe(python: str) -> Tuple[Tuple[int, int], str]:
 class Options(NamedTuple):
     """``giltrace run``'s trace options, passed on to the other interpreter."""
 
-    buffer_events: int = 1 << 19
-    sample_period_ms: float = 5.0
-    locations: bool = True
-    cpu_state: bool = False
-    subprocesses: bool = False
-    quiet: bool = False
+    buffer_events: int
+    sample_period_ms: float
+    locations: bool
+    cpu_state: bool
+    subprocesses: bool
+    quiet: bool
 
     def flags(self) -> List[str]:
-        """The options as command-line flags (the same for ``giltrace run`` and giltrace/oldgil.py)."""
+        """The trace's own flags, spelled the same for ``giltrace run`` and giltrace/oldgil.py."""
         out = ["--buffer-events", str(self.buffer_events), "--sample-period-ms", repr(self.sample_period_ms)]
-        out += [] if self.locations else ["--no-locations"]
-        return out + (["--cpu-state"] if self.cpu_state else [])
+        if not self.locations:
+            out.append("--no-locations")
+        if self.cpu_state:
+            out.append("--cpu-state")
+        return out
 
 
 def command(python: str, output: str, program: List[str], module: Optional[str], options: Options) -> List[str]:
