@@ -92,11 +92,14 @@ def test_on_an_idle_machine_the_holders_run_and_nothing_is_throttled(native, tmp
     cs = trace.cpu_state().join(trace.threads()[["name", "hold_s"]])
     cpu_threads = cs[cs["name"].str.startswith("cpu-")]
     held = cpu_threads["hold_s"].sum()
-    # Expected: held_runq ~0 (a few ms at most: a tick, the writer, a stray
-    # daemon); cpu time >= 90 % of the holds (the split is per 5 ms sample).
+    # Expected: held_runq ~0 (1 % of the holds seen: a tick, the writer, a
+    # stray daemon); cpu time >= 90 % of the holds (the split is per 5 ms sample).
     assert held > 0.5 and cpu_threads["held_runq_s"].sum() <= 0.05 * held, cpu_threads
     assert cpu_threads["cpu_s"].sum() >= 0.9 * held, cpu_threads
-    assert cs["wait_runq_s"].sum() <= 0.05 * held, cs
+    # A woken waiter's wait for a CPU is the scheduler's wake-up latency here:
+    # "io" wakes 1000 times a second, 25-56 us each seen (25-56 ms over the
+    # run); with a burner on the CPU it is the burner's time slices.
+    assert cs["wait_runq_s"].sum() <= 0.1 * trace.meta["duration_s"], cs
     assert "cpu_starved" not in [f.kind for f in trace.diagnose().findings]
     assert trace.cgroup_throttling()["throttled_s"] < 0.01
 
