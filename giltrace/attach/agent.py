@@ -81,10 +81,7 @@ def serve(sock, params: "dict[str, object]") -> None:
         except GiltraceError as exc:
             _send(sock, "error", {"kind": type(exc).__name__, "message": str(exc)})
             return
-        try:
-            reader = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
-        except OSError:
-            reader = -1  # the CLI says that no trace came
+        reader = _reader(tracer, path)
         try:
             _send(sock, "started", {"path": path, "pid": os.getpid(), "python": sys.version.split()[0]}, reader)
         finally:
@@ -105,6 +102,18 @@ def serve(sock, params: "dict[str, object]") -> None:
             sock.close()
         except OSError:
             pass
+
+
+def _reader(tracer: Tracer, path: str) -> int:
+    """A read-only descriptor of the very file the tracer writes: reopened from the
+    tracer's own descriptor, so that a link planted at ``path`` meanwhile does not
+    matter; -1 if there is none (the CLI then says that no trace came)."""
+    for where, flags in (("/proc/self/fd/%d" % tracer._fd, 0), (path, os.O_NOFOLLOW)):
+        try:
+            return os.open(where, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | flags)
+        except OSError:
+            continue
+    return -1
 
 
 def _forget(path: str) -> None:

@@ -110,10 +110,10 @@ def python_of(pid: int) -> Tuple[Tuple[int, int], str, str]:
         exe = os.readlink("/proc/%d/exe" % pid)
     except OSError:
         pass
-    mappings = _mappings(pid)
-    lib = next((m for m in mappings if _LIBPYTHON.search(m.path)), None)
+    maps = mappings(pid)
+    lib = next((m for m in maps if _LIBPYTHON.search(m.path)), None)
     if lib is not None:
-        fd = _open_mapped(pid, lib)
+        fd = open_mapped(pid, lib)
         flags = _LIBPYTHON.search(lib.path).group(3)  # type: ignore[union-attr]
     else:
         fd = _open_proc(pid, "exe")
@@ -135,7 +135,7 @@ def python_of(pid: int) -> Tuple[Tuple[int, int], str, str]:
     finally:
         os.close(fd)
     if version is None:
-        _check_emulated(pid, mappings)
+        _check_emulated(pid, maps)
         if "Py_Initialize" in found:
             raise UnsupportedInterpreter("process %d runs a CPython older than 3.8: giltrace traces 3.9 to 3.13" % pid)
         raise AttachError(
@@ -186,12 +186,13 @@ def _version(image: "elf.Elf", found: "Dict[str, elf.Symbol]") -> Optional[Tuple
 class Mapping:
     start: int
     end: int
+    offset: int
     inode: int
-    path: str
+    path: str  # as the target sees it
 
 
-def _mappings(pid: int) -> "list[Mapping]":
-    """The file mappings of /proc/PID/maps (the path as the target sees it)."""
+def mappings(pid: int) -> "list[Mapping]":
+    """The file mappings of /proc/PID/maps."""
     try:
         with open("/proc/%d/maps" % pid) as f:
             lines = f.read().splitlines()
@@ -202,7 +203,7 @@ def _mappings(pid: int) -> "list[Mapping]":
         parts = line.split(None, 5)
         if len(parts) == 6 and parts[5].startswith("/"):
             start, _, end = parts[0].partition("-")
-            out.append(Mapping(int(start, 16), int(end, 16), int(parts[4]), parts[5]))
+            out.append(Mapping(int(start, 16), int(end, 16), int(parts[2], 16), int(parts[4]), parts[5]))
     return out
 
 
@@ -218,9 +219,10 @@ def _open_proc(pid: int, name: str) -> int:
     return fd
 
 
-def _open_mapped(pid: int, m: Mapping) -> int:
-    """The file behind a mapping: through map_files (needs CAP_SYS_ADMIN), else through the
-    target's root, checked to be the very file mapped (same inode), never blocking on a FIFO."""
+def open_mapped(pid: int, m: Mapping) -> int:
+    """A read-only descriptor of the file behind a mapping: through map_files (needs
+    CAP_SYS_ADMIN), else through the target's root, checked to be a regular file
+    (opening never blocks on a planted FIFO) and the very file mapped (same inode)."""
     try:
         return _open_proc(pid, "map_files/%x-%x" % (m.start, m.end))
     except AttachError:
@@ -245,12 +247,12 @@ def _own_machine() -> int:
     return _OWN_MACHINE[0]
 
 
-def _check_emulated(pid: int, mappings: "list[Mapping]") -> None:
+def _check_emulated(pid: int, maps: "list[Mapping]") -> None:
     """A foreign program run by an emulator (qemu-user): its interpreter is a mapped file of another machine."""
-    for m in mappings:
+    for m in maps:
         if re.match(r"(lib)?python[\d.]*", os.path.basename(m.path)):
             try:
-                fd = _open_mapped(pid, m)
+                fd = open_mapped(pid, m)
             except AttachError:
                 continue
             try:

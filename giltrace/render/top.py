@@ -10,6 +10,7 @@ import numpy as np
 
 from ..groups import thread_groups
 from ..live import Snapshot, ThreadRow, _pct
+from ..textsafe import printable
 
 
 def fold_groups(snap: Snapshot) -> List[ThreadRow]:
@@ -68,7 +69,8 @@ def render(snap: Snapshot, *, title: str, folded: bool, status: str = ""):
     ):
         table.add_column(col, justify=just)  # type: ignore[arg-type]
     for r in rows:
-        name = "%s x%d" % (r.name, r.members) if r.members > 1 else r.name
+        # The program's text: escaped, and a Text so that rich reads no markup in it.
+        name = Text(printable("%s x%d" % (r.name, r.members) if r.members > 1 else r.name))
         style = "bold red" if r.wait_pct >= 50 else ("yellow" if r.wait_pct >= 10 else None)
         table.add_row(
             name,
@@ -85,14 +87,18 @@ def render(snap: Snapshot, *, title: str, folded: bool, status: str = ""):
         "%s  last %.1f s, %d events%s" % (title, snap.window_s, snap.events, "  [trace stopped]" if snap.complete else ""), style="bold"
     )
     holder = Text(
-        "GIL held by: %s%s" % (snap.holder or "nobody", "  at %s" % snap.holder_where if snap.holder and snap.holder_where else "")
+        printable(
+            "GIL held by: %s%s" % (snap.holder or "nobody", "  at %s" % snap.holder_where if snap.holder and snap.holder_where else "")
+        )
     )
     culprit = Text(
-        "Top culprit: %s"
-        % (
-            "%s (held the GIL during %.0f ms of others' waits)" % (snap.culprit, snap.culprit_ms)
-            if snap.culprit
-            else "none (no thread waited)"
+        printable(
+            "Top culprit: %s"
+            % (
+                "%s (held the GIL during %.0f ms of others' waits)" % (snap.culprit, snap.culprit_ms)
+                if snap.culprit
+                else "none (no thread waited)"
+            )
         )
     )
     keys = Text("q quit (detach)   g %s groups%s" % ("expand" if folded else "fold", "   " + status if status else ""), style="dim")
