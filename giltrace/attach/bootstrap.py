@@ -34,11 +34,13 @@ def _giltrace_attach(P):
             s.sendall(("error {\"kind\": %s, \"message\": %s}\n" % (_json.encode_basestring_ascii(kind), _json.encode_basestring_ascii(message))).encode())
         finally:
             s.close()
-    try:
-        with open("/proc/self/task/%d/comm" % _thread.get_native_id(), "w") as f:
-            f.write("giltrace-attach")
-    except OSError:
-        pass
+    for comm in ("/proc/thread-self/comm", "/proc/self/task/%d/comm" % _thread.get_native_id()):
+        try:  # thread-self: right even where /proc is another PID namespace's
+            with open(comm, "w") as f:
+                f.write("giltrace-attach")
+            break
+        except OSError:
+            pass
     if sys.is_finalizing():
         return fail("exiting", "the process is exiting")
     try:

@@ -38,7 +38,7 @@ from .. import errors
 from ..textsafe import printable
 from .bootstrap import bootstrap_code
 from .inject import Injection, choose
-from .target import AttachError, Target, check_same_python, inspect
+from .target import AttachError, Target, check_same_python, inspect, thread_ids
 
 CONNECT_TIMEOUT_S = 20.0  # from injection to the agent's first word (it imports giltrace meanwhile)
 
@@ -513,6 +513,20 @@ def _cffi_backend_path() -> str:
         return ""
 
 
+def describe_namespace(session: Session) -> str:
+    """One line for a target in its own PID namespace: its thread ids (the trace's) as we number them."""
+    target = session.target
+    if target is None or not target.own_pid_namespace:
+        return ""
+    ids = sorted(thread_ids(target.pid).items())
+    shown = ", ".join("%d=%d" % pair for pair in ids[:8]) + (", ..." if len(ids) > 8 else "")
+    return "process %d is pid %d in its own PID namespace; the trace's thread ids are its own (there=here: %s)" % (
+        target.pid,
+        target.ns_pid,
+        shown,
+    )
+
+
 def describe(session: Session) -> str:
     """One line: how long the target was stopped (for --verbose and the benchmarks)."""
     inj = session.injection
@@ -522,4 +536,4 @@ def describe(session: Session) -> str:
     return "attached with %s at %s; target stopped %s ms" % (inj.strategy, inj.safe_point or "?", stops or "0")
 
 
-__all__ = ["Session", "TargetExited", "AttachError", "describe", "stop_signals_interrupt"]
+__all__ = ["Session", "TargetExited", "AttachError", "describe", "describe_namespace", "stop_signals_interrupt"]

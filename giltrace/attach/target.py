@@ -34,6 +34,11 @@ class Target:
     exe: str
     version: Tuple[int, int]
     abiflags: str  # "t": free-threaded, "d": debug
+    ns_pid: int = 0  # its pid as it sees itself (its own PID namespace); 0: unknown
+
+    @property
+    def own_pid_namespace(self) -> bool:
+        return bool(self.ns_pid) and self.ns_pid != self.pid
 
     @property
     def version_text(self) -> str:
@@ -42,13 +47,18 @@ class Target:
 
 def status(pid: int) -> Dict[str, str]:
     """``/proc/PID/status`` as a dict; AttachError if there is no such process."""
+    return status_of(str(pid))
+
+
+def status_of(which: str) -> Dict[str, str]:
+    """``/proc/WHICH/status`` (``PID``, ``self``, ``PID/task/TID``) as a dict."""
     try:
-        with open("/proc/%d/status" % pid) as f:
+        with open("/proc/%s/status" % which) as f:
             return dict(line.rstrip("\n").split(":\t", 1) for line in f if ":\t" in line)
     except FileNotFoundError:
-        raise AttachError("no such process: %d" % pid) from None
+        raise AttachError("no such process: %s" % which) from None
     except OSError as exc:
-        raise AttachError("cannot read /proc/%d/status: %s" % (pid, exc.strerror or exc)) from None
+        raise AttachError("cannot read /proc/%s/status: %s" % (which, exc.strerror or exc)) from None
 
 
 def check_state(pid: int, st: Dict[str, str]) -> None:
@@ -277,12 +287,62 @@ def inspect(pid: int) -> Target:
     st = status(pid)
     check_state(pid, st)
     check_permission(pid, st)
+    check_seccomp()
     version, abiflags, exe = python_of(pid)
     if "t" in abiflags:
         raise UnsupportedInterpreter("process %d runs a free-threaded CPython %d.%d: it has no GIL to trace" % ((pid,) + version))
     if version < OLDEST:
         raise UnsupportedInterpreter("process %d runs CPython %d.%d: giltrace traces 3.9 to 3.13" % ((pid,) + version))
-    return Target(pid, int(st["Uid"].split()[0]), int(st["Gid"].split()[0]), exe, version, abiflags)
+    ns_pid = int((st.get("NSpid") or str(pid)).split()[-1])
+    return Target(pid, int(st["Uid"].split()[0]), int(st["Gid"].split()[0]), exe, version, abiflags, ns_pid)
+
+
+def thread_ids(pid: int) -> Dict[int, int]:
+    """{thread id as the target numbers it: as we do} for each of its threads.
+    They differ when it runs in its own PID namespace (a container): the trace
+    holds the target's own numbers (docs/how-it-works.md, "Attaching: containers")."""
+    out = {}
+    try:
+        tids = os.listdir("/proc/%d/task" % pid)
+    except OSError:
+        return out
+    for tid in tids:
+        try:
+            nspid = status_of("%d/task/%s" % (pid, tid)).get("NSpid", tid).split()
+        except AttachError:
+            continue  # ended meanwhile
+        out[int(nspid[-1])] = int(tid)
+    return out
+
+
+def check_seccomp() -> None:
+    """A seccomp filter on giltrace's own process (Docker's default profile without
+    CAP_SYS_PTRACE) refuses ptrace: say so before any attempt."""
+    if status_of("self").get("Seccomp", "0").strip() != "2" or _ptrace_allowed():
+        return
+    raise AttachError(
+        "giltrace cannot use ptrace: a seccomp filter on its own process refuses it (Seccomp: 2 in /proc/self/status); "
+        "in a container, run giltrace with --cap-add SYS_PTRACE (Docker's default profile then allows ptrace) or "
+        "--security-opt seccomp=unconfined"
+    )
+
+
+def _ptrace_allowed() -> bool:
+    """Does ptrace reach the kernel?  Asked in a child (a filter may kill instead of failing):
+    PEEKUSER of a process it does not trace is ESRCH when ptrace is allowed."""
+    import ctypes
+    import errno
+
+    child = os.fork()
+    if child == 0:  # pragma: no cover - the child's exit status is the answer
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.ptrace(ctypes.c_long(3), ctypes.c_long(os.getppid()), ctypes.c_void_p(0), ctypes.c_void_p(0))
+            os._exit(0 if ctypes.get_errno() == errno.ESRCH else 1)
+        except BaseException:
+            os._exit(2)
+    _, code = os.waitpid(child, 0)
+    return os.WIFEXITED(code) and os.WEXITSTATUS(code) == 0
 
 
 def check_same_python(target: Target) -> None:
