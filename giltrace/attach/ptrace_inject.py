@@ -182,11 +182,30 @@ class Injector:
                     ptrace(PTRACE_SEIZE, tid, 0, opts)
                     self.threads[tid] = "running"
                 except OSError as exc:
-                    if exc.errno == 3 and tid != self.pid:  # ESRCH: the thread ended before we came
+                    if tid != self.pid and exc.errno == 3:  # ESRCH: the thread ended before we came
+                        continue
+                    if tid != self.pid and exc.errno == 1 and self._seize_refused_harmlessly(tid):
                         continue
                     raise Failure("attach", exc.strerror or str(exc)) from None
         if self.pid not in self.threads:
             raise Failure("exited", "the process exited")
+
+    def _seize_refused_harmlessly(self, tid: int) -> bool:
+        """EPERM for a thread: already ours (created by a seized thread: TRACECLONE
+        attached it) or on its way out (the kernel refuses an exiting thread)."""
+        for _ in range(50):
+            try:
+                with open("/proc/%d/task/%d/status" % (self.pid, tid)) as f:
+                    st = dict(line.rstrip("\n").split(":\t", 1) for line in f if ":\t" in line)
+            except OSError:
+                return True  # gone
+            if int(st.get("TracerPid", "0") or 0) == os.getpid():
+                self.threads.setdefault(tid, "running")
+                return True
+            if st.get("State", "")[:1] in ("Z", "X"):
+                return True
+            time.sleep(0.001)
+        return False
 
     # -- events --------------------------------------------------------------------------
 
