@@ -4,9 +4,8 @@ mapped (``/proc/PID/maps``): no debugger, nothing of the target's executed.
 A symbol's address is found through the mapping that holds its bytes: its
 file offset (from its section) inside a mapping ``start-end offset path`` is
 at ``start + (file offset - offset)``: the load bias, without program
-headers.  Files are read through ``/proc/PID/map_files`` (the very file
-mapped, even deleted or in another mount namespace), else
-``/proc/PID/root/PATH``.
+headers.  Files are opened with ``target.open_mapped`` (the very file
+mapped, even deleted or in another mount namespace).
 """
 
 from __future__ import annotations
@@ -14,50 +13,13 @@ from __future__ import annotations
 import os
 import re
 import struct
-from dataclasses import dataclass
-from typing import Dict, Iterable, List, Optional
+from typing import Dict, Iterable, Optional
 
 from .elf import ElfError, open_elf
-from .target import AttachError
+from .target import AttachError, mappings, open_mapped
 
 AT_ENTRY = 9
 _RUNTIME = re.compile(r"/(lib)?python\d[^/]*$")  # libpython3.11.so.1.0, or a static python3.11
-
-
-@dataclass
-class Mapping:
-    start: int
-    end: int
-    offset: int
-    path: str
-
-
-def mappings(pid: int) -> List[Mapping]:
-    try:
-        with open("/proc/%d/maps" % pid) as f:
-            text = f.read()
-    except OSError as exc:
-        raise AttachError("cannot read /proc/%d/maps: %s" % (pid, exc.strerror or exc)) from None
-    out = []
-    for line in text.splitlines():
-        parts = line.split(None, 5)
-        if len(parts) == 6 and parts[5].startswith("/"):
-            lo, hi = parts[0].split("-")
-            out.append(Mapping(int(lo, 16), int(hi, 16), int(parts[2], 16), parts[5]))
-    return out
-
-
-def _open_mapped(pid: int, maps: List[Mapping], path: str) -> int:
-    first = next(m for m in maps if m.path == path)
-    for candidate in (
-        "/proc/%d/map_files/%x-%x" % (pid, first.start, first.end),
-        "/proc/%d/root%s" % (pid, path.replace(" (deleted)", "")),
-    ):
-        try:
-            return os.open(candidate, os.O_RDONLY | os.O_CLOEXEC)
-        except OSError:
-            continue
-    raise AttachError("cannot read %s of process %d" % (path, pid))
 
 
 def lookup(pid: int, names: Iterable[str], libraries: Optional[Iterable[str]] = None) -> Dict[str, int]:
@@ -73,7 +35,7 @@ def lookup(pid: int, names: Iterable[str], libraries: Optional[Iterable[str]] = 
         if m.path in seen or not any(p.search(m.path.replace(" (deleted)", "")) for p in patterns):
             continue
         seen.add(m.path)
-        fd = _open_mapped(pid, maps, m.path)
+        fd = open_mapped(pid, m)
         try:
             elf = open_elf(fd)
             for name, sym in elf.symbols(wanted - set(found)).items():
