@@ -20,14 +20,7 @@ import uuid
 import pytest
 
 from ..conftest import REPO
-
-
-def _injector_problem():
-    try:
-        from giltrace.attach.inject import probe
-    except ImportError:
-        return None
-    return probe()
+from .test_attach import HTTP_SERVER, needs_injector
 
 
 def _unshare_problem():
@@ -47,30 +40,6 @@ def _unshare_problem():
 
 UNSHARE_PROBLEM = _unshare_problem()
 needs_namespaces = pytest.mark.skipif(UNSHARE_PROBLEM is not None, reason=str(UNSHARE_PROBLEM))
-INJECTOR_PROBLEM = None if UNSHARE_PROBLEM else _injector_problem()
-needs_injector = pytest.mark.skipif(INJECTOR_PROBLEM is not None, reason="giltrace cannot inject here: %s" % INJECTOR_PROBLEM)
-
-SERVER = r"""
-import http.server, sys, threading, time
-class Handler(http.server.BaseHTTPRequestHandler):
-    def do_GET(self):
-        body = b"ok %d\n" % sum(range(2000))
-        self.send_response(200)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-    def log_message(self, *a):
-        pass
-def burn():
-    while True:
-        sum(range(1000))
-server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-server.daemon_threads = True
-threading.Thread(target=burn, name="cpu-burner", daemon=True).start()
-threading.Thread(target=server.serve_forever, name="http-server", daemon=True).start()
-print("ready %d" % server.server_address[1], flush=True)
-time.sleep(120)
-"""
 
 
 def _hidden_dirs():
@@ -144,7 +113,7 @@ def test_attach_to_a_server_in_its_own_mount_and_pid_namespace(tmp_path):
     mounts = " && ".join("mount -t tmpfs none %s" % d for d in ["/tmp"] + _hidden_dirs())
     script = '%s && cd / && "$0" -I -c "$1" "$2"' % mounts
     box = subprocess.Popen(
-        ["unshare", "--mount", "--pid", "--fork", "--mount-proc", "sh", "-c", script, python, SERVER, marker],
+        ["unshare", "--mount", "--pid", "--fork", "--mount-proc", "sh", "-c", script, python, HTTP_SERVER, marker],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

@@ -20,20 +20,9 @@ import tempfile
 import pytest
 
 from ..conftest import REPO
+from .test_attach import needs_injector
 
 HOSTILE_USER = "giltrace-hostile"
-
-
-def _injector_problem():
-    try:
-        from giltrace.attach.inject import probe
-    except ImportError:  # an injector without a probe: gdb is what it needs
-        return None if shutil.which("gdb") else "no gdb"
-    return probe()
-
-
-INJECTOR_PROBLEM = _injector_problem()
-needs_injector = pytest.mark.skipif(INJECTOR_PROBLEM is not None, reason="giltrace cannot inject here: %s" % INJECTOR_PROBLEM)
 
 
 @pytest.fixture(scope="module")
