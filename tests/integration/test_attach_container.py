@@ -20,7 +20,7 @@ import uuid
 import pytest
 
 from ..conftest import REPO
-from .test_attach import HTTP_SERVER, needs_injector
+from .test_attach import HTTP_SERVER, needs_injector, thread_names, wait_until
 
 
 def _unshare_problem():
@@ -73,17 +73,6 @@ def _outer_pid(marker: str, timeout: float = 30) -> int:
     raise AssertionError("the target did not start")
 
 
-def _comms(pid: int):
-    out = []
-    for tid in os.listdir("/proc/%d/task" % pid):
-        try:
-            with open("/proc/%d/task/%s/comm" % (pid, tid)) as f:
-                out.append(f.read().strip())
-        except OSError:
-            pass
-    return out
-
-
 class Client(threading.Thread):
     def __init__(self, port: int) -> None:
         super().__init__(daemon=True)
@@ -130,7 +119,7 @@ def test_attach_to_a_server_in_its_own_mount_and_pid_namespace(tmp_path):
         assert not os.path.exists("/proc/%d/root%s/giltrace" % (pid, REPO))  # hidden from it
         client = Client(port)
         client.start()
-        assert _wait(lambda: client.ok >= 10, 30), client.failed
+        assert wait_until(lambda: client.ok >= 10, 30), client.failed
         out = str(tmp_path / "box.gtr")
         t0 = time.monotonic()
         env = dict(os.environ, PYTHONPATH=REPO)
@@ -156,9 +145,9 @@ def test_attach_to_a_server_in_its_own_mount_and_pid_namespace(tmp_path):
         # Requests answered during the trace and after it; nothing of giltrace left in the target.
         assert [t for t in client.times if t0 + 0.5 < t < t1], "no request answered while attached"
         done = client.ok
-        assert _wait(lambda: client.ok >= done + 10, 30)
+        assert wait_until(lambda: client.ok >= done + 10, 30)
         assert client.failed == []
-        assert _wait(lambda: "giltrace-attach" not in _comms(pid), 10), _comms(pid)
+        assert wait_until(lambda: "giltrace-attach" not in thread_names(pid), 10), thread_names(pid)
         assert [n for n in os.listdir("/proc/%d/root/tmp" % pid) if n.startswith("giltrace")] == []
         assert box.poll() is None
         client.stop.set()
@@ -168,15 +157,6 @@ def test_attach_to_a_server_in_its_own_mount_and_pid_namespace(tmp_path):
         except OSError:
             pass
         box.communicate()
-
-
-def _wait(cond, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if cond():
-            return True
-        time.sleep(0.05)
-    return cond()
 
 
 # Runs giltrace under a seccomp filter that fails ptrace with EPERM, as
