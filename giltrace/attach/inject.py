@@ -62,6 +62,7 @@ REQUIRED = (
     "PyThreadState_GetInterpreter",
     "PyInterpreterState_Main",
 )
+CALL_TIMEOUT_S = 30.0  # one call in the target (the bootstrap only starts a thread): then it is abandoned
 TSTATE_GETTERS = ("PyThreadState_GetUnchecked", "_PyThreadState_UncheckedGet", "PyThreadState_Get")  # 3.13, 3.9-3.12, any
 
 
@@ -79,6 +80,19 @@ class PtraceInjector:
         return unsupported_machine()
 
     def inject(self, target: Target, code: str) -> Injection:
+        result = run_helper(self.params(target, code), self.timeout_s + 60)
+        if result is None:
+            raise AttachError("giltrace's injector failed on process %d (no result)" % target.pid)
+        if not result.get("ok"):
+            if result.get("error") == "attach":
+                from .target import check_state, status
+
+                check_state(target.pid, status(target.pid))
+            raise AttachError(_inject_error(target.pid, result.get("error", ""), result.get("detail", ""), self.timeout_s, "giltrace"))
+        return Injection("ptrace", [float(x) for x in result.get("stops_ms", [])], str(result.get("safe_point", "")))
+
+    def params(self, target: Target, code: str) -> dict:
+        """What the helper needs: every address resolved here, before it touches the target."""
         from . import symbols
 
         spots = [("PyEval_SaveThread", False, False)] + _EXTRA_SAFE_POINTS.get(target.version, [])
@@ -91,24 +105,15 @@ class PtraceInjector:
                 % (target.pid, ", ".join(missing or ["PyThreadState_Get"]))
             )
         addresses.update(symbols.lookup(target.pid, ["__errno_location"], [r"/libc[.-][^/]*$"]))
-        params = {
+        return {
             "pid": target.pid,
             "code": code,
             "timeout_s": self.timeout_s,
+            "call_timeout_s": CALL_TIMEOUT_S,
             "addresses": addresses,
             "safe_points": spots,
             "entry": symbols.entry_point(target.pid),
         }
-        result = run_helper(params, self.timeout_s + 60)
-        if result is None:
-            raise AttachError("giltrace's injector failed on process %d (no result)" % target.pid)
-        if not result.get("ok"):
-            if result.get("error") == "attach":
-                from .target import check_state, status
-
-                check_state(target.pid, status(target.pid))
-            raise AttachError(_inject_error(target.pid, result.get("error", ""), result.get("detail", ""), self.timeout_s, "giltrace"))
-        return Injection("ptrace", [float(x) for x in result.get("stops_ms", [])], str(result.get("safe_point", "")))
 
     def cleanup(self) -> None:
         """Nothing is left behind: the helper has detached."""

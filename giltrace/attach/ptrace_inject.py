@@ -97,6 +97,7 @@ class Injector:
     def __init__(self, params: dict) -> None:
         self.pid = int(params["pid"])
         self.timeout_s = float(params.get("timeout_s", 5.0))
+        self.call_timeout_s = float(params.get("call_timeout_s", 30.0))
         self.addr = {k: int(v) for k, v in params["addresses"].items()}
         self.code = params["code"].encode() + b"\0"
         # (address, symbol, run to its return first, only when its 2nd argument is non-NULL)
@@ -376,6 +377,33 @@ class Injector:
         regs.eflags &= ~((1 << 10) | (1 << 8))  # DF clear (ABI), no trap flag
         self.setregs(tid, regs)
         self.resume(tid)
+        try:
+            return self._until_return(tid, func, deadline)
+        except Timeout:
+            self.halt(tid)  # abandoned: the caller puts its registers back
+            raise Failure("call", "a call into the process did not return in time (abandoned, registers restored)") from None
+
+    def halt(self, tid: int) -> None:
+        """Stop ``tid``, running one of our calls, wherever it is."""
+        try:
+            ptrace(PTRACE_INTERRUPT, tid)
+        except OSError:
+            return
+        deadline = now() + 5.0
+        while True:
+            t, status = self.wait_any(deadline)
+            if t == tid and os.WIFSTOPPED(status):
+                self.threads[tid] = "stopped"
+                if status >> 16 == 0 and os.WSTOPSIG(status) != signal.SIGTRAP:
+                    self.held_signals.append(os.WSTOPSIG(status))
+                return
+            got = self.handle(t, status)
+            if t == tid and got and got[0] == "gone":
+                raise Failure("exited", "the thread ended during a call")
+            if got and got[0] == "trap":
+                self.parked.add(t)
+
+    def _until_return(self, tid: int, func: int, deadline: float) -> int:
         while True:
             t, status = self.wait_any(deadline)
             if t == tid and os.WIFSTOPPED(status) and status >> 16 == 0:
@@ -425,6 +453,8 @@ class Injector:
             failure = exc
         except OSError as exc:
             failure = Failure("ptrace", exc.strerror or str(exc))
+        except Timeout:
+            failure = Failure("timeout", "the thread used did not come back in time")
         try:
             self.restore_and_detach()
         except Failure as exc:
@@ -469,7 +499,7 @@ class Injector:
     def use(self, tid: int, regs: Regs, point) -> bool:
         """In ``tid``, stopped at a safe point: the checks, then the bootstrap.
         True once it ran; the thread is running again either way."""
-        deadline = now() + 30.0
+        deadline = now() + self.call_timeout_s
         at = [regs.copy()]  # where the thread goes on from (the return, after a finish)
         try:
             if point[2]:  # run to the return first: the GIL is taken and the thread state set there
@@ -520,8 +550,6 @@ class Injector:
             finally:
                 if errno_was:
                     self.write(errno_at, errno_was)
-        except Timeout:
-            raise Failure("call", "a call into the process did not return in 30 s") from None
         finally:
             self.unpatch(self.entry)
 

@@ -901,7 +901,7 @@ def test_the_target_exits_while_being_attached(tmp_path):
 
 def _pythons():
     found = []
-    for version in ("3.9.18", "3.12.1", "3.13.0"):
+    for version in ("3.9.18", "3.10.13", "3.12.1", "3.13.0"):
         short = version.rsplit(".", 1)[0]
         found.append(pytest.param(os.path.expanduser("~/.pyenv/versions/%s/bin/python%s" % (version, short)), id=short))
     found.append(pytest.param("/usr/bin/python3.11", id="debian-3.11"))
@@ -957,3 +957,33 @@ def test_attach_to_debians_static_python(tmp_path):
     finally:
         target.kill()
     assert status == 0 and stderr == "" and stdout.rstrip().endswith("bye")
+
+
+@needs_injector
+@needs_ptrace
+@pytest.mark.parametrize("bad", ["faults", "never-returns"])
+def test_a_call_that_goes_wrong_is_undone(tmp_path, bad):
+    """A call in the target that faults (SIGSEGV, not delivered) or blocks
+    (pause(), abandoned after the call timeout): the thread gets its registers
+    back (orig_rax included: the pause is not "restarted") and the program
+    goes on as if nothing happened; the bootstrap never runs."""
+    from giltrace.attach import inject, symbols
+    from giltrace.attach.target import inspect
+
+    marker = tmp_path / "marker"
+    target = Target(tmp_path, BLOCKED_MAIN, "sleep", "4")
+    try:
+        params = inject.PtraceInjector(10.0).params(inspect(target.pid), "open(%r, 'w').write('ran')" % str(marker))
+        if bad == "faults":
+            params["addresses"]["PyErr_Occurred"] = 8  # nothing mapped there
+        else:
+            params["addresses"]["PyErr_Occurred"] = symbols.lookup(target.pid, ["pause"], [r"/libc[.-][^/]*$"])["pause"]
+            params["call_timeout_s"] = 2.0
+        result = inject.run_helper(params, 120)
+        assert result is not None and not result["ok"], result
+        assert result["error"] == ("crash" if bad == "faults" else "call"), result
+        status, stdout, stderr = target.finish()
+    finally:
+        target.kill()
+    assert not marker.exists()
+    assert (status, stderr) == (0, "") and float(stdout.split()[2]) >= 3.99, stdout + stderr
