@@ -343,4 +343,4 @@ def choose(target: Target, timeout_s: float):
             "process %d runs CPython %s: attach to it with a giltrace running on CPython 3.14+ "
             "(sys.remote_exec)" % (target.pid, target.version_text)
         )
-    raise AttachError(reasons[-1] + ("" if wanted == "gdb" else " (or try %s=gdb)" % INJECTOR_ENV if "x86-64" in reasons[-1] else ""))
+    raise AttachError(reasons[-1])
