@@ -117,13 +117,24 @@ def _reader(tracer: Tracer, path: str) -> int:
 
 
 def _forget(path: str) -> None:
-    """The CLI died mid-trace: remove its private directory (the trace and the socket)."""
-    folder = os.path.dirname(path)
-    for name in os.listdir(folder) if os.path.isdir(folder) else ():
-        try:
-            os.unlink(os.path.join(folder, name))
-        except OSError:
-            pass
+    """The CLI died mid-trace: remove its private directory (the trace, the socket, a copy of giltrace)."""
+    _remove(os.path.dirname(path))
+
+
+def _remove(folder: str) -> None:
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return
+    for name in names:
+        entry = os.path.join(folder, name)
+        if os.path.isdir(entry) and not os.path.islink(entry):
+            _remove(entry)
+        else:
+            try:
+                os.unlink(entry)
+            except OSError:
+                pass
     try:
         os.rmdir(folder)
     except OSError:

@@ -32,9 +32,9 @@ import stat
 import struct
 import tempfile
 import time
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, Iterator, List, Optional, Tuple
 
-from .. import errors
+from .. import errors, layout
 from ..textsafe import printable
 from .bootstrap import bootstrap_code
 from .inject import Injection, choose
@@ -115,33 +115,38 @@ class Session:
 
     def _make_dir(self, target: Target) -> Dict[str, object]:
         """Make the private directory where the target can reach it; the agent's parameters."""
-        if _same_view(target.pid):
-            ours = tempfile.gettempdir()
-            self._parent_fd = os.open(ours, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-            theirs = ours
-        else:
-            self._parent_fd, theirs = _target_tmp(target.pid)
-            ours = "/proc/%d/root%s" % (target.pid, theirs)
-        for _ in range(10):
-            name = "giltrace-attach-%d-%s" % (target.pid, secrets.token_hex(6))
+        same_view = _same_view(target.pid)
+        why = "no temp directory"
+        candidates = _temp_dirs(target.pid, same_view)
+        for parent_fd, theirs in candidates:
             try:
-                os.mkdir(name, 0o700, dir_fd=self._parent_fd)  # fails on anything already there: no link is followed
+                self._dir_name = _new_private_dir(parent_fd, target.pid)
+                self._parent_fd = parent_fd
                 break
-            except FileExistsError:
-                continue
-        self._dir_name = name
-        self._dir_fd = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=self._parent_fd)
-        self.dir, self.agent_dir = os.path.join(ours, name), os.path.join(theirs, name)
-        here = "/proc/self/fd/%d/" % self._dir_fd  # the directory itself, whatever its path becomes
-        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        listener.bind(here + "ctl")
-        os.chmod(here + "ctl", 0o666)  # still ours alone: the directory is 0700 and root's until the chown below
-        listener.listen(4)
-        self._listener = listener
-        params: Dict[str, object] = {"socket": self.agent_dir + "/ctl", "trace": self.agent_dir + "/trace.gtr"}
-        params.update(self._package(target, theirs == ours))
-        if os.geteuid() == 0 and target.uid != 0:  # the target writes its trace here as its own user
-            os.fchown(self._dir_fd, target.uid, target.gid)
+            except OSError as exc:  # read-only, full: the next candidate
+                os.close(parent_fd)
+                why = "%s: %s" % (theirs, exc.strerror or exc)
+        else:
+            raise AttachError("cannot make giltrace's directory where process %d can reach it (%s)" % (target.pid, why))
+        candidates.close()
+        ours = theirs if same_view else "/proc/%d/root%s" % (target.pid, theirs)
+        self.dir, self.agent_dir = os.path.join(ours, self._dir_name), os.path.join(theirs, self._dir_name)
+        try:
+            self._dir_fd = os.open(self._dir_name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=self._parent_fd)
+            here = "/proc/self/fd/%d/" % self._dir_fd  # the directory itself, whatever its path becomes
+            listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            self._listener = listener
+            listener.bind(here + "ctl")
+            os.chmod(here + "ctl", 0o666)  # still ours alone: the directory is 0700 and root's until the chown below
+            listener.listen(4)
+            params: Dict[str, object] = {"socket": self.agent_dir + "/ctl", "trace": self.agent_dir + "/trace.gtr"}
+            params.update(self._package(target, same_view))
+            if os.geteuid() == 0 and target.uid != 0:  # the target writes its trace here as its own user
+                os.fchown(self._dir_fd, target.uid, target.gid)
+        except OSError as exc:
+            raise AttachError(
+                "cannot prepare giltrace's directory %s for process %d: %s" % (self.agent_dir, target.pid, exc.strerror or exc)
+            ) from None
         return params
 
     def _package(self, target: Target, same_view: bool) -> Dict[str, str]:
@@ -155,15 +160,17 @@ class Session:
         if same_view or all(_visible(target.pid, p) for p in [package] + ([backend] if backend else [])):
             return {"package": package, "cffi_backend": backend, "package_id": ident}
         # The directory is still 0700 and ours alone (the chown to the target's user comes after).
-        os.mkdir("giltrace", 0o755, dir_fd=self._dir_fd)
+        # The copy is the target's to run and, if the CLI dies, to remove (agent.py): its user owns it.
+        owner = (target.uid, target.gid) if os.geteuid() == 0 and target.uid != 0 else None
+        _copy_into(None, self._dir_fd, "giltrace", owner)
         package_fd = os.open("giltrace", os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=self._dir_fd)
         try:
             for rel in files:
-                _copy_into(os.path.join(package, rel), package_fd, rel)
+                _copy_into(os.path.join(package, rel), package_fd, rel, owner)
         finally:
             os.close(package_fd)
         if backend:
-            _copy_into(backend, self._dir_fd, os.path.basename(backend))
+            _copy_into(backend, self._dir_fd, os.path.basename(backend), owner)
         return {
             "package": self.agent_dir + "/giltrace",
             "cffi_backend": self.agent_dir + "/" + os.path.basename(backend) if backend else "",
@@ -299,9 +306,7 @@ class Session:
                 data = os.pread(self._trace_fd, min(1 << 20, size - offset), offset)
                 if not data:
                     break
-                view = memoryview(data)
-                while view:
-                    view = view[os.write(fd, view) :]
+                layout.write_all(fd, data)
                 offset += len(data)
         finally:
             os.close(fd)
@@ -323,7 +328,9 @@ class Session:
         if self._dir_fd >= 0:
             os.close(self._dir_fd)
             self._dir_fd = -1
+        if self._dir_name and self._parent_fd >= 0:
             _remove_tree(self._parent_fd, self._dir_name)
+            self._dir_name = ""
         if self._parent_fd >= 0:
             os.close(self._parent_fd)
             self._parent_fd = -1
@@ -380,10 +387,15 @@ def _same_view(pid: int) -> bool:
         return False
 
 
-def _target_tmp(pid: int) -> Tuple[int, str]:
-    """(descriptor, path in the target's view) of a temp directory the target sees, reached
-    through /proc/PID/root one component at a time without following a link: the
-    target's user may have made any of them a link into our filesystem."""
+def _temp_dirs(pid: int, same_view: bool) -> Iterator[Tuple[int, str]]:
+    """(descriptor, path as the target names it) of each temp directory the target sees: ours
+    when it sees our files, else its own, reached through /proc/PID/root one component at a
+    time without following a link (the target's user may have made any of them a link,
+    and one met under /proc/PID/root resolves in our filesystem)."""
+    if same_view:
+        ours = tempfile.gettempdir()
+        yield os.open(ours, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC), ours
+        return
     try:
         root = os.open("/proc/%d/root" % pid, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     except OSError as exc:
@@ -399,10 +411,21 @@ def _target_tmp(pid: int) -> Tuple[int, str]:
             except OSError:
                 os.close(fd)
                 continue
-            return fd, "/" + rel
+            yield fd, "/" + rel
     finally:
         os.close(root)
-    raise AttachError("process %d has no /tmp, /var/tmp or /dev/shm directory in its filesystem: giltrace needs one to reach it" % pid)
+
+
+def _new_private_dir(parent_fd: int, pid: int) -> str:
+    """A new directory, 0700, under ``parent_fd``: ``mkdir`` fails on anything already there, so no link is followed."""
+    for _ in range(10):
+        name = "giltrace-attach-%d-%s" % (pid, secrets.token_hex(6))
+        try:
+            os.mkdir(name, 0o700, dir_fd=parent_fd)
+            return name
+        except FileExistsError:
+            continue
+    raise FileExistsError("ten names taken")
 
 
 def _visible(pid: int, path: str) -> bool:
@@ -436,24 +459,26 @@ def _package_id(files: List[str]) -> str:
     return h.hexdigest()[:16]
 
 
-def _copy_into(src: str, dir_fd: int, name: str) -> None:
-    """Copy our file ``src`` to a new file ``name`` (``sub/name`` at most) under ``dir_fd``, never over anything."""
-    sub = os.path.dirname(name)
+def _copy_into(src: Optional[str], dir_fd: int, name: str, owner: Optional[Tuple[int, int]]) -> None:
+    """Copy our file ``src`` to a new file ``name`` (``sub/name`` at most) under ``dir_fd``, never
+    over anything; ``src`` None: make the directory ``name``.  ``owner``: (uid, gid) to give them."""
+    sub = os.path.dirname(name) if src is not None else name
     if sub:
         try:
             os.mkdir(sub, 0o755, dir_fd=dir_fd)
         except FileExistsError:
             pass
+        if owner:
+            os.chown(sub, owner[0], owner[1], dir_fd=dir_fd, follow_symlinks=False)
+    if src is None:
+        return
     out = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644, dir_fd=dir_fd)
     try:
+        if owner:
+            os.fchown(out, owner[0], owner[1])
         with open(src, "rb") as f:
-            while True:
-                data = f.read(1 << 20)
-                if not data:
-                    break
-                view = memoryview(data)
-                while view:
-                    view = view[os.write(out, view) :]
+            for data in iter(lambda: f.read(1 << 20), b""):
+                layout.write_all(out, data)
     finally:
         os.close(out)
 

@@ -73,6 +73,34 @@ def _outer_pid(marker: str, timeout: float = 30) -> int:
     raise AssertionError("the target did not start")
 
 
+def _start_box(python: str, source: str, run_as: str = ""):
+    """(process, its first line, our pid of its python): ``python -c source`` in new mount
+    and PID namespaces, with tmpfs over /tmp and giltrace's install dirs (``run_as``: a
+    command prefix that drops privileges)."""
+    marker = "giltrace-container-%s" % uuid.uuid4().hex[:8]
+    mounts = " && ".join("mount -t tmpfs none %s" % d for d in ["/tmp"] + _hidden_dirs())
+    script = '%s && chmod 1777 /tmp && cd / && exec %s "$0" -I -c "$1" "$2"' % (mounts, run_as)
+    box = subprocess.Popen(
+        ["unshare", "--mount", "--pid", "--fork", "--mount-proc", "sh", "-c", script, python, source, marker],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    line = box.stdout.readline()
+    if not line.startswith("ready"):
+        raise AssertionError(line + _end_box(box)[1])
+    return box, line, _outer_pid(marker)
+
+
+def _end_box(box):
+    try:
+        os.killpg(box.pid, signal.SIGKILL)  # the namespace's first process: all in it end
+    except OSError:
+        pass
+    return box.communicate()
+
+
 class Client(threading.Thread):
     def __init__(self, port: int) -> None:
         super().__init__(daemon=True)
@@ -98,21 +126,9 @@ def test_attach_to_a_server_in_its_own_mount_and_pid_namespace(tmp_path):
     python = os.path.realpath(sys.executable)  # the base interpreter: the venv is hidden from the target
     if any(python.startswith(d + os.sep) for d in _hidden_dirs()):
         pytest.skip("this interpreter lives where giltrace is installed; the target could not run it")
-    marker = "giltrace-container-%s" % uuid.uuid4().hex[:8]
-    mounts = " && ".join("mount -t tmpfs none %s" % d for d in ["/tmp"] + _hidden_dirs())
-    script = '%s && cd / && "$0" -I -c "$1" "$2"' % mounts
-    box = subprocess.Popen(
-        ["unshare", "--mount", "--pid", "--fork", "--mount-proc", "sh", "-c", script, python, HTTP_SERVER, marker],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
+    box, line, pid = _start_box(python, HTTP_SERVER)
     try:
-        line = box.stdout.readline()
-        assert line.startswith("ready"), line + box.stderr.read()
         port = int(line.split()[1])
-        pid = _outer_pid(marker)
         with open("/proc/%d/status" % pid) as f:
             nspid = [line.split()[1:] for line in f if line.startswith("NSpid:")][0]
         assert len(nspid) == 2 and nspid[0] == str(pid) and nspid[1] != str(pid), nspid
@@ -152,11 +168,7 @@ def test_attach_to_a_server_in_its_own_mount_and_pid_namespace(tmp_path):
         assert box.poll() is None
         client.stop.set()
     finally:
-        try:
-            os.killpg(box.pid, signal.SIGKILL)
-        except OSError:
-            pass
-        box.communicate()
+        _end_box(box)
 
 
 # Runs giltrace under a seccomp filter that fails ptrace with EPERM, as
@@ -227,3 +239,77 @@ def test_a_target_of_another_architecture_is_named(monkeypatch):
     finally:
         proc.kill()
         proc.wait()
+
+
+BURNER = r"""
+import threading, time
+def burn():
+    while True:
+        sum(range(1000))
+threading.Thread(target=burn, name="burner", daemon=True).start()
+print("ready", flush=True)
+while True:
+    time.sleep(0.01)
+"""
+
+
+@needs_namespaces
+@needs_injector
+def test_a_killed_cli_leaves_nothing_in_the_container_and_the_next_attach_reuses_giltrace(tmp_path):
+    """An unprivileged target in its own namespaces: the copy of giltrace is its
+    user's, so the agent removes it with the rest when the CLI dies; the next
+    attach finds that giltrace imported (the copy is gone) and uses it."""
+    import pwd
+    import shutil
+
+    import giltrace
+
+    from .test_attach_hostile import python_for
+
+    if not shutil.which("setpriv"):
+        pytest.skip("setpriv (util-linux) is not installed")
+    try:
+        nobody = pwd.getpwnam("nobody")
+    except KeyError:
+        pytest.skip("no user nobody")
+    drop = "setpriv --reuid=%d --regid=%d --clear-groups" % (nobody.pw_uid, nobody.pw_gid)
+    box, _, pid = _start_box(python_for(nobody), BURNER, drop)
+    env = dict(os.environ, PYTHONPATH=REPO)
+    env.pop("GILTRACE", None)
+    cli = None
+    try:
+
+        def private():
+            return [n for n in os.listdir("/proc/%d/root/tmp" % pid) if n.startswith("giltrace-attach")]
+
+        cli = subprocess.Popen(
+            [sys.executable, "-m", "giltrace", "attach", str(pid), "-o", str(tmp_path / "killed.gtr")],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            env=env,
+            stdin=subprocess.DEVNULL,
+        )
+        assert wait_until(lambda: "giltrace-attach" in thread_names(pid), 60), cli.stderr.read() if cli.poll() is not None else ""
+        assert private() and os.path.isdir("/proc/%d/root/tmp/%s/giltrace" % (pid, private()[0]))  # the copy
+        cli.kill()
+        cli.wait()
+        assert wait_until(lambda: "giltrace-attach" not in thread_names(pid), 20), thread_names(pid)
+        assert wait_until(lambda: private() == [], 20), private()
+        out = str(tmp_path / "again.gtr")
+        res = subprocess.run(
+            [sys.executable, "-m", "giltrace", "attach", str(pid), "--duration", "1", "-o", out],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env=env,
+            stdin=subprocess.DEVNULL,
+        )
+        assert res.returncode == 0, res.stderr
+        assert "burner" in set(giltrace.load(out).threads()["name"])
+        assert wait_until(lambda: private() == [], 20), private()
+        assert box.poll() is None
+    finally:
+        if cli is not None and cli.poll() is None:
+            cli.kill()
+            cli.wait()
+        _end_box(box)

@@ -54,7 +54,7 @@ def _home_of(user) -> str:
     return home
 
 
-def _python_for(user) -> str:
+def python_for(user) -> str:
     """A CPython of our version that ``user`` may run (this one may sit in root's home)."""
     mine = "python%d.%d" % sys.version_info[:2]
     for cand in (os.path.realpath(sys.executable), "/usr/bin/" + mine, "/usr/local/bin/" + mine):
@@ -209,7 +209,7 @@ def test_a_link_planted_for_the_trace_is_never_followed(other_user, tmp_path):
         script = os.path.join(home, "planter.py")
         with open(script, "w") as f:
             f.write(PLANTER)
-        target = _start_as(other_user, [_python_for(other_user), script, str(secret), tempfile.gettempdir()], home)
+        target = _start_as(other_user, [python_for(other_user), script, str(secret), tempfile.gettempdir()], home)
         try:
             out = str(tmp_path / "out.gtr")
             res = _attach(target.pid, "--duration", "1.5", "-o", out)
