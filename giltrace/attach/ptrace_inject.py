@@ -251,27 +251,13 @@ class Injector:
         if not os.WIFSTOPPED(status):
             return None
         sig, event = os.WSTOPSIG(status), status >> 16
-        if tid not in self.threads:
-            if tid in self.forks:
-                self.release_child(tid)
-                return None
-            if not self._is_thread(tid):
-                self.early_children.add(tid)  # a forked child, before its parent's event
-                return None
-            # else a new thread's first stop, before its creator's clone event
+        if tid not in self.threads and not self._new_tracee(tid):
+            return None
         self.threads[tid] = "stopped"
         if event in (EV_CLONE, EV_FORK, EV_VFORK):
-            try:
-                child = _child_of_event(tid)
-                if event == EV_CLONE:
-                    self.threads.setdefault(child, "running")
-                else:
-                    self.forks[child] = event == EV_VFORK
-                    if child in self.early_children:
-                        self.early_children.discard(child)
-                        self.release_child(child)
-            except OSError:
-                pass
+            child = self._child_event(tid, event)
+            if child:
+                self.threads.setdefault(child, "running")
             self.resume(tid)
             return None
         if event == EV_EXEC:
@@ -305,6 +291,32 @@ class Injector:
                     return None
         self.resume(tid, sig)  # the program's own signal, delivered as without us
         return None
+
+    def _new_tracee(self, tid: int) -> bool:
+        """The first stop of a tracee we did not know: True for a new thread of
+        the target (its first stop can come before its creator's clone event);
+        a forked child is let go (now, or once its parent's event says it is one)."""
+        if tid in self.forks:
+            self.release_child(tid)
+            return False
+        if not self._is_thread(tid):
+            self.early_children.add(tid)
+            return False
+        return True
+
+    def _child_event(self, tid: int, event: int) -> int:
+        """A clone/fork/vfork stop of ``tid``: the new thread's id for a clone, else 0."""
+        try:
+            child = _child_of_event(tid)
+        except OSError:
+            return 0
+        if event == EV_CLONE:
+            return child
+        self.forks[child] = event == EV_VFORK
+        if child in self.early_children:
+            self.early_children.discard(child)
+            self.release_child(child)
+        return 0
 
     def _is_thread(self, tid: int) -> bool:
         try:
@@ -588,27 +600,14 @@ class Injector:
                 continue
             sig, event = os.WSTOPSIG(status), status >> 16
             if tid not in self.threads:
-                if tid in self.forks:
-                    self.release_child(tid)
-                elif self._is_thread(tid):
+                if self._new_tracee(tid):
                     self.threads[tid] = "stopped"
-                else:
-                    self.early_children.add(tid)
                 continue
             if event in (EV_CLONE, EV_FORK, EV_VFORK):
-                try:
-                    child = _child_of_event(tid)
-                    if event == EV_CLONE:
-                        if child not in self.threads:
-                            self.threads[child] = "running"
-                            waiting.add(child)  # its first stop is on its way
-                    else:
-                        self.forks[child] = event == EV_VFORK
-                        if child in self.early_children:
-                            self.early_children.discard(child)
-                            self.release_child(child)
-                except OSError:
-                    pass
+                child = self._child_event(tid, event)
+                if child and child not in self.threads:
+                    self.threads[child] = "running"
+                    waiting.add(child)  # its first stop is on its way
             elif event == 0 and sig == signal.SIGTRAP and self.si_code(tid) == SI_KERNEL:
                 r = self.getregs(tid)
                 if r.rip - 1 in self.ever_patched:

@@ -987,3 +987,68 @@ def test_a_call_that_goes_wrong_is_undone(tmp_path, bad):
         target.kill()
     assert not marker.exists()
     assert (status, stderr) == (0, "") and float(stdout.split()[2]) >= 3.99, stdout + stderr
+
+
+# Forks all the time; each child goes through PyEval_SaveThread (an int3
+# copied into it there would kill it with SIGTRAP) and exits 7.
+FORKER = r'''
+import os, sys, threading, time
+def tick():
+    while True:
+        time.sleep(0.002)
+threading.Thread(target=tick, name="ticker", daemon=True).start()
+print("ready 0", flush=True)
+until, n, bad = time.monotonic() + float(sys.argv[1]), 0, 0
+while time.monotonic() < until:
+    pid = os.fork()
+    if pid == 0:
+        time.sleep(0.01)
+        os._exit(7)
+    _, st = os.waitpid(pid, 0)
+    n += 1
+    bad += not (os.WIFEXITED(st) and os.WEXITSTATUS(st) == 7)
+print("forks %d bad %d" % (n, bad), flush=True)
+'''
+
+
+@needs_injector
+@needs_ptrace
+@needs_tracer
+@pytest.mark.skipif(sys.version_info >= (3, 12), reason="3.12+ warns about fork() in a threaded process")
+def test_children_forked_during_the_attach_get_the_original_bytes(tmp_path):
+    target = Target(tmp_path, FORKER, "10")
+    try:
+        for i in range(2):
+            res = giltrace_cli("attach", str(target.pid), "--duration", "1", "-o", str(tmp_path / ("fork%d.gtr" % i)))
+            assert res.returncode == 0, res.stderr
+        status, stdout, stderr = target.finish()
+    finally:
+        target.kill()
+    assert (status, stderr) == (0, ""), stderr
+    words = stdout.split()
+    assert words[0] == "forks" and int(words[1]) > 10 and words[2:] == ["bad", "0"], stdout
+
+
+@needs_injector
+@needs_ptrace
+@pytest.mark.skipif(sys.version_info >= (3, 12), reason="3.12+ warns about fork() in a threaded process")
+def test_a_child_forked_while_the_int3s_are_in_gets_the_original_bytes(tmp_path):
+    """Deterministic: the only safe point is one that only forked children
+    run (PyOS_AfterFork_Child), so every child is forked with the int3 in
+    its copy of the memory; each must still exit 7."""
+    from giltrace.attach import inject, symbols
+    from giltrace.attach.target import inspect
+
+    target = Target(tmp_path, FORKER, "4")
+    try:
+        params = inject.PtraceInjector(2.0).params(inspect(target.pid), "pass")
+        params["addresses"].update(symbols.lookup(target.pid, ["PyOS_AfterFork_Child"]))
+        params["safe_points"] = [("PyOS_AfterFork_Child", False, False)]
+        result = inject.run_helper(params, 120)
+        assert result is not None and result.get("error") == "no-safe-point", result
+        status, stdout, stderr = target.finish()
+    finally:
+        target.kill()
+    assert (status, stderr) == (0, ""), stderr
+    words = stdout.split()
+    assert words[0] == "forks" and int(words[1]) > 10 and words[2:] == ["bad", "0"], stdout
