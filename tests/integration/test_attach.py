@@ -639,10 +639,67 @@ def test_a_314_target_needs_remote_exec(monkeypatch):
 
 def test_other_machines_are_refused_in_one_line(monkeypatch):
     from giltrace.attach import inject
+    from giltrace.attach.target import AttachError, Target as T
 
     monkeypatch.setattr(inject.platform, "machine", lambda: "aarch64")
+    monkeypatch.delenv("GILTRACE_INJECTOR", raising=False)
     assert inject.unsupported_machine() == "giltrace attach runs on x86-64 Linux only (this is linux aarch64)"
     assert inject.probe() == inject.unsupported_machine()
+    with pytest.raises(AttachError, match=r"^giltrace attach runs on x86-64 Linux only \(this is linux aarch64\)$"):
+        inject.choose(T(1, 0, 0, "/usr/bin/python3.11", (3, 11), ""), 5.0)
+
+
+def test_the_probe_says_why_it_cannot_inject(monkeypatch):
+    from giltrace.attach import inject
+    from giltrace.attach.target import AttachError
+
+    def refuse(self, target, code):
+        raise AttachError("not permitted to attach to process %d (ptrace: Operation not permitted)" % target.pid)
+
+    monkeypatch.setattr(inject.PtraceInjector, "inject", refuse)
+    assert "not permitted to attach to process" in (inject.probe() or "")
+
+
+def _gdb_can_call() -> bool:
+    """Can this machine's gdb call a function in a process (not on an AMX CPU with gdb 13)?"""
+    if GDB is None:
+        return False
+    child = subprocess.Popen(["sleep", "30"])
+    try:
+        out = subprocess.run(
+            [GDB, "-nx", "-iex", "set auto-load off", "-batch", "-p", str(child.pid), "-ex", "print (int)getpid()"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        return ("= %d" % child.pid) in out.stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    finally:
+        child.kill()
+        child.wait()
+
+
+@needs_ptrace
+@needs_tracer
+def test_the_gdb_fallback_still_attaches_where_gdb_can_call(tmp_path):
+    if not _gdb_can_call():
+        pytest.skip("gdb cannot make calls in a process here (not installed, or gdb 13 on an AMX CPU)")
+    import giltrace
+
+    target = Target(tmp_path, JOIN_MAIN, "15")
+    try:
+        out = str(tmp_path / "gdb.gtr")
+        res = giltrace_cli(
+            "attach", str(target.pid), "--duration", "1", "-o", out, "-v", env={"GILTRACE_INJECTOR": "gdb", "GILTRACE_GDB": GDB}
+        )
+        assert res.returncode == 0, res.stderr
+        assert "attached with gdb at " in res.stderr
+        assert {"crunch-0", "crunch-1"} <= set(giltrace.load(out).threads()["name"])
+        status, _, stderr = target.finish()
+    finally:
+        target.kill()
+    assert (status, stderr) == (0, "")
 
 
 def test_the_bootstrap_binds_nothing_and_starts_one_thread():
