@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import secrets
 import socket
@@ -40,6 +41,7 @@ from .bootstrap import bootstrap_code
 from .inject import Injection, choose
 from .target import AttachError, Target, check_same_python, inspect, thread_ids
 
+MAX_LINE = 1 << 16  # the longest line taken from the agent
 CONNECT_TIMEOUT_S = 20.0  # from injection to the agent's first word (it imports giltrace meanwhile)
 
 
@@ -100,7 +102,7 @@ class Session:
                 raise AttachError("process %d started the trace but sent no trace file" % self.pid)
             return self
         if kind == "error":
-            msg = printable(body.get("message", body))
+            msg = _message(body)
             if body.get("kind") == "TraceRunning":
                 raise errors.TraceRunning("a trace is already running in process %d: %s" % (self.pid, msg))
             raise AttachError("giltrace could not start in process %d: %s" % (self.pid, msg))
@@ -218,13 +220,16 @@ class Session:
             if not chunk:
                 return "eof", {}
             self._buffer += chunk
+            if len(self._buffer) > MAX_LINE and b"\n" not in self._buffer:  # the target's bytes: bounded
+                self._buffer = b""
+                return "error", {"message": "the agent sent a line longer than %d bytes" % MAX_LINE}
         line, self._buffer = self._buffer.split(b"\n", 1)
         kind, _, rest = line.decode("utf-8", "replace").partition(" ")
         try:
             body = json.loads(rest) if rest else {}
-        except ValueError:
+        except (ValueError, RecursionError):
             body = {"message": rest}
-        return kind, body
+        return kind, body if isinstance(body, dict) else {"message": rest}
 
     # -- while it runs ---------------------------------------------------------
 
@@ -264,11 +269,11 @@ class Session:
                 kind, body = self._read_message(30.0)
                 self.detach_stops_ms = (time.monotonic() - t0) * 1e3
                 if kind == "stopped":
-                    self.stats = {k: int(v) for k, v in body.items() if isinstance(v, (int, float))}
+                    self.stats = _counts(body)
                 elif kind == "error":
-                    self.stats = {k: int(v) for k, v in dict(body.get("stats") or {}).items() if isinstance(v, (int, float))}
+                    self.stats = _counts(body.get("stats"))
                     self._close_conn()
-                    raise AttachError("the trace in process %d ended with an error: %s" % (self.pid, printable(body.get("message"))))
+                    raise AttachError("the trace in process %d ended with an error: %s" % (self.pid, _message(body)))
                 else:
                     self.exited = True
         self._close_conn()
@@ -508,6 +513,19 @@ def _remove_tree(parent_fd: int, name: str) -> None:
         os.rmdir(name, dir_fd=parent_fd)
     except OSError:
         pass
+
+
+def _message(body: Dict[str, object]) -> str:
+    """The agent's error message for a terminal: escaped, and no longer than a line should be."""
+    text = printable(body.get("message", ""))
+    return text if len(text) <= 300 else text[:300] + "..."
+
+
+def _counts(obj: object) -> Dict[str, int]:
+    """The tracer's statistics from the agent's JSON: finite numbers only (the target wrote them)."""
+    if not isinstance(obj, dict):
+        return {}
+    return {str(k): int(v) for k, v in obj.items() if isinstance(v, (int, float)) and math.isfinite(v)}
 
 
 def _peer_pid(conn: socket.socket) -> int:

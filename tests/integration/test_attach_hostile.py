@@ -291,3 +291,39 @@ def test_escape_sequences_in_an_agent_error_reach_no_terminal(tmp_path):
     assert "\x1b" not in res.stderr and "\x07" not in res.stderr
     lines = res.stderr.strip().splitlines()
     assert len(lines) == 1 and "another giltrace imported" in lines[0] and "\\x1b]0;owned\\x07" in lines[0], res.stderr
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        b'stopped {"events_written": Infinity, "events_lost": NaN, "chunks": 5}\n',
+        b"stopped [1, 2]\n",
+        b"error " + b"[" * 50000 + b"\n",  # json's recursion limit
+        b"x" * (1 << 17),  # no end of line
+        b'error {"message": "\\u001b[2Jgone", "stats": [1]}\n',
+    ],
+    ids=["infinity", "not-an-object", "deep", "endless", "escapes"],
+)
+def test_what_the_agent_sends_is_checked(line):
+    """The agent runs in the target: its lines are the owner's to forge. Each
+    gives statistics of plain integers or one escaped line, never a traceback."""
+    import socket
+
+    from giltrace.attach.session import Session
+    from giltrace.attach.target import AttachError
+
+    ours, theirs = socket.socketpair()
+    session = Session(12345)
+    session._conn = ours
+    try:
+        theirs.sendall(line)
+        try:
+            stats = session.stop()
+            assert all(type(v) is int for v in stats.values()), stats
+            assert stats in ({}, {"chunks": 5})
+        except AttachError as exc:
+            text = str(exc)
+            assert "\n" not in text and "\x1b" not in text and len(text) < 1000, text[:200]
+    finally:
+        theirs.close()
+        session.close()
