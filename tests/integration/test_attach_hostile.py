@@ -166,6 +166,60 @@ def test_a_static_python_is_read_not_run(other_user):
         shutil.rmtree(home, ignore_errors=True)
 
 
+# The owner's own program, named python3: run with the arguments an attacher
+# would use to ask it its version (-I -S -c ...), it writes who ran it.
+PLANTED_C = r"""
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+int main(int argc, char **argv) {
+    for (int i = 1; i < argc; i++)
+        if (strcmp(argv[i], "-c") == 0) {
+            FILE *f = fopen(MARKER, "a");
+            if (f) { fprintf(f, "uid=%d\n", (int)getuid()); fclose(f); }
+            return 0;
+        }
+    printf("ready\n");
+    fflush(stdout);
+    sleep(60);
+    return 0;
+}
+"""
+
+
+def test_a_planted_python3_never_runs(other_user):
+    """Not a CPython at all, only named like one: the attach says so and runs nothing."""
+    from giltrace.attach.target import AttachError, inspect
+
+    cc = shutil.which("cc")
+    if cc is None:
+        pytest.skip("no C compiler to build the planted program")
+    home = _home_of(other_user)
+    try:
+        marker = os.path.join(home, "ran-as")
+        source, planted = os.path.join(home, "planted.c"), os.path.join(home, "python3")
+        with open(source, "w") as f:
+            f.write(PLANTED_C.replace("MARKER", '"%s"' % marker))
+        subprocess.run([cc, "-o", planted, source], check=True, capture_output=True, timeout=120)
+        os.chown(planted, other_user.pw_uid, other_user.pw_gid)
+        _run_as(other_user, [planted, "-c", "probe"])  # the plant works: it writes the user's uid
+        with open(marker) as f:
+            before = f.read()
+        assert before == "uid=%d\n" % other_user.pw_uid
+        target = _start_as(other_user, [planted], home)
+        try:
+            with pytest.raises(AttachError, match="is not a CPython process"):
+                inspect(target.pid)
+            res = _attach(target.pid, "--duration", "1", "-o", os.path.join(home, "never.gtr"))
+            assert res.returncode != 0 and "is not a CPython process" in res.stderr, res.stderr
+        finally:
+            _stop(target)
+        with open(marker) as f:
+            assert f.read() == before
+    finally:
+        shutil.rmtree(home, ignore_errors=True)
+
+
 # A target that puts a link to root's secret in place of the trace as soon as
 # the trace file appears in giltrace's private directory (a link planted
 # before it appears only makes the target's own tracer refuse to start).
