@@ -80,6 +80,12 @@ def check_permission(pid: int, st: Dict[str, str]) -> None:
     uid = int(st["Uid"].split()[0])
     euid = os.geteuid()
     has_cap = _has_cap(CAP_SYS_PTRACE)
+    if uid != euid and not has_cap and euid == 0:
+        raise AttachError(
+            "not permitted to attach to process %d of user %s: giltrace runs as root but without CAP_SYS_PTRACE "
+            "(a container drops it): grant it (docker run --cap-add SYS_PTRACE, securityContext.capabilities.add: "
+            "SYS_PTRACE) or run giltrace as that user" % (pid, _user(uid))
+        )
     if uid != euid and not has_cap:
         raise AttachError(
             "not permitted to attach to process %d: it belongs to user %s; run giltrace as that user "

@@ -313,3 +313,33 @@ def test_a_killed_cli_leaves_nothing_in_the_container_and_the_next_attach_reuses
             cli.kill()
             cli.wait()
         _end_box(box)
+
+
+def test_root_without_cap_sys_ptrace_is_told_so(tmp_path):
+    """Root in a container that dropped CAP_SYS_PTRACE, attaching to another user's process."""
+    import pwd
+    import shutil
+
+    if os.geteuid() != 0 or not shutil.which("setpriv"):
+        pytest.skip("needs root and setpriv (util-linux) to drop CAP_SYS_PTRACE")
+    try:
+        nobody = pwd.getpwnam("nobody")
+    except KeyError:
+        pytest.skip("no user nobody")
+    other = subprocess.Popen(["sleep", "60"], user=nobody.pw_uid, group=nobody.pw_gid, extra_groups=[])
+    try:
+        env = dict(os.environ, PYTHONPATH=REPO)
+        res = subprocess.run(
+            ["setpriv", "--bounding-set=-sys_ptrace", "--inh-caps=-sys_ptrace", sys.executable, "-m", "giltrace", "attach"]
+            + [str(other.pid), "--duration", "1", "-o", str(tmp_path / "x.gtr")],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env=env,
+        )
+    finally:
+        other.kill()
+        other.wait()
+    lines = res.stderr.strip().splitlines()
+    assert res.returncode != 0 and len(lines) == 1, res.stderr
+    assert "without CAP_SYS_PTRACE" in lines[0] and "--cap-add SYS_PTRACE" in lines[0], lines[0]
