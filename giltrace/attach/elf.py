@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Dict, Iterable, List, Optional, Tuple
 
 EM_NAMES = {3: "x86 (32-bit)", 40: "arm (32-bit)", 62: "x86-64", 183: "aarch64", 243: "riscv64", 21: "ppc64", 22: "s390x"}
-_MAX_TABLE = 64 << 20  # a symbol or string table larger than this is not a real interpreter's
+_MAX_TABLE = 32 << 20  # a symbol or string table larger than this is not a real interpreter's (libpython's: 1-2 MB)
 
 
 class ElfError(Exception):
@@ -122,8 +122,10 @@ def open_elf(fd: int) -> Elf:
         shoff, shentsize, shnum = struct.unpack_from(end + "I", ident, 32)[0], *struct.unpack_from(end + "HH", ident, 46)
         hdr, hsize = end + "IIIIIIIIII", 40
     elf = Elf(fd, size, is64, little, machine, [])
-    if shnum == 0 or shentsize < hsize or shnum > 65535:
+    if shnum == 0:
         return elf  # no section table: no symbols to read
+    if not hsize <= shentsize <= 256:  # the target's file: a huge entry size would make us read gigabytes
+        raise ElfError("implausible section header size %d" % shentsize)
     table = elf.read(shoff, shentsize * shnum)
     for i in range(shnum):
         f = struct.unpack_from(hdr, table, i * shentsize)
