@@ -331,6 +331,20 @@ def test_escape_sequences_in_a_thread_name_reach_no_terminal(tmp_path):
     assert summary.returncode == 0, summary.stderr
     assert "\x1b" not in summary.stdout and "\x07" not in summary.stdout
     assert "evil\\x1b]0;owned\\x07\\x1b[2J" in summary.stdout
+    # giltrace top's table, as a terminal would get it (rich adds its own escapes for styles only)
+    import io
+
+    from rich.console import Console
+
+    from giltrace.live import LiveTrace
+    from giltrace.render.top import render
+
+    live = LiveTrace(out, keep_s=60)
+    live.poll()
+    screen = io.StringIO()
+    Console(file=screen, force_terminal=True, width=200).print(render(live.snapshot(60), title="t", folded=False))
+    assert ESC not in screen.getvalue() and "\x07" not in screen.getvalue()
+    assert "evil\\x1b]0;owned\\x07\\x1b[2J" in screen.getvalue()
 
 
 @needs_injector
