@@ -297,14 +297,14 @@ class Session:
 
     def save(self, output: str) -> str:
         """Copy the trace (the descriptor the agent sent) to ``output``: created by us,
-        no link followed, mode 0600 when new; its size when the trace stopped, no more."""
+        no link followed, mode 0600; its size when the trace stopped, no more."""
         from ..tracer import create_trace_file
 
         if self._trace_fd < 0:
             raise AttachError("process %d wrote no trace file" % self.pid)
-        fd, created = create_trace_file(output, overwrite=True)
+        fd, _ = create_trace_file(output, overwrite=True)
         try:
-            if created:
+            if os.fstat(fd).st_uid == os.geteuid():  # the target's data: ours alone to read (a file we own)
                 os.fchmod(fd, 0o600)
             size, offset = os.fstat(self._trace_fd).st_size, 0
             while offset < size:
