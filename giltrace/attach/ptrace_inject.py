@@ -513,6 +513,7 @@ class Injector:
         True once it ran; the thread is running again either way."""
         deadline = now() + self.call_timeout_s
         at = [regs.copy()]  # where the thread goes on from (the return, after a finish)
+        ok = None  # False: the checks said no (the int3s go back in for the next hit)
         try:
             if point[2]:  # run to the return first: the GIL is taken and the thread state set there
                 ret = struct.unpack("<Q", self.read(regs.rsp, 8))[0]
@@ -523,10 +524,14 @@ class Injector:
                 finally:
                     self.unpatch(ret)
                 at[0] = got[1] if got[0] == "trap" else self.getregs(tid)
-            return self._run_bootstrap(tid, at[0], deadline)
+            ok = self._run_bootstrap(tid, at[0], deadline)
+            return ok
         finally:
             if self.threads.get(tid) == "stopped":
                 self.setregs(tid, at[0])
+                if ok is False:  # past the safe point's first instruction before its int3 goes back in
+                    self.resume(tid, step=True)
+                    self.wait_for(tid, deadline)
                 self.resume(tid)  # first: the program's thread runs on
             for sig in self.held_signals:
                 _tgkill(self.pid, tid, sig)

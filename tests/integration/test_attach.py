@@ -1109,3 +1109,49 @@ def test_a_child_forked_while_the_int3s_are_in_gets_the_original_bytes(tmp_path)
     assert (status, stderr) == (0, ""), stderr
     words = stdout.split()
     assert words[0] == "forks" and int(words[1]) > 10 and words[2:] == ["bad", "0"], stdout
+
+
+# A thread in a sub-interpreter reaches PyEval_SaveThread every millisecond;
+# the main interpreter's ticker only every 200 ms.
+SUBINTERPRETER = r'''
+import sys, threading, time
+import _xxsubinterpreters as subs
+def sub():
+    i = subs.create()
+    subs.run_string(i, "import time\nt, n = time.monotonic(), 0\nwhile time.monotonic() - t < %s:\n    time.sleep(0.001)\n    n += 1\nprint('sub', n, flush=True)\n" % sys.argv[1])
+th = threading.Thread(target=sub, name="sub")
+th.start()
+def tick():
+    while True:
+        time.sleep(0.2)
+threading.Thread(target=tick, name="ticker", daemon=True).start()
+print("ready 0", flush=True)
+th.join()
+print("bye", flush=True)
+'''
+
+
+@needs_injector
+@needs_ptrace
+@pytest.mark.skipif(sys.version_info[:2] != (3, 11), reason="the _xxsubinterpreters API of 3.11")
+def test_a_hit_in_a_sub_interpreter_is_passed_over(tmp_path):
+    """Hits in another interpreter fail the checks: that thread is stepped past
+    the safe point and goes on; the main interpreter's thread is used."""
+    from giltrace.attach.inject import PtraceInjector
+    from giltrace.attach.target import inspect
+
+    marker = tmp_path / "marker"
+    target = Target(tmp_path, SUBINTERPRETER, "3")
+    try:
+        injection = PtraceInjector(10.0).inject(
+            inspect(target.pid), "import threading; open(%r, 'w').write(threading.current_thread().name)" % str(marker)
+        )
+        status, stdout, stderr = target.finish()
+    finally:
+        target.kill()
+    assert marker.read_text() in ("ticker", "MainThread", "sub")
+    assert marker.read_text() != "sub"  # the sub-interpreter's thread was never used
+    assert (status, stderr) == (0, ""), stderr
+    words = stdout.split()
+    assert words[:1] == ["sub"] and int(words[1]) > 100 and words[-1] == "bye", stdout
+    assert len(injection.stops_ms) >= 3, injection  # rejected hits, the hit used, the detach
