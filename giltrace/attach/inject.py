@@ -81,8 +81,6 @@ class PtraceInjector:
 
     def inject(self, target: Target, code: str) -> Injection:
         result = run_helper(self.params(target, code), self.timeout_s + 60)
-        if result is None:
-            raise AttachError("giltrace's injector failed on process %d (no result)" % target.pid)
         if not result.get("ok"):
             if result.get("error") == "attach":
                 from .target import check_state, status
@@ -127,12 +125,16 @@ def unsupported_machine() -> Optional[str]:
     return "giltrace attach runs on x86-64 Linux only (this is %s %s)" % (sys.platform, machine or "?")
 
 
-def run_helper(params: dict, timeout_s: float) -> Optional[dict]:
-    """Run ptrace_inject.py in its own process (its result line, or None)."""
+def run_helper(params: dict, timeout_s: float) -> dict:
+    """Run ptrace_inject.py in its own process: its result line (AttachError if none)."""
     script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "ptrace_inject.py")
     env = dict(os.environ, GILTRACE_INJECT=json.dumps(params))
     stdout, stderr = _run_tool([sys.executable, "-I", "-S", script], env, timeout_s, int(params["pid"]), "giltrace's injector")
-    return _result_line(stdout)
+    result = _result_line(stdout)
+    if result is None:
+        tail = (stderr.strip().splitlines() or ["no output"])[-1]
+        raise AttachError("giltrace's injector failed on process %d: %s" % (int(params["pid"]), tail))
+    return result
 
 
 def probe(python: str = sys.executable, timeout_s: float = 30.0) -> Optional[str]:

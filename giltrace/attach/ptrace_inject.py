@@ -467,10 +467,14 @@ class Injector:
             failure = Failure("ptrace", exc.strerror or str(exc))
         except Timeout:
             failure = Failure("timeout", "the thread used did not come back in time")
+        except Exception as exc:  # a bug of ours: the target still gets everything back
+            failure = Failure("internal", "%s: %s" % (type(exc).__name__, exc))
         try:
             self.restore_and_detach()
         except Failure as exc:
             failure = failure or exc
+        except Exception as exc:
+            failure = failure or Failure("internal", "%s: %s" % (type(exc).__name__, exc))
         if failure is not None:
             return self.say(error=failure.kind, detail=failure.detail)
         return self.say(ok=True)
@@ -614,12 +618,15 @@ class Injector:
                     self.threads[child] = "running"
                     waiting.add(child)  # its first stop is on its way
             elif event == 0 and sig == signal.SIGTRAP and self.si_code(tid) == SI_KERNEL:
-                r = self.getregs(tid)
-                if r.rip - 1 in self.ever_patched:
-                    r.rip -= 1  # it hit an int3 that is gone now: the original instruction is next
-                    self.setregs(tid, r)
-                else:
-                    pass_on[tid] = sig
+                try:
+                    r = self.getregs(tid)
+                    if r.rip - 1 in self.ever_patched:
+                        r.rip -= 1  # it hit an int3 that is gone now: the original instruction is next
+                        self.setregs(tid, r)
+                    else:
+                        pass_on[tid] = sig
+                except OSError:
+                    pass  # killed meanwhile
             elif event == 0:
                 pass_on[tid] = sig  # the program's own signal: delivered by the detach
             self.threads[tid] = "stopped"
