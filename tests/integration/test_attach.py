@@ -934,26 +934,35 @@ def test_threads_created_and_ending_during_the_attach(tmp_path):
     assert stdout.split()[-1] == "bye" and int(stdout.split()[1]) > 100
 
 
-# Ends by SIGALRM's default action while the injector waits for a safe point.
-ENDS_SOON = r'''
-import signal, threading
-print("ready 0", flush=True)
-signal.alarm(2)
-threading.Event().wait()
-'''
-
-
 @needs_injector
 @needs_ptrace
 def test_the_target_exits_while_being_attached(tmp_path):
-    target = Target(tmp_path, ENDS_SOON)
+    """It is killed (SIGTERM, default action) while the injector waits for a
+    safe point: the signal is passed on, and the CLI says it exited."""
+    import signal
+
+    target = Target(tmp_path, IDLE, "60")
+    cli = subprocess.Popen(
+        [sys.executable, "-m", "giltrace", "attach", str(target.pid), "--attach-timeout", "60", "-o", str(tmp_path / "gone.gtr")],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=cli_env(),
+        stdin=subprocess.DEVNULL,
+    )
     try:
-        res = giltrace_cli("attach", str(target.pid), "--attach-timeout", "20", "-o", str(tmp_path / "gone.gtr"))
-        _one_line_error(res, "process %d exited before giltrace could attach" % target.pid)
+        assert wait_until(lambda: "TracerPid:\t0\n" not in open("/proc/%d/status" % target.pid).read(), 60)
+        os.kill(target.pid, signal.SIGTERM)
+        stdout, stderr = cli.communicate(timeout=60)
         status, _, _ = target.finish()
     finally:
+        if cli.poll() is None:
+            cli.kill()
         target.kill()
-    assert status == -14  # SIGALRM, passed on to it as without us
+    _one_line_error(
+        subprocess.CompletedProcess(cli.args, cli.returncode, stdout, stderr), "process %d exited before giltrace could attach" % target.pid
+    )
+    assert status == -signal.SIGTERM  # passed on to it as without us
 
 
 def _pythons():
