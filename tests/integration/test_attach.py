@@ -920,18 +920,25 @@ print("bye", flush=True)
 def test_threads_created_and_ending_during_the_attach(tmp_path):
     import giltrace
 
-    target = Target(tmp_path, CHURN, "10")
+    stdout, traces = _attach_twice_then_let_it_end(tmp_path, CHURN)
+    assert all(len(giltrace.load(out).threads()) > 10 for out in traces)
+    assert stdout.split()[-1] == "bye" and int(stdout.split()[1]) > 100
+
+
+def _attach_twice_then_let_it_end(tmp_path, source: str) -> "tuple[str, list]":
+    """Two CLI attaches (1 s each) to ``source`` (run for 10 s), then its end:
+    exit status 0 and nothing on stderr.  Its stdout, and the two traces."""
+    target = Target(tmp_path, source, "10")
+    traces = [str(tmp_path / ("twice%d.gtr" % i)) for i in range(2)]
     try:
-        for i in range(2):
-            out = str(tmp_path / ("churn%d.gtr" % i))
+        for out in traces:
             res = giltrace_cli("attach", str(target.pid), "--duration", "1", "-o", out)
             assert res.returncode == 0, res.stderr
-            assert len(giltrace.load(out).threads()) > 10
         status, stdout, stderr = target.finish()
     finally:
         target.kill()
     assert (status, stderr) == (0, ""), stderr
-    assert stdout.split()[-1] == "bye" and int(stdout.split()[1]) > 100
+    return stdout, traces
 
 
 @needs_injector
@@ -1082,15 +1089,7 @@ print("forks %d bad %d" % (n, bad), flush=True)
 @needs_tracer
 @pytest.mark.skipif(sys.version_info >= (3, 12), reason="3.12+ warns about fork() in a threaded process")
 def test_children_forked_during_the_attach_get_the_original_bytes(tmp_path):
-    target = Target(tmp_path, FORKER, "10")
-    try:
-        for i in range(2):
-            res = giltrace_cli("attach", str(target.pid), "--duration", "1", "-o", str(tmp_path / ("fork%d.gtr" % i)))
-            assert res.returncode == 0, res.stderr
-        status, stdout, stderr = target.finish()
-    finally:
-        target.kill()
-    assert (status, stderr) == (0, ""), stderr
+    stdout, _ = _attach_twice_then_let_it_end(tmp_path, FORKER)
     words = stdout.split()
     assert words[0] == "forks" and int(words[1]) > 10 and words[2:] == ["bad", "0"], stdout
 
