@@ -283,17 +283,26 @@ def test_a_link_planted_for_the_trace_is_never_followed(other_user, tmp_path):
 
 ESC = "\x1b]0;owned\x07\x1b[2J"
 
-# A thread whose name is terminal escapes.
-ESCAPING_THREAD = r'''
+
+def burner(name: str) -> str:
+    """A target's source: a thread called ``name`` that computes, the main thread
+    sleeping in short steps (a safe point now and then: the attach waits for one)."""
+    return (
+        r'''
 import threading, time
 def burn():
     while True:
         sum(range(1000))
-threading.Thread(target=burn, name="evil%s", daemon=True).start()
+threading.Thread(target=burn, name=%r, daemon=True).start()
 print("ready", flush=True)
 for _ in range(6000):
-    time.sleep(0.01)  # a safe point now and then (the attach waits for one)
-''' % ESC.encode("unicode_escape").decode()
+    time.sleep(0.01)
+'''
+        % name
+    )
+
+
+ESCAPING_THREAD = burner("evil" + ESC)  # a thread whose name is terminal escapes
 
 # A fake giltrace already imported, whose file name is terminal escapes: the agent's error quotes it.
 FAKE_GILTRACE = r'''
