@@ -404,3 +404,32 @@ def test_what_the_agent_sends_is_checked(line):
     finally:
         theirs.close()
         session.close()
+
+
+def _interpreters():
+    found = []
+    for version in ("2.7.18", "3.8.18", "3.9.18", "3.10.13", "3.11.7", "3.12.1", "3.13.0"):
+        short = version.rsplit(".", 1)[0]
+        path = os.path.expanduser("~/.pyenv/versions/%s/bin/python%s" % (version, short))
+        found.append(pytest.param(path, tuple(int(x) for x in short.split(".")), id=short))
+    found.append(pytest.param("/usr/bin/python3.11", (3, 11), id="debian-3.11-static"))
+    return found
+
+
+@pytest.mark.parametrize("python,version", _interpreters())
+def test_the_version_is_read_from_the_runtime_file(python, version):
+    """libpython's or a static executable's ELF symbols, with nothing run (pyenv's shared builds, Debian's static one)."""
+    from giltrace.attach.target import python_of
+
+    if not os.access(python, os.X_OK):
+        pytest.skip("%s is not installed" % python)
+    proc = subprocess.Popen(
+        [python, "-c", "import time; print('ready'); import sys; sys.stdout.flush(); time.sleep(60)"], stdout=subprocess.PIPE
+    )
+    try:
+        assert proc.stdout.readline().strip() == b"ready"
+        found, abiflags, exe = python_of(proc.pid)
+        assert found == version and abiflags == "" and os.path.realpath(python) == exe
+    finally:
+        proc.kill()
+        proc.wait()
