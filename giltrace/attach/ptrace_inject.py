@@ -108,8 +108,8 @@ class Injector:
         self.stepping: set = set()
         self.patched: dict = {}  # address -> original byte
         self.ever_patched: set = set()
-        self.forks: dict = {}  # forked child -> shares our memory (vfork); None: its first stop came first
-        self.early_children: set = set()
+        self.forks: dict = {}  # forked child -> it shares our memory (vfork), until its first stop
+        self.early_children: set = set()  # stopped before its parent's fork event said what it is
         self.held_signals: list = []  # signals the used thread got during our calls
         self.mem = -1
         self.exec_seen = False
