@@ -1020,7 +1020,7 @@ def test_attach_to_debians_static_python(tmp_path):
     """No libpython in its map: the symbols come from the executable itself."""
     import giltrace
 
-    target = Target(tmp_path, JOIN_MAIN, "6", python="/usr/bin/python3.11")
+    target = Target(tmp_path, JOIN_MAIN, "12", python="/usr/bin/python3.11")
     try:
         out = str(tmp_path / "debian.gtr")
         res = giltrace_cli("attach", str(target.pid), "--duration", "1.5", "-o", out)
