@@ -29,6 +29,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 import pandas as pd
 
+from . import predictions
 from .analysis import occupancy
 from .groups import thread_groups
 
@@ -118,6 +119,7 @@ class Finding:
     evidence: Dict[str, Any] = field(default_factory=dict)
     tids: List[int] = field(default_factory=list)
     episode: Optional[int] = None  # index into Diagnosis.episodes, None: the whole trace
+    predictions: List[Dict[str, Any]] = field(default_factory=list)  # the advice's predicted effect (predictions.py)
 
     def to_dict(self) -> Dict[str, Any]:
         return {
@@ -133,6 +135,7 @@ class Finding:
             "advice": list(self.advice),
             "evidence": self.evidence,
             "episode": self.episode,
+            "predictions": list(self.predictions),
         }
 
 
@@ -901,6 +904,8 @@ def diagnose_window(
         _no_switch_interval_advice_for_starved(findings, starved, lat, names)
     order = {"convoy": 0, "cpu_starved": 1, "long_hold_c": 2, "serialised_pool": 3, "oversubscription": 4, "idle": 9}
     findings.sort(key=lambda f: (order.get(f.kind, 5), -f.wait_s))
+    for f in findings:
+        f.predictions = predictions.for_finding(trace, f, window)
     return findings, lh
 
 
@@ -1147,7 +1152,7 @@ def suggest(d: Diagnosis) -> List[str]:
     for f in d.findings:
         if f.problem:
             out.append(f.summary)
-            out += ["  -> " + a for a in f.advice]
+            out += ["  -> " + a + predictions.advice_effect(f, a) for a in f.advice]
     for f in d.findings:
         if not f.problem:
             out.append(f.summary)
