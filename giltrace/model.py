@@ -10,7 +10,7 @@ from typing import Any, Dict, List, Optional, Tuple
 import numpy as np
 import pandas as pd
 
-from . import analysis, fileformat
+from . import analysis, fileformat, wakes
 
 
 class IncompleteTraceWarning(UserWarning):
@@ -143,7 +143,19 @@ class Trace:
 
     @cached_property
     def _threads(self) -> pd.DataFrame:
-        return analysis.thread_table(self.events, self._intervals, self.names, self.start_ns, self.stop_ns)
+        th = analysis.thread_table(self.events, self._intervals, self.names, self.start_ns, self.stop_ns)
+        stats = wakes.per_thread(self._wakes, th.index, wakes.take_cost_ns(self.events))
+        return th.join(stats)
+
+    def wakes(self) -> pd.DataFrame:
+        """One row per wake: a take of the GIL after blocking work (I/O, sleep,
+        a lock), with how long the thread waited to run Python again, how long
+        it was blocked before, its work after, and who held the GIL (wakes.wakes)."""
+        return self._wakes.copy(deep=False)
+
+    @cached_property
+    def _wakes(self) -> pd.DataFrame:
+        return wakes.wakes(self._intervals, self.events)
 
     def long_holds(self, factor: float = 2.0) -> pd.DataFrame:
         """Holds during which another thread waited more than ``factor`` switch intervals."""
