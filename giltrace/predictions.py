@@ -136,8 +136,8 @@ def _takes(trace, spans: pd.DataFrame, tids: Sequence[int], window: Optional[Tup
             wk = wakes()
         except Exception:  # an older or partial model: every take it is
             wk = None
-        if wk is not None and len(wk) and {"tid", "end_ns"} <= set(wk.columns):
-            keys = pd.MultiIndex.from_arrays([wk["tid"].to_numpy(), wk["end_ns"].to_numpy()])
+        if wk is not None and len(wk) and {"tid", "time_ns"} <= set(wk.columns):  # time_ns: when it got the GIL back
+            keys = pd.MultiIndex.from_arrays([wk["tid"].to_numpy(), wk["time_ns"].to_numpy()])
             w = w[pd.MultiIndex.from_arrays([w["tid"], w["end_ns"]]).isin(keys)]
     if window is not None:
         base = trace.start_ns - int(round(trace.window_s[0] * 1e9))
