@@ -30,6 +30,7 @@ import numpy as np
 import pandas as pd
 
 from . import predictions
+from . import wakes as wk
 from .analysis import occupancy
 from .groups import thread_groups
 
@@ -119,6 +120,7 @@ class Finding:
     evidence: Dict[str, Any] = field(default_factory=dict)
     tids: List[int] = field(default_factory=list)
     episode: Optional[int] = None  # index into Diagnosis.episodes, None: the whole trace
+    mode: Optional[str] = None  # convoy: "share" (of its time) or "latency" (per wake)
     predictions: List[Dict[str, Any]] = field(default_factory=list)  # the advice's predicted effect (predictions.py)
 
     def to_dict(self) -> Dict[str, Any]:
@@ -135,6 +137,7 @@ class Finding:
             "advice": list(self.advice),
             "evidence": self.evidence,
             "episode": self.episode,
+            "mode": self.mode,
             "predictions": list(self.predictions),
         }
 
@@ -200,26 +203,59 @@ class Diagnosis:
                 "wait_p50_ms": round(float(r["wait_p50_ms"]), 4),
                 "wait_p99_ms": round(float(r["wait_p99_ms"]), 4),
                 "wait_max_ms": round(float(r["wait_max_ms"]), 4),
+                "wake": wk.as_json(r),
             }
             for tid, r in th.iterrows()
         ]
-        return {
-            "schema": SCHEMA,
-            "trace": self.meta.get("path"),
-            "python": self.meta.get("python_version"),
-            "switch_interval_s": self.switch_interval_s,
-            "duration_s": round(self.duration_s, 6),
-            "window_s": [round(self.window_s[0], 6), round(self.window_s[1], 6)],
-            "findings": [f.to_dict() for f in self.findings],
-            "episodes": [e.to_dict() for e in self.episodes],
-            "threads": threads,
-        }
+        groups = [
+            {
+                "group": str(g),
+                "threads": int(r["threads"]),
+                "wait_s": round(float(r["wait_s"]), 6),
+                "hold_s": round(float(r["hold_s"]), 6),
+                "waits": int(r["waits"]),
+                "wait_p50_ms": round(float(r["wait_p50_ms"]), 4),
+                "wait_p99_ms": round(float(r["wait_p99_ms"]), 4),
+                "wake": wk.as_json(r),
+            }
+            for g, r in self.groups.iterrows()
+        ]
+        return strict_json(
+            {
+                "schema": SCHEMA,
+                "trace": self.meta.get("path"),
+                "python": self.meta.get("python_version"),
+                "switch_interval_s": self.switch_interval_s,
+                "duration_s": round(self.duration_s, 6),
+                "window_s": [round(self.window_s[0], 6), round(self.window_s[1], 6)],
+                "findings": [f.to_dict() for f in self.findings],
+                "episodes": [e.to_dict() for e in self.episodes],
+                "threads": threads,
+                "groups": groups,
+            }
+        )
 
     def __getitem__(self, key: str) -> Any:
         return self.to_dict()[key]
 
 
 SCHEMA = "giltrace.diagnosis/1"
+
+
+def strict_json(v: Any) -> Any:
+    """``v`` with every NaN / infinity (pandas' missing value) as None: JSON
+    has no NaN, and the schema says null."""
+    if isinstance(v, dict):
+        return {k: strict_json(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [strict_json(x) for x in v]
+    if isinstance(v, (float, np.floating)):
+        return float(v) if np.isfinite(v) else None
+    if isinstance(v, np.integer):
+        return int(v)
+    if isinstance(v, np.bool_):
+        return bool(v)
+    return v
 
 
 # ---------------------------------------------------------------- per thread
@@ -270,6 +306,8 @@ def thread_latency(trace) -> pd.DataFrame:
     out["role"] = np.where(cpu, "cpu", "io")
     out["sync_share"] = _sync_share(trace, spans).reindex(out.index).fillna(0.0)
     out["parked_s"] = _parked(trace, spans).reindex(out.index).fillna(0.0)
+    for col in wk.STAT_COLUMNS:  # wake latency (wakes.py)
+        out[col] = th[col]
     cs = trace.cpu_state()
     if len(cs):  # cpu_state traces: whether holders were running (docs/how-it-works.md, "CPU state")
         for col in ("cpu_s", "runq_s", "held_run_s", "held_runq_s", "wait_runq_s"):
@@ -301,6 +339,7 @@ def group_table(trace, lat: pd.DataFrame) -> pd.DataFrame:
     ev = trace.events
     contended = ev[(ev["kind"] == "acquire") & ev["contended"]]
     span_s = max(float(trace.meta["duration_s"]), 1e-9)
+    woke, take = trace.wakes(), wk.take_cost_ns(ev)
     rows = []
     for group, g in lat[lat["group"].map(lambda v: isinstance(v, str))].groupby("group"):
         w = contended[contended["tid"].isin(g.index)]["wait_ns"] / 1e6
@@ -321,6 +360,7 @@ def group_table(trace, lat: pd.DataFrame) -> pd.DataFrame:
                 "wait_p50_ms": float(w.median()) if len(w) else 0.0,
                 "wait_p99_ms": float(w.quantile(0.99)) if len(w) else 0.0,
                 "wait_max_ms": float(w.max()) if len(w) else 0.0,
+                **wk.stats(woke[woke["tid"].isin(g.index)], take),
             }
         )
     cols = [
@@ -337,7 +377,7 @@ def group_table(trace, lat: pd.DataFrame) -> pd.DataFrame:
         "wait_p50_ms",
         "wait_p99_ms",
         "wait_max_ms",
-    ]
+    ] + wk.STAT_COLUMNS
     return pd.DataFrame(rows, columns=["group"] + cols).set_index("group")
 
 
@@ -451,15 +491,17 @@ class _Locations:
 # ---------------------------------------------------------------- blame by code
 
 
-def blame_by_code(spans: pd.DataFrame, waiter_tids: Sequence[int]) -> Tuple[pd.DataFrame, float]:
+def blame_by_code(spans: pd.DataFrame, waiter_tids: Sequence[int], waits: Optional[pd.DataFrame] = None) -> Tuple[pd.DataFrame, float]:
     """Each hold charged with the waiting of ``waiter_tids`` it overlapped (a
     hold overlapping two waiting threads counts twice: it made both wait),
     summed per (holder tid, location, program location).  The program
     location is where the holder's own code was when it took the GIL for
     that hold (the wait before it records the innermost frame outside the
     libraries).  Returns (frame with holder_tid, location, program,
-    blamed_ns; total waiting ns of the waiters)."""
-    waits = spans[(spans["state"] == "wait") & spans["tid"].isin(list(waiter_tids))]
+    blamed_ns; total waiting ns of the waiters).  ``waits``: only these of
+    their waits (start_ns, end_ns, duration_ns rows: a latency finding's wakes)."""
+    if waits is None:
+        waits = spans[(spans["state"] == "wait") & spans["tid"].isin(list(waiter_tids))]
     holds = spans[spans["state"] == "hold"]
     total = float(waits["duration_ns"].sum())
     ws, we = waits["start_ns"].to_numpy(), waits["end_ns"].to_numpy()
@@ -662,6 +704,8 @@ def diagnose_window(
     contended = ev[(ev["kind"] == "acquire") & ev["contended"]]
     wtext = _window_text(window, whole)
     findings: List[Finding] = []
+    woken, take = trace.wakes(), wk.take_cost_ns(ev)
+    woke_sync = _is_sync(trace, woken["released_at"].to_numpy())  # waking from a join / queue: coordination, not latency
 
     # Holders that keep the GIL in C: their long holds' drop requests go unanswered.
     lh = _long_holds(trace, locs)
@@ -693,6 +737,8 @@ def diagnose_window(
         )
         name = names.get(int(tid), "thread-%d" % tid)
         at = culprits[0].label if culprits else "?"
+        # The finding is about its victims (threads, tids); the holder is in culprits and evidence.
+        victims = _victims_of(others, in_long, total)
         summary = (
             "%s kept the GIL in C code for up to %.1f ms at a time%s (%d %s during which another thread waited over %d switch "
             "intervals), leaving drop requests unanswered for up to %.1f ms: it never reached the interpreter's check for them. "
@@ -720,8 +766,8 @@ def diagnose_window(
             Finding(
                 "long_hold_c",
                 True,
-                [name],
-                groups.get(int(tid)),
+                [names.get(t, "thread-%d" % t) for t in victims],
+                _common_group([groups.get(t) for t in victims]),
                 window,
                 total / 1e9,
                 summary,
@@ -733,8 +779,9 @@ def diagnose_window(
                     "max_hold_ms": round(float(g["duration_ms"].max()), 3),
                     "max_unanswered_ms": round(float(g["unanswered_ms"].max()), 3),
                     "switch_interval_ms": 1e3 * si,
+                    "holders": [name],
                 },
-                [int(tid)],
+                victims,
                 episode,
             )
         )
@@ -789,6 +836,9 @@ def diagnose_window(
                 and sync < SYNC_MAX_SHARE
                 and wait_s >= CONVOY_MIN_WAIT_S
             )
+            mine_wakes = woken[woken["tid"].isin(tids).to_numpy() & ~woke_sync]
+            wake = wk.stats(mine_wakes, take)
+            facts["wake"] = wk.as_json(wake)
             if convoy:
                 per, total = blame_by_code(spans, tids)
                 culprits = _culprits(per, total, names, groups, locs)
@@ -807,9 +857,11 @@ def diagnose_window(
                     )
                 if culprits:
                     summary += " " + culprit_sentence("their" if len(tids) > 1 else names[tids[0]] + "'s", culprits[0]) + "."
-                f = Finding("convoy", True, tnames, group, window, wait_s, summary, culprits, at, [], facts, tids, episode)
+                f = Finding("convoy", True, tnames, group, window, wait_s, summary, culprits, at, [], facts, tids, episode, "share")
                 f.advice = _convoy_advice(f, lat, c_holders, si, p50, old_gil=trace.meta.get("gil_kind") == "old")
                 findings.append(f)
+            elif wk.is_late(wake, si):  # few waits, each long beside its work: latency, whatever its share of time
+                findings.append(_latency_convoy(trace, lat, locs, mine_wakes, wake, tids, group, facts, c_holders, wtext, episode))
             elif waits and (rows["wait_vs_gil_time"].max() >= IDLE_REPORT_WAIT_VS_GIL or sync >= SYNC_MAX_SHARE):
                 why = (
                     "%.0f%% of it on waking from a wait on other threads (join, Condition/Event wait, futures)" % (100 * sync)
@@ -907,6 +959,70 @@ def diagnose_window(
     for f in findings:
         f.predictions = predictions.for_finding(trace, f, window)
     return findings, lh
+
+
+def _victims_of(waits: pd.DataFrame, holds: pd.DataFrame, total_ns: float) -> List[int]:
+    """The threads whose waits overlapped ``holds`` (at least MIN_CULPRIT_SHARE
+    of ``total_ns`` each), most waiting first."""
+    hs, he = holds["start_ns"].to_numpy(), holds["end_ns"].to_numpy()
+    per = {}
+    for t, w in waits.groupby("tid"):  # a loop over threads, not waits
+        ws, we = w["start_ns"].to_numpy(), w["end_ns"].to_numpy()
+        per[int(t)] = float((occupancy(ws, we, he) - occupancy(ws, we, hs)).sum())
+    return [t for t, ns in sorted(per.items(), key=lambda kv: -kv[1]) if ns > 0 and ns >= MIN_CULPRIT_SHARE * total_ns]
+
+
+def _common_group(groups: List[Optional[str]]) -> Optional[str]:
+    return groups[0] if groups and len(set(groups)) == 1 else None
+
+
+def _is_sync(trace, loc_ids: np.ndarray) -> np.ndarray:
+    """Whether each location is in threading / queue / concurrent.futures (SYNC_FILES)."""
+    files = trace._raw.locations
+    uniq, inverse = np.unique(loc_ids, return_inverse=True)  # one regex per location
+    return np.array([bool(SYNC_FILES.search(str(files.get(int(u), ("",))[0]))) for u in uniq], bool)[inverse].reshape(len(loc_ids))
+
+
+EVENT_LOOP_FILES = re.compile(r"(^|/)(selectors\.py|asyncio/[^/]+\.py)$")
+
+
+def _latency_convoy(trace, lat, locs, woken, wake, tids, group, facts, c_holders, wtext, episode) -> Finding:
+    """A convoy by latency (wakes.is_late): each wake-up late by the median wait,
+    blamed on the code held during those waits only."""
+    si = trace.switch_interval_ns / 1e9
+    spans = trace.intervals()
+    names = {int(t): str(n) for t, n in lat["name"].items()}
+    groups = {int(t): (g if isinstance(g, str) else None) for t, g in lat["group"].items()}
+    per, total = blame_by_code(spans, tids, waits=wk.wait_intervals(woken))
+    culprits = _culprits(per, total, names, groups, locs)
+    tnames = [names[t] for t in tids]
+    files = [locs.get(l)[3] for l in woken["released_at"].to_numpy()]
+    loop = np.mean([bool(EVENT_LOOP_FILES.search(f)) for f in files]) >= 0.5 if files else False
+    culprit = ""
+    if culprits:
+        c = culprits[0]
+        where = "code at an unknown location" if c.location == "?" else "%s (%s)" % (c.function, c.label.rsplit(" (", 1)[0])
+        culprit = "%.0f%% of it behind %s in %s" % (100 * c.share, where, _holders(c))
+    summary = wk.latency_sentence(_who(tnames, group), " (the event loop)" if loop else "", wake, wtext, culprit, len(tids) > 1)
+    facts = dict(facts, wake_wait_s=round(total / 1e9, 6))
+    f = Finding(
+        "convoy",
+        True,
+        tnames,
+        group,
+        trace.window_s,
+        total / 1e9,
+        summary,
+        culprits,
+        _waiting_at(trace, spans, tids, locs),
+        [],
+        facts,
+        tids,
+        episode,
+        "latency",
+    )
+    f.advice = _convoy_advice(f, lat, c_holders, si, 1e3 * wake["wake_p50_s"], old_gil=trace.meta.get("gil_kind") == "old")
+    return f
 
 
 def _no_switch_interval_advice_for_starved(findings: List[Finding], starved: Finding, lat: pd.DataFrame, names: Dict[int, str]) -> None:
@@ -1161,10 +1277,20 @@ def suggest(d: Diagnosis) -> List[str]:
         worst = th.sort_values("wait_share", ascending=False).head(1)
         if len(worst) and worst["wait_share"].iloc[0] > 0:
             r = worst.iloc[0]
+            calm = (
+                "and no period stands out from the rest"
+                if not d.episodes
+                else "and the %s listed above stand%s out from the calm without a problem in %s"
+                % (
+                    "episode" if len(d.episodes) == 1 else "%d episodes" % len(d.episodes),
+                    "s" if len(d.episodes) == 1 else "",
+                    "it" if len(d.episodes) == 1 else "them",
+                )
+            )
             out.insert(
                 0,
-                "No thread starves: the most waiting is %s with %.1f%% of its time (median wait %.2f ms), and no period "
-                "stands out from the rest." % (r["name"], 100 * r["wait_share"], r["wait_p50_ms"]),
+                "No thread starves: the most waiting is %s with %.1f%% of its time (median wait %.2f ms), %s."
+                % (r["name"], 100 * r["wait_share"], r["wait_p50_ms"], calm),
             )
         else:
             out.insert(0, "No GIL contention recorded.")

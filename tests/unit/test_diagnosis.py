@@ -68,7 +68,10 @@ def test_starving_thread_and_its_culprit(convoy):
     # 20 forced hand-offs of 5 ms behind crunch, then 30 ms behind the C call: 100 / 130 of the waiting
     assert (top.location, top.function, top.threads) == ("app.py:42", "crunch", ["cpu"])
     assert top.share == pytest.approx(100 / 130, abs=0.01)
-    assert kinds["long_hold_c"].threads == ["cpu"] and kinds["long_hold_c"].culprits[0].location == "ext.py:9"
+    # the finding names its victims; the holder is the culprit's (issue 20, item 4)
+    assert kinds["long_hold_c"].threads == ["io"] and kinds["long_hold_c"].tids == [IO]
+    assert kinds["long_hold_c"].culprits[0].location == "ext.py:9" and kinds["long_hold_c"].culprits[0].threads == ["cpu"]
+    assert kinds["long_hold_c"].evidence["holders"] == ["cpu"]
     assert list(d.starving.index) == [IO]
     s = d.starving.loc[IO]
     assert s["wait_p50_ms"] == pytest.approx(5.0, rel=0.01)
