@@ -496,8 +496,17 @@ def _python_thread_names() -> "dict[int, str]":
     # at a fork, and a forked child gets here (_after_fork_in_child) possibly
     # before threading's own after-fork hook renews that lock.  Copying the
     # dict needs no lock under the GIL.
-    threads = list(getattr(threading, "_active", {}).values())
-    return {t.native_id: t.name for t in threads if getattr(t, "native_id", None) is not None and not isinstance(t, dummy)}
+    active = getattr(threading, "_active", {})
+    threads = list(active.values())
+    names = {t.native_id: t.name for t in threads if getattr(t, "native_id", None) is not None and not isinstance(t, dummy)}
+    # The calling thread under its OS id now: in a forked child, before
+    # threading's own after-fork hook runs, its Thread still carries the
+    # parent's native id (a gunicorn worker's MainThread would be "thread-PID").
+    me = active.get(_thread.get_ident())
+    if me is not None and not isinstance(me, dummy):
+        names.pop(getattr(me, "native_id", None), None)  # the parent's thread, not in this process
+        names[_thread.get_native_id()] = me.name
+    return names
 
 
 class _ThreadStartHook:
