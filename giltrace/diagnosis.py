@@ -491,7 +491,9 @@ class _Locations:
 # ---------------------------------------------------------------- blame by code
 
 
-def blame_by_code(spans: pd.DataFrame, waiter_tids: Sequence[int], waits: Optional[pd.DataFrame] = None) -> Tuple[pd.DataFrame, float]:
+def blame_by_code(
+    spans: pd.DataFrame, waiter_tids: Sequence[int], waits: Optional[pd.DataFrame] = None, locs: Optional["_Locations"] = None
+) -> Tuple[pd.DataFrame, float]:
     """Each hold charged with the waiting of ``waiter_tids`` it overlapped (a
     hold overlapping two waiting threads counts twice: it made both wait),
     summed per (holder tid, location, program location).  The program
@@ -499,7 +501,10 @@ def blame_by_code(spans: pd.DataFrame, waiter_tids: Sequence[int], waits: Option
     that hold (the wait before it records the innermost frame outside the
     libraries).  Returns (frame with holder_tid, location, program,
     blamed_ns; total waiting ns of the waiters).  ``waits``: only these of
-    their waits (start_ns, end_ns, duration_ns rows: a latency finding's wakes)."""
+    their waits (start_ns, end_ns, duration_ns rows: a latency finding's wakes).
+    With ``locs``, a hold whose take knew no program line (an uncontended
+    take inherits the last release's, library code for a loop that checks
+    ``Event.is_set()``) gets the holder's last program line seen before it."""
     if waits is None:
         waits = spans[(spans["state"] == "wait") & spans["tid"].isin(list(waiter_tids))]
     holds = spans[spans["state"] == "hold"]
@@ -525,7 +530,33 @@ def blame_by_code(spans: pd.DataFrame, waiter_tids: Sequence[int], waits: Option
     ).drop_duplicates(["holder_tid", "start_ns"], keep="last")
     per = per.merge(took, on=["holder_tid", "start_ns"], how="left").fillna({"program": 0})
     per["program"] = per["program"].astype(np.int64)
+    if locs is not None and len(per):
+        unknown = per["program"].map(lambda l: l == 0 or locs.is_library(l)).to_numpy(bool)
+        if unknown.any():
+            recent = _last_program_line(spans, locs)
+            keys = pd.MultiIndex.from_arrays([per["holder_tid"].to_numpy(), per["start_ns"].to_numpy()])
+            fill = recent.reindex(keys).fillna(0).astype(np.int64).to_numpy()
+            per["program"] = np.where(unknown & (fill != 0), fill, per["program"].to_numpy())
     return per.groupby(["holder_tid", "location", "program"], as_index=False)["blamed_ns"].sum(), total
+
+
+def _last_program_line(spans: pd.DataFrame, locs: "_Locations") -> pd.Series:
+    """Per hold (indexed by holder tid, start_ns): the last location outside
+    the libraries that its thread was seen at before it (its earlier waits'
+    program lines and releases), 0 if none."""
+    s = spans.sort_values(["tid", "start_ns"], kind="stable")
+    loc = s["location"].to_numpy()
+    uniq, inverse = np.unique(loc, return_inverse=True)
+    good = np.array([bool(u) and not locs.is_library(u) for u in uniq], bool)[inverse.reshape(len(loc))]
+    tid = s["tid"].to_numpy()
+    n = len(loc)
+    last = np.maximum.accumulate(np.where(good, np.arange(n), -1))
+    prev = np.r_[-1, last[:-1]]  # strictly before: a hold's own release is where it let go, not what it ran
+    starts = np.flatnonzero(np.r_[True, tid[1:] != tid[:-1]]) if n else np.array([], int)
+    first = np.repeat(starts, np.diff(np.r_[starts, n]))
+    val = np.where(prev >= first, loc[np.maximum(prev, 0)], 0)
+    hold = (s["state"] == "hold").to_numpy()
+    return pd.Series(val[hold], index=pd.MultiIndex.from_arrays([tid[hold], s["start_ns"].to_numpy()[hold]]))
 
 
 def _culprits(
@@ -840,7 +871,7 @@ def diagnose_window(
             wake = wk.stats(mine_wakes, take)
             facts["wake"] = wk.as_json(wake)
             if convoy:
-                per, total = blame_by_code(spans, tids)
+                per, total = blame_by_code(spans, tids, locs=locs)
                 culprits = _culprits(per, total, names, groups, locs)
                 at = _waiting_at(trace, spans, tids, locs)
                 after = (
@@ -875,7 +906,7 @@ def diagnose_window(
                 )
                 findings.append(Finding("idle", False, tnames, group, window, wait_s, summary, [], [], [], facts, tids, episode))
         elif group is not None and len(tids) >= 2 and waits >= CONVOY_MIN_WAITS and facts["wait_share_of_gil_time"] >= POOL_MIN_WAIT_SHARE:
-            per, total = blame_by_code(spans, tids)
+            per, total = blame_by_code(spans, tids, locs=locs)
             culprits = _culprits(per, total, names, groups, locs)
             share = facts["wait_share_of_gil_time"]
             n_eff = 1.0 / max(1.0 - share, 1e-9)  # N threads taking turns each wait (N-1)/N
@@ -915,7 +946,7 @@ def diagnose_window(
     n_units = len({g if isinstance(g, str) else "\0%d" % t for t, g in cpu["group"].items()})
     if len(cpu) >= 2 and n_units >= 2:
         tids = [int(t) for t in cpu.index]
-        per, total = blame_by_code(spans, tids)
+        per, total = blame_by_code(spans, tids, locs=locs)
         culprits = _culprits(per, total, names, groups, locs)
         tnames = [names[t] for t in tids]
         summary = (
@@ -993,7 +1024,7 @@ def _latency_convoy(trace, lat, locs, woken, wake, tids, group, facts, c_holders
     spans = trace.intervals()
     names = {int(t): str(n) for t, n in lat["name"].items()}
     groups = {int(t): (g if isinstance(g, str) else None) for t, g in lat["group"].items()}
-    per, total = blame_by_code(spans, tids, waits=wk.wait_intervals(woken))
+    per, total = blame_by_code(spans, tids, waits=wk.wait_intervals(woken), locs=locs)
     culprits = _culprits(per, total, names, groups, locs)
     tnames = [names[t] for t in tids]
     files = [locs.get(l)[3] for l in woken["released_at"].to_numpy()]
@@ -1184,7 +1215,7 @@ def _legacy_frames(findings: List[Finding], lat: pd.DataFrame, trace, locs: _Loc
     c_rows, s_rows, w_rows = [], [], []
     for f in convoy:
         waiter = _who(f.threads, f.group)
-        per, total = blame_by_code(spans, f.tids)
+        per, total = blame_by_code(spans, f.tids, locs=locs)
         if total <= 0:
             continue
         by_holder = per.groupby("holder_tid")["blamed_ns"].sum().sort_values(ascending=False)

@@ -10,11 +10,11 @@ and the events; no I/O.
 
 What counts as a wake (the trace has no syscall names, so it is decided
 from what it holds): a take of the GIL whose thread's previous hold ended
-at least ``WAKE_MIN_BLOCKED_NS`` before it began waiting, and whose previous
+at least ``WAKE_MIN_BLOCKED_NS`` (250 us) before it began waiting, and whose previous
 hold was not ended by a drop request aimed at it unless it then stayed
 released over ``FORCED_MAX_BLOCKED_NS``.  A forced switch re-requests the
-GIL within microseconds; a non-blocking send or recv lasts a few; blocking
-work lasts longer.  A short blocking call (a lock free within 50 us) is not
+GIL within microseconds; a non-blocking send or recv lasts up to ~150 us; blocking
+work lasts longer.  A short blocking call (a lock free within 250 us) is not
 counted: approximate by design.
 """
 
@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 
-WAKE_MIN_BLOCKED_NS = 50_000
+WAKE_MIN_BLOCKED_NS = 250_000  # a non-blocking UDP sendto on loopback took 50-140 us here (it wakes the receiver)
 FORCED_MAX_BLOCKED_NS = 1_000_000
 # The take of a GIL nobody holds costs ~0.1-1 us; below this a baseline is clock noise.
 BASELINE_FLOOR_NS = 1_000
@@ -204,7 +204,7 @@ def as_json(r) -> dict:
 # LATENCY_MIN_S, whichever is less -- and LATENCY_MIN_VS_WORK times its own
 # work per wake, over LATENCY_MIN_WAKES wakes at least, is a convoy by latency
 # whatever its share of wall time: every event it handles is that late.
-LATENCY_MIN_WAKES = 5
+LATENCY_MIN_WAKES = 10
 LATENCY_MIN_INTERVALS = 0.5
 LATENCY_MIN_S = 0.001
 LATENCY_MIN_VS_WORK = 10.0

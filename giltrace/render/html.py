@@ -55,6 +55,12 @@ def thread_table_html(d) -> str:
             "p50 ms": th["wait_p50_ms"].round(3),
             "p99 ms": th["wait_p99_ms"].round(3),
             "max ms": th["wait_max_ms"].round(3),
+            "wakes": th["wakes"],
+            "wake p50 ms": (1e3 * th["wake_p50_s"]).round(3),
+            "wake p90 ms": (1e3 * th["wake_p90_s"]).round(3),
+            "wake p99 ms": (1e3 * th["wake_p99_s"]).round(3),
+            "work/wake ms": (1e3 * th["work_per_wake_s"]).round(3),
+            "inflation": th["wake_inflation"].round(0),
         }
     )
     return df.to_html(border=0, index=False)
