@@ -149,6 +149,7 @@ class EpisodeDiagnosis:
     level: float  # threads waiting on average
     baseline: float  # the calm's level
     findings: List[Finding]
+    late: List[str] = field(default_factory=list)  # threads whose wake latency stood far above their calm in it
 
     def to_dict(self) -> Dict[str, Any]:
         return {
@@ -156,6 +157,7 @@ class EpisodeDiagnosis:
             "waiting_s": round(self.waiting_s, 6),
             "level": round(self.level, 4),
             "baseline": round(self.baseline, 4),
+            "late_threads": list(self.late),
             "findings": [f.to_dict() for f in self.findings],
         }
 
@@ -891,7 +893,9 @@ def diagnose_window(
                 f = Finding("convoy", True, tnames, group, window, wait_s, summary, culprits, at, [], facts, tids, episode, "share")
                 f.advice = _convoy_advice(f, lat, c_holders, si, p50, old_gil=trace.meta.get("gil_kind") == "old")
                 findings.append(f)
-            elif wk.is_late(wake, si):  # few waits, each long beside its work: latency, whatever its share of time
+            elif wk.is_late(
+                wake, si, wk.LATENCY_MIN_WAKES if whole else wk.LATENCY_MIN_EPISODE_WAKES
+            ):  # few waits, each long beside its work: latency, whatever its share of time
                 findings.append(_latency_convoy(trace, lat, locs, mine_wakes, wake, tids, group, facts, c_holders, wtext, episode))
             elif waits and (rows["wait_vs_gil_time"].max() >= IDLE_REPORT_WAIT_VS_GIL or sync >= SYNC_MAX_SHARE):
                 why = (
@@ -1265,12 +1269,19 @@ def diagnose(trace, top: int = TOP_CULPRITS, episodes: bool = True) -> Diagnosis
             found, _ = diagnose_window(w, thread_latency(w), locs, whole=False, episode=i)
             eps.append(
                 EpisodeDiagnosis(
-                    ((ep.start_ns - base_start) / 1e9, (ep.end_ns - base_start) / 1e9), ep.waiting_s, ep.level, ep.baseline, found
+                    ((ep.start_ns - base_start) / 1e9, (ep.end_ns - base_start) / 1e9),
+                    ep.waiting_s,
+                    ep.level,
+                    ep.baseline,
+                    found,
+                    [trace.names.get(t, "thread-%d" % t) for t in ep.late],
                 )
             )
     said = [f for e in eps for f in e.findings]
     findings = [f for f in said if f.problem] + [f for f in whole if f.problem and not any(_same(f, g) for g in said)]
-    findings += [f for f in whole if not f.problem]
+    # a unit cleared over the whole window but found late or waiting in an episode is not "not a problem"
+    flagged = {t for f in findings for t in f.tids}
+    findings += [f for f in whole if not f.problem and not flagged.intersection(f.tids)]
     starving, culprits, sites, waiting = _legacy_frames(whole, lat, trace, locs)
     d = Diagnosis(
         si,

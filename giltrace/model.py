@@ -222,10 +222,11 @@ class Trace:
         return diagnose(self, episodes=episodes)
 
     def episodes(self):
-        """The periods in which threads waited for the GIL far above their calm (a list of Episode)."""
+        """The periods in which threads waited for the GIL far above their calm, or
+        a thread's wake latency stood far above its own (a list of Episode)."""
         from .episodes import find_episodes
 
-        return find_episodes(self._intervals, self.start_ns, self.stop_ns, self.switch_interval_ns)
+        return find_episodes(self._intervals, self.start_ns, self.stop_ns, self.switch_interval_ns, self._wakes)
 
     def blame(self) -> pd.DataFrame:
         """Seconds each waiting thread (rows) waited while each thread (columns) held the GIL."""

@@ -205,6 +205,7 @@ def as_json(r) -> dict:
 # work per wake, over LATENCY_MIN_WAKES wakes at least, is a convoy by latency
 # whatever its share of wall time: every event it handles is that late.
 LATENCY_MIN_WAKES = 10
+LATENCY_MIN_EPISODE_WAKES = 3  # inside an episode, already picked out for its latency (episodes.LATENCY_MIN_BIN_WAKES) or waiting
 LATENCY_MIN_INTERVALS = 0.5
 LATENCY_MIN_S = 0.001
 LATENCY_MIN_VS_WORK = 10.0
@@ -215,10 +216,10 @@ def latency_threshold_s(switch_interval_s: float) -> float:
     return min(LATENCY_MIN_INTERVALS * switch_interval_s, LATENCY_MIN_S) if switch_interval_s > 0 else LATENCY_MIN_S
 
 
-def is_late(s: dict, switch_interval_s: float) -> bool:
+def is_late(s: dict, switch_interval_s: float, min_wakes: int = LATENCY_MIN_WAKES) -> bool:
     """The latency rule on ``stats()`` of a unit's wakes."""
     return (
-        s["wakes"] >= LATENCY_MIN_WAKES
+        s["wakes"] >= min_wakes
         and s["wake_p50_s"] >= latency_threshold_s(switch_interval_s)
         and s["wake_p50_s"] >= LATENCY_MIN_VS_WORK * s["work_per_wake_s"]
     )

@@ -124,29 +124,38 @@ def diagnosis(d) -> str:
     out: List[str] = []
     if d.episodes:
         out.append(
-            "Episodes (periods in which threads waited for the GIL far above the calm of %.2f threads waiting on average):"
-            % d.episodes[0].baseline
+            "Episodes (periods in which threads waited for the GIL far above the calm of %.2f threads waiting on average, "
+            "or a thread's wake latency stood far above its own calm):" % d.episodes[0].baseline
         )
         out.append(
             table(
-                ["#", "window s", "threads waiting", "thread-s waiting", "findings"],
+                ["#", "window s", "threads waiting", "thread-s waiting", "late wake-ups", "findings"],
                 [
                     [
                         str(i + 1),
                         "%.2f-%.2f" % e.window_s,
                         "%.2f" % e.level,
                         "%.2f" % e.waiting_s,
+                        ", ".join(e.late[:3]) + (" +%d" % (len(e.late) - 3) if len(e.late) > 3 else "") or "-",
                         ", ".join(sorted({f.kind for f in e.findings if f.problem})) or "-",
                     ]
                     for i, e in enumerate(d.episodes)
                 ],
-                "lrrrl",
+                "lrrrll",
             )
         )
         out.append("")
     problems = [f for f in d.findings if f.problem]
     rows = [
-        [f.kind, _who(f), _span(f), "%.1f%%" % (100 * c.share), _ms(c.wait_s), c.label, _holders(c)]
+        [
+            f.kind + ("/latency" if f.mode == "latency" else ""),
+            _who(f),
+            _span(f),
+            "%.1f%%" % (100 * c.share),
+            _ms(c.wait_s),
+            c.label,
+            _holders(c),
+        ]
         for f in problems
         for c in f.culprits
         if c.share >= TEXT_MIN_SHARE
