@@ -53,7 +53,7 @@ CONVOY_MIN_WAIT_S = 0.05  # in all: a few ms of waiting is nobody's problem, how
 # Waiting that follows a block on another thread (join, Condition/Event wait,
 # futures, queues) is a coordinator waking up, not a starving thread.
 SYNC_MAX_SHARE = 0.8
-SYNC_FILES = re.compile(r"(^|/)(threading\.py|queue\.py|concurrent/futures/[^/]+\.py)$")
+SYNC_FILES = wk.SYNC_FILES
 # serialised_pool: at least 2 CPU-bound threads of one group, waiting this
 # share of their time with the GIL.
 POOL_MIN_WAIT_SHARE = 0.3
@@ -430,7 +430,8 @@ def _sync_share(trace, spans: pd.DataFrame) -> pd.Series:
     uniq, inverse = np.unique(rel, return_inverse=True)  # one regex per location, not per wait
     is_sync = np.array([bool(SYNC_FILES.search(str(files.get(int(u), ("",))[0]))) for u in uniq], bool)[inverse]
     d = waits["duration_ns"].to_numpy().astype(float)
-    tot = pd.Series(d, index=waits.index).groupby(waits["tid"]).sum()
+    # over the waits whose release is known: a window's first wait has none before it
+    tot = pd.Series(np.where(rel != 0, d, 0.0), index=waits.index).groupby(waits["tid"]).sum()
     syn = pd.Series(np.where(is_sync, d, 0.0), index=waits.index).groupby(waits["tid"]).sum()
     return (syn / tot.where(tot > 0, 1)).fillna(0.0)
 
@@ -738,7 +739,7 @@ def diagnose_window(
     wtext = _window_text(window, whole)
     findings: List[Finding] = []
     woken, take = trace.wakes(), wk.take_cost_ns(ev)
-    woke_sync = _is_sync(trace, woken["released_at"].to_numpy())  # waking from a join / queue: coordination, not latency
+    woke_sync = woken["after_sync"].to_numpy()  # waking from a join / queue: coordination, not latency
 
     # Holders that keep the GIL in C: their long holds' drop requests go unanswered.
     lh = _long_holds(trace, locs)
@@ -989,6 +990,9 @@ def diagnose_window(
     if starved is not None:
         findings.append(starved)
         _no_switch_interval_advice_for_starved(findings, starved, lat, names)
+    # a victim named by a problem (a long hold's few, long waits) is never also cleared as idle
+    victims = {t for f in findings if f.problem for t in f.tids}
+    findings = [f for f in findings if f.problem or not victims.intersection(f.tids)]
     order = {"convoy": 0, "cpu_starved": 1, "long_hold_c": 2, "serialised_pool": 3, "oversubscription": 4, "idle": 9}
     findings.sort(key=lambda f: (order.get(f.kind, 5), -f.wait_s))
     for f in findings:
@@ -1009,13 +1013,6 @@ def _victims_of(waits: pd.DataFrame, holds: pd.DataFrame, total_ns: float) -> Li
 
 def _common_group(groups: List[Optional[str]]) -> Optional[str]:
     return groups[0] if groups and len(set(groups)) == 1 else None
-
-
-def _is_sync(trace, loc_ids: np.ndarray) -> np.ndarray:
-    """Whether each location is in threading / queue / concurrent.futures (SYNC_FILES)."""
-    files = trace._raw.locations
-    uniq, inverse = np.unique(loc_ids, return_inverse=True)  # one regex per location
-    return np.array([bool(SYNC_FILES.search(str(files.get(int(u), ("",))[0]))) for u in uniq], bool)[inverse].reshape(len(loc_ids))
 
 
 EVENT_LOOP_FILES = re.compile(r"(^|/)(selectors\.py|asyncio/[^/]+\.py)$")

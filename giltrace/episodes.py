@@ -15,7 +15,7 @@ out from, and the whole trace is the story: no episode is reported.
 
 A thread that sleeps most of the time never raises the level, however late
 each of its wake-ups is; so a bin is also abnormal when some thread's wake
-latency in it (the median wait of its wakes in the bin and its neighbours,
+latency in it (the median wait of its wakes in the bin and 2 bins each side,
 wakes.py) is at least ``EPISODE_FACTOR`` times that thread's own calm (the
 25th percentile of those medians), late by the latency rule's measures
 (wakes.latency_threshold_s, ``LATENCY_MIN_VS_WORK`` times its median work per
@@ -39,7 +39,8 @@ EPISODE_MAX_GAP_BINS = 2
 EPISODE_MIN_BINS = 3
 EPISODE_MAX_COVER = 0.8  # of the trace: above this, the contention is the whole trace
 EPISODE_MAX = 5  # the worst ones
-LATENCY_MIN_BIN_WAKES = 3  # in a bin and its two neighbours
+LATENCY_NEAR_BINS = 2  # a bin's wake latency: the median over it and this many bins each side
+LATENCY_MIN_BIN_WAKES = 3  # ... when they hold this many wakes
 
 
 @dataclass
@@ -72,6 +73,7 @@ def late_bins(woken: pd.DataFrame, edges: np.ndarray, switch_interval_ns: int) -
     out: Dict[int, np.ndarray] = {}
     nb = len(edges) - 1
     floor_ns = 1e9 * wk.latency_threshold_s(switch_interval_ns / 1e9)
+    woken = woken[~woken["after_sync"]] if "after_sync" in woken else woken  # coordination, not latency
     for tid, w in woken.groupby("tid"):  # a loop over threads, then over bins with wakes
         if len(w) < wk.LATENCY_MIN_WAKES:
             continue
@@ -81,8 +83,10 @@ def late_bins(woken: pd.DataFrame, edges: np.ndarray, switch_interval_ns: int) -
         order = np.argsort(b, kind="stable")
         b, wait = b[order], wait[order]
         med = np.full(nb, np.nan)
-        for k in np.unique(b):
-            lo, hi = np.searchsorted(b, k - 1, side="left"), np.searchsorted(b, k + 1, side="right")
+        near = np.unique(np.clip(b[:, None] + np.arange(-LATENCY_NEAR_BINS, LATENCY_NEAR_BINS + 1), 0, nb - 1))
+        for k in near:
+            lo = np.searchsorted(b, k - LATENCY_NEAR_BINS, side="left")
+            hi = np.searchsorted(b, k + LATENCY_NEAR_BINS, side="right")
             if hi - lo >= LATENCY_MIN_BIN_WAKES:
                 med[k] = np.median(wait[lo:hi])
         seen = med[np.isfinite(med)]

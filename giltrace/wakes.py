@@ -20,7 +20,8 @@ counted: approximate by design.
 
 from __future__ import annotations
 
-from typing import Optional
+import re
+from typing import Mapping, Optional
 
 import numpy as np
 import pandas as pd
@@ -33,6 +34,10 @@ BASELINE_FLOOR_NS = 1_000
 # A thread's own uncontended wakes make its baseline when it has this many.
 BASELINE_MIN_OWN = 3
 
+# Waking from a block on another thread (join, Condition/Event wait, futures,
+# queues) is a coordinator or a parked worker waking up: ``after_sync``.
+SYNC_FILES = re.compile(r"(^|/)(threading\.py|queue\.py|concurrent/futures/[^/]+\.py)$")
+
 WAKE_COLUMNS = [
     "tid",
     "time_ns",
@@ -44,10 +49,16 @@ WAKE_COLUMNS = [
     "waiting_at",
     "holder_tid",
     "holder_location",
+    "after_sync",
 ]
 
 
-def wakes(spans: pd.DataFrame, events: pd.DataFrame) -> pd.DataFrame:
+def sync_locations(locations: Mapping[int, tuple]) -> np.ndarray:
+    """The location ids in threading / queue / concurrent.futures (SYNC_FILES); ``locations``: id -> (file, ...)."""
+    return np.array(sorted(int(k) for k, v in locations.items() if SYNC_FILES.search(str(v[0]))), np.int64)
+
+
+def wakes(spans: pd.DataFrame, events: pd.DataFrame, sync: Optional[np.ndarray] = None) -> pd.DataFrame:
     """One row per wake, by time: ``tid``; ``time_ns`` (when it got the GIL
     back); ``wait_ns`` (from asking for the GIL to taking it); ``blocked_ns``
     (released before asking: its I/O, sleep or lock); ``work_ns`` (the hold
@@ -56,9 +67,10 @@ def wakes(spans: pd.DataFrame, events: pd.DataFrame) -> pd.DataFrame:
     blocking); ``waiting_at`` (the program's line when it began waiting);
     ``holder_tid`` / ``holder_location`` (the thread that held the GIL last
     before the take, and where it let go; -1 / 0 when nobody held it during
-    the wait)."""
+    the wait); ``after_sync`` (it let go in one of the ``sync`` location ids:
+    sync_locations)."""
     if spans.empty:
-        return pd.DataFrame({c: pd.Series(dtype=np.int64) for c in WAKE_COLUMNS}).astype({"contended": bool})
+        return pd.DataFrame({c: pd.Series(dtype=np.int64) for c in WAKE_COLUMNS}).astype({"contended": bool, "after_sync": bool})
     state = spans["state"].cat.codes.to_numpy()  # 0 wait, 1 hold
     order = np.lexsort((state, spans["start_ns"].to_numpy(), spans["tid"].to_numpy()))
     tid = spans["tid"].to_numpy()[order]
@@ -92,6 +104,7 @@ def wakes(spans: pd.DataFrame, events: pd.DataFrame) -> pd.DataFrame:
             "waiting_at": loc[w].astype(np.int64),
             "holder_tid": holder,
             "holder_location": holder_loc,
+            "after_sync": np.isin(loc[w - 1], sync) if sync is not None else np.zeros(len(w), bool),
         }
     )
     return out.sort_values("time_ns", kind="stable").reset_index(drop=True)
