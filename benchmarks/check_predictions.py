@@ -63,7 +63,18 @@ def main() -> None:
             errs.append(abs(err))
             print(
                 "run %d  %-20s now p50 %6.2f p99 %6.2f | predicted p50 %6.2f p99 %6.2f | rerun p50 %6.2f p99 %6.2f (%d takes) | p50 error %+.0f%%"
-                % (i, ",".join(p["threads"])[:20], p["now_p50_ms"], p["now_p99_ms"], p["wait_p50_ms"], p["wait_p99_ms"], m50, m99, n, 100 * err)
+                % (
+                    i,
+                    ",".join(p["threads"])[:20],
+                    p["now_p50_ms"],
+                    p["now_p99_ms"],
+                    p["wait_p50_ms"],
+                    p["wait_p99_ms"],
+                    m50,
+                    m99,
+                    n,
+                    100 * err,
+                )
             )
     if errs:
         print("median |p50 error| %.0f%% over %d runs" % (100 * statistics.median(errs), len(errs)))
