@@ -319,7 +319,7 @@ def thread_latency(trace) -> pd.DataFrame:
 
 def _parked(trace, spans: pd.DataFrame) -> pd.Series:
     """Per thread, seconds spent without the GIL after letting it go inside a
-    block on other threads (threading, queue, concurrent.futures): parked
+    block on other threads (threading, queue, concurrent.futures, a subprocess): parked
     waiting for work, not doing any."""
     s = spans.sort_values(["tid", "start_ns"], kind="stable")
     nxt_start = s.groupby("tid")["start_ns"].shift(-1)
@@ -420,7 +420,7 @@ def released_at(spans: pd.DataFrame) -> pd.Series:
 
 def _sync_share(trace, spans: pd.DataFrame) -> pd.Series:
     """Per thread, the share of its contended waiting that followed a block on
-    another thread (threading, queue, concurrent.futures): waking up from a
+    another thread (threading, queue, concurrent.futures, a subprocess): waking up from a
     join or a Condition.wait."""
     waits = spans[(spans["state"] == "wait") & spans["contended"]]
     if waits.empty:

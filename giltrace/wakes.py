@@ -35,8 +35,9 @@ BASELINE_FLOOR_NS = 1_000
 BASELINE_MIN_OWN = 3
 
 # Waking from a block on another thread (join, Condition/Event wait, futures,
-# queues) is a coordinator or a parked worker waking up: ``after_sync``.
-SYNC_FILES = re.compile(r"(^|/)(threading\.py|queue\.py|concurrent/futures/[^/]+\.py)$")
+# queues) is a coordinator or a parked worker waking up; so is polling a child
+# process (subprocess's wait sleeps in a loop): ``after_sync``.
+SYNC_FILES = re.compile(r"(^|/)(threading\.py|queue\.py|concurrent/futures/[^/]+\.py|subprocess\.py)$")
 
 WAKE_COLUMNS = [
     "tid",
@@ -54,7 +55,7 @@ WAKE_COLUMNS = [
 
 
 def sync_locations(locations: Mapping[int, tuple]) -> np.ndarray:
-    """The location ids in threading / queue / concurrent.futures (SYNC_FILES); ``locations``: id -> (file, ...)."""
+    """The location ids in threading / queue / concurrent.futures / subprocess (SYNC_FILES); ``locations``: id -> (file, ...)."""
     return np.array(sorted(int(k) for k, v in locations.items() if SYNC_FILES.search(str(v[0]))), np.int64)
 
 
