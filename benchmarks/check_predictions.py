@@ -53,7 +53,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for i in range(a.runs):
             d = trace(program, os.path.join(tmp, "a.gtr")).diagnose()
-            pred = [p for f in d.findings for p in f.predictions if p["change"] == "switch_interval"]
+            pred = [p for f in d.trace_findings for p in f.predictions if p["change"] == "switch_interval"]  # the whole run, not an episode
             if not pred:
                 print("run %d: no switch-interval prediction (findings: %s)" % (i, [f.kind for f in d.problems]))
                 continue

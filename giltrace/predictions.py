@@ -7,12 +7,12 @@ wake latency when the trace has ``Trace.wakes()``, else every take):
 
 - ``switch_interval``: ``sys.setswitchinterval(value_s)``.  A holder that
   answered a drop request promptly (Python code: the eval loop checks for it)
-  was asked to let go one switch interval after a waiter began its timed
-  wait; with a shorter interval the request, and so the release, comes
-  ``old - new`` earlier.  Each such hold therefore loses its last ``old - new``
-  (never more than the hold): a waiter's wait shrinks by its overlap with those
-  tails.  Holds that left the request unanswered (C code that keeps the GIL,
-  a holder off-CPU) end when they end anyway and are not shortened.
+  was asked to let go when a waiter's timed wait ran out; with the new
+  interval the request comes ``value_s`` after that waiter began waiting (or
+  after the hold began, if later), and is answered as fast as it was.  Each
+  such hold loses what lies past that: a waiter's wait shrinks by its overlap
+  with those tails.  Holds that left the request unanswered (C code that
+  keeps the GIL) end when they end anyway and are not shortened.
 - ``remove``: the culprit's holds at ``location`` gone: each wait shrinks by
   its overlap with them.
 
@@ -83,15 +83,28 @@ def for_finding(trace, finding, window: Optional[Tuple[float, float]] = None) ->
 
 def switch_interval_waits(spans: pd.DataFrame, events: pd.DataFrame, waits: pd.DataFrame, old_ns: int, new_ns: int) -> np.ndarray:
     """Each wait's predicted duration (ns) under a switch interval of ``new_ns``
-    instead of ``old_ns`` (module docstring: the answered holds lose their tails)."""
+    instead of ``old_ns`` (module docstring): a hold that answered its first
+    drop request would have been asked ``new_ns`` after the requester began
+    its timed wait (or after the hold began, if later) and answered as fast;
+    it loses what lies past that."""
     holds = spans[spans["state"] == "hold"]
     hs, he = holds["start_ns"].to_numpy(), holds["end_ns"].to_numpy()
-    drops = np.sort(events[events["kind"] == "drop_request"]["time_ns"].to_numpy())
+    dr = events[events["kind"] == "drop_request"][["time_ns", "tid"]].sort_values("time_ns", kind="stable")
+    if dr.empty or not len(holds):
+        return waits["duration_ns"].to_numpy().astype(np.int64)
+    # when each request's waiter began waiting: its last wait that started before the request
+    w = spans[spans["state"] == "wait"][["tid", "start_ns"]].sort_values("start_ns", kind="stable")
+    dr = pd.merge_asof(dr, w.rename(columns={"start_ns": "began_ns"}), left_on="time_ns", right_on="began_ns", by="tid")
+    drops = dr["time_ns"].to_numpy()
+    began = dr["began_ns"].fillna(dr["time_ns"] - old_ns).to_numpy().astype(np.int64)  # unknown: one interval before
     k = np.searchsorted(drops, hs, side="right")
     forced = k < np.searchsorted(drops, he, side="right")  # a drop request came during the hold
-    first = drops[np.minimum(k, max(len(drops) - 1, 0))] if len(drops) else he
-    answered = forced & (he - first <= max(ANSWERED_NS, old_ns // 10))
-    tail = pd.DataFrame({"start_ns": np.maximum(hs, he - (old_ns - new_ns))[answered], "end_ns": he[answered]})
+    kk = np.minimum(k, len(drops) - 1)
+    answer = he - drops[kk]
+    answered = forced & (answer <= max(ANSWERED_NS, old_ns // 10))
+    new_end = np.maximum(hs, began[kk]) + new_ns + answer
+    cut = answered & (new_end < he)
+    tail = pd.DataFrame({"start_ns": np.maximum(hs, new_end)[cut], "end_ns": he[cut]})
     return waits["duration_ns"].to_numpy() - _overlap(tail, waits)
 
 
