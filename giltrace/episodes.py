@@ -17,7 +17,7 @@ A thread that sleeps most of the time never raises the level, however late
 each of its wake-ups is; so a bin is also abnormal when some thread's wake
 latency in it (the median wait of its wakes in the bin and 2 bins each side,
 wakes.py) is at least ``EPISODE_FACTOR`` times that thread's own calm (the
-25th percentile of those medians), late by the latency rule's measures
+25th percentile of those medians; a calm that is itself late does not count), late by the latency rule's measures
 (wakes.latency_threshold_s, ``LATENCY_MIN_VS_WORK`` times its median work per
 wake), over at least ``LATENCY_MIN_BIN_WAKES`` wakes.
 """
@@ -93,6 +93,8 @@ def late_bins(woken: pd.DataFrame, edges: np.ndarray, switch_interval_ns: int) -
         if not len(seen):
             continue
         calm = float(np.percentile(seen, 25))
+        if calm >= floor_ns:
+            continue  # late all along: no calm to stand out from, the whole trace is its story
         need = max(floor_ns, EPISODE_FACTOR * calm, wk.LATENCY_MIN_VS_WORK * work)
         hot = np.nan_to_num(med, nan=0.0) >= need
         if hot.any():
