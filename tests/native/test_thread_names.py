@@ -56,3 +56,21 @@ def test_names_survive_a_kill(native, tmp_path):
     t = _run(tmp_path, "--kill")
     assert not t.complete
     assert sum(n.startswith("req-") for n in t.names.values()) == 100
+
+
+def test_a_thread_without_python_frames_has_a_location(native, tmp_path):
+    """A new thread's first take (before its first frame) and its last
+    release (after its last) are "<thread>:0", not unknown: a server that
+    starts a thread per request had 7-17 % of its waits at "?"."""
+    t = _run(tmp_path)
+    req = [tid for tid, n in t.names.items() if n.startswith("req-")]
+    spans = t.intervals()
+    mine = spans[spans["tid"].isin(req)]
+    located = mine[(mine["state"] == "hold") | mine["contended"]]  # an uncontended take records no location (no WAIT event)
+    assert (located["location"] != 0).all(), located[located["location"] == 0].head()
+    first = mine.sort_values("start_ns").groupby("tid").head(1)
+    assert set(first["state"]) == {"wait"}
+    blocked = first[first["contended"]]
+    assert len(blocked) and {t.location_label(loc) for loc in blocked["location"]} == {"<thread>:0 (start: no Python frame yet)"}
+    holds = mine[mine["state"] == "hold"].sort_values("end_ns").groupby("tid").tail(1)
+    assert {t.location_label(loc) for loc in holds["location"]} == {"<thread>:0 (end: no Python frame left)"}
