@@ -31,7 +31,7 @@ import pandas as pd
 
 from . import predictions
 from . import wakes as wk
-from .analysis import occupancy
+from .analysis import hold_programs, occupancy
 from .groups import thread_groups
 
 # A thread's role: "cpu" when most of its holds end because another thread
@@ -474,6 +474,10 @@ class _Locations:
             self._library[loc] = bool(file) and (file.startswith(self._prefixes) or file.startswith("<frozen"))
         return self._library[loc]
 
+    def library_ids(self) -> np.ndarray:
+        """The location ids in library code (is_library)."""
+        return np.array([k for k in self._locs if self.is_library(k)], np.int64)
+
     def get(self, loc: int) -> Tuple[str, str, str, str]:
         """(file:line, function, short label, file) for a location id."""
         loc = int(loc)
@@ -514,52 +518,28 @@ def blame_by_code(
     total = float(waits["duration_ns"].sum())
     ws, we = waits["start_ns"].to_numpy(), waits["end_ns"].to_numpy()
     blamed = occupancy(ws, we, holds["end_ns"].to_numpy()) - occupancy(ws, we, holds["start_ns"].to_numpy())
+    if locs is not None:
+        program = hold_programs(spans, locs.library_ids()).reindex(holds.index).fillna(0).to_numpy()
+    else:
+        program = _take_lines(spans, holds)
     per = pd.DataFrame(
         {
             "holder_tid": holds["tid"].to_numpy(),
-            "start_ns": holds["start_ns"].to_numpy(),
             "location": holds["location"].to_numpy(),
+            "program": program.astype(np.int64),
             "blamed_ns": blamed,
         }
     )
     per = per[per["blamed_ns"] > 0]
-    every_wait = spans[spans["state"] == "wait"]
-    took = pd.DataFrame(
-        {
-            "holder_tid": every_wait["tid"].to_numpy(),
-            "start_ns": every_wait["end_ns"].to_numpy(),
-            "program": every_wait["location"].to_numpy(),
-        }
-    ).drop_duplicates(["holder_tid", "start_ns"], keep="last")
-    per = per.merge(took, on=["holder_tid", "start_ns"], how="left").fillna({"program": 0})
-    per["program"] = per["program"].astype(np.int64)
-    if locs is not None and len(per):
-        unknown = per["program"].map(lambda l: l == 0 or locs.is_library(l)).to_numpy(bool)
-        if unknown.any():
-            recent = _last_program_line(spans, locs)
-            keys = pd.MultiIndex.from_arrays([per["holder_tid"].to_numpy(), per["start_ns"].to_numpy()])
-            fill = recent.reindex(keys).fillna(0).astype(np.int64).to_numpy()
-            per["program"] = np.where(unknown & (fill != 0), fill, per["program"].to_numpy())
     return per.groupby(["holder_tid", "location", "program"], as_index=False)["blamed_ns"].sum(), total
 
 
-def _last_program_line(spans: pd.DataFrame, locs: "_Locations") -> pd.Series:
-    """Per hold (indexed by holder tid, start_ns): the last location outside
-    the libraries that its thread was seen at before it (its earlier waits'
-    program lines and releases), 0 if none."""
-    s = spans.sort_values(["tid", "start_ns"], kind="stable")
-    loc = s["location"].to_numpy()
-    uniq, inverse = np.unique(loc, return_inverse=True)
-    good = np.array([bool(u) and not locs.is_library(u) for u in uniq], bool)[inverse.reshape(len(loc))]
-    tid = s["tid"].to_numpy()
-    n = len(loc)
-    last = np.maximum.accumulate(np.where(good, np.arange(n), -1))
-    prev = np.r_[-1, last[:-1]]  # strictly before: a hold's own release is where it let go, not what it ran
-    starts = np.flatnonzero(np.r_[True, tid[1:] != tid[:-1]]) if n else np.array([], int)
-    first = np.repeat(starts, np.diff(np.r_[starts, n]))
-    val = np.where(prev >= first, loc[np.maximum(prev, 0)], 0)
-    hold = (s["state"] == "hold").to_numpy()
-    return pd.Series(val[hold], index=pd.MultiIndex.from_arrays([tid[hold], s["start_ns"].to_numpy()[hold]]))
+def _take_lines(spans: pd.DataFrame, holds: pd.DataFrame) -> np.ndarray:
+    """Per hold, the line recorded at its take (0 if none)."""
+    every_wait = spans[spans["state"] == "wait"]
+    took = pd.Series(every_wait["location"].to_numpy(), index=pd.MultiIndex.from_arrays([every_wait["tid"], every_wait["end_ns"]]))
+    took = took[~took.index.duplicated(keep="last")]
+    return took.reindex(pd.MultiIndex.from_arrays([holds["tid"], holds["start_ns"]])).fillna(0).to_numpy()
 
 
 def _culprits(
@@ -772,7 +752,10 @@ def diagnose_window(
         name = names.get(int(tid), "thread-%d" % tid)
         at = culprits[0].label if culprits else "?"
         # The finding is about its victims (threads, tids); the holder is in culprits and evidence.
-        victims = _victims_of(others, in_long, total)
+        # (not the coordinators: a main thread in join or ex.map waits on the workers anyway)
+        coordinators = set(lat.index[lat["sync_share"] >= SYNC_MAX_SHARE])
+        waited = _victims_of(others, in_long, total)
+        victims = [t for t in waited if t not in coordinators] or waited
         summary = (
             "%s kept the GIL in C code for up to %.1f ms at a time%s (%d %s during which another thread waited over %d switch "
             "intervals), leaving drop requests unanswered for up to %.1f ms: it never reached the interpreter's check for them. "
@@ -1249,6 +1232,8 @@ def _legacy_frames(findings: List[Finding], lat: pd.DataFrame, trace, locs: _Loc
 
 
 def _same(a: Finding, b: Finding) -> bool:
+    if a.kind == b.kind and "holders" in a.evidence:  # long_hold_c: the same holder, whoever waited behind it
+        return a.evidence["holders"] == b.evidence.get("holders")
     return a.kind == b.kind and ((a.group is not None and a.group == b.group) or set(a.threads) == set(b.threads))
 
 
