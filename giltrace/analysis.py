@@ -434,6 +434,11 @@ def off_cpu_spans(cpu: np.ndarray, spans: pd.DataFrame, min_share: float = 0.5) 
     return pd.DataFrame(out, columns=cols)
 
 
+# Pseudo-files that are not the program's code: frozen modules, and a thread
+# with no Python frame (its start or end, "<thread>:0": csrc/locations.c).
+NOT_PROGRAM_FILES = ("<frozen", "<thread>")
+
+
 def hold_programs(spans: pd.DataFrame, library: np.ndarray) -> pd.Series:
     """Per hold of ``spans`` (indexed like its hold rows): the program's line
     its thread was running, for charging a hold that let go in library code

@@ -31,7 +31,7 @@ import pandas as pd
 
 from . import predictions
 from . import wakes as wk
-from .analysis import hold_programs, occupancy
+from .analysis import NOT_PROGRAM_FILES, hold_programs, occupancy
 from .groups import thread_groups
 
 # A thread's role: "cpu" when most of its holds end because another thread
@@ -471,7 +471,7 @@ class _Locations:
         loc = int(loc)
         if loc not in self._library:
             file = self.get(loc)[3]
-            self._library[loc] = bool(file) and (file.startswith(self._prefixes) or file.startswith("<frozen"))
+            self._library[loc] = bool(file) and (file.startswith(self._prefixes) or file.startswith(NOT_PROGRAM_FILES))
         return self._library[loc]
 
     def library_ids(self) -> np.ndarray:

@@ -2,8 +2,9 @@
 trace itself (docs/api.md, "Predictions"; docs/profiling.md has predicted vs
 measured on real programs).
 
-Two changes are modelled, each on the waiting threads' takes of the GIL (their
-wake latency when the trace has ``Trace.wakes()``, else every take):
+Two changes are modelled, each on the waiting threads' takes of the GIL that
+the finding counts (a latency finding's wakes, ``Trace.wakes()``; otherwise
+the takes that blocked; for ``long_hold_c`` those during the culprit's holds):
 
 - ``switch_interval``: ``sys.setswitchinterval(value_s)``.  A holder that
   answered a drop request promptly (Python code: the eval loop checks for it)
@@ -31,7 +32,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 import pandas as pd
 
-from .analysis import occupancy
+from .analysis import NOT_PROGRAM_FILES, hold_programs, occupancy
 
 NEW_SWITCH_INTERVAL_S = 0.001  # what the convoy advice proposes (diagnosis._convoy_advice)
 # A drop request answered within this (or a tenth of the interval, if larger)
@@ -57,11 +58,12 @@ def for_finding(trace, finding, window: Optional[Tuple[float, float]] = None) ->
     spans = trace.intervals()
     names = {int(t): str(n) for t, n in trace.names.items()}
     holder_tids = _tids_of(names, [n for c in (finding.culprits or [])[:1] for n in c.threads])
-    victims = [t for t in _victims(finding, names) if t not in holder_tids]
-    if not victims:  # a finding that names its holders (long_hold_c): everybody else who waited
+    # A pool's threads wait behind each other's holds: holders can be waiters too.
+    victims = _victims(finding, names)
+    if not victims:  # a finding that names no waiter: everybody but the holders who waited
         waited = spans[(spans["state"] == "wait") & spans["contended"]]["tid"].unique()
         victims = [int(t) for t in waited if int(t) not in holder_tids]
-    waits = _takes(trace, spans, victims, window)
+    waits = _takes(trace, spans, victims, window, wakes=getattr(finding, "mode", None) == "latency")
     top = (finding.culprits or [None])[0]
     holds = culprit_holds(trace, spans, top.location, _tids_of(names, top.threads)) if top and top.location != "?" else None
     if finding.kind == "long_hold_c" and holds is not None:  # the finding is about the waits during those holds
@@ -109,25 +111,20 @@ def switch_interval_waits(spans: pd.DataFrame, events: pd.DataFrame, waits: pd.D
 
 
 def culprit_holds(trace, spans: pd.DataFrame, location: str, holder_tids: Sequence[int]) -> pd.DataFrame:
-    """The holds of ``holder_tids`` that let go at ``location`` ("file:line"),
-    or that let go in library code while the program's line was ``location``
-    (the line its thread was at when it took the GIL for the hold), as the
-    diagnosis names a culprit."""
+    """The holds of ``holder_tids`` charged to ``location`` ("file:line") as
+    the diagnosis charges them: let go there, or let go in library code
+    while the program's line was ``location`` (analysis.hold_programs)."""
     locs = trace.locations
     prefixes = tuple(trace.meta.get("library_prefixes") or ())
     files = locs["file"].astype(str)
-    labels = files + ":" + locs["line"].astype(str)
-    ids = locs.index.to_numpy()[(labels == location).to_numpy()]
-    library = locs.index.to_numpy()[np.array([f.startswith(prefixes) or f.startswith("<frozen") for f in files], bool)]
-    holds = spans[(spans["state"] == "hold") & spans["tid"].isin(list(holder_tids))]
-    waits = spans[(spans["state"] == "wait") & spans["tid"].isin(list(holder_tids))]
-    # the program location of a hold: the location of the wait that ended where it began
-    took = pd.Series(waits["location"].to_numpy(), index=pd.MultiIndex.from_arrays([waits["tid"], waits["end_ns"]]))
-    took = took[~took.index.duplicated(keep="last")]
-    program = took.reindex(pd.MultiIndex.from_arrays([holds["tid"], holds["start_ns"]])).fillna(0).to_numpy()
+    ids = locs.index.to_numpy()[((files + ":" + locs["line"].astype(str)) == location).to_numpy()]
+    library = locs.index.to_numpy()[np.array([f.startswith(prefixes) or f.startswith(NOT_PROGRAM_FILES) for f in files], bool)]
+    mine = spans[spans["tid"].isin(list(holder_tids))]
+    holds = mine[mine["state"] == "hold"]
+    program = hold_programs(mine, library).reindex(holds.index).fillna(0).to_numpy()
     own = holds["location"].to_numpy()
-    mine = np.isin(own, ids) | (np.isin(own, library) & np.isin(program, ids))
-    return holds[mine][["start_ns", "end_ns"]]
+    hit = np.isin(own, ids) | (np.isin(own, library) & np.isin(program, ids))
+    return holds[hit][["start_ns", "end_ns"]]
 
 
 def _overlap(segments: pd.DataFrame, waits: pd.DataFrame) -> np.ndarray:
@@ -138,20 +135,16 @@ def _overlap(segments: pd.DataFrame, waits: pd.DataFrame) -> np.ndarray:
     return occupancy(ss, se, waits["end_ns"].to_numpy()) - occupancy(ss, se, waits["start_ns"].to_numpy())
 
 
-def _takes(trace, spans: pd.DataFrame, tids: Sequence[int], window: Optional[Tuple[float, float]]) -> pd.DataFrame:
-    """The waiting threads' takes: their wakes (Trace.wakes(): takes after a
-    release around blocking work) when the trace has them, else every take
-    (contended or not), ending in ``window``."""
+def _takes(trace, spans: pd.DataFrame, tids: Sequence[int], window: Optional[Tuple[float, float]], wakes: bool = False) -> pd.DataFrame:
+    """The waiting threads' takes the finding counts, ending in ``window``:
+    their wakes (``wakes``: a latency finding, Trace.wakes(), takes after a
+    release around blocking work), else their waits (takes that blocked)."""
     w = spans[(spans["state"] == "wait") & spans["tid"].isin(list(tids))]
-    wakes = getattr(trace, "wakes", None)
-    if wakes is not None:
-        try:
-            wk = wakes()
-        except Exception:  # an older or partial model: every take it is
-            wk = None
-        if wk is not None and len(wk) and {"tid", "time_ns"} <= set(wk.columns):  # time_ns: when it got the GIL back
-            keys = pd.MultiIndex.from_arrays([wk["tid"].to_numpy(), wk["time_ns"].to_numpy()])
-            w = w[pd.MultiIndex.from_arrays([w["tid"], w["end_ns"]]).isin(keys)]
+    if wakes:
+        wk = trace.wakes()  # time_ns: when it got the GIL back, the end of its wait
+        w = w[pd.MultiIndex.from_arrays([w["tid"], w["end_ns"]]).isin(pd.MultiIndex.from_arrays([wk["tid"], wk["time_ns"]]))]
+    else:
+        w = w[w["contended"]]
     if window is not None:
         base = trace.start_ns - int(round(trace.window_s[0] * 1e9))
         lo, hi = base + int(round(window[0] * 1e9)), base + int(round(window[1] * 1e9))
