@@ -11,10 +11,10 @@ and the events; no I/O.
 What counts as a wake (the trace has no syscall names, so it is decided
 from what it holds): a take of the GIL whose thread's previous hold ended
 at least ``WAKE_MIN_BLOCKED_NS`` (250 us) before it began waiting, and whose previous
-hold was not ended by a drop request aimed at it unless it then stayed
-released over ``FORCED_MAX_BLOCKED_NS``.  A forced switch re-requests the
-GIL within microseconds; a non-blocking send or recv lasts up to ~150 us; blocking
-work lasts longer.  A short blocking call (a lock free within 250 us) is not
+hold was not ended by a drop request aimed at it.  A forced switch re-requests
+the GIL within microseconds (later only when the OS preempts the thread on a
+busy machine: still no blocking work); a non-blocking send or recv lasts up to
+~150 us; blocking work lasts longer.  A short blocking call (a lock free within 250 us) is not
 counted: approximate by design.
 """
 
@@ -28,7 +28,6 @@ import pandas as pd
 
 
 WAKE_MIN_BLOCKED_NS = 250_000  # a non-blocking UDP sendto on loopback took 50-140 us here (it wakes the receiver)
-FORCED_MAX_BLOCKED_NS = 1_000_000
 # The take of a GIL nobody holds costs ~0.1-1 us; below this a baseline is clock noise.
 BASELINE_FLOOR_NS = 1_000
 # A thread's own uncontended wakes make its baseline when it has this many.
@@ -86,7 +85,7 @@ def wakes(spans: pd.DataFrame, events: pd.DataFrame, sync: Optional[np.ndarray] 
     cand = i[(st[i] == 0) & (tid[i - 1] == tid[i]) & (st[i - 1] == 1)]
     blocked = start[cand] - end[cand - 1]
     forced = _forced(tid[cand - 1], start[cand - 1], end[cand - 1], events)
-    keep = (blocked >= WAKE_MIN_BLOCKED_NS) & (~forced | (blocked > FORCED_MAX_BLOCKED_NS))
+    keep = (blocked >= WAKE_MIN_BLOCKED_NS) & ~forced
     w, b = cand[keep], blocked[keep]
     # ... and the hold that followed it (the same thread's next interval)
     nxt = np.minimum(w + 1, n - 1)
