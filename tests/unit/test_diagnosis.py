@@ -376,9 +376,7 @@ def test_a_late_ping_handler_is_a_latency_convoy(tmp_path):
     f = [f for f in d.problems if f.kind == "convoy"]
     assert len(f) == 1 and f[0].mode == "latency" and f[0].threads == ["ping-handler"]
     assert f[0].culprits[0].location == "app.py:42" and f[0].culprits[0].share > 0.99
-    assert (
-        "ping-handler waited a median 5.0 ms (p99 5.0 ms) to run Python again after each of its 39 blocking calls" in f[0].summary
-    )
+    assert "ping-handler waited a median 5.0 ms (p99 5.0 ms) to run Python again after each of its 39 blocking calls" in f[0].summary
     assert "100x its own 0.05 ms of work; 100% of it behind crunch (app.py:42) in cpu" in f[0].summary
     assert any("setswitchinterval(0.001)" in a for a in f[0].advice)
     assert f[0].evidence["wake"]["count"] == 39 and f[0].evidence["wake"]["p50_ms"] == pytest.approx(5.0)
