@@ -35,11 +35,16 @@ def trace(program, out, interval=None):
     return giltrace.load(out, warn=False)
 
 
-def measured(t, names, wakes):
-    """The same takes the prediction was about (wakes, or blocking waits), in the rerun."""
+def measured(t, names, wakes, culprit=None):
+    """The same takes the prediction was about (wakes, or blocking waits; for
+    a long_hold_c finding, ``culprit`` (location, holders): those during its holds), in the rerun."""
     spans = t.intervals()
     tids = [tid for tid, n in t.names.items() if n in set(names)]
-    w = predictions._takes(t, spans, tids, None, wakes=wakes)["duration_ns"].to_numpy() / 1e6
+    w = predictions._takes(t, spans, tids, None, wakes=wakes)
+    if culprit is not None:
+        holds = predictions.culprit_holds(t, spans, culprit[0], [k for k, n in t.names.items() if n in set(culprit[1])])
+        w = w[predictions._overlap(holds, w) > 0]
+    w = w["duration_ns"].to_numpy() / 1e6
     return (float(np.percentile(w, 50)), float(np.percentile(w, 99)), len(w)) if len(w) else (float("nan"),) * 2 + (0,)
 
 
@@ -54,16 +59,18 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for i in range(a.runs):
             d = trace(program, os.path.join(tmp, "a.gtr")).diagnose()
-            pred = [(p, f.mode) for f in d.trace_findings for p in f.predictions if p["change"] == "switch_interval"]  # the whole run
+            pred = [(p, f) for f in d.trace_findings for p in f.predictions if p["change"] == "switch_interval"]  # the whole run
             if not pred:
                 print("run %d: no switch-interval prediction (findings: %s)" % (i, [f.kind for f in d.problems]))
                 continue
-            p, mode = pred[0]
-            m50, m99, n = measured(trace(program, os.path.join(tmp, "b.gtr"), a.interval), p["threads"], mode == "latency")
+            p, f = pred[0]
+            mode = f.mode or f.kind
+            culprit = (f.culprits[0].location, f.culprits[0].threads) if f.kind == "long_hold_c" and f.culprits else None
+            m50, m99, n = measured(trace(program, os.path.join(tmp, "b.gtr"), a.interval), p["threads"], f.mode == "latency", culprit)
             err = (p["wait_p50_ms"] - m50) / m50 if m50 else float("nan")
             errs.append(abs(err))
             print(
-                "run %d  %-20s %-7s now p50 %6.2f p99 %6.2f | predicted p50 %6.2f p99 %6.2f | rerun p50 %6.2f p99 %6.2f (%d takes) | p50 error %+.0f%%"
+                "run %d  %-20s %-11s now p50 %6.2f p99 %6.2f | predicted p50 %6.2f p99 %6.2f | rerun p50 %6.2f p99 %6.2f (%d takes) | p50 error %+.0f%%"
                 % (
                     i,
                     ",".join(p["threads"])[:20],
