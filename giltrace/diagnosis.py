@@ -76,6 +76,7 @@ MIN_CULPRIT_SHARE = 0.01
 # everybody's waiting, and this long, make a "cpu_starved" finding.
 CPU_STARVED_SHARE = 0.1
 CPU_STARVED_MIN_S = 0.010
+STARVED_VICTIM_SHARE = 0.05  # of all the waiting: a thread named as a victim of cpu_starved
 C_MIN_SHARE_OF_FORCED = 0.5  # "C code": at least this share of the forced holds ending at a line went unanswered
 CPU_OFF_HOLD_SHARE = 0.25  # a holder off-CPU this much of its holds: its long holds are not "C code"
 
@@ -969,7 +970,7 @@ def diagnose_window(
                 episode,
             )
         )
-    starved = _cpu_starved(trace, lat, names, window, wtext, episode)
+    starved = _cpu_starved(trace, lat, names, window, wtext, episode, locs)
     if starved is not None:
         findings.append(starved)
         _no_switch_interval_advice_for_starved(findings, starved, lat, names)
@@ -1044,7 +1045,8 @@ def _no_switch_interval_advice_for_starved(findings: List[Finding], starved: Fin
     """A convoy behind a holder that was mostly not running: a shorter switch
     interval is not the remedy (its drop requests go unanswered while the
     holder waits for a CPU), so that advice gives way to the CPU one."""
-    off = set(starved.tids)
+    name_to_holder = {n: t for t, n in names.items()}
+    off = {name_to_holder[n] for n in starved.evidence["holders"] if n in name_to_holder}
     name_to_tid = {n: t for t, n in names.items()}
     for f in findings:
         if f.kind != "convoy" or not f.culprits:
@@ -1082,7 +1084,7 @@ def _mostly_off_cpu(lat: pd.DataFrame, tid: int) -> bool:
 
 
 def _cpu_starved(
-    trace, lat: pd.DataFrame, names: Dict[int, str], window: Tuple[float, float], wtext: str, episode: Optional[int]
+    trace, lat: pd.DataFrame, names: Dict[int, str], window: Tuple[float, float], wtext: str, episode: Optional[int], locs: _Locations
 ) -> Optional[Finding]:
     """Holders that held the GIL while not running (waiting for a CPU, or
     throttled by the cgroup's quota): everybody waited for a CPU, not for
@@ -1120,16 +1122,25 @@ def _cpu_starved(
         "Give this process CPU time: fewer busy processes on its cores, a wider CPU affinity, or a larger CPU quota. "
         "A shorter switch interval or moving threads around will not help while the holder itself waits for a CPU."
     ]
-    tids = [int(t) for t in off_cpu[off_cpu > 0.1 * total].index]
+    holders = [int(t) for t in off_cpu[off_cpu > 0.1 * total].index]
+    # the finding names the threads that waited (a holder too, when it waited for the others; not
+    # the coordinators, nor a thread with a sliver of the waiting); the holders are its culprits'
+    waited_rows = lat[lat["wait_s"] >= STARVED_VICTIM_SHARE * waited].sort_values("wait_s", ascending=False)
+    victims = [int(t) for t in waited_rows.index if waited_rows.loc[t, "sync_share"] < SYNC_MAX_SHARE] or [
+        int(t) for t in waited_rows.index
+    ]
+    per, blamed = blame_by_code(trace.intervals(), victims, locs=locs)
+    groups = {int(t): (g if isinstance(g, str) else None) for t, g in lat["group"].items()}
+    culprits = _culprits(per[per["holder_tid"].isin(holders)], blamed, names, groups, locs)
     return Finding(
         "cpu_starved",
         True,
-        [names.get(t, str(t)) for t in tids],
-        None,
+        [names.get(t, str(t)) for t in victims],
+        _common_group([groups.get(t) for t in victims]),
         window,
         total,
         summary,
-        [],
+        culprits,
         [],
         advice,
         {
@@ -1137,8 +1148,9 @@ def _cpu_starved(
             "waited_s": round(waited, 6),
             "throttled_s": round(throttle["throttled_s"], 6),
             "throttled_periods": throttle["throttled_periods"],
+            "holders": [names.get(t, str(t)) for t in holders],
         },
-        tids,
+        victims,
         episode,
     )
 

@@ -202,7 +202,9 @@ def test_waitress_on_a_cpu_shared_with_a_busy_process(tmp_path):
         burner.wait()
     d = diagnosis(path)
     starved = problems(d, "cpu_starved")
-    assert starved and "cruncher" in starved[0]["threads"], [f["summary"] for f in problems(d)]
+    # the finding names the threads that waited; the off-CPU holder is in evidence and culprits
+    assert starved and "cruncher" in starved[0]["evidence"]["holders"], [f["summary"] for f in problems(d)]
+    assert starved[0]["threads"] and starved[0]["culprits"][0]["threads"] == ["cruncher"]
     assert "oversubscribed" in starved[0]["summary"]
     convoys = problems(d, "convoy")
     assert convoys and all(f["culprits"][0]["function"] == "cruncher" for f in convoys)
