@@ -100,6 +100,8 @@ def test_default_output_name_and_summary(native, prog, tmp_path):
         (["run", "--switch-interval", "0", "PROG"], "--switch-interval must be a positive number"),
         (["run", "--switch-interval", "inf", "PROG"], "--switch-interval must be a positive number"),
         (["run", "--switch-interval", "fast", "PROG"], "--switch-interval must be a positive number"),
+        (["run", "--switch-interval", "1e-9", "PROG"], "--switch-interval must be between 1e-06 and 3600 seconds"),
+        (["run", "--switch-interval", "1e300", "PROG"], "--switch-interval must be between 1e-06 and 3600 seconds"),
         (["summary", "PROG"], "not a giltrace trace file"),
         (["summary", "missing.gtr"], "cannot read missing.gtr"),
         (["nosuchcommand"], "invalid choice"),
