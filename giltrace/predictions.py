@@ -182,7 +182,7 @@ def _tids_of(names: Dict[int, str], wanted: Sequence[str]) -> List[int]:
 
 def advice_effect(finding, advice: str) -> str:
     """The predicted effect to print after an advice line ('' if none):
-    ' -> predicted wait p50 1.0 ms (p99 2 ms)'."""
+    ' -> predicted wait p50 1.0 ms (p99 12 ms)'."""
     for p in getattr(finding, "predictions", None) or []:
         if (p["change"] == "switch_interval" and "switch interval" in advice.lower() and "not help" not in advice) or (
             p["change"] == "remove" and p["location"].rsplit("/", 1)[-1] in advice
@@ -192,4 +192,4 @@ def advice_effect(finding, advice: str) -> str:
 
 
 def _ms(v: float) -> str:
-    return "%.2g" % v if v < 10 else "%.0f" % v
+    return "%.0f" % v if v >= 10 else "%.1f" % v if v >= 1 else "%.2g" % v

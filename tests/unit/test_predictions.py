@@ -41,5 +41,5 @@ def test_long_hold_in_c_gets_no_switch_interval_gain(convoy):  # noqa: F811
 def test_advice_lines_carry_the_prediction(convoy):  # noqa: F811
     d = convoy.diagnose()
     lines = [s for s in d.suggestions if "switch interval" in s.lower() and "predicted" in s]
-    assert lines and "-> predicted wait p50 1 ms" in lines[0]
+    assert lines and "-> predicted wait p50 1.0 ms (p99 " in lines[0]
     assert any("predicted" in f for f in [predictions.advice_effect(f, a) for f in d.findings for a in f.advice])
