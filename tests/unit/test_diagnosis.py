@@ -462,3 +462,14 @@ def test_summary_json_is_strict(tmp_path, capsys):
     assert th["cpu"]["wake"]["count"] == 0 and th["cpu"]["wake"]["baseline_ms"] is None
     f = [f for f in out["findings"] if f["kind"] == "convoy"][0]
     assert f["mode"] == "latency" and "predictions" in f
+
+
+def test_no_period_stands_out_only_without_episodes(tmp_path):
+    # Expected: with no problem, the text says no period stands out only when it lists no episode.
+    from giltrace.diagnosis import EpisodeDiagnosis, suggest
+
+    d = pings(tmp_path, late=lambda k: False).diagnose()
+    assert not d.problems and "no period stands out" in suggest(d)[0]
+    d.episodes = [EpisodeDiagnosis((1.0, 2.0), 0.1, 0.3, 0.01, [], ["ping-handler"])]
+    first = suggest(d)[0]
+    assert "no period stands out" not in first and "the episode listed above stands out" in first
