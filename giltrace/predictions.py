@@ -12,8 +12,9 @@ the takes that blocked; for ``long_hold_c`` those during the culprit's holds):
   interval the request comes ``value_s`` after that waiter began waiting (or
   after the hold began, if later), and is answered as fast as it was.  Each
   such hold loses what lies past that: a waiter's wait shrinks by its overlap
-  with those tails.  Holds that left the request unanswered (C code that
-  keeps the GIL) end when they end anyway and are not shortened.
+  with those tails.  Holds let go where the holder answers requests late as a
+  rule (median over its forced holds there: C code that keeps the GIL) end
+  when they end anyway and are not shortened.
 - ``remove``: the culprit's holds at ``location`` gone: each wait shrinks by
   its overlap with them.
 
@@ -35,9 +36,9 @@ import pandas as pd
 from .analysis import NOT_PROGRAM_FILES, hold_programs, occupancy
 
 NEW_SWITCH_INTERVAL_S = 0.001  # what the convoy advice proposes (diagnosis._convoy_advice)
-# A drop request answered within this (or a tenth of the interval, if larger)
-# was answered by the eval loop; slower answers are C code or a holder that
-# was not running, and a shorter interval would not hurry them.
+# Where a holder's forced holds answer their drop request within this (median;
+# or a tenth of the interval, if larger) it runs Python code, which the eval
+# loop lets go at once; slower is C code, which a shorter interval would not hurry.
 ANSWERED_NS = 1_000_000
 # Findings about threads that wait behind others.  CPU-bound threads taking turns
 # (serialised_pool, oversubscription) wait behind themselves: a shorter interval
@@ -103,7 +104,14 @@ def switch_interval_waits(spans: pd.DataFrame, events: pd.DataFrame, waits: pd.D
     forced = k < np.searchsorted(drops, he, side="right")  # a drop request came during the hold
     kk = np.minimum(k, len(drops) - 1)
     answer = he - drops[kk]
-    answered = forced & (answer <= max(ANSWERED_NS, old_ns // 10))
+    # Python code or C code, per (thread, where it let go): Python answers most
+    # requests at once (a late answer is a holder preempted on a busy machine,
+    # and keeps its delay below); C code that keeps the GIL answers none.
+    key = pd.MultiIndex.from_arrays([holds["tid"].to_numpy()[forced], holds["location"].to_numpy()[forced]])
+    typical = pd.Series(answer[forced], index=key).groupby(level=[0, 1]).median()
+    python = typical <= max(ANSWERED_NS, old_ns // 10)
+    answered = np.zeros(len(holds), bool)
+    answered[forced] = python.reindex(key).to_numpy()
     new_end = np.maximum(hs, began[kk]) + new_ns + answer
     cut = answered & (new_end < he)
     tail = pd.DataFrame({"start_ns": np.maximum(hs, new_end)[cut], "end_ns": he[cut]})
