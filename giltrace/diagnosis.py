@@ -875,6 +875,8 @@ def diagnose_window(
                     )
                 if culprits:
                     summary += " " + culprit_sentence("their" if len(tids) > 1 else names[tids[0]] + "'s", culprits[0]) + "."
+                if wk.is_late(wake, si, wk.LATENCY_MIN_WAKES if whole else wk.LATENCY_MIN_EPISODE_WAKES):
+                    summary += " " + wk.per_wake_sentence(wake, len(tids) > 1)  # the per-event cost as well
                 f = Finding("convoy", True, tnames, group, window, wait_s, summary, culprits, at, [], facts, tids, episode, "share")
                 f.advice = _convoy_advice(f, lat, c_holders, si, p50, old_gil=trace.meta.get("gil_kind") == "old")
                 findings.append(f)

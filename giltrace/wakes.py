@@ -250,15 +250,20 @@ def wait_intervals(w: pd.DataFrame) -> pd.DataFrame:
     )
 
 
+def _figures(s: dict, plural: bool):
+    """(p50 ms, p99 ms, 'its'/'their', ', 25x its own 0.20 ms of work' or '') of ``stats()``."""
+    p50, p99, work = 1e3 * s["wake_p50_s"], 1e3 * s["wake_p99_s"], 1e3 * s["work_per_wake_s"]
+    its = "their" if plural else "its"
+    return p50, p99, its, (", %.0fx %s own %.2f ms of work" % (p50 / work, its, work) if work > 0 else "")
+
+
 def latency_sentence(who: str, role: str, s: dict, window_text: str, culprit: str, plural: bool = False) -> str:
     """'MainThread (the event loop) waited a median 5.1 ms (p99 11.0 ms) to run
     Python again after each of its 117 blocking calls (I/O, sleep, a lock), 25x
     its own 0.20 ms of work; 97% of it behind crunch (echo.py:18) in ThreadPoolExecutor-0_0.'"""
-    p50, p99, work = 1e3 * s["wake_p50_s"], 1e3 * s["wake_p99_s"], 1e3 * s["work_per_wake_s"]
-    its = "their" if plural else "its"
-    ratio = "%.0fx %s own %.2f ms of work" % (p50 / work, its, work) if work > 0 else "with no work of %s own between them" % its
+    p50, p99, its, ratio = _figures(s, plural)
     return (
-        "%s%s waited a median %.1f ms (p99 %.1f ms) to run Python again after each of %s %d blocking calls (I/O, sleep, a lock)%s, %s%s."
+        "%s%s waited a median %.1f ms (p99 %.1f ms) to run Python again after each of %s %d blocking calls (I/O, sleep, a lock)%s%s%s."
         % (
             who,
             role,
@@ -271,3 +276,9 @@ def latency_sentence(who: str, role: str, s: dict, window_text: str, culprit: st
             "; " + culprit if culprit else "",
         )
     )
+
+
+def per_wake_sentence(s: dict, plural: bool = False) -> str:
+    """'Each wake-up was late by a median 5.1 ms (p99 9.5 ms) over its 43 blocking calls, 113x its own 0.05 ms of work.'"""
+    p50, p99, its, ratio = _figures(s, plural)
+    return "Each wake-up was late by a median %.1f ms (p99 %.1f ms) over %s %d blocking calls%s." % (p50, p99, its, s["wakes"], ratio)
