@@ -66,8 +66,10 @@ def test_ticker_behind_a_c_hold(tmp_path):
     """Expected: long_hold_c, sorted() at sorted_ticker.py LINE_SORT in
     MainThread holding the GIL ~0.3 s at a time; its waiting thread, the
     ticker, is in ``threads`` and MainThread in ``culprits`` (100 % of the
-    blame); the ticker's worst wake is how late its worst tick was (within
-    20 % + 5 ms); lowering the switch interval is predicted not to help."""
+    blame); the ticker's longest wait is how late its worst tick was (within
+    20 % + 5 ms): a wake, or a forced release when the sort began while the
+    ticker ran Python (not a wake: wakes.py); lowering the switch interval
+    is predicted not to help."""
     out = []
     d = diagnosis(traced(tmp_path, "sorted_ticker.py", output=out))
     own = json.loads(out[-1])
@@ -76,8 +78,8 @@ def test_ticker_behind_a_c_hold(tmp_path):
     top = f[0]["culprits"][0]
     assert top["location"] == "%s:%d" % (program("sorted_ticker.py"), line_of("sorted_ticker.py", "LINE_SORT")), top
     assert top["share"] >= 0.8 and top["threads"] == ["MainThread"]
-    wake = thread(d, "ticker")["wake"]
-    assert near(wake["max_ms"], own["late_max_ms"], rel=0.2, abs_ms=5), (wake, own)
+    th = thread(d, "ticker")
+    assert near(max(th["wake"]["max_ms"], th["wait_max_ms"]), own["late_max_ms"], rel=0.2, abs_ms=5), (th, own)
     si = [p for p in f[0]["predictions"] if p["change"] == "switch_interval"]
     assert si and si[0]["wait_p50_ms"] >= 0.8 * si[0]["now_p50_ms"], f[0]["predictions"]
 
