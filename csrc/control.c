@@ -329,6 +329,8 @@ static int prepare_buffers(uint64_t capacity, char *err, size_t errlen)
     gt_rec.nsamples = 0;
     gt_rec.ncpu = 0;
     gt_os_names_published = 0;
+    gt_py_names_stored = gt_py_names_published = gt_py_names_written =
+        0; /* Python stores none before gt_start returns */
     gt_encode_reset();
     gt_locations_reset();
     return 0;

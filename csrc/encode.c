@@ -147,6 +147,24 @@ void gt_drain_os_names(void)
     os_names_written = last;
 }
 
+void gt_drain_py_names(void)
+{
+    uint32_t last = __atomic_load_n(&gt_py_names_published, __ATOMIC_ACQUIRE);
+    uint32_t done = gt_py_names_written;
+    uint32_t max = (GT_CHUNK_EVENTS_MAX * sizeof(gt_event)) / sizeof(gt_py_name);
+    while (done != last) {
+        uint32_t count = last - done, slot = done % GT_PY_NAMES_MAX;
+        if (count > GT_PY_NAMES_MAX - slot) /* up to the ring's end; the rest next round */
+            count = GT_PY_NAMES_MAX - slot;
+        if (count > max)
+            count = max;
+        memcpy(gt_rec.chunk + GT_CHUNK_HEADER_SIZE, &gt_py_names[slot], count * sizeof(gt_py_name));
+        gt_write_chunk(gt_rec.chunk, GT_CHUNK_PY_NAMES, count, count * (uint32_t)sizeof(gt_py_name));
+        done += count;
+        __atomic_store_n(&gt_py_names_written, done, __ATOMIC_RELEASE); /* Python may reuse those slots */
+    }
+}
+
 void gt_drain_locations(void)
 {
     uint32_t count;
@@ -203,6 +221,7 @@ void gt_drain_all(void)
     gt_clock_refine();
     gt_drain_locations(); /* before the events that refer to them */
     gt_drain_os_names();
+    gt_drain_py_names();
     gt_drain_events();
     gt_flush_samples();
     gt_flush_cpu_samples();

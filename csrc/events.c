@@ -28,6 +28,10 @@
 
 gt_os_name gt_os_names[GT_OS_NAMES_MAX];
 uint32_t gt_os_names_published;
+gt_py_name gt_py_names[GT_PY_NAMES_MAX];
+uint32_t gt_py_names_stored;
+uint32_t gt_py_names_written;
+uint32_t gt_py_names_published;
 
 GT_TLS gt_thread gt_self;
 
@@ -145,6 +149,7 @@ void gt_on_cond_signal(pthread_cond_t *c)
         if (gen) {
             if (!t->named)
                 gt_record_os_name(t);
+            gt_publish_py_names();
             gt_emit(GT_EV_RELEASE, 0, now, gt_rec.cfg.locations ? gt_location_here() : 0, t->tid, gen);
         }
         return;

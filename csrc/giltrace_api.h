@@ -44,6 +44,7 @@
 #define GT_CHUNK_LOCATIONS 6 /* records: u32 id, i32 line, u16 file_len, u16 name_len, file, name */
 #define GT_CHUNK_OS_NAMES  7 /* records of 20 bytes: u32 tid, char name[16] (NUL-padded) */
 #define GT_CHUNK_CPU       8 /* gt_cpu_sample records (cpu_state on) */
+#define GT_CHUNK_PY_NAMES  9 /* gt_py_name records: Python's thread names, learnt as threads start */
 
 typedef struct {
     uint64_t time_ns; /* CLOCK_MONOTONIC */
@@ -157,10 +158,24 @@ int gt_metrics_read(gt_metrics_thread *out, int max, gt_metrics_totals *totals);
 int gt_metrics_alerts(gt_metrics_alert *out, int max);
 int gt_metrics_exited(void); /* exited threads whose counters wait for a reader */
 uint64_t gt_metrics_bound_ns(int bucket);
-/* Set (a plain store: no GIL release) by Python's before-fork hook: the
+/* Set (a plain store through a pointer from ffi.addressof: no GIL release) by Python's before-fork hook: the
    writer, paused by every fork(), comes back at the parent's next GIL
    transition instead of inside fork() (how-it-works.md, "Fork"). */
 extern int gt_fork_from_python;
+/* Python's name of each thread it starts, handed to the writer without any
+   file I/O (or GIL release) on the program's thread: Python writes a record at
+   gt_py_names[stored % GT_PY_NAMES_MAX] and bumps gt_py_names_stored (plain
+   stores, under the GIL) while stored - gt_py_names_written < GT_PY_NAMES_MAX;
+   the next GIL release publishes them to the writer (how-it-works.md, "Start-up"). */
+#define GT_PY_NAMES_MAX  1024
+#define GT_PY_NAME_BYTES 124
+typedef struct {
+    uint32_t tid;
+    char name[124]; /* UTF-8, NUL-padded, cut at 123 bytes */
+} gt_py_name;       /* 128 bytes */
+extern gt_py_name gt_py_names[1024];
+extern uint32_t gt_py_names_stored;  /* Python's plain stores */
+extern uint32_t gt_py_names_written; /* the writer's (release-stored): the slots below it are free again */
 int gt_sample_now(gt_sample *out);
 int gt_stats_now(gt_stats *out);
 int gt_hook_target(char *buf, size_t n);

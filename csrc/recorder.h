@@ -28,6 +28,16 @@ typedef struct {
 } gt_os_name;
 extern gt_os_name gt_os_names[GT_OS_NAMES_MAX];
 extern uint32_t gt_os_names_published; /* release-stored by the hooks */
+extern uint32_t gt_py_names_published; /* Python's names up to here are written: release-stored by the hooks */
+
+/* At a GIL release (the GIL's mutex held): Python's names stored so far,
+ * stored under the GIL before this release, are handed to the writer. */
+static inline void gt_publish_py_names(void)
+{
+    uint32_t stored = *(volatile uint32_t *)&gt_py_names_stored;
+    if (stored != gt_py_names_published)
+        __atomic_store_n(&gt_py_names_published, stored, __ATOMIC_RELEASE);
+}
 
 enum { GT_STOP_NONE = 0, GT_STOP_FINAL = 1, GT_STOP_PAUSE = 2 };
 
@@ -244,6 +254,7 @@ static inline void gt_metrics_on_release(gt_thread *t, uint64_t now)
 
 /* encode.c */
 void gt_encode_reset(void);
+void gt_drain_py_names(void);
 void gt_write_chunk(unsigned char *buf, uint16_t kind, uint32_t count, uint32_t payload_len);
 void gt_drain_all(void);
 void gt_write_footer(const char *ended_by);

@@ -432,3 +432,36 @@ def off_cpu_spans(cpu: np.ndarray, spans: pd.DataFrame, min_share: float = 0.5) 
                 x0 = max(st, en - int(min(d_runq[k], en - st)))
                 out.append((int(tid), "woken_waiting", int(x0), int(en)))
     return pd.DataFrame(out, columns=cols)
+
+
+# Pseudo-files that are not the program's code: frozen modules, and a thread
+# with no Python frame (its start or end, "<thread>:0": csrc/locations.c).
+NOT_PROGRAM_FILES = ("<frozen", "<thread>")
+
+
+def hold_programs(spans: pd.DataFrame, library: np.ndarray) -> pd.Series:
+    """Per hold of ``spans`` (indexed like its hold rows): the program's line
+    its thread was running, for charging a hold that let go in library code
+    (``library``: the location ids of library code).  The line recorded at
+    the take (the wait before the hold records the innermost frame outside
+    the libraries) when it is program code; else -- an uncontended take
+    inherits the location of the thread's last release, ``Event.is_set()`` in
+    ``while not stop.is_set(): ...`` -- the last program line its thread was
+    seen at before the hold (its earlier waits and releases); 0 if none."""
+    s = spans.sort_values(["tid", "start_ns"], kind="stable")
+    loc = s["location"].to_numpy()
+    tid = s["tid"].to_numpy()
+    n = len(loc)
+    good = (loc != 0) & ~np.isin(loc, library)
+    last = np.maximum.accumulate(np.where(good, np.arange(n), -1)) if n else np.zeros(0, np.int64)
+    prev = np.r_[-1, last[:-1]] if n else last  # strictly before: a hold's own release is where it let go, not what it ran
+    starts = np.flatnonzero(np.r_[True, tid[1:] != tid[:-1]]) if n else np.zeros(0, np.int64)
+    first = np.repeat(starts, np.diff(np.r_[starts, n]))
+    recent = np.where(prev >= first, loc[np.maximum(prev, 0)], 0) if n else np.zeros(0, np.int64)
+    # the take's own line: the wait just before the hold, ending where it began
+    is_hold = (s["state"] == "hold").to_numpy()
+    before = np.r_[False, (tid[1:] == tid[:-1]) & ~is_hold[:-1] & (s["end_ns"].to_numpy()[:-1] == s["start_ns"].to_numpy()[1:])]
+    took = np.where(before, np.r_[0, loc[:-1]], 0)
+    took_ok = (took != 0) & ~np.isin(took, library)
+    prog = np.where(took_ok, took, recent)
+    return pd.Series(prog[is_hold].astype(np.int64), index=s.index[is_hold])

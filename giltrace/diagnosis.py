@@ -29,7 +29,9 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 import pandas as pd
 
-from .analysis import occupancy
+from . import predictions
+from . import wakes as wk
+from .analysis import NOT_PROGRAM_FILES, hold_programs, occupancy
 from .groups import thread_groups
 
 # A thread's role: "cpu" when most of its holds end because another thread
@@ -51,7 +53,7 @@ CONVOY_MIN_WAIT_S = 0.05  # in all: a few ms of waiting is nobody's problem, how
 # Waiting that follows a block on another thread (join, Condition/Event wait,
 # futures, queues) is a coordinator waking up, not a starving thread.
 SYNC_MAX_SHARE = 0.8
-SYNC_FILES = re.compile(r"(^|/)(threading\.py|queue\.py|concurrent/futures/[^/]+\.py)$")
+SYNC_FILES = wk.SYNC_FILES
 # serialised_pool: at least 2 CPU-bound threads of one group, waiting this
 # share of their time with the GIL.
 POOL_MIN_WAIT_SHARE = 0.3
@@ -74,6 +76,7 @@ MIN_CULPRIT_SHARE = 0.01
 # everybody's waiting, and this long, make a "cpu_starved" finding.
 CPU_STARVED_SHARE = 0.1
 CPU_STARVED_MIN_S = 0.010
+STARVED_VICTIM_SHARE = 0.05  # of all the waiting: a thread named as a victim of cpu_starved
 C_MIN_SHARE_OF_FORCED = 0.5  # "C code": at least this share of the forced holds ending at a line went unanswered
 CPU_OFF_HOLD_SHARE = 0.25  # a holder off-CPU this much of its holds: its long holds are not "C code"
 
@@ -118,6 +121,8 @@ class Finding:
     evidence: Dict[str, Any] = field(default_factory=dict)
     tids: List[int] = field(default_factory=list)
     episode: Optional[int] = None  # index into Diagnosis.episodes, None: the whole trace
+    mode: Optional[str] = None  # convoy: "share" (of its time) or "latency" (per wake)
+    predictions: List[Dict[str, Any]] = field(default_factory=list)  # the advice's predicted effect (predictions.py)
 
     def to_dict(self) -> Dict[str, Any]:
         return {
@@ -133,6 +138,8 @@ class Finding:
             "advice": list(self.advice),
             "evidence": self.evidence,
             "episode": self.episode,
+            "mode": self.mode,
+            "predictions": list(self.predictions),
         }
 
 
@@ -143,6 +150,7 @@ class EpisodeDiagnosis:
     level: float  # threads waiting on average
     baseline: float  # the calm's level
     findings: List[Finding]
+    late: List[str] = field(default_factory=list)  # threads whose wake latency stood far above their calm in it
 
     def to_dict(self) -> Dict[str, Any]:
         return {
@@ -150,6 +158,7 @@ class EpisodeDiagnosis:
             "waiting_s": round(self.waiting_s, 6),
             "level": round(self.level, 4),
             "baseline": round(self.baseline, 4),
+            "late_threads": list(self.late),
             "findings": [f.to_dict() for f in self.findings],
         }
 
@@ -197,26 +206,59 @@ class Diagnosis:
                 "wait_p50_ms": round(float(r["wait_p50_ms"]), 4),
                 "wait_p99_ms": round(float(r["wait_p99_ms"]), 4),
                 "wait_max_ms": round(float(r["wait_max_ms"]), 4),
+                "wake": wk.as_json(r),
             }
             for tid, r in th.iterrows()
         ]
-        return {
-            "schema": SCHEMA,
-            "trace": self.meta.get("path"),
-            "python": self.meta.get("python_version"),
-            "switch_interval_s": self.switch_interval_s,
-            "duration_s": round(self.duration_s, 6),
-            "window_s": [round(self.window_s[0], 6), round(self.window_s[1], 6)],
-            "findings": [f.to_dict() for f in self.findings],
-            "episodes": [e.to_dict() for e in self.episodes],
-            "threads": threads,
-        }
+        groups = [
+            {
+                "group": str(g),
+                "threads": int(r["threads"]),
+                "wait_s": round(float(r["wait_s"]), 6),
+                "hold_s": round(float(r["hold_s"]), 6),
+                "waits": int(r["waits"]),
+                "wait_p50_ms": round(float(r["wait_p50_ms"]), 4),
+                "wait_p99_ms": round(float(r["wait_p99_ms"]), 4),
+                "wake": wk.as_json(r),
+            }
+            for g, r in self.groups.iterrows()
+        ]
+        return strict_json(
+            {
+                "schema": SCHEMA,
+                "trace": self.meta.get("path"),
+                "python": self.meta.get("python_version"),
+                "switch_interval_s": self.switch_interval_s,
+                "duration_s": round(self.duration_s, 6),
+                "window_s": [round(self.window_s[0], 6), round(self.window_s[1], 6)],
+                "findings": [f.to_dict() for f in self.findings],
+                "episodes": [e.to_dict() for e in self.episodes],
+                "threads": threads,
+                "groups": groups,
+            }
+        )
 
     def __getitem__(self, key: str) -> Any:
         return self.to_dict()[key]
 
 
 SCHEMA = "giltrace.diagnosis/1"
+
+
+def strict_json(v: Any) -> Any:
+    """``v`` with every NaN / infinity (pandas' missing value) as None: JSON
+    has no NaN, and the schema says null."""
+    if isinstance(v, dict):
+        return {k: strict_json(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [strict_json(x) for x in v]
+    if isinstance(v, (float, np.floating)):
+        return float(v) if np.isfinite(v) else None
+    if isinstance(v, np.integer):
+        return int(v)
+    if isinstance(v, np.bool_):
+        return bool(v)
+    return v
 
 
 # ---------------------------------------------------------------- per thread
@@ -267,6 +309,8 @@ def thread_latency(trace) -> pd.DataFrame:
     out["role"] = np.where(cpu, "cpu", "io")
     out["sync_share"] = _sync_share(trace, spans).reindex(out.index).fillna(0.0)
     out["parked_s"] = _parked(trace, spans).reindex(out.index).fillna(0.0)
+    for col in wk.STAT_COLUMNS:  # wake latency (wakes.py)
+        out[col] = th[col]
     cs = trace.cpu_state()
     if len(cs):  # cpu_state traces: whether holders were running (docs/how-it-works.md, "CPU state")
         for col in ("cpu_s", "runq_s", "held_run_s", "held_runq_s", "wait_runq_s"):
@@ -276,7 +320,7 @@ def thread_latency(trace) -> pd.DataFrame:
 
 def _parked(trace, spans: pd.DataFrame) -> pd.Series:
     """Per thread, seconds spent without the GIL after letting it go inside a
-    block on other threads (threading, queue, concurrent.futures): parked
+    block on other threads (threading, queue, concurrent.futures, a subprocess): parked
     waiting for work, not doing any."""
     s = spans.sort_values(["tid", "start_ns"], kind="stable")
     nxt_start = s.groupby("tid")["start_ns"].shift(-1)
@@ -298,6 +342,7 @@ def group_table(trace, lat: pd.DataFrame) -> pd.DataFrame:
     ev = trace.events
     contended = ev[(ev["kind"] == "acquire") & ev["contended"]]
     span_s = max(float(trace.meta["duration_s"]), 1e-9)
+    woke, take = trace.wakes(), wk.take_cost_ns(ev)
     rows = []
     for group, g in lat[lat["group"].map(lambda v: isinstance(v, str))].groupby("group"):
         w = contended[contended["tid"].isin(g.index)]["wait_ns"] / 1e6
@@ -318,6 +363,7 @@ def group_table(trace, lat: pd.DataFrame) -> pd.DataFrame:
                 "wait_p50_ms": float(w.median()) if len(w) else 0.0,
                 "wait_p99_ms": float(w.quantile(0.99)) if len(w) else 0.0,
                 "wait_max_ms": float(w.max()) if len(w) else 0.0,
+                **wk.stats(woke[woke["tid"].isin(g.index)], take),
             }
         )
     cols = [
@@ -334,7 +380,7 @@ def group_table(trace, lat: pd.DataFrame) -> pd.DataFrame:
         "wait_p50_ms",
         "wait_p99_ms",
         "wait_max_ms",
-    ]
+    ] + wk.STAT_COLUMNS
     return pd.DataFrame(rows, columns=["group"] + cols).set_index("group")
 
 
@@ -375,7 +421,7 @@ def released_at(spans: pd.DataFrame) -> pd.Series:
 
 def _sync_share(trace, spans: pd.DataFrame) -> pd.Series:
     """Per thread, the share of its contended waiting that followed a block on
-    another thread (threading, queue, concurrent.futures): waking up from a
+    another thread (threading, queue, concurrent.futures, a subprocess): waking up from a
     join or a Condition.wait."""
     waits = spans[(spans["state"] == "wait") & spans["contended"]]
     if waits.empty:
@@ -385,7 +431,8 @@ def _sync_share(trace, spans: pd.DataFrame) -> pd.Series:
     uniq, inverse = np.unique(rel, return_inverse=True)  # one regex per location, not per wait
     is_sync = np.array([bool(SYNC_FILES.search(str(files.get(int(u), ("",))[0]))) for u in uniq], bool)[inverse]
     d = waits["duration_ns"].to_numpy().astype(float)
-    tot = pd.Series(d, index=waits.index).groupby(waits["tid"]).sum()
+    # over the waits whose release is known: a window's first wait has none before it
+    tot = pd.Series(np.where(rel != 0, d, 0.0), index=waits.index).groupby(waits["tid"]).sum()
     syn = pd.Series(np.where(is_sync, d, 0.0), index=waits.index).groupby(waits["tid"]).sum()
     return (syn / tot.where(tot > 0, 1)).fillna(0.0)
 
@@ -425,8 +472,12 @@ class _Locations:
         loc = int(loc)
         if loc not in self._library:
             file = self.get(loc)[3]
-            self._library[loc] = bool(file) and (file.startswith(self._prefixes) or file.startswith("<frozen"))
+            self._library[loc] = bool(file) and (file.startswith(self._prefixes) or file.startswith(NOT_PROGRAM_FILES))
         return self._library[loc]
+
+    def library_ids(self) -> np.ndarray:
+        """The location ids in library code (is_library)."""
+        return np.array([k for k in self._locs if self.is_library(k)], np.int64)
 
     def get(self, loc: int) -> Tuple[str, str, str, str]:
         """(file:line, function, short label, file) for a location id."""
@@ -448,39 +499,48 @@ class _Locations:
 # ---------------------------------------------------------------- blame by code
 
 
-def blame_by_code(spans: pd.DataFrame, waiter_tids: Sequence[int]) -> Tuple[pd.DataFrame, float]:
+def blame_by_code(
+    spans: pd.DataFrame, waiter_tids: Sequence[int], waits: Optional[pd.DataFrame] = None, locs: Optional["_Locations"] = None
+) -> Tuple[pd.DataFrame, float]:
     """Each hold charged with the waiting of ``waiter_tids`` it overlapped (a
     hold overlapping two waiting threads counts twice: it made both wait),
     summed per (holder tid, location, program location).  The program
     location is where the holder's own code was when it took the GIL for
     that hold (the wait before it records the innermost frame outside the
     libraries).  Returns (frame with holder_tid, location, program,
-    blamed_ns; total waiting ns of the waiters)."""
-    waits = spans[(spans["state"] == "wait") & spans["tid"].isin(list(waiter_tids))]
+    blamed_ns; total waiting ns of the waiters).  ``waits``: only these of
+    their waits (start_ns, end_ns, duration_ns rows: a latency finding's wakes).
+    With ``locs``, a hold whose take knew no program line (an uncontended
+    take inherits the last release's, library code for a loop that checks
+    ``Event.is_set()``) gets the holder's last program line seen before it."""
+    if waits is None:
+        waits = spans[(spans["state"] == "wait") & spans["tid"].isin(list(waiter_tids))]
     holds = spans[spans["state"] == "hold"]
     total = float(waits["duration_ns"].sum())
     ws, we = waits["start_ns"].to_numpy(), waits["end_ns"].to_numpy()
     blamed = occupancy(ws, we, holds["end_ns"].to_numpy()) - occupancy(ws, we, holds["start_ns"].to_numpy())
+    if locs is not None:
+        program = hold_programs(spans, locs.library_ids()).reindex(holds.index).fillna(0).to_numpy()
+    else:
+        program = _take_lines(spans, holds)
     per = pd.DataFrame(
         {
             "holder_tid": holds["tid"].to_numpy(),
-            "start_ns": holds["start_ns"].to_numpy(),
             "location": holds["location"].to_numpy(),
+            "program": program.astype(np.int64),
             "blamed_ns": blamed,
         }
     )
     per = per[per["blamed_ns"] > 0]
-    every_wait = spans[spans["state"] == "wait"]
-    took = pd.DataFrame(
-        {
-            "holder_tid": every_wait["tid"].to_numpy(),
-            "start_ns": every_wait["end_ns"].to_numpy(),
-            "program": every_wait["location"].to_numpy(),
-        }
-    ).drop_duplicates(["holder_tid", "start_ns"], keep="last")
-    per = per.merge(took, on=["holder_tid", "start_ns"], how="left").fillna({"program": 0})
-    per["program"] = per["program"].astype(np.int64)
     return per.groupby(["holder_tid", "location", "program"], as_index=False)["blamed_ns"].sum(), total
+
+
+def _take_lines(spans: pd.DataFrame, holds: pd.DataFrame) -> np.ndarray:
+    """Per hold, the line recorded at its take (0 if none)."""
+    every_wait = spans[spans["state"] == "wait"]
+    took = pd.Series(every_wait["location"].to_numpy(), index=pd.MultiIndex.from_arrays([every_wait["tid"], every_wait["end_ns"]]))
+    took = took[~took.index.duplicated(keep="last")]
+    return took.reindex(pd.MultiIndex.from_arrays([holds["tid"], holds["start_ns"]])).fillna(0).to_numpy()
 
 
 def _culprits(
@@ -659,6 +719,8 @@ def diagnose_window(
     contended = ev[(ev["kind"] == "acquire") & ev["contended"]]
     wtext = _window_text(window, whole)
     findings: List[Finding] = []
+    woken, take = trace.wakes(), wk.take_cost_ns(ev)
+    woke_sync = woken["after_sync"].to_numpy()  # waking from a join / queue: coordination, not latency
 
     # Holders that keep the GIL in C: their long holds' drop requests go unanswered.
     lh = _long_holds(trace, locs)
@@ -690,6 +752,11 @@ def diagnose_window(
         )
         name = names.get(int(tid), "thread-%d" % tid)
         at = culprits[0].label if culprits else "?"
+        # The finding is about its victims (threads, tids); the holder is in culprits and evidence.
+        # (not the coordinators: a main thread in join or ex.map waits on the workers anyway)
+        coordinators = set(lat.index[lat["sync_share"] >= SYNC_MAX_SHARE])
+        waited = _victims_of(others, in_long, total)
+        victims = [t for t in waited if t not in coordinators] or waited
         summary = (
             "%s kept the GIL in C code for up to %.1f ms at a time%s (%d %s during which another thread waited over %d switch "
             "intervals), leaving drop requests unanswered for up to %.1f ms: it never reached the interpreter's check for them. "
@@ -717,8 +784,8 @@ def diagnose_window(
             Finding(
                 "long_hold_c",
                 True,
-                [name],
-                groups.get(int(tid)),
+                [names.get(t, "thread-%d" % t) for t in victims],
+                _common_group([groups.get(t) for t in victims]),
                 window,
                 total / 1e9,
                 summary,
@@ -730,8 +797,9 @@ def diagnose_window(
                     "max_hold_ms": round(float(g["duration_ms"].max()), 3),
                     "max_unanswered_ms": round(float(g["unanswered_ms"].max()), 3),
                     "switch_interval_ms": 1e3 * si,
+                    "holders": [name],
                 },
-                [int(tid)],
+                victims,
                 episode,
             )
         )
@@ -786,8 +854,11 @@ def diagnose_window(
                 and sync < SYNC_MAX_SHARE
                 and wait_s >= CONVOY_MIN_WAIT_S
             )
+            mine_wakes = woken[woken["tid"].isin(tids).to_numpy() & ~woke_sync]
+            wake = wk.stats(mine_wakes, take)
+            facts["wake"] = wk.as_json(wake)
             if convoy:
-                per, total = blame_by_code(spans, tids)
+                per, total = blame_by_code(spans, tids, locs=locs)
                 culprits = _culprits(per, total, names, groups, locs)
                 at = _waiting_at(trace, spans, tids, locs)
                 after = (
@@ -804,9 +875,15 @@ def diagnose_window(
                     )
                 if culprits:
                     summary += " " + culprit_sentence("their" if len(tids) > 1 else names[tids[0]] + "'s", culprits[0]) + "."
-                f = Finding("convoy", True, tnames, group, window, wait_s, summary, culprits, at, [], facts, tids, episode)
+                if wk.is_late(wake, si, wk.LATENCY_MIN_WAKES if whole else wk.LATENCY_MIN_EPISODE_WAKES):
+                    summary += " " + wk.per_wake_sentence(wake, len(tids) > 1)  # the per-event cost as well
+                f = Finding("convoy", True, tnames, group, window, wait_s, summary, culprits, at, [], facts, tids, episode, "share")
                 f.advice = _convoy_advice(f, lat, c_holders, si, p50, old_gil=trace.meta.get("gil_kind") == "old")
                 findings.append(f)
+            elif wk.is_late(
+                wake, si, wk.LATENCY_MIN_WAKES if whole else wk.LATENCY_MIN_EPISODE_WAKES
+            ):  # few waits, each long beside its work: latency, whatever its share of time
+                findings.append(_latency_convoy(trace, lat, locs, mine_wakes, wake, tids, group, facts, c_holders, wtext, episode))
             elif waits and (rows["wait_vs_gil_time"].max() >= IDLE_REPORT_WAIT_VS_GIL or sync >= SYNC_MAX_SHARE):
                 why = (
                     "%.0f%% of it on waking from a wait on other threads (join, Condition/Event wait, futures)" % (100 * sync)
@@ -820,7 +897,7 @@ def diagnose_window(
                 )
                 findings.append(Finding("idle", False, tnames, group, window, wait_s, summary, [], [], [], facts, tids, episode))
         elif group is not None and len(tids) >= 2 and waits >= CONVOY_MIN_WAITS and facts["wait_share_of_gil_time"] >= POOL_MIN_WAIT_SHARE:
-            per, total = blame_by_code(spans, tids)
+            per, total = blame_by_code(spans, tids, locs=locs)
             culprits = _culprits(per, total, names, groups, locs)
             share = facts["wait_share_of_gil_time"]
             n_eff = 1.0 / max(1.0 - share, 1e-9)  # N threads taking turns each wait (N-1)/N
@@ -860,7 +937,7 @@ def diagnose_window(
     n_units = len({g if isinstance(g, str) else "\0%d" % t for t, g in cpu["group"].items()})
     if len(cpu) >= 2 and n_units >= 2:
         tids = [int(t) for t in cpu.index]
-        per, total = blame_by_code(spans, tids)
+        per, total = blame_by_code(spans, tids, locs=locs)
         culprits = _culprits(per, total, names, groups, locs)
         tnames = [names[t] for t in tids]
         summary = (
@@ -895,20 +972,83 @@ def diagnose_window(
                 episode,
             )
         )
-    starved = _cpu_starved(trace, lat, names, window, wtext, episode)
+    starved = _cpu_starved(trace, lat, names, window, wtext, episode, locs)
     if starved is not None:
         findings.append(starved)
         _no_switch_interval_advice_for_starved(findings, starved, lat, names)
+    # a victim named by a problem (a long hold's few, long waits) is never also cleared as idle
+    victims = {t for f in findings if f.problem for t in f.tids}
+    findings = [f for f in findings if f.problem or not victims.intersection(f.tids)]
     order = {"convoy": 0, "cpu_starved": 1, "long_hold_c": 2, "serialised_pool": 3, "oversubscription": 4, "idle": 9}
     findings.sort(key=lambda f: (order.get(f.kind, 5), -f.wait_s))
+    for f in findings:
+        f.predictions = predictions.for_finding(trace, f, window)
     return findings, lh
+
+
+def _victims_of(waits: pd.DataFrame, holds: pd.DataFrame, total_ns: float) -> List[int]:
+    """The threads whose waits overlapped ``holds`` (at least MIN_CULPRIT_SHARE
+    of ``total_ns`` each), most waiting first."""
+    hs, he = holds["start_ns"].to_numpy(), holds["end_ns"].to_numpy()
+    per = {}
+    for t, w in waits.groupby("tid"):  # a loop over threads, not waits
+        ws, we = w["start_ns"].to_numpy(), w["end_ns"].to_numpy()
+        per[int(t)] = float((occupancy(ws, we, he) - occupancy(ws, we, hs)).sum())
+    return [t for t, ns in sorted(per.items(), key=lambda kv: -kv[1]) if ns > 0 and ns >= MIN_CULPRIT_SHARE * total_ns]
+
+
+def _common_group(groups: List[Optional[str]]) -> Optional[str]:
+    return groups[0] if groups and len(set(groups)) == 1 else None
+
+
+EVENT_LOOP_FILES = re.compile(r"(^|/)(selectors\.py|asyncio/[^/]+\.py)$")
+
+
+def _latency_convoy(trace, lat, locs, woken, wake, tids, group, facts, c_holders, wtext, episode) -> Finding:
+    """A convoy by latency (wakes.is_late): each wake-up late by the median wait,
+    blamed on the code held during those waits only."""
+    si = trace.switch_interval_ns / 1e9
+    spans = trace.intervals()
+    names = {int(t): str(n) for t, n in lat["name"].items()}
+    groups = {int(t): (g if isinstance(g, str) else None) for t, g in lat["group"].items()}
+    per, total = blame_by_code(spans, tids, waits=wk.wait_intervals(woken), locs=locs)
+    culprits = _culprits(per, total, names, groups, locs)
+    tnames = [names[t] for t in tids]
+    files = [locs.get(l)[3] for l in woken["released_at"].to_numpy()]
+    loop = np.mean([bool(EVENT_LOOP_FILES.search(f)) for f in files]) >= 0.5 if files else False
+    culprit = ""
+    if culprits:
+        c = culprits[0]
+        where = "code at an unknown location" if c.location == "?" else "%s (%s)" % (c.function, c.label.rsplit(" (", 1)[0])
+        culprit = "%.0f%% of it behind %s in %s" % (100 * c.share, where, _holders(c))
+    summary = wk.latency_sentence(_who(tnames, group), " (the event loop)" if loop else "", wake, wtext, culprit, len(tids) > 1)
+    facts = dict(facts, wake_wait_s=round(total / 1e9, 6))
+    f = Finding(
+        "convoy",
+        True,
+        tnames,
+        group,
+        trace.window_s,
+        total / 1e9,
+        summary,
+        culprits,
+        _waiting_at(trace, spans, tids, locs),
+        [],
+        facts,
+        tids,
+        episode,
+        "latency",
+    )
+    f.advice = _convoy_advice(f, lat, c_holders, si, 1e3 * wake["wake_p50_s"], old_gil=trace.meta.get("gil_kind") == "old")
+    return f
 
 
 def _no_switch_interval_advice_for_starved(findings: List[Finding], starved: Finding, lat: pd.DataFrame, names: Dict[int, str]) -> None:
     """A convoy behind a holder that was mostly not running: a shorter switch
     interval is not the remedy (its drop requests go unanswered while the
     holder waits for a CPU), so that advice gives way to the CPU one."""
-    off = set(starved.tids)
+    name_to_holder = {n: t for t, n in names.items()}
+    off = {name_to_holder[n] for n in starved.evidence["holders"] if n in name_to_holder}
     name_to_tid = {n: t for t, n in names.items()}
     for f in findings:
         if f.kind != "convoy" or not f.culprits:
@@ -946,7 +1086,7 @@ def _mostly_off_cpu(lat: pd.DataFrame, tid: int) -> bool:
 
 
 def _cpu_starved(
-    trace, lat: pd.DataFrame, names: Dict[int, str], window: Tuple[float, float], wtext: str, episode: Optional[int]
+    trace, lat: pd.DataFrame, names: Dict[int, str], window: Tuple[float, float], wtext: str, episode: Optional[int], locs: _Locations
 ) -> Optional[Finding]:
     """Holders that held the GIL while not running (waiting for a CPU, or
     throttled by the cgroup's quota): everybody waited for a CPU, not for
@@ -984,16 +1124,25 @@ def _cpu_starved(
         "Give this process CPU time: fewer busy processes on its cores, a wider CPU affinity, or a larger CPU quota. "
         "A shorter switch interval or moving threads around will not help while the holder itself waits for a CPU."
     ]
-    tids = [int(t) for t in off_cpu[off_cpu > 0.1 * total].index]
+    holders = [int(t) for t in off_cpu[off_cpu > 0.1 * total].index]
+    # the finding names the threads that waited (a holder too, when it waited for the others; not
+    # the coordinators, nor a thread with a sliver of the waiting); the holders are its culprits'
+    waited_rows = lat[lat["wait_s"] >= STARVED_VICTIM_SHARE * waited].sort_values("wait_s", ascending=False)
+    victims = [int(t) for t in waited_rows.index if waited_rows.loc[t, "sync_share"] < SYNC_MAX_SHARE] or [
+        int(t) for t in waited_rows.index
+    ]
+    per, blamed = blame_by_code(trace.intervals(), victims, locs=locs)
+    groups = {int(t): (g if isinstance(g, str) else None) for t, g in lat["group"].items()}
+    culprits = _culprits(per[per["holder_tid"].isin(holders)], blamed, names, groups, locs)
     return Finding(
         "cpu_starved",
         True,
-        [names.get(t, str(t)) for t in tids],
-        None,
+        [names.get(t, str(t)) for t in victims],
+        _common_group([groups.get(t) for t in victims]),
         window,
         total,
         summary,
-        [],
+        culprits,
         [],
         advice,
         {
@@ -1001,8 +1150,9 @@ def _cpu_starved(
             "waited_s": round(waited, 6),
             "throttled_s": round(throttle["throttled_s"], 6),
             "throttled_periods": throttle["throttled_periods"],
+            "holders": [names.get(t, str(t)) for t in holders],
         },
-        tids,
+        victims,
         episode,
     )
 
@@ -1063,7 +1213,7 @@ def _legacy_frames(findings: List[Finding], lat: pd.DataFrame, trace, locs: _Loc
     c_rows, s_rows, w_rows = [], [], []
     for f in convoy:
         waiter = _who(f.threads, f.group)
-        per, total = blame_by_code(spans, f.tids)
+        per, total = blame_by_code(spans, f.tids, locs=locs)
         if total <= 0:
             continue
         by_holder = per.groupby("holder_tid")["blamed_ns"].sum().sort_values(ascending=False)
@@ -1096,6 +1246,8 @@ def _legacy_frames(findings: List[Finding], lat: pd.DataFrame, trace, locs: _Loc
 
 
 def _same(a: Finding, b: Finding) -> bool:
+    if a.kind == b.kind and "holders" in a.evidence:  # long_hold_c: the same holder, whoever waited behind it
+        return a.evidence["holders"] == b.evidence.get("holders")
     return a.kind == b.kind and ((a.group is not None and a.group == b.group) or set(a.threads) == set(b.threads))
 
 
@@ -1113,12 +1265,19 @@ def diagnose(trace, top: int = TOP_CULPRITS, episodes: bool = True) -> Diagnosis
             found, _ = diagnose_window(w, thread_latency(w), locs, whole=False, episode=i)
             eps.append(
                 EpisodeDiagnosis(
-                    ((ep.start_ns - base_start) / 1e9, (ep.end_ns - base_start) / 1e9), ep.waiting_s, ep.level, ep.baseline, found
+                    ((ep.start_ns - base_start) / 1e9, (ep.end_ns - base_start) / 1e9),
+                    ep.waiting_s,
+                    ep.level,
+                    ep.baseline,
+                    found,
+                    [trace.names.get(t, "thread-%d" % t) for t in ep.late],
                 )
             )
     said = [f for e in eps for f in e.findings]
     findings = [f for f in said if f.problem] + [f for f in whole if f.problem and not any(_same(f, g) for g in said)]
-    findings += [f for f in whole if not f.problem]
+    # a unit cleared over the whole window but found late or waiting in an episode is not "not a problem"
+    flagged = {t for f in findings for t in f.tids}
+    findings += [f for f in whole if not f.problem and not flagged.intersection(f.tids)]
     starving, culprits, sites, waiting = _legacy_frames(whole, lat, trace, locs)
     d = Diagnosis(
         si,
@@ -1147,7 +1306,7 @@ def suggest(d: Diagnosis) -> List[str]:
     for f in d.findings:
         if f.problem:
             out.append(f.summary)
-            out += ["  -> " + a for a in f.advice]
+            out += ["  -> " + a + predictions.advice_effect(f, a) for a in f.advice]
     for f in d.findings:
         if not f.problem:
             out.append(f.summary)
@@ -1156,10 +1315,20 @@ def suggest(d: Diagnosis) -> List[str]:
         worst = th.sort_values("wait_share", ascending=False).head(1)
         if len(worst) and worst["wait_share"].iloc[0] > 0:
             r = worst.iloc[0]
+            calm = (
+                "and no period stands out from the rest"
+                if not d.episodes
+                else "and the %s listed above stand%s out from the calm without a problem in %s"
+                % (
+                    "episode" if len(d.episodes) == 1 else "%d episodes" % len(d.episodes),
+                    "s" if len(d.episodes) == 1 else "",
+                    "it" if len(d.episodes) == 1 else "them",
+                )
+            )
             out.insert(
                 0,
-                "No thread starves: the most waiting is %s with %.1f%% of its time (median wait %.2f ms), and no period "
-                "stands out from the rest." % (r["name"], 100 * r["wait_share"], r["wait_p50_ms"]),
+                "No thread starves: the most waiting is %s with %.1f%% of its time (median wait %.2f ms), %s."
+                % (r["name"], 100 * r["wait_share"], r["wait_p50_ms"], calm),
             )
         else:
             out.insert(0, "No GIL contention recorded.")

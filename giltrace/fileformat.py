@@ -36,6 +36,7 @@ from .layout import (  # noqa: E402,F401  (re-exported: fileformat.CHUNK_START e
     CHUNK_LOCATIONS,
     CHUNK_MAGIC,
     CHUNK_OS_NAMES,
+    CHUNK_PY_NAMES,
     CHUNK_SAMPLES,
     CHUNK_START,
     CHUNK_THREADS,
@@ -52,6 +53,7 @@ from .layout import (  # noqa: E402,F401  (re-exported: fileformat.CHUNK_START e
     HEADER,
     LOCATION_HEAD,
     MAGIC,
+    PY_NAME,
     SAMPLE_FIELDS,
     header_bytes,
     json_chunk,
@@ -246,6 +248,18 @@ def _thread_records(obj: Any, path: str, where: int) -> List[Dict[str, Any]]:
     return obj
 
 
+def _py_names(payload, count: int, path: str, where: int) -> List[Dict[str, Any]]:
+    """A PY_NAMES payload (C's copy of the names Python learnt as threads
+    started): thread records, as in THREADS."""
+    if len(payload) != PY_NAME.size * count:
+        raise TraceFormatError("%s is corrupt: bad thread-names chunk at byte %d" % (path, where))
+    out = []
+    for i in range(count):
+        tid, name = PY_NAME.unpack_from(payload, PY_NAME.size * i)
+        out.append({"tid": tid, "name": name.split(b"\0", 1)[0].decode("utf-8", "replace")})
+    return out
+
+
 def _json_type(obj: Any) -> str:
     names = {dict: "an object", list: "a list", str: "a string", bool: "a boolean", int: "a number", float: "a number"}
     return "null" if obj is None else names.get(type(obj), type(obj).__name__)
@@ -310,6 +324,8 @@ def read(path: str) -> RawTrace:
             raw.footer = _record(_json(payload, "FOOTER record", path), "FOOTER record", path, ("stop_ns",))
         elif kind == CHUNK_LOCATIONS:
             _read_locations(bytes(payload), count, raw.locations, path, off)
+        elif kind == CHUNK_PY_NAMES:
+            raw.threads.extend(_py_names(payload, count, path, off))
         elif kind == CHUNK_OS_NAMES:
             if plen != 20 * count:
                 raise TraceFormatError("%s is corrupt: bad thread-names chunk at byte %d" % (path, off))

@@ -26,7 +26,7 @@ CHUNK_MAGIC = b"CHNK"
 HEADER = struct.Struct("<8sHHI")
 CHUNK = struct.Struct("<4sHHIII")
 
-# Chunk kinds.  EVENTS, SAMPLES, LOCATIONS and OS_NAMES are written by C;
+# Chunk kinds.  EVENTS, SAMPLES, LOCATIONS, OS_NAMES and PY_NAMES are written by C;
 # START and THREADS by Python; FOOTER by Python, or by C when the process
 # ends without running Python again (last thread gone, SIGTERM).
 CHUNK_EVENTS = 1
@@ -37,6 +37,8 @@ CHUNK_FOOTER = 5
 CHUNK_LOCATIONS = 6
 CHUNK_OS_NAMES = 7
 CHUNK_CPU = 8  # CPU state beside GIL state (Tracer(cpu_state=True)): CPU_FIELDS records
+CHUNK_PY_NAMES = 9  # Python's thread names handed to C as threads start: PY_NAME records
+PY_NAME = struct.Struct("<I124s")  # gt_py_name: tid, UTF-8 name NUL-padded
 LOCATION_HEAD = struct.Struct("<IiHH")
 
 # Record layouts (numpy dtype specs), identical to gt_event / gt_sample.

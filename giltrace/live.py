@@ -34,6 +34,7 @@ from .layout import (
     CHUNK_LOCATIONS,
     CHUNK_MAGIC,
     CHUNK_OS_NAMES,
+    CHUNK_PY_NAMES,
     CHUNK_START,
     CHUNK_THREADS,
     EV_ACQUIRE,
@@ -43,6 +44,7 @@ from .layout import (
     FLAG_CONTENDED,
     HEADER,
     LOCATION_HEAD,
+    PY_NAME,
     MAGIC,
 )
 
@@ -146,6 +148,10 @@ class LiveTrace:
         elif kind == CHUNK_THREADS:
             for rec in json.loads(payload):
                 self.names[int(rec["tid"])] = str(rec["name"])
+        elif kind == CHUNK_PY_NAMES:
+            for i in range(count):
+                tid, name = PY_NAME.unpack_from(payload, PY_NAME.size * i)
+                self.names[tid] = name.split(b"\0", 1)[0].decode("utf-8", "replace")
         elif kind == CHUNK_OS_NAMES:
             for i in range(count):
                 tid, name = struct.unpack_from("<I16s", payload, 20 * i)

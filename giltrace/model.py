@@ -10,7 +10,7 @@ from typing import Any, Dict, List, Optional, Tuple
 import numpy as np
 import pandas as pd
 
-from . import analysis, fileformat
+from . import analysis, fileformat, wakes
 
 
 class IncompleteTraceWarning(UserWarning):
@@ -143,7 +143,19 @@ class Trace:
 
     @cached_property
     def _threads(self) -> pd.DataFrame:
-        return analysis.thread_table(self.events, self._intervals, self.names, self.start_ns, self.stop_ns)
+        th = analysis.thread_table(self.events, self._intervals, self.names, self.start_ns, self.stop_ns)
+        stats = wakes.per_thread(self._wakes, th.index, wakes.take_cost_ns(self.events))
+        return th.join(stats)
+
+    def wakes(self) -> pd.DataFrame:
+        """One row per wake: a take of the GIL after blocking work (I/O, sleep,
+        a lock), with how long the thread waited to run Python again, how long
+        it was blocked before, its work after, and who held the GIL (wakes.wakes)."""
+        return self._wakes.copy(deep=False)
+
+    @cached_property
+    def _wakes(self) -> pd.DataFrame:
+        return wakes.wakes(self._intervals, self.events, wakes.sync_locations(self._raw.locations))
 
     def long_holds(self, factor: float = 2.0) -> pd.DataFrame:
         """Holds during which another thread waited more than ``factor`` switch intervals."""
@@ -210,10 +222,11 @@ class Trace:
         return diagnose(self, episodes=episodes)
 
     def episodes(self):
-        """The periods in which threads waited for the GIL far above their calm (a list of Episode)."""
+        """The periods in which threads waited for the GIL far above their calm, or
+        a thread's wake latency stood far above its own (a list of Episode)."""
         from .episodes import find_episodes
 
-        return find_episodes(self._intervals, self.start_ns, self.stop_ns, self.switch_interval_ns)
+        return find_episodes(self._intervals, self.start_ns, self.stop_ns, self.switch_interval_ns, self._wakes)
 
     def blame(self) -> pd.DataFrame:
         """Seconds each waiting thread (rows) waited while each thread (columns) held the GIL."""

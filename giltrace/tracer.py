@@ -76,6 +76,7 @@ class Tracer:
         self._temporary = False
         self._running = False
         self._names: "dict[int, str]" = {}
+        self._ring: "_NamesRing | None" = None
         self._fd_lock = _thread.allocate_lock()
         self._created = False
 
@@ -127,6 +128,7 @@ class Tracer:
                 raise
             self._running = True
             _active = self
+            self._ring = _NamesRing(ffi, lib)
             _install_process_hooks()
             _thread_hook.add(self._on_thread_start)
             if self.follow_children:
@@ -241,8 +243,13 @@ class Tracer:
                 layout.write_all(self._fd, data)
 
     def _on_thread_start(self, tid: int, name: str) -> None:
+        # On the program's new thread: no file I/O and no call into C (a cffi
+        # call, like a write, releases the GIL, and the thread would then
+        # wait to take it back inside giltrace).  The name goes to C's ring
+        # with plain stores; the writer thread writes it (PY_NAMES chunk).
         self._names[tid] = name
-        self._write_json(layout.CHUNK_THREADS, [{"tid": tid, "name": name}])
+        if self._ring is not None:
+            self._ring.put(tid, name)
 
     def _name_records(self) -> "list[dict[str, object]]":
         return [{"tid": tid, "name": name} for tid, name in self._names.items()]
@@ -312,6 +319,33 @@ class Tracer:
             "write_errno": int(s["write_errno"]),
             "locations_lost": int(s["locations_lost"]),
         }
+
+
+class _NamesRing:
+    """C's ring of Python's thread names (and the before-fork flag) (csrc/giltrace_api.h, gt_py_names),
+    reached through pointers taken once at start: reading ``lib.X`` calls a
+    cffi accessor that releases the GIL, a pointer's ``[0]`` does not.  A name
+    is stored with plain stores under the GIL; the next GIL release publishes
+    it to the writer.  When the writer lags a whole ring behind, the name
+    waits for the stop's THREADS record."""
+
+    def __init__(self, ffi, lib) -> None:
+        self.ffi = ffi
+        self.stored = ffi.addressof(lib, "gt_py_names_stored")
+        self.written = ffi.addressof(lib, "gt_py_names_written")
+        self.slots = ffi.addressof(lib, "gt_py_names")[0]
+        self.size = int(lib.GT_PY_NAMES_MAX)
+        self.bytes = int(lib.GT_PY_NAME_BYTES)
+        self.fork_flag = ffi.addressof(lib, "gt_fork_from_python")  # for _before_fork, as plain a store
+
+    def put(self, tid: int, name: str) -> None:
+        n = self.stored[0]
+        if (n - self.written[0]) & 0xFFFFFFFF >= self.size:
+            return
+        rec = self.slots[n % self.size]
+        rec.tid = tid
+        self.ffi.memmove(rec.name, name.encode("utf-8", "replace")[: self.bytes - 1].ljust(self.bytes, b"\0"), self.bytes)
+        self.stored[0] = (n + 1) & 0xFFFFFFFF
 
 
 def path_for(template: str, pid: int) -> str:
@@ -452,8 +486,8 @@ def _before_fork() -> None:
     # processes after fork() returns (3.13: after the after-fork hooks too).
     # This plain store (no call, so the GIL is not released in the middle of
     # os.fork()) tells C to bring it back at the next GIL transition.
-    if _active is not None:
-        native()[1].gt_fork_from_python = 1
+    if _active is not None and _active._ring is not None:
+        _active._ring.fork_flag[0] = 1  # through a pointer: `lib.gt_fork_from_python = 1` is a cffi call that releases the GIL
 
 
 def _after_fork_in_child() -> None:
@@ -496,8 +530,17 @@ def _python_thread_names() -> "dict[int, str]":
     # at a fork, and a forked child gets here (_after_fork_in_child) possibly
     # before threading's own after-fork hook renews that lock.  Copying the
     # dict needs no lock under the GIL.
-    threads = list(getattr(threading, "_active", {}).values())
-    return {t.native_id: t.name for t in threads if getattr(t, "native_id", None) is not None and not isinstance(t, dummy)}
+    active = getattr(threading, "_active", {})
+    threads = list(active.values())
+    names = {t.native_id: t.name for t in threads if getattr(t, "native_id", None) is not None and not isinstance(t, dummy)}
+    # The calling thread under its OS id now: in a forked child, before
+    # threading's own after-fork hook runs, its Thread still carries the
+    # parent's native id (a gunicorn worker's MainThread would be "thread-PID").
+    me = active.get(_thread.get_ident())
+    if me is not None and not isinstance(me, dummy):
+        names.pop(getattr(me, "native_id", None), None)  # the parent's thread, not in this process
+        names[_thread.get_native_id()] = me.name
+    return names
 
 
 class _ThreadStartHook:

@@ -56,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
             else {"schema": SCHEMA, "trace": trace.path, "findings": [], "episodes": [], "threads": [], "window_s": list(trace.window_s)}
         )
         out["complete"] = bool(whole.meta.get("complete", True))
-        print(json.dumps(out, indent=2))
+        print(json.dumps(out, indent=2, allow_nan=False))  # strict JSON: NaN is null (diagnosis.strict_json)
         return 0
     print(_printable_lines(summary(trace)))
     children = whole.children() if trace is whole else []

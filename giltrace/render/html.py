@@ -55,6 +55,12 @@ def thread_table_html(d) -> str:
             "p50 ms": th["wait_p50_ms"].round(3),
             "p99 ms": th["wait_p99_ms"].round(3),
             "max ms": th["wait_max_ms"].round(3),
+            "wakes": th["wakes"],
+            "wake p50 ms": (1e3 * th["wake_p50_s"]).round(3),
+            "wake p90 ms": (1e3 * th["wake_p90_s"]).round(3),
+            "wake p99 ms": (1e3 * th["wake_p99_s"]).round(3),
+            "work/wake ms": (1e3 * th["work_per_wake_s"]).round(3),
+            "inflation": th["wake_inflation"].round(0),
         }
     )
     return df.to_html(border=0, index=False)
@@ -70,6 +76,7 @@ def diagnosis_html(d) -> str:
                     "window s": "%.2f–%.2f" % e.window_s,
                     "threads waiting (avg)": round(e.level, 2),
                     "thread-s waiting": round(e.waiting_s, 2),
+                    "late wake-ups": ", ".join(e.late) or "-",
                     "findings": ", ".join(sorted({f.kind for f in e.findings if f.problem})) or "-",
                 }
                 for e in d.episodes
@@ -77,12 +84,13 @@ def diagnosis_html(d) -> str:
         )
         parts.append(
             "<p class='note'>Episodes: periods in which threads waited for the GIL far above the calm (%.2f threads waiting "
-            "on average); each is diagnosed on its own.</p>" % d.episodes[0].baseline
+            "on average), or a thread's wake latency far above its own calm; each is diagnosed on its own.</p>" % d.episodes[0].baseline
         )
         parts.append(ep.to_html(border=0, index=False))
     items = []
     for f in d.findings:
-        body = "<b>%s</b>%s: %s" % (html.escape(f.kind), "" if f.problem else " (not a problem)", html.escape(f.summary))
+        kind = f.kind + (" (%s)" % f.mode if f.mode else "")
+        body = "<b>%s</b>%s: %s" % (html.escape(kind), "" if f.problem else " (not a problem)", html.escape(f.summary))
         if f.advice:
             body += "<ul>%s</ul>" % "".join("<li>%s</li>" % html.escape(a) for a in f.advice)
         if f.culprits:

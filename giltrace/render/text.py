@@ -55,6 +55,11 @@ def thread_table(lat: pd.DataFrame, groups: "pd.DataFrame | None" = None) -> str
         "p50 ms",
         "p99 ms",
         "max ms",
+        "wakes",
+        "wake p50",
+        "wake p99",
+        "work/wake",
+        "inflation",
     ]
     cpu_state = "held_runq_s" in lat.columns  # cpu_state traces: run-queue time, and inside holds
     if cpu_state:
@@ -86,10 +91,25 @@ def thread_table(lat: pd.DataFrame, groups: "pd.DataFrame | None" = None) -> str
                 "%.2f" % r["wait_p99_ms"],
                 "%.2f" % r["wait_max_ms"],
             ]
+            + _wake_cells(r)
         )
         if cpu_state:
             rows[-1] += [_ms(r["runq_s"]), _ms(r["held_runq_s"])] if "runq_s" in r else ["-", "-"]
     return table(headers, rows)
+
+
+def _wake_cells(r) -> List[str]:
+    """wakes, wake p50 / p99 and work per wake (ms), inflation over the uncontended baseline ('-' without wakes)."""
+    if not r.get("wakes", 0):
+        return ["0", "-", "-", "-", "-"]
+    inf = r["wake_inflation"]
+    return [
+        str(int(r["wakes"])),
+        "%.2f" % (1e3 * r["wake_p50_s"]),
+        "%.2f" % (1e3 * r["wake_p99_s"]),
+        "%.2f" % (1e3 * r["work_per_wake_s"]),
+        "%.0fx" % inf if inf == inf else "-",
+    ]
 
 
 def _who(f) -> str:
@@ -107,29 +127,38 @@ def diagnosis(d) -> str:
     out: List[str] = []
     if d.episodes:
         out.append(
-            "Episodes (periods in which threads waited for the GIL far above the calm of %.2f threads waiting on average):"
-            % d.episodes[0].baseline
+            "Episodes (periods in which threads waited for the GIL far above the calm of %.2f threads waiting on average, "
+            "or a thread's wake latency stood far above its own calm):" % d.episodes[0].baseline
         )
         out.append(
             table(
-                ["#", "window s", "threads waiting", "thread-s waiting", "findings"],
+                ["#", "window s", "threads waiting", "thread-s waiting", "late wake-ups", "findings"],
                 [
                     [
                         str(i + 1),
                         "%.2f-%.2f" % e.window_s,
                         "%.2f" % e.level,
                         "%.2f" % e.waiting_s,
+                        ", ".join(e.late[:3]) + (" +%d" % (len(e.late) - 3) if len(e.late) > 3 else "") or "-",
                         ", ".join(sorted({f.kind for f in e.findings if f.problem})) or "-",
                     ]
                     for i, e in enumerate(d.episodes)
                 ],
-                "lrrrl",
+                "lrrrll",
             )
         )
         out.append("")
     problems = [f for f in d.findings if f.problem]
     rows = [
-        [f.kind, _who(f), _span(f), "%.1f%%" % (100 * c.share), _ms(c.wait_s), c.label, _holders(c)]
+        [
+            f.kind + ("/latency" if f.mode == "latency" else ""),
+            _who(f),
+            _span(f),
+            "%.1f%%" % (100 * c.share),
+            _ms(c.wait_s),
+            c.label,
+            _holders(c),
+        ]
         for f in problems
         for c in f.culprits
         if c.share >= TEXT_MIN_SHARE
@@ -214,7 +243,8 @@ def summary(trace, d=None) -> str:
     lines.append(thread_table(d.threads, d.groups))
     lines.append(
         "(waits: takes of the GIL that had to block, percentiles over those; uncontended: takes that did not; "
-        "released: running without the GIL)"
+        "released: running without the GIL; wakes: takes after blocking work (I/O, sleep, a lock), their wait in ms, "
+        "the work done after each, and the median wait over an uncontended take's)"
     )
     lines.append("")
     lines.append(diagnosis(d))

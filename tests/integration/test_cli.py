@@ -69,6 +69,15 @@ def test_run_python_passes_the_trace_options_on(native, prog, tmp_path):
     assert not t.cpu_state().empty and t.events["location"].eq(0).all()
 
 
+def test_run_switch_interval_is_set_before_the_program(native, tmp_path):
+    """--switch-interval: the program's first line sees it, and the trace records it."""
+    p = tmp_path / "si.py"
+    p.write_text("import sys\nprint(sys.getswitchinterval())\n")
+    res = giltrace_cli("run", "-q", "--switch-interval", "0.002", "-o", "si.gtr", str(p), cwd=tmp_path)
+    assert res.returncode == 0 and float(res.stdout) == 0.002, res.stderr
+    assert giltrace.load(str(tmp_path / "si.gtr")).meta["switch_interval_s"] == 0.002
+
+
 def test_default_output_name_and_summary(native, prog, tmp_path):
     res = giltrace_cli("run", str(prog), cwd=tmp_path)
     assert res.returncode == 0, res.stderr
@@ -88,6 +97,11 @@ def test_default_output_name_and_summary(native, prog, tmp_path):
         (["run", "-o", "/nonexistent/dir/t.gtr", "PROG"], "directory /nonexistent/dir does not exist"),
         (["run", "--buffer-events", "0", "PROG"], "--buffer-events must be > 0"),
         (["run", "--sample-period-ms", "x", "PROG"], "invalid float value"),
+        (["run", "--switch-interval", "0", "PROG"], "--switch-interval must be a positive number"),
+        (["run", "--switch-interval", "inf", "PROG"], "--switch-interval must be a positive number"),
+        (["run", "--switch-interval", "fast", "PROG"], "--switch-interval must be a positive number"),
+        (["run", "--switch-interval", "1e-9", "PROG"], "--switch-interval must be between 1e-06 and 3600 seconds"),
+        (["run", "--switch-interval", "1e300", "PROG"], "--switch-interval must be between 1e-06 and 3600 seconds"),
         (["summary", "PROG"], "not a giltrace trace file"),
         (["summary", "missing.gtr"], "cannot read missing.gtr"),
         (["nosuchcommand"], "invalid choice"),

@@ -92,3 +92,35 @@ def test_run_under_giltrace_environment_does_not_clash(native, tmp_path):
     assert res.returncode == 0 and res.stdout == "ok\n", res.stderr
     assert giltrace.load(str(tmp_path / "x.gtr")).complete
     assert not glob.glob(str(tmp_path / "auto*"))
+
+
+FORK_TERM = textwrap.dedent(
+    """
+    import os, signal, threading, time
+    def spin():
+        n = 300000
+        while n: n -= 1
+    pid = os.fork()
+    if pid == 0:   # a gunicorn worker: forked from MainThread, ended by SIGTERM (no Python at the end)
+        threading.Thread(target=spin, name="worker-thread").start()
+        spin()
+        time.sleep(30)
+        os._exit(0)
+    time.sleep(1.0)
+    os.kill(pid, signal.SIGTERM)
+    os.waitpid(pid, 0)
+    """
+)
+
+
+def test_forked_child_main_thread_is_named_main_thread(native, tmp_path):
+    """Its Thread still has the parent's native id when the child's trace
+    starts (threading's after-fork hook runs later): it is named anyway."""
+    (tmp_path / "fk.py").write_text(FORK_TERM)
+    res = run_python(["-m", "giltrace", "run", "-q", "--subprocesses", "-o", "f.gtr", "fk.py"], cwd=str(tmp_path), timeout=60)
+    assert res.returncode == 0, res.stderr
+    (child,) = giltrace.load(str(tmp_path / "f.gtr")).children()
+    pid = child.meta["pid"]
+    assert child.names.get(pid) == "MainThread", child.names
+    assert "thread-%d" % pid not in set(child.threads()["name"])
+    assert "worker-thread" in set(child.threads()["name"])

@@ -23,13 +23,16 @@ def line_of(name: str, marker: str) -> int:
     raise AssertionError("no %s in %s" % (marker, name))
 
 
-def traced(tmp_path, name: str, *args: str, timeout: int = 90, options=(), prefix=()) -> str:
+def traced(tmp_path, name: str, *args: str, timeout: int = 90, options=(), prefix=(), output: list = None) -> str:
     """Run programs/NAME under ``giltrace run [options]`` (after ``prefix``,
-    e.g. ``taskset -c 0``); return the trace's path."""
+    e.g. ``taskset -c 0``); return the trace's path (``output``, if given,
+    gets the program's stdout lines)."""
     out = str(tmp_path / (os.path.splitext(name)[0] + ".gtr"))
     cmd = ["-m", "giltrace", "run", "-o", out] + list(options) + [program(name)] + list(args)
     res = run_python(cmd, cwd=str(tmp_path), timeout=timeout, prefix=prefix)
     assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-2000:]
+    if output is not None:
+        output.extend(res.stdout.splitlines())
     return out
 
 
@@ -37,7 +40,11 @@ def diagnosis(path: str, *window: str) -> dict:
     """``giltrace summary PATH --format json [--start S --end S]``."""
     res = run_python(["-m", "giltrace", "summary", path, "--format", "json"] + list(window), timeout=120)
     assert res.returncode == 0, res.stderr[-2000:]
-    return json.loads(res.stdout)
+    return json.loads(res.stdout, parse_constant=_not_json)
+
+
+def _not_json(constant: str):
+    raise AssertionError("bare %s in the diagnosis: not JSON (JSON.parse would fail)" % constant)
 
 
 def problems(d: dict, kind: str = None) -> list:

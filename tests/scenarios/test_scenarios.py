@@ -104,8 +104,9 @@ def test_c_call_that_keeps_the_gil(tmp_path):
     d = diagnosis(traced(tmp_path, "c_hold.py", "--seconds", "2"))
     where = "%s:%d" % (program("c_hold.py"), line_of("c_hold.py", "LINE_REGEX"))
     held = problems(d, "long_hold_c")
-    assert [f["threads"] for f in held] == [["regex"]], [f["summary"] for f in problems(d)]
-    assert held[0]["culprits"][0]["location"] == where
+    # the finding names the threads that waited; the holder is its culprit's
+    assert len(held) == 1 and "ticker" in held[0]["threads"] and "regex" not in held[0]["threads"], [f["summary"] for f in problems(d)]
+    assert held[0]["culprits"][0]["location"] == where and held[0]["culprits"][0]["threads"] == ["regex"]
     ticker = [f for f in problems(d, "convoy") if f["threads"] == ["ticker"]]
     assert ticker and ticker[0]["culprits"][0]["location"] == where and ticker[0]["culprits"][0]["share"] >= 0.8
     advice = [a for f in problems(d) for a in f["advice"]]
@@ -201,7 +202,9 @@ def test_waitress_on_a_cpu_shared_with_a_busy_process(tmp_path):
         burner.wait()
     d = diagnosis(path)
     starved = problems(d, "cpu_starved")
-    assert starved and "cruncher" in starved[0]["threads"], [f["summary"] for f in problems(d)]
+    # the finding names the threads that waited; the off-CPU holder is in evidence and culprits
+    assert starved and "cruncher" in starved[0]["evidence"]["holders"], [f["summary"] for f in problems(d)]
+    assert starved[0]["threads"] and starved[0]["culprits"][0]["threads"] == ["cruncher"]
     assert "oversubscribed" in starved[0]["summary"]
     convoys = problems(d, "convoy")
     assert convoys and all(f["culprits"][0]["function"] == "cruncher" for f in convoys)

@@ -148,3 +148,59 @@ def test_thread_groups_by_name():
     assert group_key("MainThread") is None
     g = thread_groups({1: "MainThread", 2: "ledger_0", 3: "ledger_1", 4: "polars-0", 5: "Thread-3 (serve)", 6: "Thread-9 (serve)"})
     assert g == {1: None, 2: "ledger_*", 3: "ledger_*", 4: None, 5: "Thread-* (serve)", 6: "Thread-* (serve)"}
+
+
+def test_wakes_are_takes_after_blocking_work():
+    """Expected: thread 2 blocks 1 ms (a recv) and waits 5 ms behind 1: a wake
+    (waited 5 ms, blocked 1 ms, 0.1 ms of work after, holder 1 at loc 7); its
+    release for 0.1 ms (a quick send) is none; thread 1, forced out by the
+    drop request and back 10 us later, has none."""
+    from giltrace import wakes
+
+    ms = 1_000_000
+    rows = [
+        (0, 2, A, 0, 0),
+        (ms, 2, R, 5, 0),  # recv: blocked 1 ms
+        (ms + 10, 1, A, 10, ff.FLAG_SWITCHED),
+        (2 * ms, 2, W, 5, 0),
+        (7 * ms, 2, D, 1, 0),
+        (7 * ms, 1, R, 7, 0),  # forced out
+        (7 * ms, 2, A, 5 * ms, ff.FLAG_SWITCHED | ff.FLAG_CONTENDED),
+        (7 * ms + 10_000, 1, W, 7, 0),
+        (7 * ms + 100_000, 2, R, 6, 0),  # send: 0.1 ms
+        (7 * ms + 100_000, 1, A, 90_000, ff.FLAG_SWITCHED | ff.FLAG_CONTENDED),
+        (7 * ms + 200_000, 2, A, 100, 0),
+    ]
+    ev = frame(rows)
+    w = wakes.wakes(analysis.intervals(ev, 0, 8 * ms), ev, np.array([6]))
+    assert len(w) == 1
+    r = w.iloc[0]
+    assert (r.tid, r.wait_ns, r.blocked_ns, r.work_ns, r.holder_tid, r.holder_location) == (2, 5 * ms, ms, 100_000, 1, 7)
+    assert r.released_at == 5 and not r.after_sync
+    s = wakes.stats(w, take_ns=100.0)
+    assert s["wakes"] == 1 and s["wake_p50_s"] == pytest.approx(0.005) and s["wake_baseline_s"] == pytest.approx(1e-6)  # floored
+    assert s["wake_inflation"] == pytest.approx(5000)
+    assert wakes.is_late(dict(s, wakes=10), 0.005) and not wakes.is_late(s, 0.005)  # too few wakes
+
+
+def test_hold_programs():
+    """Expected: a hold let go in library code (loc 9) takes the program line
+    recorded at its take when there is one (loc 3), else the thread's last
+    program line before it (loc 4, its previous release)."""
+    ms = 1_000_000
+    rows = [
+        (0, 1, A, 0, 0),
+        (ms, 1, R, 4, 0),  # program line
+        (ms + 100, 1, A, 100, 0),  # uncontended: inherits 4 as its location, a program line
+        (2 * ms, 1, R, 9, 0),  # library
+        (2 * ms + 100, 1, W, 3, 0),
+        (3 * ms, 1, A, ms - 100, ff.FLAG_CONTENDED),
+        (4 * ms, 1, R, 9, 0),
+        (4 * ms + 100, 1, A, 100, 0),  # uncontended: inherits 9 (library)
+        (5 * ms, 1, R, 9, 0),
+    ]
+    ev = frame(rows)
+    iv = analysis.intervals(ev, 0, 6 * ms)
+    prog = analysis.hold_programs(iv, np.array([9]))
+    holds = iv[iv["state"] == "hold"].sort_values("start_ns")
+    assert list(prog.reindex(holds.index)) == [0, 4, 3, 3]

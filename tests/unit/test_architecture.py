@@ -107,7 +107,7 @@ def test_what_runs_at_start_up_imports_nothing_heavy():
 def test_analysis_and_model_do_not_reach_up():
     assert (
         offending(
-            r"giltrace\.(analysis|episodes|groups|diagnosis|fileformat|layout)",
+            r"giltrace\.(analysis|episodes|groups|diagnosis|predictions|fileformat|layout)",
             ["giltrace.render", "giltrace.cli", "giltrace.tracer", "giltrace.bench", "matplotlib"],
         )
         == []
