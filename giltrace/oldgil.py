@@ -73,6 +73,7 @@ class _Config(ctypes.Structure):
         ("finalize_on_signals", ctypes.c_int),
         ("cpu_state", ctypes.c_int),
         ("cgroup_cpu_stat", ctypes.c_char_p),
+        ("path", ctypes.c_char_p),
         ("_spare", ctypes.c_char * SPARE),
     ]
 
@@ -90,7 +91,13 @@ STATS_FIELDS = [
         "chunks_written",
         "interval_us",
     )
-] + [("buffer_events", ctypes.c_uint32), ("write_errno", ctypes.c_int), ("locations_lost", ctypes.c_uint64)]
+] + [
+    ("buffer_events", ctypes.c_uint32),
+    ("write_errno", ctypes.c_int),
+    ("locations_lost", ctypes.c_uint64),
+    ("fd_reopened", ctypes.c_uint32),
+    ("fd_lost", ctypes.c_int),
+]
 
 
 class _Stats(ctypes.Structure):
@@ -158,6 +165,7 @@ def load_library(path=None):
     lib.gt_oldgil_found_by.restype = ctypes.c_char_p
     lib.gt_oldgil_semaphore.restype = ctypes.c_void_p
     lib.gt_oldgil_sizeof.restype = ctypes.c_size_t
+    lib.gt_trace_write.argtypes = [ctypes.c_char_p, ctypes.c_size_t]
     for which, ours in ((0, _Config), (1, _Stats)):
         if lib.gt_oldgil_sizeof(which) > ctypes.sizeof(ours):
             raise OldGilError(
@@ -252,6 +260,7 @@ class Tracer(object):
         self._pid = None
         self._names = {}
         self._fd_lock = _thread.allocate_lock()
+        self._c_owns_file = False
         self._old_bootstrap = None
 
     # -- control ---------------------------------------------------------
@@ -283,6 +292,7 @@ class Tracer(object):
                 finalize_on_signals=1,
                 cpu_state=1 if self.cpu_state else 0,
                 cgroup_cpu_stat=self._cgroup_cpu_stat(),
+                path=os.path.abspath(self.path).encode("utf-8") if not isinstance(self.path, bytes) else os.path.abspath(self.path),
             )
             rc = lib.gt_start(ctypes.byref(cfg), err, len(err))
             if rc != 0:
@@ -290,8 +300,15 @@ class Tracer(object):
                     ("cannot start the trace: " if rc not in (GT_ERR_UNSUPPORTED, GT_ERR_RUNNING) else "")
                     + err.value.decode("ascii", "replace")
                 )
+            # C writes through its own, checked descriptor from now on
+            # (how-it-works.md, "The program's own descriptors")
+            with self._fd_lock:
+                os.close(self._fd)
+                self._fd = -1
+                self._c_owns_file = True
         except BaseException:
-            os.close(self._fd)
+            if self._fd >= 0:
+                os.close(self._fd)
             self._fd = -1
             os.unlink(self.path)
             raise
@@ -302,11 +319,10 @@ class Tracer(object):
 
     def stop(self, load=False):
         """Stop and finalise the file (``load`` is accepted for giltrace.Tracer's signature)."""
-        if self._fd < 0:
+        if not self._c_owns_file:
             return None
-        if os.getpid() != self._pid:  # a forked child: the trace is the parent's (C unhooked already)
-            os.close(self._fd)
-            self._fd = -1
+        if os.getpid() != self._pid:  # a forked child: the trace is the parent's (C closed its copy)
+            self._c_owns_file = False
             return None
         st = _Stats()
         self._lib.gt_stop(ctypes.byref(st))
@@ -315,8 +331,8 @@ class Tracer(object):
         self._write(_chunk(CHUNK_THREADS, self._name_records()))
         self._write(_chunk(CHUNK_FOOTER, self._footer()))
         with self._fd_lock:
-            os.close(self._fd)
-            self._fd = -1
+            self._c_owns_file = False
+            self._lib.gt_trace_close()  # only if the descriptor is still the file's
         return None
 
     def __enter__(self):
@@ -356,6 +372,9 @@ class Tracer(object):
 
     def _write(self, data):
         with self._fd_lock:
+            if self._c_owns_file:
+                self._lib.gt_trace_write(data, len(data))  # an error is the footer's write_errno / fd_lost
+                return
             view = memoryview(data)
             while len(view) and self._fd >= 0:
                 view = view[os.write(self._fd, view) :]
@@ -437,6 +456,7 @@ class Tracer(object):
             "switch_interval_s": s["interval_us"] / 1e6,
             "write_errno": s["write_errno"],
             "locations_lost": s["locations_lost"],
+            "fd_reopened": s["fd_reopened"],
         }
 
 

@@ -78,6 +78,7 @@ class Tracer:
         self._names: "dict[int, str]" = {}
         self._fd_lock = _thread.allocate_lock()
         self._created = False
+        self._c_owns_file = False  # after gt_start: C's own descriptor, checked before each write
 
     # -- control ---------------------------------------------------------
 
@@ -97,6 +98,7 @@ class Tracer:
                     raise GiltraceError("cannot write the trace file %s: %s" % (self.path, exc.strerror or exc)) from None
                 self._names = _python_thread_names()
                 prefixes = ffi.new("char[]", "\n".join(library_prefixes()).encode())  # C copies it
+                path = ffi.new("char[]", os.fsencode(os.path.abspath(self.path)))  # C copies it
                 stat_path = cgroup_cpu_stat_path() if self.cpu_state else None
                 cgroup = ffi.new("char[]", stat_path.encode()) if stat_path else None  # C copies it
                 cfg = ffi.new(
@@ -111,6 +113,7 @@ class Tracer:
                         "finalize_on_signals": 1,
                         "cpu_state": int(self.cpu_state),
                         "cgroup_cpu_stat": cgroup if cgroup else ffi.NULL,
+                        "path": path,
                     },
                 )
                 err = ffi.new("char[512]")
@@ -122,6 +125,14 @@ class Tracer:
                     if rc == lib.GT_ERR_RUNNING:
                         raise TraceRunning(msg)
                     raise GiltraceError("cannot start the trace: " + msg)
+                # C writes through its own descriptor from now on, checked
+                # before each write (how-it-works.md, "The program's own
+                # descriptors"): ours goes, so that no write uses a number the
+                # program may close and reuse.
+                self._c_owns_file = True
+                with self._fd_lock:
+                    os.close(self._fd)
+                    self._fd = -1
             except BaseException:
                 self._close_file(remove=True)
                 raise
@@ -156,6 +167,11 @@ class Tracer:
             except OSError as exc:
                 self.stats["write_errno"] = self.stats.get("write_errno") or exc.errno or 1
             self._close_file(remove=False)
+        if self.stats.get("fd_lost"):
+            raise GiltraceError(
+                "the trace file %s is incomplete (readable up to where writing stopped): the program closed or "
+                "replaced giltrace's descriptor and the file could not be reopened" % self.path
+            )
         if self.stats.get("write_errno"):
             raise GiltraceError(
                 "the trace file %s is incomplete (readable up to where writing stopped): %s"
@@ -205,6 +221,7 @@ class Tracer:
         if self._fd >= 0:
             os.close(self._fd)
             self._fd = -1
+        self._c_owns_file = False  # C closed its copy in the child (pthread_atfork)
         self._temporary = self._created = False
         self.path = None
 
@@ -227,6 +244,9 @@ class Tracer:
             if self._fd >= 0:
                 os.close(self._fd)
                 self._fd = -1
+            if self._c_owns_file:
+                self._c_owns_file = False
+                native()[1].gt_trace_close()  # only if it is still the file's
         # Only a file this tracer created: never a user's file.
         if remove and self.path and self._created and os.path.isfile(self.path):
             try:
@@ -237,7 +257,11 @@ class Tracer:
     def _write_json(self, kind: int, obj: object) -> None:
         data = layout.json_chunk(kind, obj)
         with self._fd_lock:
-            if self._fd >= 0:
+            if self._c_owns_file:
+                err = native()[1].gt_trace_write(data, len(data))
+                if err:
+                    raise OSError(err, os.strerror(err))
+            elif self._fd >= 0:
                 layout.write_all(self._fd, data)
 
     def _on_thread_start(self, tid: int, name: str) -> None:
@@ -311,6 +335,7 @@ class Tracer:
             "switch_interval_s": int(s["interval_us"]) / 1e6,
             "write_errno": int(s["write_errno"]),
             "locations_lost": int(s["locations_lost"]),
+            "fd_reopened": int(s["fd_reopened"]),
         }
 
 
