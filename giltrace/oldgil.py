@@ -28,6 +28,7 @@ import ctypes
 import json
 import os
 import platform
+import stat
 import struct
 import sys
 import threading
@@ -276,8 +277,17 @@ class Tracer(object):
         else:
             self.locations_note = "turned off"
         self.prefixes = library_prefixes() if self.locations else []
-        flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND | getattr(os, "O_CLOEXEC", 0)
-        self._fd = os.open(self.path, flags, 0o644)
+        # as giltrace/safefiles.py (not importable on 2.7): no link, no FIFO, 0600
+        flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
+        try:
+            self._fd = os.open(self.path, flags, int(os.environ.get("GILTRACE_FILE_MODE") or "600", 8))
+        except OSError as exc:
+            raise OldGilError("cannot write the trace file %s: %s" % (self.path, exc.strerror or exc))
+        if not stat.S_ISREG(os.fstat(self._fd).st_mode):
+            os.close(self._fd)
+            self._fd = -1
+            raise OldGilError("refusing to write the trace file %s: it is not a regular file" % self.path)
+        os.ftruncate(self._fd, 0)
         self._pid = os.getpid()
         try:
             self._write(self._header_bytes())

@@ -24,6 +24,7 @@ from . import __version__, layout
 from .cpus import cgroup_cpu_stat_path
 from ._binding import native
 from .errors import GiltraceError, TraceRunning, UnsupportedInterpreter
+from .safefiles import file_mode
 
 DEFAULT_BUFFER_EVENTS = 1 << 19
 DEFAULT_SAMPLE_PERIOD_MS = 5.0  # while a holder is stuck (csrc/recorder.c, "The sampler")
@@ -361,7 +362,7 @@ def create_trace_file(path: str, overwrite: bool) -> "tuple[int, bool]":
     flags = os.O_WRONLY | os.O_APPEND | os.O_CLOEXEC | os.O_NOFOLLOW | os.O_NONBLOCK
     for attempt in (1, 2):
         try:
-            return os.open(path, flags | os.O_CREAT | os.O_EXCL, 0o644), True
+            return os.open(path, flags | os.O_CREAT | os.O_EXCL, file_mode()), True  # 0600 unless GILTRACE_FILE_MODE
         except FileExistsError:
             pass
         except OSError as exc:

@@ -7,7 +7,6 @@ reopened by path or ends with a one-line reason (docs/how-it-works.md,
 from __future__ import annotations
 
 import glob
-import os
 
 import pytest
 
