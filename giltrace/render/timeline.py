@@ -12,7 +12,7 @@ geometry can be tested without drawing.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import pandas as pd
@@ -145,15 +145,21 @@ def select_threads(threads: pd.DataFrame, wanted: Optional[Sequence]) -> List[in
     order = list(threads.sort_values("first_ns", kind="stable").index)
     if not wanted:
         return order
-    picked = []
+    by_key: Dict[str, List[int]] = {}  # one pass: thread-per-request traces name thousands of threads
+    names = threads["name"].to_dict()
+    for t in order:
+        by_key.setdefault(str(t), []).append(t)
+        if str(names[t]) != str(t):
+            by_key.setdefault(str(names[t]), []).append(t)
+    chosen: set = set()
     for w in wanted:
-        hits = [t for t in order if str(t) == str(w) or threads.loc[t, "name"] == str(w)]
+        hits = by_key.get(str(w), [])  # in lane order, each thread once
         if not hits:
             raise ValueError(
                 "no thread named or numbered %r in this trace (threads: %s)" % (w, ", ".join(str(threads.loc[t, "name"]) for t in order))
             )
-        picked += [t for t in hits if t not in picked]
-    return [t for t in order if t in picked]
+        chosen.update(hits)
+    return [t for t in order if t in chosen]
 
 
 MAX_LANES = 40
@@ -164,7 +170,8 @@ def busiest_in_window(trace, tids: List[int], window: Window, limit: int = MAX_L
     (a server that starts a thread per request) the ``limit`` that held or
     waited for the GIL longest there."""
     th = trace.threads()
-    alive = [t for t in tids if th.loc[t, "first_ns"] < window.end_ns and th.loc[t, "last_ns"] > window.start_ns]
+    first, last = th["first_ns"].to_dict(), th["last_ns"].to_dict()
+    alive = [t for t in tids if first[t] < window.end_ns and last[t] > window.start_ns]
     if len(alive) <= limit:
         return alive or tids
     iv = trace.intervals()
