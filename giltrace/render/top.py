@@ -10,6 +10,7 @@ import numpy as np
 
 from ..groups import thread_groups
 from ..live import Snapshot, ThreadRow, _pct
+from ..textsafe import printable
 
 
 def fold_groups(snap: Snapshot) -> List[ThreadRow]:
@@ -71,7 +72,7 @@ def render(snap: Snapshot, *, title: str, folded: bool, status: str = ""):
         name = "%s x%d" % (r.name, r.members) if r.members > 1 else r.name
         style = "bold red" if r.wait_pct >= 50 else ("yellow" if r.wait_pct >= 10 else None)
         table.add_row(
-            name,
+            Text(printable(name)),  # the program's text: escaped, and a Text so "[...]" is not markup
             "" if r.members > 1 else str(r.tid),
             "%.1f" % r.wait_pct,
             "%.1f" % r.hold_pct,
@@ -82,15 +83,16 @@ def render(snap: Snapshot, *, title: str, folded: bool, status: str = ""):
             style=style,
         )
     head = Text(
-        "%s  last %.1f s, %d events%s" % (title, snap.window_s, snap.events, "  [trace stopped]" if snap.complete else ""), style="bold"
+        "%s  last %.1f s, %d events%s" % (printable(title), snap.window_s, snap.events, "  [trace stopped]" if snap.complete else ""), style="bold"
     )
     holder = Text(
-        "GIL held by: %s%s" % (snap.holder or "nobody", "  at %s" % snap.holder_where if snap.holder and snap.holder_where else "")
+        "GIL held by: %s%s"
+        % (printable(snap.holder or "nobody"), "  at %s" % printable(snap.holder_where) if snap.holder and snap.holder_where else "")
     )
     culprit = Text(
         "Top culprit: %s"
         % (
-            "%s (held the GIL during %.0f ms of others' waits)" % (snap.culprit, snap.culprit_ms)
+            "%s (held the GIL during %.0f ms of others' waits)" % (printable(snap.culprit), snap.culprit_ms)
             if snap.culprit
             else "none (no thread waited)"
         )

@@ -154,3 +154,49 @@ def test_live_reader_rejects_what_the_file_reader_rejects(tmp_path, name, data):
     assert "\n" not in str(exc.value)
     with pytest.raises(giltrace.TraceFormatError):
         giltrace.load(p).events
+
+
+NASTY = ["\x1b]0;pwned\x07", "\x1b[2J\x1b[H", "[bold]x[/]", "a\nb\rc\u202e"]
+
+
+def nasty_trace(path):
+    rows = []
+    for i, tid in enumerate((7, 8, 9, 10)):
+        t = 1000 + 4 * 10**6 * i
+        rows += [(t, tid, ff.EV_WAIT, 0, 0), (t + 10**6, tid, ff.EV_ACQUIRE, 10**6, 2), (t + 3 * 10**6, tid, ff.EV_RELEASE, 0, 0)]
+    write_trace(path, [events_chunk(rows)], stop=20 * 10**6, threads=[{"tid": t, "name": n} for t, n in zip((7, 8, 9, 10), NASTY)])
+
+
+def test_thread_names_reach_the_terminal_escaped(tmp_path):
+    p = tmp_path / "t.gtr"
+    nasty_trace(p)
+    r = subprocess.run(
+        [sys.executable, "-m", "giltrace", "summary", str(p)],
+        env=dict(os.environ, PYTHONPATH=REPO),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert r.returncode == 0, r.stderr
+    assert "\x1b" not in r.stdout and "\x07" not in r.stdout and "\r" not in r.stdout and "\u202e" not in r.stdout
+    assert "\\x1b]0;pwned\\x07" in r.stdout
+
+
+def test_top_screen_escapes_names_and_takes_no_markup(tmp_path):
+    import io
+
+    from rich.console import Console
+
+    from giltrace.render.top import render
+
+    p = tmp_path / "t.gtr"
+    nasty_trace(p)
+    live = LiveTrace(str(p), keep_s=3600)
+    live.poll()
+    buf = io.StringIO()
+    console = Console(file=buf, force_terminal=False, color_system=None, width=200)
+    for folded in (False, True):
+        console.print(render(live.snapshot(window_s=3600), title="top \x1b[2J", folded=folded))
+    out = buf.getvalue()
+    assert "\x1b" not in out and "\x07" not in out and "\u202e" not in out
+    assert "[bold]x[/]" in out  # shown as written, not taken as markup
