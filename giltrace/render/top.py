@@ -83,7 +83,8 @@ def render(snap: Snapshot, *, title: str, folded: bool, status: str = ""):
             style=style,
         )
     head = Text(
-        "%s  last %.1f s, %d events%s" % (printable(title), snap.window_s, snap.events, "  [trace stopped]" if snap.complete else ""), style="bold"
+        "%s  last %.1f s, %d events%s" % (printable(title), snap.window_s, snap.events, "  [trace stopped]" if snap.complete else ""),
+        style="bold",
     )
     holder = Text(
         "GIL held by: %s%s"
