@@ -38,15 +38,12 @@ def file_mode() -> int:
 
 
 def _refusal(path: str, exc: OSError) -> GiltraceError:
-    """Why ``path`` could not be opened, in one line."""
+    """Why ``path`` could not be opened, in one line: a link, a FIFO without
+    a reader (ENXIO), or the system's reason."""
     try:
-        st = os.lstat(path)
-    except OSError:
-        st = None
-    if st is not None and stat.S_ISLNK(st.st_mode):
-        return GiltraceError("refusing to write %s: it is a symbolic link" % path)
-    if st is not None and not stat.S_ISREG(st.st_mode):
-        return GiltraceError("refusing to write %s: it is not a regular file" % path)
+        existing_regular(path)
+    except GiltraceError as refused:
+        return refused
     return GiltraceError("cannot write %s: %s" % (path, exc.strerror or exc))
 
 
@@ -79,17 +76,20 @@ def open_new(path: str, *, append: bool = False, binary: bool = True, exclusive:
     return os.fdopen(fd, "ab" if append else "wb") if binary else os.fdopen(fd, "a" if append else "w", encoding="utf-8")
 
 
-def check_replaceable(path: str) -> None:
-    """``path`` may be replaced by a rename (os.replace): absent or a regular
-    file, not a link (rename would replace the link, not what it names, but
-    the user meant what it names) nor a FIFO or device."""
+def existing_regular(path: str, what: str = "") -> "os.stat_result | None":
+    """``path``'s lstat if it is a regular file, None if it does not exist;
+    a link, FIFO or device is refused in one line (``what``: "the trace
+    file " and the like, for the message).  Also for a path that will be
+    replaced by a rename (os.replace): rename would replace a link, not what
+    it names, but the user meant what it names."""
     try:
         st = os.lstat(path)
     except FileNotFoundError:
-        return
+        return None
     except OSError as exc:
-        raise GiltraceError("cannot write %s: %s" % (path, exc.strerror or exc)) from None
+        raise GiltraceError("cannot write %s%s: %s" % (what, path, exc.strerror or exc)) from None
     if stat.S_ISLNK(st.st_mode):
-        raise GiltraceError("refusing to write %s: it is a symbolic link" % path)
+        raise GiltraceError("refusing to write %s%s: it is a symbolic link" % (what, path))
     if not stat.S_ISREG(st.st_mode):
-        raise GiltraceError("refusing to write %s: it is not a regular file" % path)
+        raise GiltraceError("refusing to write %s%s: it is not a regular file" % (what, path))
+    return st

@@ -24,7 +24,7 @@ from . import __version__, layout
 from .cpus import cgroup_cpu_stat_path
 from ._binding import native
 from .errors import GiltraceError, TraceRunning, UnsupportedInterpreter
-from .safefiles import file_mode
+from .safefiles import existing_regular, file_mode
 
 DEFAULT_BUFFER_EVENTS = 1 << 19
 DEFAULT_SAMPLE_PERIOD_MS = 5.0  # while a holder is stuck (csrc/recorder.c, "The sampler")
@@ -367,16 +367,9 @@ def create_trace_file(path: str, overwrite: bool) -> "tuple[int, bool]":
             pass
         except OSError as exc:
             raise GiltraceError("cannot write the trace file %s: %s" % (path, exc.strerror or exc)) from None
-        try:
-            st = os.lstat(path)
-        except FileNotFoundError:
+        st = existing_regular(path, "the trace file ")
+        if st is None:
             continue  # removed meanwhile: create it
-        except OSError as exc:
-            raise GiltraceError("cannot write the trace file %s: %s" % (path, exc.strerror or exc)) from None
-        if stat.S_ISLNK(st.st_mode):
-            raise GiltraceError("refusing to write the trace file %s: it is a symbolic link" % path)
-        if not stat.S_ISREG(st.st_mode):
-            raise GiltraceError("refusing to write the trace file %s: it is not a regular file" % path)
         if overwrite:
             try:
                 fd = os.open(path, flags)
