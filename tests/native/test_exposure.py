@@ -163,3 +163,34 @@ def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+def giltrace_metrics(*args):
+    return subprocess.run(
+        [sys.executable, "-m", "giltrace", "metrics"] + list(args),
+        env=dict(os.environ, PYTHONPATH=REPO),
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+
+
+@pytest.mark.parametrize(
+    "args, listen",
+    [
+        (["--port", "9464"], ":9464"),
+        (["--host", "0.0.0.0", "--port", "9464"], "0.0.0.0:9464"),
+        (["--host", "::", "--port", "9464"], "[::]:9464"),
+        (["--port", "[::1]:9464"], "[::1]:9464"),
+    ],
+)
+def test_metrics_cli_host(args, listen):
+    r = giltrace_metrics(*args, "--", "env")
+    assert r.returncode == 0, r.stderr
+    assert "GILTRACE_METRICS=%s\n" % listen in r.stdout
+
+
+@pytest.mark.parametrize("args", [["--host", "0.0.0.0"], ["--host", "::", "--port", "1.2.3.4:9464"], ["--port", "::9464"]])
+def test_metrics_cli_host_errors(args):
+    r = giltrace_metrics(*args, "--", "env")
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1, r.stderr
