@@ -3,7 +3,8 @@ metrics logs, bench results, copies of traces) is opened here: never
 through a symbolic link (``O_NOFOLLOW``), never blocking on a FIFO
 (``O_NONBLOCK``, then only a regular file is kept), and created with mode
 0600 unless ``GILTRACE_FILE_MODE`` says otherwise (octal, e.g. ``644``).
-A refusal is one line (a GiltraceError).  Trace files themselves go
+A refusal is one line (a UsageError: exit status 2, as for other unwritable
+outputs).  Trace files themselves go
 through giltrace.tracer.create_trace_file, which adds the rules for paths
 giltrace derives itself (docs/how-it-works.md, "Trace files").
 
@@ -17,7 +18,7 @@ import io
 import os
 import stat
 
-from .errors import GiltraceError
+from .errors import GiltraceError, UsageError
 
 MODE_ENV = "GILTRACE_FILE_MODE"
 DEFAULT_MODE = 0o600
@@ -33,7 +34,7 @@ def file_mode() -> int:
     except ValueError:
         mode = -1
     if not 0 <= mode <= 0o777:
-        raise GiltraceError("%s=%s: expected an octal file mode such as 600 or 644" % (MODE_ENV, value))
+        raise UsageError("%s=%s: expected an octal file mode such as 600 or 644" % (MODE_ENV, value))
     return mode
 
 
@@ -44,7 +45,7 @@ def _refusal(path: str, exc: OSError) -> GiltraceError:
         existing_regular(path)
     except GiltraceError as refused:
         return refused
-    return GiltraceError("cannot write %s: %s" % (path, exc.strerror or exc))
+    return UsageError("cannot write %s: %s" % (path, exc.strerror or exc))
 
 
 def open_fd(path: str, *, append: bool = False, exclusive: bool = False, mode: "int | None" = None) -> int:
@@ -60,7 +61,7 @@ def open_fd(path: str, *, append: bool = False, exclusive: bool = False, mode: "
         raise _refusal(path, exc) from None
     try:
         if not stat.S_ISREG(os.fstat(fd).st_mode):  # e.g. a FIFO with a reader: opened, but not ours to fill
-            raise GiltraceError("refusing to write %s: it is not a regular file" % path)
+            raise UsageError("refusing to write %s: it is not a regular file" % path)
         if not append:
             os.ftruncate(fd, 0)  # only now: O_TRUNC would act before the check
         os.set_blocking(fd, True)
@@ -87,9 +88,11 @@ def existing_regular(path: str, what: str = "") -> "os.stat_result | None":
     except FileNotFoundError:
         return None
     except OSError as exc:
-        raise GiltraceError("cannot write %s%s: %s" % (what, path, exc.strerror or exc)) from None
+        raise UsageError("cannot write %s%s: %s" % (what, path, exc.strerror or exc)) from None
     if stat.S_ISLNK(st.st_mode):
-        raise GiltraceError("refusing to write %s%s: it is a symbolic link" % (what, path))
+        raise UsageError("refusing to write %s%s: it is a symbolic link" % (what, path))
+    if stat.S_ISDIR(st.st_mode):
+        raise UsageError("cannot write %s%s: it is a directory" % (what, path))
     if not stat.S_ISREG(st.st_mode):
-        raise GiltraceError("refusing to write %s%s: it is not a regular file" % (what, path))
+        raise UsageError("refusing to write %s%s: it is not a regular file" % (what, path))
     return st
