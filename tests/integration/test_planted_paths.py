@@ -40,8 +40,9 @@ COMMANDS = {
     "export-csv": lambda src, out: ["export", src, "--format", "csv", "-o", out],
     "timeline": lambda src, out: ["timeline", src, "-o", out],
     "run": lambda src, out: ["run", "-q", "-o", out, "prog.py"],
+    "top": lambda src, out: ["top", "--iterations", "1", "--interval", "0.2", "-o", out, "--", "prog.py"],
 }
-SUFFIX = {"report": ".html", "timeline": ".png", "export-chrome": ".json", "export-csv": ".csv", "run": ".gtr"}
+SUFFIX = {"report": ".html", "timeline": ".png", "export-chrome": ".json", "export-csv": ".csv", "run": ".gtr", "top": ".gtr"}
 
 
 def cli(tmp_path, *args):
