@@ -6,9 +6,13 @@ detach, and what the trace costs while attached (benchmarks/README.md).
 1. Stop times.  A target with an I/O thread and a ticker thread (wakes every
    1 ms, reports every late wake-up with its CLOCK_MONOTONIC time) is
    attached to and detached from ``--attaches`` times.  Per attach: the
-   intervals gdb kept it stopped (measured inside gdb: from ``attach`` to the
-   first ``continue``, and from the safe point's stop to ``detach``), and the
-   worst late wake-up the ticker saw in the attach and in the detach.
+   intervals the injector kept (part of) it stopped, measured by the
+   injector (giltrace's own, the default: the one thread used at the safe
+   point, from its int3 to its resumption, and the detach, from the first
+   PTRACE_INTERRUPT to the last PTRACE_DETACH; gdb with
+   ``GILTRACE_INJECTOR=gdb``: ``attach`` to the first ``continue``, and the
+   safe point's stop to ``detach``), and the worst late wake-up the ticker
+   saw in the attach and in the detach.  ``--cycles 0`` skips part 2.
 2. Overhead while attached.  A target runs alternating timed rounds of two
    workloads -- one thread doing GIL round trips (``os.write`` to /dev/null, timed by
    its CPU clock) and two CPU-bound threads (wall time) -- while the bench
@@ -117,7 +121,7 @@ def stop_times(n: int) -> dict:
     proc = start(TICKER)
     lines: list = []
     collect(proc, lines)
-    attach_ms, safe_ms, late_attach, late_detach, detach_rt = [], [], [], [], []
+    attach_ms, safe_ms, detach_ms, late_attach, late_detach, detach_rt, strategy = [], [], [], [], [], [], ""
     try:
         time.sleep(1.0)
         for _ in range(n):
@@ -131,8 +135,11 @@ def stop_times(n: int) -> dict:
             d = time.monotonic_ns()
             s.close()
             stops = s.injection.stops_ms
+            strategy = s.injection.strategy
             attach_ms.append(sum(stops))
-            safe_ms.append(stops[-1])
+            # ptrace: [each safe-point stop..., the detach]; gdb: [attach, each safe-point stop...]
+            safe_ms.append(sum(stops[:-1]) if strategy == "ptrace" else stops[-1])
+            detach_ms.append(stops[-1] if strategy == "ptrace" else 0.0)
             detach_rt.append((d - c) / 1e6)
             time.sleep(0.3)
             late_attach.append(worst_late(lines, a, b))
@@ -142,13 +149,19 @@ def stop_times(n: int) -> dict:
         proc.wait()
     med = statistics.median
     return {
+        "strategy": strategy,
         "attaches": n,
         "stopped_per_attach_ms_median": med(attach_ms),
         "stopped_per_attach_ms_max": max(attach_ms),
         "of_which_at_the_safe_point_ms_median": med(safe_ms),
+        "of_which_at_the_safe_point_ms_max": max(safe_ms),
+        "of_which_injector_detach_ms_median": med(detach_ms),
+        "of_which_injector_detach_ms_max": max(detach_ms),
         "ticker_worst_late_in_attach_ms_median": med(late_attach),
+        "ticker_worst_late_in_attach_ms_max": max(late_attach),
         "detach_ptrace_stop_ms": 0.0,
         "detach_round_trip_ms_median": med(detach_rt),
+        "detach_round_trip_ms_max": max(detach_rt),
         "ticker_worst_late_in_detach_ms_median": med(late_detach),
     }
 
@@ -217,12 +230,10 @@ def main() -> int:
     ap.add_argument("--attaches", type=int, default=20)
     ap.add_argument("--cycles", type=int, default=6)
     args = ap.parse_args()
-    result = {
-        "python": sys.version.split()[0],
-        "stop_times": stop_times(args.attaches),
-        "overhead_attached": overhead(args.cycles),
-        "overhead_self_traced": overhead(args.cycles, self_traced=True),
-    }
+    result = {"python": sys.version.split()[0], "stop_times": stop_times(args.attaches)}
+    if args.cycles > 0:
+        result["overhead_attached"] = overhead(args.cycles)
+        result["overhead_self_traced"] = overhead(args.cycles, self_traced=True)
     print(json.dumps(result, indent=2))
     return 0
 

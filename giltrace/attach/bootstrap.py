@@ -9,7 +9,8 @@ Two layers, so that the target is stopped for as little as possible:
 * ``LOADER`` runs in that new thread: it connects to the CLI's control
   socket, names the thread ``giltrace-attach`` (``/proc/self/task/TID/comm``),
   imports the CLI's own giltrace by file location (``sys.path`` is not
-  changed) and hands over to :func:`giltrace.attach.agent.serve`.  Any
+  changed; in another mount namespace, a copy the CLI put in the target's
+  view, docs/how-it-works.md "Attaching: safety") and hands over to :func:`giltrace.attach.agent.serve`.  Any
   failure goes back over the socket as one ``error`` line.
 """
 
@@ -33,11 +34,13 @@ def _giltrace_attach(P):
             s.sendall(("error {\"kind\": %s, \"message\": %s}\n" % (_json.encode_basestring_ascii(kind), _json.encode_basestring_ascii(message))).encode())
         finally:
             s.close()
-    try:
-        with open("/proc/self/task/%d/comm" % _thread.get_native_id(), "w") as f:
-            f.write("giltrace-attach")
-    except OSError:
-        pass
+    for comm in ("/proc/thread-self/comm", "/proc/self/task/%d/comm" % _thread.get_native_id()):
+        try:  # thread-self: right even where /proc is another PID namespace's
+            with open(comm, "w") as f:
+                f.write("giltrace-attach")
+            break
+        except OSError:
+            pass
     if sys.is_finalizing():
         return fail("exiting", "the process is exiting")
     try:
@@ -45,7 +48,7 @@ def _giltrace_attach(P):
         mod = sys.modules.get("giltrace")
         if mod is not None:
             where = os.path.dirname(os.path.abspath(getattr(mod, "__file__", "") or ""))
-            if where != P["package"]:
+            if where != P["package"] and getattr(mod, "_giltrace_attach_id", None) != P["package_id"]:
                 return fail("other-giltrace", "the process has another giltrace imported (%s)" % where)
         else:
             import importlib.util
@@ -60,6 +63,7 @@ def _giltrace_attach(P):
             sys.modules["giltrace"] = mod
             try:
                 spec.loader.exec_module(mod)
+                mod._giltrace_attach_id = P["package_id"]  # a copy made for a container: the next attach's copy is the same
             except BaseException:
                 for name in [n for n in sys.modules if n == "giltrace" or n.startswith("giltrace.")]:
                     del sys.modules[name]

@@ -1,4 +1,6 @@
-"""Run inside gdb (``gdb -nx -batch -x gdb_inject.py``), not by giltrace.
+"""Run inside gdb (``gdb -nx -iex 'set auto-load off' -batch -x gdb_inject.py``),
+not by giltrace: the fallback chosen with ``GILTRACE_INJECTOR=gdb``
+(giltrace's own injector, ptrace_inject.py, is the default).
 
 gdb's embedded Python runs this file; it imports nothing of giltrace (gdb's
 Python may be another version than the target's).  Its parameters come in

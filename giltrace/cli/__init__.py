@@ -88,7 +88,9 @@ def _run(args: argparse.Namespace) -> int:
     try:
         return int(args._module.run(args) or 0)
     except GiltraceError as exc:
-        sys.stderr.write("giltrace: error: %s\n" % exc)
+        from ..textsafe import printable
+
+        sys.stderr.write("giltrace: error: %s\n" % printable(exc))  # messages can quote the traced program's text
         return exc.exit_code
 
 

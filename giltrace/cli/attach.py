@@ -54,7 +54,7 @@ def check_output(output: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..attach.session import Session, TargetExited, describe, stop_signals_interrupt
+    from ..attach.session import Session, TargetExited, describe, describe_namespace, stop_signals_interrupt
 
     if args.duration is not None and args.duration <= 0:
         raise UsageError("--duration must be > 0")
@@ -75,6 +75,8 @@ def run(args: argparse.Namespace) -> int:
             sys.stderr.write("giltrace: tracing process %d (CPython %s) %s\n" % (args.pid, session.target.version_text, until))
             if args.verbose:
                 sys.stderr.write("giltrace: %s\n" % describe(session))
+                if describe_namespace(session):
+                    sys.stderr.write("giltrace: %s\n" % describe_namespace(session))
         exited = None
         try:
             if not session.interrupted:

@@ -58,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
         out["complete"] = bool(whole.meta.get("complete", True))
         print(json.dumps(out, indent=2))
         return 0
-    print(summary(trace))
+    print(_printable_lines(summary(trace)))
     children = whole.children() if trace is whole else []
     if children:
         from ..render.text import processes
@@ -67,3 +67,10 @@ def run(args: argparse.Namespace) -> int:
         print("Processes (each has its own GIL; summarise one with: giltrace summary FILE):")
         print(processes(trace, children))
     return 0
+
+
+def _printable_lines(text: str) -> str:
+    """The summary names the program's threads: their control characters escaped, line by line."""
+    from ..textsafe import printable
+
+    return "\n".join(printable(line) for line in text.split("\n"))

@@ -8,14 +8,15 @@ from typing import List, Sequence
 import pandas as pd
 
 from ..diagnosis import LONG_HOLD_INTERVALS
-from ..cpus import format_cpus
 from ..textsafe import printable
+from ..cpus import format_cpus
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[str]], align: str = "") -> str:
-    """A simple aligned table; ``align`` is one char per column, 'l' or 'r'."""
+    """A simple aligned table; ``align`` is one char per column, 'l' or 'r'.
+    Cells may be the traced program's text (thread names): control characters are escaped."""
     align = align or "l" + "r" * (len(headers) - 1)
-    rows = [[printable(c) for c in r] for r in rows]  # names and locations are the traced program's text
+    rows = [[printable(c) for c in r] for r in rows]
     widths = [max([len(h)] + [len(r[i]) for r in rows]) for i, h in enumerate(headers)]
 
     def line(cells: Sequence[str]) -> str:

@@ -69,10 +69,11 @@ def render(snap: Snapshot, *, title: str, folded: bool, status: str = ""):
     ):
         table.add_column(col, justify=just)  # type: ignore[arg-type]
     for r in rows:
-        name = "%s x%d" % (r.name, r.members) if r.members > 1 else r.name
+        # The program's text: escaped, and a Text so that rich reads no markup in it.
+        name = Text(printable("%s x%d" % (r.name, r.members) if r.members > 1 else r.name))
         style = "bold red" if r.wait_pct >= 50 else ("yellow" if r.wait_pct >= 10 else None)
         table.add_row(
-            Text(printable(name)),  # the program's text: escaped, and a Text so "[...]" is not markup
+            name,
             "" if r.members > 1 else str(r.tid),
             "%.1f" % r.wait_pct,
             "%.1f" % r.hold_pct,
@@ -87,15 +88,18 @@ def render(snap: Snapshot, *, title: str, folded: bool, status: str = ""):
         style="bold",
     )
     holder = Text(
-        "GIL held by: %s%s"
-        % (printable(snap.holder or "nobody"), "  at %s" % printable(snap.holder_where) if snap.holder and snap.holder_where else "")
+        printable(
+            "GIL held by: %s%s" % (snap.holder or "nobody", "  at %s" % snap.holder_where if snap.holder and snap.holder_where else "")
+        )
     )
     culprit = Text(
-        "Top culprit: %s"
-        % (
-            "%s (held the GIL during %.0f ms of others' waits)" % (printable(snap.culprit), snap.culprit_ms)
-            if snap.culprit
-            else "none (no thread waited)"
+        printable(
+            "Top culprit: %s"
+            % (
+                "%s (held the GIL during %.0f ms of others' waits)" % (snap.culprit, snap.culprit_ms)
+                if snap.culprit
+                else "none (no thread waited)"
+            )
         )
     )
     keys = Text("q quit (detach)   g %s groups%s" % ("expand" if folded else "fold", "   " + status if status else ""), style="dim")

@@ -1,10 +1,17 @@
 """Targets for the attach / top tests: real programs started as separate
-processes, and what we check in them from outside (/proc, gdb)."""
+processes, and what we check in them from outside (/proc, gdb where present).
+
+Every attach here goes through giltrace's own injector with gdb made
+useless: the CLI's ``GILTRACE_GDB`` is a fake gdb that fails as Debian's gdb
+13 does on a CPU with AMX.  Whether this machine can inject at all is
+decided by the product's own probe (``giltrace.attach.inject.probe``)."""
 
 import os
 import shutil
+import stat
 import subprocess
 import sys
+import tempfile
 import time
 
 import pytest
@@ -14,6 +21,22 @@ from ..conftest import REPO
 GDB = shutil.which("gdb")
 
 needs_gdb = pytest.mark.skipif(GDB is None, reason="gdb is not installed (.ci/run installs it)")
+
+# A gdb that fails every inferior call, as gdb 13.1 does on an AMX CPU (issue 21).
+FAKE_GDB = os.path.join(tempfile.mkdtemp(prefix="giltrace-fake-gdb-"), "gdb")
+with open(FAKE_GDB, "w") as _f:
+    _f.write("#!/bin/sh\necho \"Couldn't write extended state status: Bad address.\" >&2\nexit 1\n")
+os.chmod(FAKE_GDB, stat.S_IRWXU)
+
+
+def _injector_problem():
+    from giltrace.attach.inject import probe
+
+    return probe()
+
+
+INJECTOR_PROBLEM = _injector_problem()
+needs_injector = pytest.mark.skipif(INJECTOR_PROBLEM is not None, reason="giltrace cannot inject here: %s" % INJECTOR_PROBLEM)
 
 
 def ptrace_allowed() -> bool:
@@ -129,10 +152,17 @@ class Target:
             self.proc.communicate()
 
 
-def giltrace_cli(*args: str, timeout: float = 120, env=None) -> subprocess.CompletedProcess:
-    full_env = dict(os.environ, PYTHONPATH=REPO + os.pathsep + os.environ.get("PYTHONPATH", ""))
+def cli_env(env=None) -> dict:
+    """The CLI's environment: this giltrace, no GILTRACE, and a gdb that cannot call anything."""
+    full_env = dict(os.environ, PYTHONPATH=REPO + os.pathsep + os.environ.get("PYTHONPATH", ""), GILTRACE_GDB=FAKE_GDB)
     full_env.pop("GILTRACE", None)
+    full_env.pop("GILTRACE_INJECTOR", None)
     full_env.update(env or {})
+    return full_env
+
+
+def giltrace_cli(*args: str, timeout: float = 120, env=None) -> subprocess.CompletedProcess:
+    full_env = cli_env(env)
     return subprocess.run(
         [sys.executable, "-m", "giltrace"] + list(args),
         capture_output=True,
@@ -226,10 +256,10 @@ def _quit_server(port: int) -> None:
         r.read()
 
 
-pytestmark_attach = [needs_gdb, needs_ptrace, needs_tracer]
+pytestmark_attach = [needs_injector, needs_ptrace, needs_tracer]
 
 
-@needs_gdb
+@needs_injector
 @needs_ptrace
 @needs_tracer
 def test_attach_to_a_threaded_http_server(tmp_path):
@@ -239,13 +269,12 @@ def test_attach_to_a_threaded_http_server(tmp_path):
     client = Client(target.port)
     try:
         assert wait_until(lambda: client.ok >= 20, 30)
-        slots_before = got_slots(target.pid)
+        slots_before = got_slots(target.pid) if GDB else {}
         masks_before = signal_masks(target.pid)
-        assert set(slots_before) == set(HOOKED), slots_before
+        assert not GDB or set(slots_before) == set(HOOKED), slots_before
         out = str(tmp_path / "server.gtr")
         t0 = time.monotonic()
-        env = dict(os.environ, PYTHONPATH=REPO)
-        env.pop("GILTRACE", None)
+        env = cli_env()
         cli = subprocess.Popen(
             [sys.executable, "-m", "giltrace", "attach", str(target.pid), "--duration", "3", "-o", out, "-v"],
             stdout=subprocess.PIPE,
@@ -259,11 +288,12 @@ def test_attach_to_a_threaded_http_server(tmp_path):
             import tempfile
 
             private = os.path.join(tempfile.gettempdir(), "giltrace-attach-%d-*" % target.pid, "trace.gtr")
-            # the trace has started (its file has data) and our gdb has let go
+            # the trace has started (its file has data) and the injector has let go
             assert wait_until(lambda: any(os.path.getsize(f) > 0 for f in glob.glob(private)), 30)
             assert wait_until(lambda: "TracerPid:\t0\n" in open("/proc/%d/status" % target.pid).read(), 30)
-            slots_during = got_slots(target.pid)  # the hooks are in: the check below can see a difference
-            assert slots_during["pthread_mutex_lock"] != slots_before["pthread_mutex_lock"], slots_during
+            if GDB:
+                slots_during = got_slots(target.pid)  # the hooks are in: the check below can see a difference
+                assert slots_during["pthread_mutex_lock"] != slots_before["pthread_mutex_lock"], slots_during
             stdout, stderr = cli.communicate(timeout=60)
         finally:
             if cli.poll() is None:
@@ -273,6 +303,7 @@ def test_attach_to_a_threaded_http_server(tmp_path):
         t1 = time.monotonic()
         assert res.returncode == 0, res.stderr
         assert "GIL events written to %s" % out in res.stderr
+        assert "attached with ptrace at " in res.stderr  # giltrace's injector; the CLI's gdb cannot call anything
         during = [t for t in client.times if t0 + 1.0 < t < t1 - 0.2]
         assert during, "no request was answered while the trace ran"
         ok_after = client.ok
@@ -281,8 +312,8 @@ def test_attach_to_a_threaded_http_server(tmp_path):
         # Left as it was: no giltrace thread, GOT slots and signal handlers as before.
         assert wait_until(lambda: not [n for n in thread_names(target.pid) if "giltrace" in n], 10), thread_names(target.pid)
         assert signal_masks(target.pid) == masks_before
-        slots_after = got_slots(target.pid)
-        for name in HOOKED:
+        slots_after = got_slots(target.pid) if GDB else {}
+        for name in slots_after:
             same = slots_after[name] == slots_before[name]
             assert same or slots_after[name].startswith(name + " in section .text of") and "libc" in slots_after[name], (
                 name,
@@ -309,18 +340,20 @@ def test_attach_to_a_threaded_http_server(tmp_path):
     assert stderr == ""
 
 
-@needs_gdb
+@needs_injector
 @needs_ptrace
 @needs_tracer
 def test_attach_when_the_main_thread_only_joins_and_again_later(tmp_path):
     import giltrace
 
-    target = Target(tmp_path, JOIN_MAIN, "12")
+    target = Target(tmp_path, JOIN_MAIN, "30")  # two CLI runs take up to 8 s each on a loaded 2-CPU machine
     try:
         for i in range(2):  # attaching again after a detach works
             out = str(tmp_path / ("join%d.gtr" % i))
-            res = giltrace_cli("attach", str(target.pid), "--duration", "1.5", "-o", out)
+            res = giltrace_cli("attach", str(target.pid), "--duration", "1.5", "-o", out, "-v")
             assert res.returncode == 0, res.stderr
+            # compute-only: caught in the eval breaker, right after a thread took the GIL
+            assert "attached with ptrace at _PyThreadState_Swap" in res.stderr or "at _Py_HandlePending" in res.stderr, res.stderr
             threads = giltrace.load(out).threads()
             crunch = threads[threads["name"].str.startswith("crunch-")]
             assert len(crunch) == 3, set(threads["name"])
@@ -351,7 +384,7 @@ def _venv_without_giltrace(tmp_path) -> str:
     return python
 
 
-@needs_gdb
+@needs_injector
 @needs_ptrace
 @needs_tracer
 def test_attach_to_a_target_in_another_environment(tmp_path):
@@ -360,7 +393,7 @@ def test_attach_to_a_target_in_another_environment(tmp_path):
     import giltrace
 
     python = _venv_without_giltrace(tmp_path)
-    target = Target(tmp_path, JOIN_MAIN, "6", python=python)
+    target = Target(tmp_path, JOIN_MAIN, "15", python=python)  # the CLI takes up to 8 s on a loaded 2-CPU machine
     try:
         out = str(tmp_path / "other.gtr")
         res = giltrace_cli("attach", str(target.pid), "--duration", "1.5", "-o", out)
@@ -375,7 +408,7 @@ def test_attach_to_a_target_in_another_environment(tmp_path):
     assert str(tmp_path) in path_line and REPO not in path_line  # sys.path untouched
 
 
-@needs_gdb
+@needs_injector
 @needs_ptrace
 @needs_tracer
 def test_attach_while_a_trace_runs_there_says_so(tmp_path):
@@ -407,7 +440,7 @@ def test_attach_while_a_trace_runs_there_says_so(tmp_path):
     assert giltrace.load(str(tmp_path / "own.gtr")).complete  # the program's own trace is untouched
 
 
-@needs_gdb
+@needs_injector
 @needs_ptrace
 @needs_tracer
 def test_the_target_exits_during_the_trace(tmp_path):
@@ -427,7 +460,7 @@ def test_the_target_exits_during_the_trace(tmp_path):
     assert status == 0
 
 
-@needs_gdb
+@needs_injector
 @needs_ptrace
 @needs_tracer
 def test_no_safe_point_in_an_idle_target_leaves_it_alone(tmp_path):
@@ -504,11 +537,33 @@ def test_a_process_in_a_debugger(tmp_path):
         target.kill()
 
 
-def test_no_debugger(tmp_path):
+def test_the_gdb_fallback_without_gdb(tmp_path):
     target = Target(tmp_path, IDLE, "30")
     try:
-        res = giltrace_cli("attach", str(target.pid), env={"GILTRACE_GDB": str(tmp_path / "no-gdb")})
+        res = giltrace_cli("attach", str(target.pid), env={"GILTRACE_INJECTOR": "gdb", "GILTRACE_GDB": str(tmp_path / "no-gdb")})
         _one_line_error(res, "no debugger found: giltrace attach needs gdb (apt-get install gdb")
+    finally:
+        target.kill()
+
+
+def test_the_gdb_fallback_on_a_cpu_where_gdb_cannot_call(tmp_path):
+    """gdb 13 on an AMX CPU: the error says why, and that the default needs no gdb."""
+    target = Target(tmp_path, IDLE, "30")
+    try:
+        res = giltrace_cli("attach", str(target.pid), env={"GILTRACE_INJECTOR": "gdb"})
+        _one_line_error(res, "gdb cannot call functions in process %d on this CPU" % target.pid)
+        assert "giltrace's own injector does not need gdb: unset GILTRACE_INJECTOR" in res.stderr
+        assert target.proc.poll() is None
+    finally:
+        target.kill()
+
+
+def test_an_unknown_injector_is_refused(tmp_path):
+    target = Target(tmp_path, IDLE, "30")
+    try:
+        _one_line_error(
+            giltrace_cli("attach", str(target.pid), env={"GILTRACE_INJECTOR": "lldb"}), "GILTRACE_INJECTOR=lldb: expected ptrace or gdb"
+        )
     finally:
         target.kill()
 
@@ -576,7 +631,75 @@ def test_a_314_target_needs_remote_exec(monkeypatch):
     monkeypatch.delattr(sys, "remote_exec", raising=False)
     with pytest.raises(AttachError, match=r"CPython 3.14: attach to it with a giltrace running on CPython 3.14\+"):
         inject.choose(T(1, 0, 0, "/usr/bin/python3.14", (3, 14), ""), 5.0)
+    monkeypatch.delenv("GILTRACE_INJECTOR", raising=False)
+    assert isinstance(inject.choose(T(1, 0, 0, "/usr/bin/python3.11", (3, 11), ""), 5.0), inject.PtraceInjector)
+    monkeypatch.setenv("GILTRACE_INJECTOR", "gdb")
     assert isinstance(inject.choose(T(1, 0, 0, "/usr/bin/python3.11", (3, 11), ""), 5.0), inject.GdbInjector)
+
+
+def test_other_machines_are_refused_in_one_line(monkeypatch):
+    from giltrace.attach import inject
+    from giltrace.attach.target import AttachError, Target as T
+
+    monkeypatch.setattr(inject.platform, "machine", lambda: "aarch64")
+    monkeypatch.delenv("GILTRACE_INJECTOR", raising=False)
+    assert inject.unsupported_machine() == "giltrace attach runs on x86-64 Linux only (this is linux aarch64)"
+    assert inject.probe() == inject.unsupported_machine()
+    with pytest.raises(AttachError, match=r"^giltrace attach runs on x86-64 Linux only \(this is linux aarch64\)$"):
+        inject.choose(T(1, 0, 0, "/usr/bin/python3.11", (3, 11), ""), 5.0)
+
+
+def test_the_probe_says_why_it_cannot_inject(monkeypatch):
+    from giltrace.attach import inject
+    from giltrace.attach.target import AttachError
+
+    def refuse(self, target, code):
+        raise AttachError("not permitted to attach to process %d (ptrace: Operation not permitted)" % target.pid)
+
+    monkeypatch.setattr(inject.PtraceInjector, "inject", refuse)
+    assert "not permitted to attach to process" in (inject.probe() or "")
+
+
+def _gdb_can_call() -> bool:
+    """Can this machine's gdb call a function in a process (not on an AMX CPU with gdb 13)?"""
+    if GDB is None:
+        return False
+    child = subprocess.Popen(["sleep", "30"])
+    try:
+        out = subprocess.run(
+            [GDB, "-nx", "-iex", "set auto-load off", "-batch", "-p", str(child.pid), "-ex", "print (int)getpid()"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        return ("= %d" % child.pid) in out.stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    finally:
+        child.kill()
+        child.wait()
+
+
+@needs_ptrace
+@needs_tracer
+def test_the_gdb_fallback_still_attaches_where_gdb_can_call(tmp_path):
+    if not _gdb_can_call():
+        pytest.skip("gdb cannot make calls in a process here (not installed, or gdb 13 on an AMX CPU)")
+    import giltrace
+
+    target = Target(tmp_path, JOIN_MAIN, "15")
+    try:
+        out = str(tmp_path / "gdb.gtr")
+        res = giltrace_cli(
+            "attach", str(target.pid), "--duration", "1", "-o", out, "-v", env={"GILTRACE_INJECTOR": "gdb", "GILTRACE_GDB": GDB}
+        )
+        assert res.returncode == 0, res.stderr
+        assert "attached with gdb at " in res.stderr
+        assert {"crunch-0", "crunch-1"} <= set(giltrace.load(out).threads()["name"])
+        status, _, stderr = target.finish()
+    finally:
+        target.kill()
+    assert (status, stderr) == (0, "")
 
 
 def test_the_bootstrap_binds_nothing_and_starts_one_thread():
@@ -598,8 +721,7 @@ def test_the_bootstrap_binds_nothing_and_starts_one_thread():
 
 
 def _attach_in_background(pid: int, *args: str) -> subprocess.Popen:
-    env = dict(os.environ, PYTHONPATH=REPO)
-    env.pop("GILTRACE", None)
+    env = cli_env()
     return subprocess.Popen(
         [sys.executable, "-m", "giltrace", "attach", str(pid)] + list(args),
         stdout=subprocess.PIPE,
@@ -610,7 +732,7 @@ def _attach_in_background(pid: int, *args: str) -> subprocess.Popen:
     )
 
 
-@needs_gdb
+@needs_injector
 @needs_ptrace
 @needs_tracer
 def test_ctrl_c_stops_the_trace(tmp_path):
@@ -636,7 +758,7 @@ def test_ctrl_c_stops_the_trace(tmp_path):
         target.kill()
 
 
-@needs_gdb
+@needs_injector
 @needs_ptrace
 @needs_tracer
 def test_a_killed_cli_leaves_nothing_behind(tmp_path):
@@ -663,7 +785,7 @@ def test_a_killed_cli_leaves_nothing_behind(tmp_path):
         target.kill()
 
 
-@needs_gdb
+@needs_injector
 @needs_ptrace
 @needs_tracer
 def test_sigterm_to_the_cli_stops_the_trace_cleanly(tmp_path):
@@ -690,3 +812,354 @@ def test_sigterm_to_the_cli_stops_the_trace_cleanly(tmp_path):
         if cli.poll() is None:
             cli.kill()
         target.kill()
+
+
+# -- giltrace's injector: what the target was doing goes on unchanged ---------
+
+# The main thread blocks in one system call, called through ctypes so that an
+# EINTR would show (Python's own wrappers retry, PEP 475); a ticker thread
+# gives the injector its safe point.
+BLOCKED_MAIN = r'''
+import ctypes, socket, sys, threading, time
+libc = ctypes.CDLL(None, use_errno=True)
+def tick():
+    while True:
+        time.sleep(0.005)
+threading.Thread(target=tick, name="ticker", daemon=True).start()
+srv = socket.socket()
+srv.bind(("127.0.0.1", 0))
+srv.listen(1)
+print("ready %d" % srv.getsockname()[1], flush=True)
+mode, t0 = sys.argv[1], time.monotonic()
+if mode == "nanosleep":
+    class timespec(ctypes.Structure):
+        _fields_ = [("tv_sec", ctypes.c_long), ("tv_nsec", ctypes.c_long)]
+    rc = libc.clock_nanosleep(1, 0, ctypes.byref(timespec(int(sys.argv[2]), 0)), None)  # CLOCK_MONOTONIC
+    print("nanosleep rc %d slept %.3f" % (rc, time.monotonic() - t0), flush=True)
+elif mode == "sleep":
+    time.sleep(float(sys.argv[2]))
+    print("sleep slept %.3f" % (time.monotonic() - t0), flush=True)
+elif mode == "accept":
+    fd = libc.accept(srv.fileno(), None, None)
+    err = ctypes.get_errno() if fd < 0 else 0
+    data = socket.socket(fileno=fd).recv(16) if fd >= 0 else b""
+    print("accept errno %d data %r" % (err, data), flush=True)
+elif mode == "select":
+    class fdset(ctypes.Structure):
+        _fields_ = [("bits", ctypes.c_ulong * 16)]
+    s = fdset()
+    s.bits[srv.fileno() // 64] |= 1 << (srv.fileno() % 64)
+    n = libc.select(srv.fileno() + 1, ctypes.byref(s), None, None, None)
+    err = ctypes.get_errno() if n < 0 else 0
+    conn, _ = srv.accept()
+    print("select n %d errno %d data %r" % (n, err, conn.recv(16)), flush=True)
+'''
+
+
+@needs_injector
+@needs_ptrace
+@needs_tracer
+@pytest.mark.parametrize("mode", ["nanosleep", "sleep", "accept", "select"])
+def test_a_main_thread_blocked_in_a_system_call_goes_on_unchanged(tmp_path, mode):
+    """The detach interrupts every thread; the main thread's call restarts
+    (the kernel's restart rules): no EINTR, a sleep sleeps its full time, an
+    accept still returns the connection."""
+    import socket
+
+    target = Target(tmp_path, BLOCKED_MAIN, mode, "5")
+    try:
+        t0 = time.monotonic()
+        res = giltrace_cli("attach", str(target.pid), "--duration", "1", "-o", str(tmp_path / "blocked.gtr"), "-v")
+        assert res.returncode == 0, res.stderr
+        assert "attached with ptrace at " in res.stderr
+        if mode in ("accept", "select"):
+            with socket.create_connection(("127.0.0.1", target.port), timeout=20) as c:
+                c.sendall(b"hello")
+                status, stdout, stderr = target.finish()
+        else:
+            assert time.monotonic() - t0 < 5, "the attach took the whole sleep: nothing was checked"
+            status, stdout, stderr = target.finish()
+    finally:
+        target.kill()
+    assert status == 0 and stderr == "", stderr
+    words = stdout.split()
+    if mode == "nanosleep":
+        assert words[:3] == ["nanosleep", "rc", "0"] and float(words[4]) >= 4.99, stdout
+    elif mode == "sleep":
+        assert float(words[2]) >= 4.99, stdout
+    elif mode == "accept":
+        assert words == ["accept", "errno", "0", "data", "b'hello'"], stdout
+    else:
+        assert words == ["select", "n", "1", "errno", "0", "data", "b'hello'"], stdout
+
+
+# 50 short-lived threads at a time, created and ending all through the attach.
+CHURN = r'''
+import sys, threading, time
+until = time.monotonic() + float(sys.argv[1])
+made = 0
+def short():
+    sum(range(3000))
+    time.sleep(0.001)
+print("ready 0", flush=True)
+while time.monotonic() < until:
+    ts = [threading.Thread(target=short) for _ in range(50)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    made += 50
+print("made %d" % made, flush=True)
+print("bye", flush=True)
+'''
+
+
+@needs_injector
+@needs_ptrace
+@needs_tracer
+def test_threads_created_and_ending_during_the_attach(tmp_path):
+    import giltrace
+
+    stdout, traces = _attach_twice_then_let_it_end(tmp_path, CHURN)
+    assert all(len(giltrace.load(out).threads()) > 10 for out in traces)
+    assert stdout.split()[-1] == "bye" and int(stdout.split()[1]) > 100
+
+
+def _attach_twice_then_let_it_end(tmp_path, source: str) -> "tuple[str, list]":
+    """Two CLI attaches (1 s each) to ``source`` (run for 10 s), then its end:
+    exit status 0 and nothing on stderr.  Its stdout, and the two traces."""
+    target = Target(tmp_path, source, "10")
+    traces = [str(tmp_path / ("twice%d.gtr" % i)) for i in range(2)]
+    try:
+        for out in traces:
+            res = giltrace_cli("attach", str(target.pid), "--duration", "1", "-o", out)
+            assert res.returncode == 0, res.stderr
+        status, stdout, stderr = target.finish()
+    finally:
+        target.kill()
+    assert (status, stderr) == (0, ""), stderr
+    return stdout, traces
+
+
+@needs_injector
+@needs_ptrace
+def test_the_target_exits_while_being_attached(tmp_path):
+    """It is killed (SIGTERM, default action) while the injector waits for a
+    safe point: the signal is passed on, and the CLI says it exited."""
+    import signal
+
+    target = Target(tmp_path, IDLE, "60")
+    cli = subprocess.Popen(
+        [sys.executable, "-m", "giltrace", "attach", str(target.pid), "--attach-timeout", "60", "-o", str(tmp_path / "gone.gtr")],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=cli_env(),
+        stdin=subprocess.DEVNULL,
+    )
+    try:
+        assert wait_until(lambda: "TracerPid:\t0\n" not in open("/proc/%d/status" % target.pid).read(), 60)
+        os.kill(target.pid, signal.SIGTERM)
+        stdout, stderr = cli.communicate(timeout=60)
+        status, _, _ = target.finish()
+    finally:
+        if cli.poll() is None:
+            cli.kill()
+        target.kill()
+    _one_line_error(
+        subprocess.CompletedProcess(cli.args, cli.returncode, stdout, stderr), "process %d exited before giltrace could attach" % target.pid
+    )
+    assert status == -signal.SIGTERM  # passed on to it as without us
+
+
+def _pythons():
+    found = []
+    for version in ("3.9.18", "3.10.13", "3.12.1", "3.13.0"):
+        short = version.rsplit(".", 1)[0]
+        found.append(pytest.param(os.path.expanduser("~/.pyenv/versions/%s/bin/python%s" % (version, short)), id=short))
+    found.append(pytest.param("/usr/bin/python3.11", id="debian-3.11"))
+    return found
+
+
+@needs_injector
+@needs_ptrace
+@pytest.mark.parametrize("python", _pythons())
+@pytest.mark.parametrize("kind", ["compute", "io"])
+def test_the_injector_on_other_interpreters(tmp_path, python, kind):
+    """The injection alone (the trace needs giltrace built for that version):
+    the code runs once in the target, which then ends as it would have."""
+    if not os.access(python, os.X_OK):
+        pytest.skip("%s is not installed" % python)
+    from giltrace.attach.inject import PtraceInjector
+    from giltrace.attach.target import inspect
+
+    source = JOIN_MAIN if kind == "compute" else BLOCKED_MAIN
+    args = ("4",) if kind == "compute" else ("sleep", "4")
+    target = Target(tmp_path, source, *args, python=python)
+    try:
+        marker = tmp_path / "marker"
+        injection = PtraceInjector(10.0).inject(inspect(target.pid), "open(%r, 'a').write('ran\\n')" % str(marker))
+        expected = {"compute": ("_PyThreadState_Swap", "_Py_HandlePending"), "io": ("PyEval_SaveThread", "_PyThreadState_Swap")}
+        assert injection.safe_point in expected[kind]
+        status, stdout, stderr = target.finish()
+    finally:
+        target.kill()
+    assert marker.read_text() == "ran\n"
+    assert (status, stderr) == (0, ""), stderr
+    assert stdout.split()[-1] == "bye" if kind == "compute" else float(stdout.split()[2]) >= 3.99
+
+
+@pytest.mark.skipif(
+    not os.access("/usr/bin/python3.11", os.X_OK) or sys.version_info[:2] != (3, 11),
+    reason="needs Debian's python3.11 and giltrace on 3.11",
+)
+@needs_injector
+@needs_ptrace
+@needs_tracer
+def test_attach_to_debians_static_python(tmp_path):
+    """No libpython in its map: the symbols come from the executable itself."""
+    import giltrace
+
+    target = Target(tmp_path, JOIN_MAIN, "12", python="/usr/bin/python3.11")
+    try:
+        out = str(tmp_path / "debian.gtr")
+        res = giltrace_cli("attach", str(target.pid), "--duration", "1.5", "-o", out)
+        assert res.returncode == 0, res.stderr
+        assert {"crunch-0", "crunch-1", "crunch-2"} <= set(giltrace.load(out).threads()["name"])
+        status, stdout, stderr = target.finish()
+    finally:
+        target.kill()
+    assert status == 0 and stderr == "" and stdout.rstrip().endswith("bye")
+
+
+@needs_injector
+@needs_ptrace
+@pytest.mark.parametrize("bad", ["faults", "never-returns"])
+def test_a_call_that_goes_wrong_is_undone(tmp_path, bad):
+    """A call in the target that faults (SIGSEGV, not delivered) or blocks
+    (pause(), abandoned after the call timeout): the thread gets its registers
+    back (orig_rax included: the pause is not "restarted") and the program
+    goes on as if nothing happened; the bootstrap never runs."""
+    from giltrace.attach import inject, symbols
+    from giltrace.attach.target import inspect
+
+    marker = tmp_path / "marker"
+    target = Target(tmp_path, BLOCKED_MAIN, "sleep", "4")
+    try:
+        params = inject.PtraceInjector(10.0).params(inspect(target.pid), "open(%r, 'w').write('ran')" % str(marker))
+        if bad == "faults":
+            params["addresses"]["PyErr_Occurred"] = 8  # nothing mapped there
+        else:
+            params["addresses"]["PyErr_Occurred"] = symbols.lookup(target.pid, ["pause"], [r"/libc[.-][^/]*$"])["pause"]
+            params["call_timeout_s"] = 2.0
+        result = inject.run_helper(params, 120)
+        assert result is not None and not result["ok"], result
+        assert result["error"] == ("crash" if bad == "faults" else "call"), result
+        status, stdout, stderr = target.finish()
+    finally:
+        target.kill()
+    assert not marker.exists()
+    assert (status, stderr) == (0, "") and float(stdout.split()[2]) >= 3.99, stdout + stderr
+
+
+# Forks all the time; each child goes through PyEval_SaveThread (an int3
+# copied into it there would kill it with SIGTRAP) and exits 7.
+FORKER = r'''
+import os, sys, threading, time
+def tick():
+    while True:
+        time.sleep(0.002)
+threading.Thread(target=tick, name="ticker", daemon=True).start()
+print("ready 0", flush=True)
+until, n, bad = time.monotonic() + float(sys.argv[1]), 0, 0
+while time.monotonic() < until:
+    pid = os.fork()
+    if pid == 0:
+        time.sleep(0.01)
+        os._exit(7)
+    _, st = os.waitpid(pid, 0)
+    n += 1
+    bad += not (os.WIFEXITED(st) and os.WEXITSTATUS(st) == 7)
+print("forks %d bad %d" % (n, bad), flush=True)
+'''
+
+
+@needs_injector
+@needs_ptrace
+@needs_tracer
+@pytest.mark.skipif(sys.version_info >= (3, 12), reason="3.12+ warns about fork() in a threaded process")
+def test_children_forked_during_the_attach_get_the_original_bytes(tmp_path):
+    stdout, _ = _attach_twice_then_let_it_end(tmp_path, FORKER)
+    words = stdout.split()
+    assert words[0] == "forks" and int(words[1]) > 10 and words[2:] == ["bad", "0"], stdout
+
+
+@needs_injector
+@needs_ptrace
+@pytest.mark.skipif(sys.version_info >= (3, 12), reason="3.12+ warns about fork() in a threaded process")
+def test_a_child_forked_while_the_int3s_are_in_gets_the_original_bytes(tmp_path):
+    """Deterministic: the only safe point is one that only forked children
+    run (PyOS_AfterFork_Child), so every child is forked with the int3 in
+    its copy of the memory; each must still exit 7."""
+    from giltrace.attach import inject, symbols
+    from giltrace.attach.target import inspect
+
+    target = Target(tmp_path, FORKER, "4")
+    try:
+        params = inject.PtraceInjector(2.0).params(inspect(target.pid), "pass")
+        params["addresses"].update(symbols.lookup(target.pid, ["PyOS_AfterFork_Child"]))
+        params["safe_points"] = [("PyOS_AfterFork_Child", False, False)]
+        result = inject.run_helper(params, 120)
+        assert result is not None and result.get("error") == "no-safe-point", result
+        status, stdout, stderr = target.finish()
+    finally:
+        target.kill()
+    assert (status, stderr) == (0, ""), stderr
+    words = stdout.split()
+    assert words[0] == "forks" and int(words[1]) > 10 and words[2:] == ["bad", "0"], stdout
+
+
+# A thread in a sub-interpreter reaches PyEval_SaveThread every millisecond;
+# the main interpreter's ticker only every 200 ms.
+SUBINTERPRETER = r'''
+import sys, threading, time
+import _xxsubinterpreters as subs
+def sub():
+    i = subs.create()
+    subs.run_string(i, "import time\nt, n = time.monotonic(), 0\nwhile time.monotonic() - t < %s:\n    time.sleep(0.001)\n    n += 1\nprint('sub', n, flush=True)\n" % sys.argv[1])
+th = threading.Thread(target=sub, name="sub")
+th.start()
+def tick():
+    while True:
+        time.sleep(0.2)
+threading.Thread(target=tick, name="ticker", daemon=True).start()
+print("ready 0", flush=True)
+th.join()
+print("bye", flush=True)
+'''
+
+
+@needs_injector
+@needs_ptrace
+@pytest.mark.skipif(sys.version_info[:2] != (3, 11), reason="the _xxsubinterpreters API of 3.11")
+def test_a_hit_in_a_sub_interpreter_is_passed_over(tmp_path):
+    """Hits in another interpreter fail the checks: that thread is stepped past
+    the safe point and goes on; the main interpreter's thread is used."""
+    from giltrace.attach.inject import PtraceInjector
+    from giltrace.attach.target import inspect
+
+    marker = tmp_path / "marker"
+    target = Target(tmp_path, SUBINTERPRETER, "3")
+    try:
+        injection = PtraceInjector(10.0).inject(
+            inspect(target.pid), "import threading; open(%r, 'w').write(threading.current_thread().name)" % str(marker)
+        )
+        status, stdout, stderr = target.finish()
+    finally:
+        target.kill()
+    assert marker.read_text() in ("ticker", "MainThread", "sub")
+    assert marker.read_text() != "sub"  # the sub-interpreter's thread was never used
+    assert (status, stderr) == (0, ""), stderr
+    words = stdout.split()
+    assert words[:1] == ["sub"] and int(words[1]) > 100 and words[-1] == "bye", stdout
+    assert len(injection.stops_ms) >= 3, injection  # rejected hits, the hit used, the detach

@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from ..conftest import REPO
-from .test_attach import JOIN_MAIN, Target, giltrace_cli, needs_gdb, needs_ptrace, needs_tracer, thread_names, wait_until
+from .test_attach import FAKE_GDB, JOIN_MAIN, Target, giltrace_cli, needs_injector, needs_ptrace, needs_tracer, thread_names, wait_until
 
 TMUX = shutil.which("tmux")
 needs_tmux = pytest.mark.skipif(TMUX is None, reason="tmux is not installed (.ci/run installs it)")
@@ -20,8 +20,9 @@ class Tmux:
 
     def __init__(self, tmp_path, command: str) -> None:
         self.sock = "giltrace-test-%d" % os.getpid()
-        env = dict(os.environ, PYTHONPATH=REPO, TERM="xterm-256color")
+        env = dict(os.environ, PYTHONPATH=REPO, TERM="xterm-256color", GILTRACE_GDB=FAKE_GDB)  # attach without gdb
         env.pop("TMUX", None)
+        env.pop("GILTRACE_INJECTOR", None)
         self.env = env
         self._tmux("new-session", "-d", "-s", "top", "-x", "150", "-y", "40", "sh -c '%s; echo EXIT=$?; sleep 60'" % command)
 
@@ -50,7 +51,7 @@ def _events(screen: str) -> int:
 
 
 @needs_tmux
-@needs_gdb
+@needs_injector
 @needs_ptrace
 @needs_tracer
 def test_top_attaches_refreshes_folds_and_detaches_on_q(tmp_path):
