@@ -158,6 +158,7 @@ int gt_stop(gt_stats *out);
    descriptors"); 0 or an errno.  gt_trace_close() closes it after gt_stop. */
 int gt_trace_write(const char *buf, size_t len);
 void gt_trace_close(void);
+int gt_trace_fd(void); /* C's descriptor of the trace file now, -1 if none: to read it, never to write or close */
 int gt_running(void);
 int gt_metrics_start(uint64_t alert_ns, char *err, size_t errlen); /* alert_ns 0: no alerts */
 int gt_metrics_stop(void);

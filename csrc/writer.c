@@ -163,6 +163,14 @@ void gt_trace_close(void)
     pthread_mutex_unlock(&gt_rec.fd_lock);
 }
 
+int gt_trace_fd(void)
+{
+    pthread_mutex_lock(&gt_rec.fd_lock);
+    int fd = same_file(gt_rec.fd) ? gt_rec.fd : -1;
+    pthread_mutex_unlock(&gt_rec.fd_lock);
+    return fd;
+}
+
 void gt_trace_forget(void)
 {
     pthread_mutex_init(&gt_rec.fd_lock, NULL); /* another thread may have held it at the fork */

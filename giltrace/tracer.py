@@ -133,7 +133,9 @@ class Tracer:
                 self._c_owns_file = True
                 with self._fd_lock:
                     os.close(self._fd)
-                    self._fd = -1
+                    # C's own descriptor, only to be read (attach's agent reopens it
+                    # through /proc/self/fd): never written or closed from here.
+                    self._fd = lib.gt_trace_fd()
             except BaseException:
                 self._close_file(remove=True)
                 raise
@@ -219,9 +221,9 @@ class Tracer:
         without touching its file (C has already unhooked)."""
         self._running = False
         self._fd_lock = _thread.allocate_lock()
-        if self._fd >= 0:
+        if self._fd >= 0 and not self._c_owns_file:
             os.close(self._fd)
-            self._fd = -1
+        self._fd = -1
         self._c_owns_file = False  # C closed its copy in the child (pthread_atfork)
         self._temporary = self._created = False
         self.path = None
@@ -242,12 +244,12 @@ class Tracer:
 
     def _close_file(self, remove: bool) -> None:
         with self._fd_lock:
-            if self._fd >= 0:
-                os.close(self._fd)
-                self._fd = -1
             if self._c_owns_file:
                 self._c_owns_file = False
                 native()[1].gt_trace_close()  # only if it is still the file's
+            elif self._fd >= 0:
+                os.close(self._fd)
+            self._fd = -1
         # Only a file this tracer created: never a user's file.
         if remove and self.path and self._created and os.path.isfile(self.path):
             try:
