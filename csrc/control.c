@@ -11,7 +11,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -20,7 +19,7 @@
 gt_recorder gt_rec = {
     .control = PTHREAD_MUTEX_INITIALIZER,
     .fd = -1,
-    .wake_fd = -1,
+    .fd_lock = PTHREAD_MUTEX_INITIALIZER,
 };
 
 void gt_fill_stats(gt_stats *out)
@@ -38,6 +37,10 @@ void gt_fill_stats(gt_stats *out)
     out->buffer_events = (uint32_t)(gt_rec.mask + 1);
     out->write_errno = gt_rec.write_errno;
     out->locations_lost = gt_locations_overflow();
+    out->fd_reopened = gt_rec.fd_reopened;
+    out->fd_lost = gt_rec.fd_lost;
+    if (gt_rec.fd_lost && !out->write_errno)
+        out->write_errno = EBADF;
 }
 
 /* ---- terminating signals: SIGTERM / SIGHUP with their default action ---- */
@@ -177,8 +180,7 @@ static void stop_locked(gt_stats *out, const char *ended_by)
     if (ended_by) {
         gt_write_footer(ended_by);
     }
-    gt_rec.running = 0;
-    gt_rec.fd = -1;
+    gt_rec.running = 0; /* the descriptor stays for Python's last chunks: gt_trace_close() */
     if (out)
         gt_fill_stats(out);
 }
@@ -281,17 +283,14 @@ static void atfork_child(void)
         __atomic_store_n(&gt_rec.active, 0, __ATOMIC_SEQ_CST);
         remove_terminate_handlers();
         gt_rec.running = 0;
-        gt_rec.fd = -1;
     }
+    gt_trace_forget();   /* the parent's file: the child's copy of C's descriptor closes */
     gt_metrics_forget(); /* the parent's counters: the child starts with none */
     if (gt_rec.hook_users) {
         __atomic_store_n(&gt_rec.session, 0, __ATOMIC_SEQ_CST);
         gt_rec.hook_users = 0;
         gt_hooks_uninstall();
     }
-    if (gt_rec.wake_fd >= 0) /* shared with the parent's: never wake its writer */
-        close(gt_rec.wake_fd);
-    gt_rec.wake_fd = -1;
     pthread_mutex_init(&gt_rec.control, NULL);
 }
 
@@ -352,10 +351,6 @@ int gt_start(const gt_config *cfg, char *err, size_t errlen)
     if ((rc = session_once(err, errlen)) != 0)
         goto out;
     rc = -1;
-    if (gt_rec.wake_fd < 0 && (gt_rec.wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) < 0) {
-        snprintf(err, errlen, "cannot create an eventfd: %s", strerror(errno));
-        goto out;
-    }
     if (prepare_buffers(round_pow2(cfg->buffer_events), err, errlen) != 0)
         goto out;
     gt_rec.cfg = *cfg;
@@ -366,15 +361,22 @@ int gt_start(const gt_config *cfg, char *err, size_t errlen)
     } else {
         gt_rec.cfg.cgroup_cpu_stat = NULL;
     }
+    gt_rec.cfg.path = NULL; /* the caller's: gt_trace_adopt keeps a copy */
     if (gt_rec.cfg.cpu_state && !gt_rec.cfg.sample_period_ns)
         gt_rec.cfg.sample_period_ns = 5000000; /* CPU state needs a period even with samples off */
     if (gt_rec.cfg.flush_period_ns < 1000000)
         gt_rec.cfg.flush_period_ns = 1000000;
-    gt_rec.fd = cfg->fd;
+    gt_trace_close(); /* an earlier trace's, if Python never closed it */
+    int ferr = gt_trace_adopt(cfg->fd, cfg->path);
+    if (ferr) {
+        snprintf(err, errlen, "cannot use the trace file's descriptor: %s", strerror(ferr));
+        goto out;
+    }
     gt_rec.stop_requested = GT_STOP_NONE;
     gt_rec.terminating = gt_rec.finalised = gt_rec.leader_gone = 0;
     gt_set_library_prefixes(cfg->library_prefixes);
     if (gt_session_join(err, errlen) != 0) {
+        gt_trace_close();
         rc = GT_ERR_UNSUPPORTED;
         goto out;
     }
@@ -397,6 +399,7 @@ int gt_start(const gt_config *cfg, char *err, size_t errlen)
     if (perr) {
         __atomic_store_n(&gt_rec.active, 0, __ATOMIC_SEQ_CST);
         gt_session_leave(1);
+        gt_trace_close();
         snprintf(err, errlen, "cannot start the writer thread: %s", strerror(perr));
         goto out;
     }

@@ -60,21 +60,6 @@ uint32_t gt_crc32(uint32_t crc, const unsigned char *buf, size_t len)
     return ~crc;
 }
 
-static int write_all(int fd, const unsigned char *p, size_t n)
-{
-    while (n) {
-        ssize_t w = write(fd, p, n);
-        if (w < 0) {
-            if (errno == EINTR)
-                continue;
-            return errno;
-        }
-        p += w;
-        n -= (size_t)w;
-    }
-    return 0;
-}
-
 static void put_u32(unsigned char *p, uint32_t v)
 {
     memcpy(p, &v, 4);
@@ -98,7 +83,7 @@ void gt_write_chunk(unsigned char *buf, uint16_t kind, uint32_t count, uint32_t 
     put_u32(buf + 8, count);
     put_u32(buf + 12, payload_len);
     put_u32(buf + 16, gt_crc32(0, buf + GT_CHUNK_HEADER_SIZE, payload_len));
-    int err = write_all(gt_rec.fd, buf, GT_CHUNK_HEADER_SIZE + (size_t)payload_len);
+    int err = gt_trace_write((const char *)buf, GT_CHUNK_HEADER_SIZE + (size_t)payload_len);
     if (err) {
         gt_rec.write_errno = err;
         if (kind == GT_CHUNK_EVENTS)
@@ -204,11 +189,12 @@ void gt_write_footer(const char *ended_by)
     gt_fill_stats(&st);
     int len = snprintf(
         json, 4096,
-        "{\"ended_by\": \"%s\", \"events_lost\": %llu, \"events_written\": %llu, \"locations_lost\": %llu, "
+        "{\"ended_by\": \"%s\", \"events_lost\": %llu, \"events_written\": %llu, \"fd_reopened\": %u, "
+        "\"locations_lost\": %llu, "
         "\"samples_written\": %llu, \"start_ns\": %llu, \"stop_ns\": %llu, \"stop_time_unix\": %.6f, "
         "\"switch_interval_s\": %.6f, \"switch_number_start\": %llu, \"switch_number_stop\": %llu, \"write_errno\": "
         "%d}",
-        ended_by, (unsigned long long)st.events_lost, (unsigned long long)st.events_written,
+        ended_by, (unsigned long long)st.events_lost, (unsigned long long)st.events_written, st.fd_reopened,
         (unsigned long long)st.locations_lost, (unsigned long long)st.samples_written, (unsigned long long)st.start_ns,
         (unsigned long long)st.stop_ns, (double)wall.tv_sec + wall.tv_nsec / 1e9, st.interval_us / 1e6,
         (unsigned long long)st.switch_number_start, (unsigned long long)st.switch_number_stop, st.write_errno);

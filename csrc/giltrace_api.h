@@ -85,6 +85,8 @@ typedef struct {
     int finalize_on_signals;      /* SIGTERM/SIGHUP with their default action finish the file first */
     int cpu_state;                /* sample threads' scheduler counters every sample_period_ns */
     const char *cgroup_cpu_stat;  /* the process's cgroup cpu.stat file, NULL if none */
+    const char *path;             /* the trace file's absolute path, to reopen it if the program closes
+                                     `fd` (NULL: never reopened); C writes to its own copy of `fd` */
 } gt_config;
 
 typedef struct {
@@ -100,6 +102,8 @@ typedef struct {
     uint32_t buffer_events;
     int write_errno;         /* first write(2) error, 0 if none */
     uint64_t locations_lost; /* location lookups that found the table full */
+    uint32_t fd_reopened;    /* times the program closed or replaced the trace's descriptor and C reopened the file */
+    int fd_lost;             /* ... and could not: writing stopped there (write_errno EBADF) */
 } gt_stats;
 
 typedef struct {
@@ -150,6 +154,12 @@ typedef struct {
 /* Control API: rare calls (each cffi call releases the GIL). */
 int gt_start(const gt_config *cfg, char *err, size_t errlen);
 int gt_stop(gt_stats *out);
+/* The trace file's chunks from Python: written to C's own descriptor once it
+   is checked to still be the file's (how-it-works.md, "The program's own
+   descriptors"); 0 or an errno.  gt_trace_close() closes it after gt_stop. */
+int gt_trace_write(const char *buf, size_t len);
+void gt_trace_close(void);
+int gt_trace_fd(void); /* C's descriptor of the trace file now, -1 if none: to read it, never to write or close */
 int gt_running(void);
 int gt_metrics_start(uint64_t alert_ns, char *err, size_t errlen); /* alert_ns 0: no alerts */
 int gt_metrics_stop(void);

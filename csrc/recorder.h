@@ -10,6 +10,7 @@
 #define GT_RECORDER_H
 
 #include <signal.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -73,7 +74,8 @@ typedef struct {
 
     /* Writer/sampler thread. */
     pthread_t writer __attribute__((aligned(64)));
-    int wake_fd;            /* eventfd: wakes the writer (stop, pause, signal) */
+    uint32_t wake_seq;      /* bumped to wake the writer (stop, pause, signal): a futex, not a
+                          descriptor the program could close or reuse */
     int stop_requested;     /* GT_STOP_*; written before a wake */
     int terminating;        /* a terminating signal arrived: finalise, then die */
     int finalised;          /* the writer wrote the footer for `terminating` */
@@ -83,7 +85,15 @@ typedef struct {
     pthread_key_t exit_key; /* its destructor runs as a traced thread exits */
     struct sigaction old_term[2];
     int term_installed[2];
+    /* The trace file: C's own descriptor, and the file's identity, checked
+     * before each write (the program may close or dup2 over the number). */
     int fd;
+    dev_t fd_dev;
+    ino_t fd_ino;
+    pthread_mutex_t fd_lock; /* the writer and Python's gt_trace_write */
+    char path[4096];         /* to reopen the file; "" if unknown */
+    uint32_t fd_reopened;
+    int fd_lost;
     gt_config cfg;
     uint64_t start_ns, stop_ns;
     uint64_t start_tick; /* start_ns in clock.c ticks */
@@ -267,6 +277,8 @@ int gt_others_alive(int caller_is_writer);
 void gt_deactivate(int lock_gil);
 int gt_start_writer(void);
 void gt_join_writer(int how);
+int gt_trace_adopt(int fd, const char *path); /* C's own copy of the caller's descriptor: 0 or errno */
+void gt_trace_forget(void);                   /* in a forked child: the parent's file */
 
 /* control.c */
 int gt_session_join(char *err, size_t errlen); /* `control` held */

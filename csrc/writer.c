@@ -8,11 +8,13 @@
 #endif
 #include <errno.h>
 #include <fcntl.h>
-#include <poll.h>
+#include <linux/futex.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -29,29 +31,150 @@ void gt_read_sample(gt_sample *s, uint64_t now)
     s->drop_request = (uint8_t)__atomic_load_n(&gt_rec.drop_pending, __ATOMIC_RELAXED);
 }
 
+/* The writer sleeps on a futex, not on a descriptor: a program that closes
+ * every descriptor (daemonising) could otherwise have its own file written
+ * to, or read from, by a wake-up (how-it-works.md, "The program's own
+ * descriptors"). */
+static uint32_t wake_seen; /* the writer's last view of wake_seq */
+
 void gt_wake_writer(void) /* async-signal-safe */
 {
-    uint64_t one = 1;
-    if (gt_rec.wake_fd >= 0) {
-        ssize_t r = write(gt_rec.wake_fd, &one, sizeof(one));
-        (void)r;
-    }
+    __atomic_add_fetch(&gt_rec.wake_seq, 1, __ATOMIC_SEQ_CST);
+    syscall(SYS_futex, &gt_rec.wake_seq, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
 }
 
 /* Sleep until `deadline_ns` (CLOCK_MONOTONIC) or a wake-up. */
 static void sleep_until(uint64_t deadline_ns)
 {
     uint64_t now = gt_clock_ns();
-    if (deadline_ns <= now)
+    uint32_t seq = __atomic_load_n(&gt_rec.wake_seq, __ATOMIC_ACQUIRE);
+    if (deadline_ns <= now || seq != wake_seen) {
+        wake_seen = seq;
         return;
+    }
     uint64_t ns = deadline_ns - now;
     struct timespec ts = {(time_t)(ns / 1000000000ull), (long)(ns % 1000000000ull)};
-    struct pollfd p = {gt_rec.wake_fd, POLLIN, 0};
-    if (ppoll(&p, 1, &ts, NULL) > 0) {
-        uint64_t v;
-        ssize_t r = read(gt_rec.wake_fd, &v, sizeof(v));
-        (void)r;
+    syscall(SYS_futex, &gt_rec.wake_seq, FUTEX_WAIT_PRIVATE, seq, &ts, NULL, 0);
+    wake_seen = __atomic_load_n(&gt_rec.wake_seq, __ATOMIC_ACQUIRE);
+}
+
+/* ------------------------------------------------------- the trace file -- */
+
+/* Giltrace's descriptors go high, where a program's own open() calls rarely
+ * land; the identity check below is what guarantees it never writes to a
+ * descriptor it did not open. */
+static int move_high(int fd)
+{
+    struct rlimit rl;
+    long floor = 960;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY && (long)rl.rlim_cur - 64 < floor)
+        floor = (long)rl.rlim_cur - 64;
+    if (floor <= fd)
+        return fd;
+    int high = fcntl(fd, F_DUPFD_CLOEXEC, (int)floor);
+    if (high < 0)
+        return fd;
+    close(fd);
+    return high;
+}
+
+static int same_file(int fd)
+{
+    struct stat st;
+    return fd >= 0 && fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_dev == gt_rec.fd_dev &&
+           st.st_ino == gt_rec.fd_ino;
+}
+
+int gt_trace_adopt(int fd, const char *path)
+{
+    struct stat st;
+    if (fstat(fd, &st) != 0)
+        return errno;
+    int own = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+    if (own < 0)
+        return errno;
+    pthread_mutex_lock(&gt_rec.fd_lock);
+    gt_rec.fd = move_high(own);
+    gt_rec.fd_dev = st.st_dev;
+    gt_rec.fd_ino = st.st_ino;
+    gt_rec.fd_reopened = 0;
+    gt_rec.fd_lost = 0;
+    snprintf(gt_rec.path, sizeof(gt_rec.path), "%s", path && path[0] == '/' ? path : "");
+    pthread_mutex_unlock(&gt_rec.fd_lock);
+    return 0;
+}
+
+/* The descriptor is no longer the trace file's (closed, or another file
+ * under its number): never write or close it; reopen the file by its path,
+ * if it is still that file (same device and inode), and append from there.
+ * `fd_lock` held. */
+static int reopen_trace(void)
+{
+    gt_rec.fd = -1;
+    if (!gt_rec.path[0])
+        return -1;
+    int fd = open(gt_rec.path, O_WRONLY | O_APPEND | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    if (!same_file(fd)) {
+        close(fd);
+        return -1;
     }
+    gt_rec.fd = move_high(fd);
+    gt_rec.fd_reopened++;
+    return 0;
+}
+
+static int write_all(int fd, const unsigned char *p, size_t n)
+{
+    while (n) {
+        ssize_t w = write(fd, p, n);
+        if (w < 0) {
+            if (errno == EINTR)
+                continue;
+            return errno;
+        }
+        p += w;
+        n -= (size_t)w;
+    }
+    return 0;
+}
+
+int gt_trace_write(const char *buf, size_t len)
+{
+    int err = 0;
+    pthread_mutex_lock(&gt_rec.fd_lock);
+    if (gt_rec.fd_lost || (!same_file(gt_rec.fd) && reopen_trace() != 0)) {
+        gt_rec.fd_lost = 1;
+        err = EBADF;
+    } else {
+        err = write_all(gt_rec.fd, (const unsigned char *)buf, len);
+    }
+    pthread_mutex_unlock(&gt_rec.fd_lock);
+    return err;
+}
+
+void gt_trace_close(void)
+{
+    pthread_mutex_lock(&gt_rec.fd_lock);
+    if (same_file(gt_rec.fd)) /* only our own: the number may be the program's now */
+        close(gt_rec.fd);
+    gt_rec.fd = -1;
+    pthread_mutex_unlock(&gt_rec.fd_lock);
+}
+
+int gt_trace_fd(void)
+{
+    pthread_mutex_lock(&gt_rec.fd_lock);
+    int fd = same_file(gt_rec.fd) ? gt_rec.fd : -1;
+    pthread_mutex_unlock(&gt_rec.fd_lock);
+    return fd;
+}
+
+void gt_trace_forget(void)
+{
+    pthread_mutex_init(&gt_rec.fd_lock, NULL); /* another thread may have held it at the fork */
+    gt_trace_close();
 }
 
 /* The process's thread count and whether its leader (the thread whose tid is
@@ -197,6 +320,7 @@ static void *writer_main(void *arg)
     uint64_t next_poll = now + POLL_NS, next_flush = now + flush_period;
     uint64_t last_tail = 0, last_switch = *gt_rec.gil.switch_number, switch_seen = now;
     int idle_wakes = 0;
+    wake_seen = __atomic_load_n(&gt_rec.wake_seq, __ATOMIC_ACQUIRE);
     if (gt_rec.cfg.cpu_state) { /* the counters' baseline: the threads' CPU time from the start on */
         sample_cpu_state(now);
         next_poll = now + sample_period;

@@ -310,17 +310,32 @@ def blame(spans: pd.DataFrame) -> pd.DataFrame:
     holds = spans[spans["state"] == "hold"]
     waiters = sorted(waits["tid"].unique())
     holders = sorted(holds["tid"].unique())
-    out = pd.DataFrame(0.0, index=pd.Index(waiters, name="waiter"), columns=list(holders) + ["nobody"])
+    matrix = np.zeros((len(waiters), len(holders)))
+    if waiters and holders:
+        # Holds never overlap (one holder at a time): sorted by start, their
+        # ends are sorted too, and the holds a wait overlaps are one run of
+        # that order.  Each (wait, hold) overlap is visited once: linear in
+        # the overlaps, not in waiters x holders (issue 25: 5,000 threads).
+        order = np.argsort(holds["start_ns"].to_numpy(), kind="stable")
+        s = holds["start_ns"].to_numpy()[order].astype(np.int64)
+        e = holds["end_ns"].to_numpy()[order].astype(np.int64)
+        h = np.searchsorted(holders, holds["tid"].to_numpy()[order])
+        a = waits["start_ns"].to_numpy().astype(np.int64)
+        b = waits["end_ns"].to_numpy().astype(np.int64)
+        w = np.searchsorted(waiters, waits["tid"].to_numpy())
+        lo = np.searchsorted(e, a, side="right")  # first hold ending after the wait began
+        hi = np.searchsorted(s, b, side="left")  # past the last hold starting before it ended
+        n = np.maximum(hi - lo, 0)
+        pair_wait = np.repeat(np.arange(len(a)), n)
+        pair_hold = np.arange(int(n.sum())) - np.repeat(np.cumsum(n) - n, n) + np.repeat(lo, n)
+        overlap = np.minimum(e[pair_hold], b[pair_wait]) - np.maximum(s[pair_hold], a[pair_wait])
+        np.add.at(matrix, (w[pair_wait], h[pair_hold]), np.maximum(overlap, 0) / 1e9)
+    out = pd.DataFrame(matrix, index=pd.Index(waiters, name="waiter"), columns=list(holders))
     if not waiters:
+        out["nobody"] = pd.Series(dtype=np.float64)
         return out
-    by_waiter = {tid: w for tid, w in waits.groupby("tid")}
-    for holder, h in holds.groupby("tid"):
-        s, e = h["start_ns"].to_numpy(), h["end_ns"].to_numpy()
-        for waiter, w in by_waiter.items():
-            a, b = w["start_ns"].to_numpy(), w["end_ns"].to_numpy()
-            out.loc[waiter, holder] = float((coverage(s, e, b) - coverage(s, e, a)).sum()) / 1e9
     total = waits.groupby("tid")["duration_ns"].sum() / 1e9
-    out["nobody"] = (total.reindex(out.index) - out[holders].sum(axis=1)).clip(lower=0)
+    out["nobody"] = (total.reindex(out.index).to_numpy() - matrix.sum(axis=1)).clip(min=0)
     return out
 
 

@@ -344,7 +344,8 @@ def group_table(trace, lat: pd.DataFrame) -> pd.DataFrame:
     span_s = max(float(trace.meta["duration_s"]), 1e-9)
     woke, take = trace.wakes(), wk.take_cost_ns(ev)
     rows = []
-    for group, g in lat[lat["group"].map(lambda v: isinstance(v, str))].groupby("group"):
+    # astype(bool): an empty object-dtype mask would select columns, not rows (a trace without events)
+    for group, g in lat[lat["group"].map(lambda v: isinstance(v, str)).astype(bool)].groupby("group"):
         w = contended[contended["tid"].isin(g.index)]["wait_ns"] / 1e6
         life = float(g["active_s"].sum())
         rows.append(

@@ -138,6 +138,9 @@ def _one_line(value: Any, limit: int = 40) -> str:
 # FOOTER into one dict (giltrace/model.py), so each key is checked wherever it
 # appears; keys not listed here are free (newer writers may add some).
 INT64_MAX = 2**63 - 1  # times and counters become numpy int64 (giltrace/analysis.py)
+MIN_SWITCH_INTERVAL_S = 1e-6
+MAX_SWITCH_INTERVAL_S = 3600.0
+MAX_DURATION_NS = 366 * 86400 * 10**9  # a year: longer is a crafted or corrupt stop
 
 
 def _is_int(v: Any, lo: int = 0, hi: int = INT64_MAX) -> bool:
@@ -190,7 +193,9 @@ FIELDS: Dict[str, Callable[[Any], str]] = {
     "pid": _int(0, 2**31),
     "cpu_count": _int(0, 2**31, null=True),
     "affinity": _cpu_list,
-    "switch_interval_s": _number(0, 1e6),
+    # CPython keeps it in whole microseconds; 0 or a huge value would size
+    # grids and divide by zero downstream (issue 25)
+    "switch_interval_s": _number(MIN_SWITCH_INTERVAL_S, MAX_SWITCH_INTERVAL_S),
     "sample_period_ns": _NS,
     "flush_period_ns": _NS,
     "buffer_events": _NS,
@@ -220,6 +225,7 @@ FIELDS: Dict[str, Callable[[Any], str]] = {
     "samples_written": _NS,
     "write_errno": _int(0, 2**31),
     "locations_lost": _NS,
+    "fd_reopened": _int(0, 2**32),
 }
 
 
@@ -248,7 +254,7 @@ def _thread_records(obj: Any, path: str, where: int) -> List[Dict[str, Any]]:
     return obj
 
 
-def _py_names(payload, count: int, path: str, where: int) -> List[Dict[str, Any]]:
+def py_names(payload, count: int, path: str, where: int) -> List[Dict[str, Any]]:
     """A PY_NAMES payload (C's copy of the names Python learnt as threads
     started): thread records, as in THREADS."""
     if len(payload) != PY_NAME.size * count:
@@ -265,6 +271,80 @@ def _json_type(obj: Any) -> str:
     return "null" if obj is None else names.get(type(obj), type(obj).__name__)
 
 
+def read_header(data: bytes, path: str) -> "Tuple[Dict[str, Any], int] | None":
+    """The header record and where the chunks begin; None while the file is
+    shorter than its header (a live file still being started)."""
+    if len(data) < HEADER.size:
+        if MAGIC.startswith(bytes(data[: len(MAGIC)])):
+            return None
+        raise TraceFormatError("%s is not a giltrace trace file (bad magic)" % path)
+    if not bytes(data[: len(MAGIC)]) == MAGIC:
+        raise TraceFormatError("%s is not a giltrace trace file (bad magic)" % path)
+    _, version, _, n = HEADER.unpack_from(data, 0)
+    if version != FORMAT_VERSION:
+        raise TraceFormatError("%s has trace format version %d; this giltrace reads version %d" % (path, version, FORMAT_VERSION))
+    if HEADER.size + n > len(data):
+        return None
+    return _record(_json(data[HEADER.size : HEADER.size + n], "header", path), "header", path), HEADER.size + n
+
+
+def check_records(arr: "np.ndarray", kind: int, path: str) -> "np.ndarray":
+    """Event or sample records as the analyses need them: times in int64's
+    range, event kinds known."""
+    if not len(arr):
+        return arr
+    if int(arr["time_ns"].max()) > INT64_MAX:
+        name = {CHUNK_EVENTS: "an event", CHUNK_SAMPLES: "a sample"}.get(kind, "a CPU sample")
+        raise TraceFormatError("%s is corrupt: %s time is out of range" % (path, name))
+    if kind == CHUNK_EVENTS:  # checked here too (giltrace/analysis.py does) so that the message names the file
+        kinds = arr["kind"]
+        lo, hi = int(kinds.min()), int(kinds.max())
+        if lo < EV_WAIT or hi > EV_DROP_REQUEST:
+            raise TraceFormatError("%s is corrupt: unknown event kind %d" % (path, lo if lo < EV_WAIT else hi))
+    return arr
+
+
+def records(kind: int, count: int, payload: Any, path: str, where: int) -> "np.ndarray":
+    """An EVENTS / SAMPLES / CPU chunk's records, their size checked."""
+    import numpy as np
+
+    dtype = np.dtype(EVENT_FIELDS if kind == CHUNK_EVENTS else SAMPLE_FIELDS if kind == CHUNK_SAMPLES else CPU_FIELDS)
+    if len(payload) != count * dtype.itemsize:
+        raise TraceFormatError("%s is corrupt: chunk at byte %d has a bad size" % (path, where))
+    return np.frombuffer(payload, dtype=dtype)
+
+
+def json_record(kind: int, payload: Any, path: str, where: int) -> Any:
+    """A START / FOOTER record (a checked dict) or THREADS (a list of {tid, name})."""
+    if kind == CHUNK_START:
+        return _record(_json(payload, "START record", path), "START record", path, ("start_ns",))
+    if kind == CHUNK_FOOTER:
+        return _record(_json(payload, "FOOTER record", path), "FOOTER record", path, ("stop_ns",))
+    return _thread_records(_json(payload, "thread names", path), path, where)
+
+
+def os_names(payload: Any, count: int, out: Dict[int, str], path: str, where: int) -> None:
+    """An OS_NAMES chunk: records of u32 tid, char name[16]."""
+    if len(payload) != 20 * count:
+        raise TraceFormatError("%s is corrupt: bad thread-names chunk at byte %d" % (path, where))
+    for i in range(count):
+        tid, name = struct.unpack_from("<I16s", payload, 20 * i)
+        out[tid] = name.split(b"\0", 1)[0].decode("utf-8", "replace")
+
+
+def check_span(start: Dict[str, Any], footer: Dict[str, Any], path: str) -> None:
+    """The trace's start and stop: in order, and no longer than a year."""
+    start_ns = footer.get("start_ns", start.get("start_ns", 0))  # Trace.meta: the footer's fields win
+    if footer and "stop_ns" in footer:
+        if footer["stop_ns"] < start_ns:
+            raise TraceFormatError("%s is corrupt: the trace stops (%d) before it starts (%d)" % (path, footer["stop_ns"], start_ns))
+        if footer["stop_ns"] - start_ns > MAX_DURATION_NS:
+            raise TraceFormatError(
+                "%s is corrupt: the trace claims to last %.0f days (its stop is %d ns after its start)"
+                % (path, (footer["stop_ns"] - start_ns) / 86400e9, footer["stop_ns"] - start_ns)
+            )
+
+
 def read(path: str) -> RawTrace:
     """Parse a trace file.  Raises TraceFormatError with a one-line reason."""
     import numpy as np  # only reading needs numpy: tracing works without it
@@ -277,22 +357,19 @@ def read(path: str) -> RawTrace:
         raise TraceFormatError("%s is a directory, not a trace file" % path) from None
     except OSError as exc:
         raise TraceFormatError("cannot read %s: %s" % (path, exc.strerror or exc)) from None
-    if len(data) < HEADER.size or not data.startswith(MAGIC):
-        raise TraceFormatError("%s is not a giltrace trace file (bad magic)" % path)
-    _, version, _, n = HEADER.unpack_from(data, 0)
-    if version != FORMAT_VERSION:
-        raise TraceFormatError("%s has trace format version %d; this giltrace reads version %d" % (path, version, FORMAT_VERSION))
-    if HEADER.size + n > len(data):
+    head = read_header(data, path) if len(data) >= HEADER.size else None
+    if head is None:
+        if len(data) < HEADER.size:
+            raise TraceFormatError("%s is not a giltrace trace file (bad magic)" % path)
         raise TraceFormatError("%s is truncated inside its header" % path)
-    header = _record(_json(data[HEADER.size : HEADER.size + n], "header", path), "header", path)
+    header, body = head
 
     raw = RawTrace(header=header, start={}, footer={}, threads=[], events=np.empty(0, event_dtype), samples=np.empty(0, sample_dtype))
     events: List["np.ndarray"] = []
     samples: List["np.ndarray"] = []
     cpu: List["np.ndarray"] = []
-    cpu_dtype = np.dtype(CPU_FIELDS)
     view = memoryview(data)
-    off = HEADER.size + n
+    off = body
     while off < len(data):
         if off + CHUNK.size > len(data):
             raw.complete, raw.problem = False, "the file ends inside a chunk header (%d stray bytes)" % (len(data) - off)
@@ -307,31 +384,20 @@ def read(path: str) -> RawTrace:
         payload = view[body_start : body_start + plen]
         if zlib.crc32(payload) != crc:
             raise TraceFormatError("%s is corrupt: checksum mismatch in the chunk at byte %d" % (path, off))
-        if kind in (CHUNK_EVENTS, CHUNK_SAMPLES):
-            dtype = event_dtype if kind == CHUNK_EVENTS else sample_dtype
-            if plen != count * dtype.itemsize:
-                raise TraceFormatError("%s is corrupt: chunk at byte %d has a bad size" % (path, off))
-            (events if kind == CHUNK_EVENTS else samples).append(np.frombuffer(payload, dtype=dtype))
-        elif kind == CHUNK_CPU:
-            if plen != count * cpu_dtype.itemsize:
-                raise TraceFormatError("%s is corrupt: chunk at byte %d has a bad size" % (path, off))
-            cpu.append(np.frombuffer(payload, dtype=cpu_dtype))
+        if kind in (CHUNK_EVENTS, CHUNK_SAMPLES, CHUNK_CPU):
+            {CHUNK_EVENTS: events, CHUNK_SAMPLES: samples, CHUNK_CPU: cpu}[kind].append(records(kind, count, payload, path, off))
         elif kind == CHUNK_START:
-            raw.start = _record(_json(payload, "START record", path), "START record", path, ("start_ns",))
+            raw.start = json_record(kind, payload, path, off)
         elif kind == CHUNK_THREADS:
-            raw.threads.extend(_thread_records(_json(payload, "thread names", path), path, off))
+            raw.threads.extend(json_record(kind, payload, path, off))
         elif kind == CHUNK_FOOTER:
-            raw.footer = _record(_json(payload, "FOOTER record", path), "FOOTER record", path, ("stop_ns",))
+            raw.footer = json_record(kind, payload, path, off)
         elif kind == CHUNK_LOCATIONS:
-            _read_locations(bytes(payload), count, raw.locations, path, off)
+            read_locations(bytes(payload), count, raw.locations, path, off)
         elif kind == CHUNK_PY_NAMES:
-            raw.threads.extend(_py_names(payload, count, path, off))
+            raw.threads.extend(py_names(payload, count, path, off))
         elif kind == CHUNK_OS_NAMES:
-            if plen != 20 * count:
-                raise TraceFormatError("%s is corrupt: bad thread-names chunk at byte %d" % (path, off))
-            for i in range(count):
-                tid, name = struct.unpack_from("<I16s", payload, 20 * i)
-                raw.os_names[tid] = name.split(b"\0", 1)[0].decode("utf-8", "replace")
+            os_names(payload, count, raw.os_names, path, off)
         # Unknown kinds are skipped: newer writers may add chunk kinds.
         off = body_start + plen
     if events:
@@ -345,21 +411,15 @@ def read(path: str) -> RawTrace:
     if not raw.start:
         raise TraceFormatError("%s holds no trace: the tracer never started" % path)
     # Times become int64 (giltrace/analysis.py); an unfinalised trace stops at its last timestamp.
-    for name, arr in (("event", raw.events), ("sample", raw.samples), ("CPU sample", raw.cpu if raw.cpu is not None else raw.samples[:0])):
-        if len(arr) and int(arr["time_ns"].max()) > INT64_MAX:
-            raise TraceFormatError("%s is corrupt: a%s %s time is out of range" % (path, "n" if name == "event" else "", name))
-    if len(raw.events):  # checked here too (giltrace/analysis.py does) so that the message names the file
-        kinds = raw.events["kind"]
-        lo, hi = int(kinds.min()), int(kinds.max())
-        if lo < EV_WAIT or hi > EV_DROP_REQUEST:
-            raise TraceFormatError("%s is corrupt: unknown event kind %d" % (path, lo if lo < EV_WAIT else hi))
-    start_ns = raw.footer.get("start_ns", raw.start["start_ns"])  # Trace.meta: the footer's fields win
-    if raw.footer and raw.footer["stop_ns"] < start_ns:
-        raise TraceFormatError("%s is corrupt: the trace stops (%d) before it starts (%d)" % (path, raw.footer["stop_ns"], start_ns))
+    for kind, arr in ((CHUNK_EVENTS, raw.events), (CHUNK_SAMPLES, raw.samples), (CHUNK_CPU, raw.cpu)):
+        if arr is not None:
+            check_records(arr, kind, path)
+    check_span(raw.start, raw.footer, path)
     return raw
 
 
-def _read_locations(payload: bytes, count: int, out: Dict[int, tuple], path: str, where: int) -> None:
+def read_locations(payload: bytes, count: int, out: Dict[int, tuple], path: str, where: int) -> None:
+    """A LOCATIONS chunk: records of u32 id, i32 line, u16 file_len, u16 name_len, file, name."""
     pos = 0
     try:
         for _ in range(count):

@@ -17,15 +17,14 @@ uses the same layout constants and skips what ``top`` does not show.
 
 from __future__ import annotations
 
-import json
 import os
-import struct
 import zlib
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 
+from . import fileformat
 from .errors import TraceFormatError
 from .layout import (
     CHUNK,
@@ -42,10 +41,6 @@ from .layout import (
     EV_WAIT,
     EVENT_FIELDS,
     FLAG_CONTENDED,
-    HEADER,
-    LOCATION_HEAD,
-    PY_NAME,
-    MAGIC,
 )
 
 EVENT_DTYPE = np.dtype(EVENT_FIELDS)
@@ -104,15 +99,10 @@ class LiveTrace:
             raise TraceFormatError("cannot read %s: %s" % (self.path, exc.strerror or exc)) from None
         pos, new = 0, 0
         if self._offset == 0:
-            if len(data) < HEADER.size:
-                return 0
-            magic, _, _, n = HEADER.unpack_from(data, 0)
-            if magic != MAGIC:
-                raise TraceFormatError("%s is not a giltrace trace file (bad magic)" % self.path)
-            if len(data) < HEADER.size + n:
-                return 0
-            self.header = json.loads(data[HEADER.size : HEADER.size + n])
-            pos = HEADER.size + n
+            head = fileformat.read_header(data, self.path)  # the file reader's checks, word for word
+            if head is None:
+                return 0  # still being started
+            self.header, pos = head
         while pos + CHUNK.size <= len(data):
             magic, kind, _, count, plen, crc = CHUNK.unpack_from(data, pos)
             if magic != CHUNK_MAGIC:
@@ -123,7 +113,7 @@ class LiveTrace:
             payload = data[body : body + plen]
             if zlib.crc32(payload) != crc:
                 raise TraceFormatError("%s is corrupt: checksum mismatch at byte %d" % (self.path, self._offset + pos))
-            new += self._chunk(kind, count, payload)
+            new += self._chunk(kind, count, payload, self._offset + pos)
             pos = body + plen
         self._offset += pos
         if new:
@@ -135,38 +125,30 @@ class LiveTrace:
                 self.events = self.events[np.searchsorted(self.events["time_ns"], cut) :]
         return new
 
-    def _chunk(self, kind: int, count: int, payload: bytes) -> int:
+    def _chunk(self, kind: int, count: int, payload: bytes, where: int) -> int:
+        """One chunk, through the file reader's own checks (giltrace/fileformat.py):
+        whatever a hostile writer put there, a TraceFormatError at worst."""
+        path = self.path
         if kind == CHUNK_EVENTS:
-            arr = np.frombuffer(payload, dtype=EVENT_DTYPE).copy()
+            arr = fileformat.check_records(fileformat.records(kind, count, payload, path, where), kind, path).copy()
             arr.sort(order="time_ns", kind="stable")  # one thread's events keep their order
             self._parts.append(arr)
             return len(arr)
-        if kind == CHUNK_START:
-            self.start = json.loads(payload)
-        elif kind == CHUNK_FOOTER:
-            self.footer = json.loads(payload)
-        elif kind == CHUNK_THREADS:
-            for rec in json.loads(payload):
-                self.names[int(rec["tid"])] = str(rec["name"])
+        if kind in (CHUNK_START, CHUNK_FOOTER, CHUNK_THREADS):
+            rec = fileformat.json_record(kind, payload, path, where)
+            if kind == CHUNK_START:
+                self.start = rec
+            elif kind == CHUNK_FOOTER:
+                self.footer = rec
+            else:
+                self.names.update((int(r["tid"]), str(r["name"])) for r in rec)
+            fileformat.check_span(self.start, self.footer, path)
         elif kind == CHUNK_PY_NAMES:
-            for i in range(count):
-                tid, name = PY_NAME.unpack_from(payload, PY_NAME.size * i)
-                self.names[tid] = name.split(b"\0", 1)[0].decode("utf-8", "replace")
+            self.names.update((int(r["tid"]), str(r["name"])) for r in fileformat.py_names(payload, count, path, where))
         elif kind == CHUNK_OS_NAMES:
-            for i in range(count):
-                tid, name = struct.unpack_from("<I16s", payload, 20 * i)
-                self.os_names[tid] = name.split(b"\0", 1)[0].decode("utf-8", "replace")
+            fileformat.os_names(payload, count, self.os_names, path, where)
         elif kind == CHUNK_LOCATIONS:
-            pos = 0
-            for _ in range(count):
-                loc, line, flen, nlen = LOCATION_HEAD.unpack_from(payload, pos)
-                pos += LOCATION_HEAD.size
-                self.locations[loc] = (
-                    payload[pos : pos + flen].decode("utf-8", "replace"),
-                    payload[pos + flen : pos + flen + nlen].decode("utf-8", "replace"),
-                    line,
-                )
-                pos += flen + nlen
+            fileformat.read_locations(payload, count, self.locations, path, where)
         return 0
 
     def name(self, tid: int) -> str:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import _thread
 import json
+import math
 import os
 import sys
 import time
@@ -529,7 +530,7 @@ class JsonLinesLog:
         self._stop = True
         try:
             self.write_once()
-        except OSError:
+        except (OSError, GiltraceError):
             pass
 
     def write_once(self) -> None:
@@ -540,7 +541,10 @@ class JsonLinesLog:
         d.pop("threads")
         d["time_unix"] = time.time()
         d["pid"] = os.getpid()
-        with open(self.path, "a") as f:
+        from .safefiles import open_new
+
+        # opened for each line: no descriptor for the program to close or reuse, no link followed, no FIFO
+        with open_new(self.path, append=True, binary=False) as f:
             f.write(json.dumps(d) + "\n")
 
     def _run(self) -> None:
@@ -548,20 +552,45 @@ class JsonLinesLog:
             time.sleep(self.interval_s)
             try:
                 self.write_once()
-            except OSError as exc:  # say it once, then stop logging
-                sys.stderr.write("giltrace: cannot write the metrics log %s: %s\n" % (self.path, exc))
+            except (OSError, GiltraceError) as exc:  # say it once, then stop logging
+                sys.stderr.write("giltrace: the metrics log stops: %s\n" % exc)
+                self._stop = True
                 return
 
     def stop(self) -> None:
         self._stop = True
 
 
+DEFAULT_HOST = "127.0.0.1"  # the metrics name threads and the process: loopback unless a host is given
+
+
 def parse_listen(value: str) -> Tuple[str, int]:
-    """``:9464`` or ``host:9464`` -> (host, port); ValueError if malformed."""
+    """``:9464`` -> (127.0.0.1, 9464); ``0.0.0.0:9464``, ``[::]:9464``,
+    ``[::1]:9464``, ``host:9464`` -> that host; ValueError if malformed."""
     host, sep, port = value.rpartition(":")
+    if host.startswith("[") and host.endswith("]") and len(host) > 2:
+        host = host[1:-1]  # an IPv6 address
+    elif ":" in host or "[" in host or "]" in host:
+        host = ""
+        sep = ""  # an IPv6 address needs its brackets: [::]:9464
     if not sep or not port.isdigit() or not 0 < int(port) < 65536:
-        raise ValueError("expected [HOST]:PORT, e.g. :9464 or 127.0.0.1:9464, not %r" % value)
-    return host or "0.0.0.0", int(port)
+        raise ValueError("expected [HOST]:PORT, e.g. :9464, 0.0.0.0:9464 or [::]:9464, not %r" % value)
+    return host or DEFAULT_HOST, int(port)
+
+
+def parse_interval(value: str) -> float:
+    """GILTRACE_METRICS_INTERVAL / --interval: seconds, finite, > 0; at least
+    MIN_INTERVAL_S (a smaller one would keep a core busy writing lines)."""
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = float("nan")
+    if not math.isfinite(seconds) or seconds <= 0:
+        raise GiltraceError("the metrics log interval must be a number of seconds > 0, not %r" % value)
+    return max(seconds, MIN_INTERVAL_S)
+
+
+MIN_INTERVAL_S = 0.1
 
 
 def start_from_environment() -> Optional[Monitor]:
@@ -573,15 +602,17 @@ def start_from_environment() -> Optional[Monitor]:
     log = os.environ.get("GILTRACE_METRICS_LOG", "")
     try:
         alert = os.environ.get("GILTRACE_METRICS_ALERT_MS")
+        address = parse_listen(listen) if listen and listen != "-" else None  # checked before anything starts
+        interval = parse_interval(os.environ.get("GILTRACE_METRICS_INTERVAL", "10")) if log else 0.0
         mon = Monitor(alert_ms=float(alert) if alert else None).start()
-        if listen and listen != "-":
-            host, port = parse_listen(listen)
+        if address:
+            host, port = address
             register()
             from prometheus_client import start_http_server
 
             start_http_server(port, addr=host)
         if log:
-            JsonLinesLog(log, float(os.environ.get("GILTRACE_METRICS_INTERVAL", "10"))).start()
+            JsonLinesLog(log, interval).start()
         return mon
     except Exception as exc:  # a broken exporter must not break the service
         sys.stderr.write("giltrace: GILTRACE_METRICS=%s is set but the GIL metrics are off: %s\n" % (listen, exc))

@@ -28,6 +28,7 @@ import ctypes
 import json
 import os
 import platform
+import stat
 import struct
 import sys
 import threading
@@ -73,6 +74,7 @@ class _Config(ctypes.Structure):
         ("finalize_on_signals", ctypes.c_int),
         ("cpu_state", ctypes.c_int),
         ("cgroup_cpu_stat", ctypes.c_char_p),
+        ("path", ctypes.c_char_p),
         ("_spare", ctypes.c_char * SPARE),
     ]
 
@@ -90,7 +92,13 @@ STATS_FIELDS = [
         "chunks_written",
         "interval_us",
     )
-] + [("buffer_events", ctypes.c_uint32), ("write_errno", ctypes.c_int), ("locations_lost", ctypes.c_uint64)]
+] + [
+    ("buffer_events", ctypes.c_uint32),
+    ("write_errno", ctypes.c_int),
+    ("locations_lost", ctypes.c_uint64),
+    ("fd_reopened", ctypes.c_uint32),
+    ("fd_lost", ctypes.c_int),
+]
 
 
 class _Stats(ctypes.Structure):
@@ -158,6 +166,7 @@ def load_library(path=None):
     lib.gt_oldgil_found_by.restype = ctypes.c_char_p
     lib.gt_oldgil_semaphore.restype = ctypes.c_void_p
     lib.gt_oldgil_sizeof.restype = ctypes.c_size_t
+    lib.gt_trace_write.argtypes = [ctypes.c_char_p, ctypes.c_size_t]
     for which, ours in ((0, _Config), (1, _Stats)):
         if lib.gt_oldgil_sizeof(which) > ctypes.sizeof(ours):
             raise OldGilError(
@@ -252,6 +261,7 @@ class Tracer(object):
         self._pid = None
         self._names = {}
         self._fd_lock = _thread.allocate_lock()
+        self._c_owns_file = False
         self._old_bootstrap = None
 
     # -- control ---------------------------------------------------------
@@ -267,8 +277,17 @@ class Tracer(object):
         else:
             self.locations_note = "turned off"
         self.prefixes = library_prefixes() if self.locations else []
-        flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND | getattr(os, "O_CLOEXEC", 0)
-        self._fd = os.open(self.path, flags, 0o644)
+        # as giltrace/safefiles.py (not importable on 2.7): no link, no FIFO, 0600
+        flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
+        try:
+            self._fd = os.open(self.path, flags, int(os.environ.get("GILTRACE_FILE_MODE") or "600", 8))
+        except OSError as exc:
+            raise OldGilError("cannot write the trace file %s: %s" % (self.path, exc.strerror or exc))
+        if not stat.S_ISREG(os.fstat(self._fd).st_mode):
+            os.close(self._fd)
+            self._fd = -1
+            raise OldGilError("refusing to write the trace file %s: it is not a regular file" % self.path)
+        os.ftruncate(self._fd, 0)
         self._pid = os.getpid()
         try:
             self._write(self._header_bytes())
@@ -283,6 +302,7 @@ class Tracer(object):
                 finalize_on_signals=1,
                 cpu_state=1 if self.cpu_state else 0,
                 cgroup_cpu_stat=self._cgroup_cpu_stat(),
+                path=os.path.abspath(self.path).encode("utf-8") if not isinstance(self.path, bytes) else os.path.abspath(self.path),
             )
             rc = lib.gt_start(ctypes.byref(cfg), err, len(err))
             if rc != 0:
@@ -290,8 +310,15 @@ class Tracer(object):
                     ("cannot start the trace: " if rc not in (GT_ERR_UNSUPPORTED, GT_ERR_RUNNING) else "")
                     + err.value.decode("ascii", "replace")
                 )
+            # C writes through its own, checked descriptor from now on
+            # (how-it-works.md, "The program's own descriptors")
+            with self._fd_lock:
+                os.close(self._fd)
+                self._fd = -1
+                self._c_owns_file = True
         except BaseException:
-            os.close(self._fd)
+            if self._fd >= 0:
+                os.close(self._fd)
             self._fd = -1
             os.unlink(self.path)
             raise
@@ -302,11 +329,10 @@ class Tracer(object):
 
     def stop(self, load=False):
         """Stop and finalise the file (``load`` is accepted for giltrace.Tracer's signature)."""
-        if self._fd < 0:
+        if not self._c_owns_file:
             return None
-        if os.getpid() != self._pid:  # a forked child: the trace is the parent's (C unhooked already)
-            os.close(self._fd)
-            self._fd = -1
+        if os.getpid() != self._pid:  # a forked child: the trace is the parent's (C closed its copy)
+            self._c_owns_file = False
             return None
         st = _Stats()
         self._lib.gt_stop(ctypes.byref(st))
@@ -315,8 +341,8 @@ class Tracer(object):
         self._write(_chunk(CHUNK_THREADS, self._name_records()))
         self._write(_chunk(CHUNK_FOOTER, self._footer()))
         with self._fd_lock:
-            os.close(self._fd)
-            self._fd = -1
+            self._c_owns_file = False
+            self._lib.gt_trace_close()  # only if the descriptor is still the file's
         return None
 
     def __enter__(self):
@@ -356,6 +382,9 @@ class Tracer(object):
 
     def _write(self, data):
         with self._fd_lock:
+            if self._c_owns_file:
+                self._lib.gt_trace_write(data, len(data))  # an error is the footer's write_errno / fd_lost
+                return
             view = memoryview(data)
             while len(view) and self._fd >= 0:
                 view = view[os.write(self._fd, view) :]
@@ -437,6 +466,7 @@ class Tracer(object):
             "switch_interval_s": s["interval_us"] / 1e6,
             "write_errno": s["write_errno"],
             "locations_lost": s["locations_lost"],
+            "fd_reopened": s["fd_reopened"],
         }
 
 

@@ -24,6 +24,7 @@ from . import __version__, layout
 from .cpus import cgroup_cpu_stat_path
 from ._binding import native
 from .errors import GiltraceError, TraceRunning, UnsupportedInterpreter
+from .safefiles import existing_regular, file_mode
 
 DEFAULT_BUFFER_EVENTS = 1 << 19
 DEFAULT_SAMPLE_PERIOD_MS = 5.0  # while a holder is stuck (csrc/recorder.c, "The sampler")
@@ -79,6 +80,7 @@ class Tracer:
         self._ring: "_NamesRing | None" = None
         self._fd_lock = _thread.allocate_lock()
         self._created = False
+        self._c_owns_file = False  # after gt_start: C's own descriptor, checked before each write
 
     # -- control ---------------------------------------------------------
 
@@ -98,6 +100,7 @@ class Tracer:
                     raise GiltraceError("cannot write the trace file %s: %s" % (self.path, exc.strerror or exc)) from None
                 self._names = _python_thread_names()
                 prefixes = ffi.new("char[]", "\n".join(library_prefixes()).encode())  # C copies it
+                path = ffi.new("char[]", os.fsencode(os.path.abspath(self.path)))  # C copies it
                 stat_path = cgroup_cpu_stat_path() if self.cpu_state else None
                 cgroup = ffi.new("char[]", stat_path.encode()) if stat_path else None  # C copies it
                 cfg = ffi.new(
@@ -112,6 +115,7 @@ class Tracer:
                         "finalize_on_signals": 1,
                         "cpu_state": int(self.cpu_state),
                         "cgroup_cpu_stat": cgroup if cgroup else ffi.NULL,
+                        "path": path,
                     },
                 )
                 err = ffi.new("char[512]")
@@ -123,6 +127,16 @@ class Tracer:
                     if rc == lib.GT_ERR_RUNNING:
                         raise TraceRunning(msg)
                     raise GiltraceError("cannot start the trace: " + msg)
+                # C writes through its own descriptor from now on, checked
+                # before each write (how-it-works.md, "The program's own
+                # descriptors"): ours goes, so that no write uses a number the
+                # program may close and reuse.
+                self._c_owns_file = True
+                with self._fd_lock:
+                    os.close(self._fd)
+                    # C's own descriptor, only to be read (attach's agent reopens it
+                    # through /proc/self/fd): never written or closed from here.
+                    self._fd = lib.gt_trace_fd()
             except BaseException:
                 self._close_file(remove=True)
                 raise
@@ -158,6 +172,11 @@ class Tracer:
             except OSError as exc:
                 self.stats["write_errno"] = self.stats.get("write_errno") or exc.errno or 1
             self._close_file(remove=False)
+        if self.stats.get("fd_lost"):
+            raise GiltraceError(
+                "the trace file %s is incomplete (readable up to where writing stopped): the program closed or "
+                "replaced giltrace's descriptor and the file could not be reopened" % self.path
+            )
         if self.stats.get("write_errno"):
             raise GiltraceError(
                 "the trace file %s is incomplete (readable up to where writing stopped): %s"
@@ -204,9 +223,10 @@ class Tracer:
         without touching its file (C has already unhooked)."""
         self._running = False
         self._fd_lock = _thread.allocate_lock()
-        if self._fd >= 0:
+        if self._fd >= 0 and not self._c_owns_file:
             os.close(self._fd)
-            self._fd = -1
+        self._fd = -1
+        self._c_owns_file = False  # C closed its copy in the child (pthread_atfork)
         self._temporary = self._created = False
         self.path = None
 
@@ -226,9 +246,12 @@ class Tracer:
 
     def _close_file(self, remove: bool) -> None:
         with self._fd_lock:
-            if self._fd >= 0:
+            if self._c_owns_file:
+                self._c_owns_file = False
+                native()[1].gt_trace_close()  # only if it is still the file's
+            elif self._fd >= 0:
                 os.close(self._fd)
-                self._fd = -1
+            self._fd = -1
         # Only a file this tracer created: never a user's file.
         if remove and self.path and self._created and os.path.isfile(self.path):
             try:
@@ -239,7 +262,11 @@ class Tracer:
     def _write_json(self, kind: int, obj: object) -> None:
         data = layout.json_chunk(kind, obj)
         with self._fd_lock:
-            if self._fd >= 0:
+            if self._c_owns_file:
+                err = native()[1].gt_trace_write(data, len(data))
+                if err:
+                    raise OSError(err, os.strerror(err))
+            elif self._fd >= 0:
                 layout.write_all(self._fd, data)
 
     def _on_thread_start(self, tid: int, name: str) -> None:
@@ -318,6 +345,7 @@ class Tracer:
             "switch_interval_s": int(s["interval_us"]) / 1e6,
             "write_errno": int(s["write_errno"]),
             "locations_lost": int(s["locations_lost"]),
+            "fd_reopened": int(s["fd_reopened"]),
         }
 
 
@@ -370,21 +398,14 @@ def create_trace_file(path: str, overwrite: bool) -> "tuple[int, bool]":
     flags = os.O_WRONLY | os.O_APPEND | os.O_CLOEXEC | os.O_NOFOLLOW | os.O_NONBLOCK
     for attempt in (1, 2):
         try:
-            return os.open(path, flags | os.O_CREAT | os.O_EXCL, 0o644), True
+            return os.open(path, flags | os.O_CREAT | os.O_EXCL, file_mode()), True  # 0600 unless GILTRACE_FILE_MODE
         except FileExistsError:
             pass
         except OSError as exc:
             raise GiltraceError("cannot write the trace file %s: %s" % (path, exc.strerror or exc)) from None
-        try:
-            st = os.lstat(path)
-        except FileNotFoundError:
+        st = existing_regular(path, "the trace file ")
+        if st is None:
             continue  # removed meanwhile: create it
-        except OSError as exc:
-            raise GiltraceError("cannot write the trace file %s: %s" % (path, exc.strerror or exc)) from None
-        if stat.S_ISLNK(st.st_mode):
-            raise GiltraceError("refusing to write the trace file %s: it is a symbolic link" % path)
-        if not stat.S_ISREG(st.st_mode):
-            raise GiltraceError("refusing to write the trace file %s: it is not a regular file" % path)
         if overwrite:
             try:
                 fd = os.open(path, flags)

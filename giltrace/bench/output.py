@@ -23,6 +23,7 @@ from typing import Any, Dict, List
 import pandas as pd
 
 from ..errors import UsageError
+from ..safefiles import open_new
 
 
 def check_output_dir(path: str) -> None:
@@ -62,9 +63,11 @@ def save_results(result: Any, out_dir: str, rendered: str) -> str:
                 ",".join("traces/" + os.path.basename(f) for f in v.split(",")) if isinstance(v, str) and v else v
                 for v in runs["trace_files"]
             ]
-        runs.to_csv(os.path.join(stage, "runs.csv"), index=False)
-        result.table.to_csv(os.path.join(stage, "table.csv"), index=False)
-        with open(os.path.join(stage, "tables.txt"), "w") as f:
+        with open_new(os.path.join(stage, "runs.csv"), binary=False) as f:
+            runs.to_csv(f, index=False)
+        with open_new(os.path.join(stage, "table.csv"), binary=False) as f:
+            result.table.to_csv(f, index=False)
+        with open_new(os.path.join(stage, "tables.txt"), binary=False) as f:
             f.write(rendered)
         document = {
             "machine": result.machine,
@@ -73,7 +76,7 @@ def save_results(result: Any, out_dir: str, rendered: str) -> str:
             "runs": _records(runs),
             "table": _records(result.table),
         }
-        with open(os.path.join(stage, "results.json"), "w") as f:
+        with open_new(os.path.join(stage, "results.json"), binary=False) as f:
             json.dump(document, f, indent=1, sort_keys=True)
         umask = os.umask(0)
         os.umask(umask)

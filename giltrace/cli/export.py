@@ -7,6 +7,7 @@ import json
 import os
 
 from ..errors import UsageError
+from ..safefiles import existing_regular, open_new
 
 NAME = "export"
 HELP = "export a trace as Chrome/Perfetto JSON or as CSV intervals"
@@ -63,8 +64,10 @@ def run(args: argparse.Namespace) -> int:
     # Streamed into a temporary file beside the output, renamed when complete:
     # never a half-written file under the real name, nor a stray one after an error.
     tmp = "%s.%d.tmp" % (output, os.getpid())
+    existing_regular(output)  # replaced by a rename below: not through a link, not a FIFO
+    out = open_new(tmp, exclusive=True)  # a planted link or FIFO there is refused, and left alone
     try:
-        with open(tmp, "wb") as f:
+        with out as f:
             n = exporter.write(trace, f, clock=args.clock, merge=other)
         os.replace(tmp, output)
     except BaseException as exc:

@@ -14,14 +14,19 @@ import os
 import shutil
 
 from ..autostart import METRICS_ENV, METRICS_LOG_ENV
-from ..errors import UsageError
+from ..errors import GiltraceError, UsageError
 
 NAME = "metrics"
 HELP = "run a command with always-on GIL metrics (Prometheus endpoint and/or JSON-lines log)"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--port", metavar="[HOST:]PORT", help="serve Prometheus metrics here (e.g. 9464 or 127.0.0.1:9464)")
+    p.add_argument(
+        "--port",
+        metavar="[HOST:]PORT",
+        help="serve Prometheus metrics here (e.g. 9464: on 127.0.0.1; 0.0.0.0:9464 or [::]:9464: every interface)",
+    )
+    p.add_argument("--host", metavar="HOST", help="the address to serve on (default 127.0.0.1; 0.0.0.0 or :: for every interface)")
     p.add_argument("--log", metavar="FILE", help="append a JSON line of the metrics every --interval seconds")
     p.add_argument("--interval", type=float, default=10.0, help="seconds between log lines (default 10)")
     p.add_argument("--alert-ms", type=float, help="log a warning for each GIL wait, or hold while others wait, over this")
@@ -29,7 +34,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..monitoring import parse_listen
+    from ..monitoring import parse_interval, parse_listen
 
     command = [a for a in args.program] or []
     if command and command[0] == "--":
@@ -39,8 +44,14 @@ def run(args: argparse.Namespace) -> int:
     if not args.port and not args.log:
         raise UsageError("say where the metrics go: --port [HOST:]PORT and/or --log FILE")
     env = dict(os.environ)
+    if args.host and not args.port:
+        raise UsageError("--host needs --port")
     if args.port:
         listen = args.port if ":" in args.port else ":" + args.port
+        if args.host:
+            if listen[0] != ":":
+                raise UsageError("give the host once: --host %s --port PORT, or --port HOST:PORT" % args.host)
+            listen = ("[%s]" % args.host if ":" in args.host else args.host) + listen
         try:
             parse_listen(listen)
         except ValueError as exc:
@@ -50,9 +61,10 @@ def run(args: argparse.Namespace) -> int:
         if not os.path.isdir(os.path.dirname(os.path.abspath(args.log))):
             raise UsageError("cannot write %s: its directory does not exist" % args.log)
         env[METRICS_LOG_ENV] = os.path.abspath(args.log)
-        if args.interval <= 0:
-            raise UsageError("--interval must be > 0")
-        env["GILTRACE_METRICS_INTERVAL"] = str(args.interval)
+        try:
+            env["GILTRACE_METRICS_INTERVAL"] = str(parse_interval(str(args.interval)))
+        except GiltraceError as exc:
+            raise UsageError("--interval: %s" % exc) from None
     if args.alert_ms is not None:
         if args.alert_ms <= 0:
             raise UsageError("--alert-ms must be > 0")

@@ -7,6 +7,7 @@ import argparse
 import os
 
 from ..errors import UsageError
+from ..safefiles import open_new
 from .summary import add_window_arguments, windowed
 
 NAME = "report"
@@ -48,13 +49,13 @@ def write_document(doc, output: str) -> "list[str]":
     base = os.path.dirname(os.path.abspath(output))
     written = []
     try:
-        with open(output, "w") as f:
+        with open_new(output, binary=False) as f:
             f.write(doc.text)
         written.append(output)
         for rel, data in doc.attachments.items():
             path = os.path.join(base, rel)
             os.makedirs(os.path.dirname(path), exist_ok=True)
-            with open(path, "wb") as f:
+            with open_new(path) as f:
                 f.write(data)
             written.append(os.path.join(os.path.dirname(output), rel))
     except OSError as exc:

@@ -44,7 +44,13 @@ def run(args: argparse.Namespace) -> int:
         fig, _ = plot_timeline(trace, window=w, threads=threads, width_px=args.width)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
-    fig.savefig(output)
+    from ..safefiles import open_new
+
+    try:
+        with open_new(output) as f:
+            fig.savefig(f, format=os.path.splitext(output)[1].lower()[1:])
+    except OSError as exc:
+        raise UsageError("cannot write %s: %s" % (output, exc.strerror or exc)) from None
     print("wrote %s (%.3f-%.3f s: %s)" % (output, (w.start_ns - trace.start_ns) / 1e9, (w.end_ns - trace.start_ns) / 1e9, w.reason))
     episodes = trace.episodes()
     if episodes:

@@ -126,7 +126,10 @@ def _top_of_command(args: argparse.Namespace, command: list) -> int:
         finally:
             status = _end(child)
         if args.output and os.path.exists(trace):
-            shutil.copyfile(trace, args.output)
+            from ..safefiles import open_new
+
+            with open(trace, "rb") as src, open_new(args.output) as dst:
+                shutil.copyfileobj(src, dst)
         with open(log_path, "rb") as f:
             tail = f.read()[-4000:].decode(errors="replace")
         if tail:

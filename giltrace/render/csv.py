@@ -63,5 +63,7 @@ def intervals_csv(trace, path: Union[str, "IO[bytes]"]) -> int:
     """Write the CSV to a path (or a binary file); return the row count."""
     if not isinstance(path, str):
         return write_intervals_csv(trace, path)
-    with open(path, "wb") as f:
+    from ..safefiles import open_new
+
+    with open_new(path) as f:
         return write_intervals_csv(trace, f)

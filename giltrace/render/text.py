@@ -200,7 +200,7 @@ def diagnosis(d) -> str:
         )
         out.append("")
     out.append("Diagnosis:")
-    out += ["  " + line for line in d.suggestions]
+    out += ["  " + printable(line) for line in d.suggestions]
     return "\n".join(out)
 
 
@@ -219,13 +219,13 @@ def summary(trace, d=None) -> str:
     else:
         interval = "switch interval %.1f ms" % (1e3 * float(m.get("switch_interval_s", 0)))
     lines = [
-        "trace     %s" % (trace.path or "(memory)"),
+        "trace     %s" % printable(trace.path or "(memory)"),
         "python    %s %s, %s, %s CPUs (affinity %s)"
         % (
-            m.get("python_implementation", "?"),
-            m.get("python_version", "?"),
+            printable(m.get("python_implementation", "?")),
+            printable(m.get("python_version", "?")),
             interval,
-            m.get("cpu_count", "?"),
+            printable(m.get("cpu_count", "?")),
             format_cpus(m.get("affinity", []), empty="?"),
         ),
         "duration  %.3f s, %d events, %d GIL switches, %s events lost"
@@ -234,7 +234,7 @@ def summary(trace, d=None) -> str:
     if "window_s" in m:
         lines.append("window    %.3f-%.3f s of the trace (everything below covers this window only)" % tuple(m["window_s"]))
     if not m.get("complete", True):
-        lines.append("WARNING   incomplete trace: %s; shown up to the last flushed chunk" % m.get("incomplete_reason"))
+        lines.append("WARNING   incomplete trace: %s; shown up to the last flushed chunk" % printable(m.get("incomplete_reason")))
     lines.append("")
     if not len(trace.events):
         lines.append("(no GIL activity recorded)")

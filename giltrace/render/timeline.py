@@ -12,7 +12,7 @@ geometry can be tested without drawing.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import pandas as pd
@@ -63,13 +63,17 @@ def choose_window(trace, start_s: Optional[float], end_s: Optional[float], max_i
     waits = iv[iv["state"] == "wait"]
     if waits.empty:
         return Window(t0, t0 + span, "first %d ms (no GIL waiting in this trace)" % (span // 1_000_000))
-    bins = np.arange(t0, t1 + interval, interval)
-    # wait time per switch interval (by the end of each wait; good enough to locate contention)
-    per_bin, _ = np.histogram(waits["end_ns"], bins=bins, weights=waits["duration_ns"])
-    width = min(100, len(per_bin))
-    sums = np.convolve(per_bin, np.ones(width), mode="valid")
-    best = int(np.argmax(sums))
-    a = int(bins[best])
+    # The `span` with the most GIL waiting (by the end of each wait; good
+    # enough to locate contention), ending at some wait's end: computed over
+    # the waits, not over a grid of the trace's length, so a long (or a
+    # crafted) duration costs nothing (issue 25).
+    ends = waits["end_ns"].to_numpy().astype(np.int64)
+    order = np.argsort(ends, kind="stable")
+    ends = ends[order]
+    cum = np.concatenate([[0.0], np.cumsum(waits["duration_ns"].to_numpy().astype(np.float64)[order])])
+    first = np.searchsorted(ends, ends - span, side="right")
+    best = int(np.argmax(cum[1:] - cum[first]))
+    a = max(t0, int(ends[best]) - span)
     return Window(a, min(a + span, t1), "the %d ms with the most GIL waiting" % (span // 1_000_000))
 
 
@@ -145,15 +149,21 @@ def select_threads(threads: pd.DataFrame, wanted: Optional[Sequence]) -> List[in
     order = list(threads.sort_values("first_ns", kind="stable").index)
     if not wanted:
         return order
-    picked = []
+    by_key: Dict[str, List[int]] = {}  # one pass: thread-per-request traces name thousands of threads
+    names = threads["name"].to_dict()
+    for t in order:
+        by_key.setdefault(str(t), []).append(t)
+        if str(names[t]) != str(t):
+            by_key.setdefault(str(names[t]), []).append(t)
+    chosen: set = set()
     for w in wanted:
-        hits = [t for t in order if str(t) == str(w) or threads.loc[t, "name"] == str(w)]
+        hits = by_key.get(str(w), [])  # in lane order, each thread once
         if not hits:
             raise ValueError(
                 "no thread named or numbered %r in this trace (threads: %s)" % (w, ", ".join(str(threads.loc[t, "name"]) for t in order))
             )
-        picked += [t for t in hits if t not in picked]
-    return [t for t in order if t in picked]
+        chosen.update(hits)
+    return [t for t in order if t in chosen]
 
 
 MAX_LANES = 40
@@ -164,7 +174,8 @@ def busiest_in_window(trace, tids: List[int], window: Window, limit: int = MAX_L
     (a server that starts a thread per request) the ``limit`` that held or
     waited for the GIL longest there."""
     th = trace.threads()
-    alive = [t for t in tids if th.loc[t, "first_ns"] < window.end_ns and th.loc[t, "last_ns"] > window.start_ns]
+    first, last = th["first_ns"].to_dict(), th["last_ns"].to_dict()
+    alive = [t for t in tids if first[t] < window.end_ns and last[t] > window.start_ns]
     if len(alive) <= limit:
         return alive or tids
     iv = trace.intervals()

@@ -84,7 +84,8 @@ def render(snap: Snapshot, *, title: str, folded: bool, status: str = ""):
             style=style,
         )
     head = Text(
-        "%s  last %.1f s, %d events%s" % (title, snap.window_s, snap.events, "  [trace stopped]" if snap.complete else ""), style="bold"
+        "%s  last %.1f s, %d events%s" % (printable(title), snap.window_s, snap.events, "  [trace stopped]" if snap.complete else ""),
+        style="bold",
     )
     holder = Text(
         printable(

@@ -76,7 +76,7 @@ def test_only_the_binding_imports_the_extension():
 
 # What runs at interpreter start-up (GILTRACE), or inside another program's
 # process (giltrace attach's agent and bootstrap): nothing heavy at import.
-START_UP = r"giltrace\.(tracer|autostart|layout|_binding|errors|interpreters|attach|attach\.agent|attach\.bootstrap)"
+START_UP = r"giltrace\.(tracer|autostart|safefiles|layout|_binding|errors|interpreters|attach|attach\.agent|attach\.bootstrap)"
 
 
 def test_what_runs_at_start_up_imports_nothing_heavy():
