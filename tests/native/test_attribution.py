@@ -47,7 +47,7 @@ def test_waits_and_releases_point_at_the_right_lines(native, tmp_path):
     spin_tid = names[names == "spin"].index[0]
 
     waits = ev[(ev["kind"] == "acquire") & ev["contended"] & (ev["tid"] == writer_tid)]
-    assert len(waits) > 10
+    assert len(waits) >= 3  # the writer did wait for the spinner (8-100+ times, fewer on a busy machine)
     site = waits.groupby("location")["wait_ns"].sum().idxmax()
     file, func, line = t.locations.loc[site, ["file", "function", "line"]]
     assert (file, func, line) == (HERE, "writer", line_of("LINE_WRITE"))

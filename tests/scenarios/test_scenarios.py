@@ -177,20 +177,17 @@ def test_waitress_with_one_long_lived_worker(tmp_path):
     assert not any("driver" in f["threads"] for f in problems(d))
 
 
-def test_waitress_on_a_cpu_shared_with_a_busy_process(tmp_path):
+def test_waitress_on_a_cpu_shared_with_a_busy_process(tmp_path, taskset):
     """The same server pinned with a `while True: pass` process to one CPU,
     traced with --cpu-state.  Expected: cruncher, which holds the GIL most of
     the run, is runnable but not running for about half of its holds (the
     scheduler shares the CPU with the burner; 55 % seen), so the diagnosis
     says cpu_starved, "the machine is oversubscribed", and the convoy behind
     cruncher drops the switch-interval advice for "not the switch interval"."""
-    import shutil
     import subprocess
     import sys
 
     pytest.importorskip("waitress")
-    if not shutil.which("taskset"):
-        pytest.skip("needs taskset")
     cpu = str(min(os.sched_getaffinity(0)))
     burner = subprocess.Popen(["taskset", "-c", cpu, sys.executable, "-c", "while True: pass"])
     try:
