@@ -12,7 +12,9 @@ import pytest
 from ..conftest import REPO
 
 
-@pytest.mark.parametrize("minor", [9, 10, 11, 12, 13])
+# The newest in `make test` (15-50 s each: a C build and a pip install per
+# interpreter); every other one in `make test-slow`.
+@pytest.mark.parametrize("minor", [pytest.param(m, marks=pytest.mark.slow) for m in (9, 10, 11, 12)] + [13])
 def test_native_core_on(minor, tmp_path, python_of):
     py = python_of("3.%d" % minor)
     work = tmp_path / "src"

@@ -16,6 +16,9 @@ from giltrace import fileformat, layout
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
+pytestmark = pytest.mark.slow  # a 2.7 bench grid, built and traced: `make test-slow`
+
+
 @pytest.fixture(scope="module")
 def bench27(tmp_path_factory, python27, c_compiler):
     py27 = python27

@@ -6,6 +6,7 @@ import subprocess
 import sys
 import zipfile
 
+import pytest
 
 from ..conftest import REPO
 
@@ -46,6 +47,7 @@ def test_wheel_builds_installs_and_traces(native, tmp_path):
     assert res.stdout == "True\n"
 
 
+@pytest.mark.slow  # a second wheel build (~30 s); the 2.7 recorder is tested from the tree in tests/native/test_oldgil.py
 def test_installed_wheel_traces_python27(native, tmp_path, python27):
     """`giltrace run --python 2.7` from a real install: the recorder the wheel ships, no source tree."""
     py27 = python27
