@@ -5,7 +5,10 @@ Each runs under ``giltrace run`` in a child process; servers are loaded by a
 client in another process over 127.0.0.1.  Assertions are on the kinds of
 finding, the threads and groups, the culprit code line and its share of the
 waiting, and the window -- bracketed by the programs' own clocks -- never on
-exact times, so a loaded machine does not make them fail.
+exact times, so a loaded machine does not make them fail: the culprit
+must come first by a wide margin (``first_by_far``), and what only a quiet
+machine shows is checked with ``quiet_or_skip`` -- a skip that says how busy
+the CPUs were, never a silent pass.
 """
 
 import os
@@ -48,7 +51,7 @@ def first_by_far(culprits: list, share: float = 0.6, ahead: float = 5.0) -> dict
 
 def test_http_server_with_a_slow_endpoint_part_of_the_time(tmp_path):
     """Expected: one episode, bracketing the client's storm; in it the request
-    threads (one group) are convoyed, >= 80 % of their waiting while
+    threads (one group) are convoyed, most of their waiting while
     render_report ran in the request threads; the calm before it has no problem."""
 
     path, storm, d = storm_run(tmp_path, "storm_http.py")
@@ -73,7 +76,7 @@ def test_http_server_with_a_slow_endpoint_part_of_the_time(tmp_path):
 def test_cheroot_worker_pool_during_a_storm(tmp_path):
     """Expected: cheroot's 4 workers (CP Server Thread-*) serve fast and slow
     requests alike; one episode brackets the client's storm, in which the
-    worker group waits (convoy or serialised pool), >= 80 % of it while
+    worker group waits (convoy or serialised pool), most of it while
     render_report ran in those same 4 workers."""
 
     pytest.importorskip("cheroot")
@@ -89,12 +92,12 @@ def test_cheroot_worker_pool_during_a_storm(tmp_path):
 
 def test_pure_python_pool_beside_a_gil_releasing_pool(tmp_path):
     """Expected: the pure-Python ThreadPoolExecutor's 4 workers are a serialised
-    pool, >= 80 % of their waiting at python_task's loop; the main thread
+    pool, most of their waiting at python_task's loop; the main thread
     waiting in ex.map is not a problem.  The hashlib pool, if reported (its
     workers wait ~13 ms to come back from each 16 MB hash: 15-30 % of their
     time, near the 20 % convoy line), is reported as one group of 4, blamed on
     python_task -- never one worker on its own."""
-    d = diagnosis(traced(tmp_path, "pools.py"))
+    d = diagnosis(traced(tmp_path, "pools.py", "--tasks", "24"))  # ~1.5 s of pure-Python work idle (64: 26 s of test loaded)
     pools = problems(d, "serialised_pool")
     assert [f["group"] for f in pools] == ["ThreadPoolExecutor-0_*"], [f["summary"] for f in problems(d)]
     f = pools[0]
@@ -111,7 +114,7 @@ def test_pure_python_pool_beside_a_gil_releasing_pool(tmp_path):
 
 def test_c_call_that_keeps_the_gil(tmp_path):
     """Expected: long_hold_c for the regex thread at the re.match line; the
-    ticker is convoyed behind that line (>= 80 %); no advice to lower the
+    ticker is convoyed behind that line (first by far); no advice to lower the
     switch interval, nothing called 'CPU-bound in Python'."""
     d = diagnosis(traced(tmp_path, "c_hold.py", "--seconds", "2"))
     where = "%s:%d" % (program("c_hold.py"), line_of("c_hold.py", "LINE_REGEX"))
@@ -132,8 +135,8 @@ def test_c_call_that_keeps_the_gil(tmp_path):
 
 def test_main_thread_that_only_joins(tmp_path):
     """Expected: the three crunch threads are a serialised group at crunch's
-    loop (>= 80 %); the main thread, in join, is idle -- not a problem."""
-    d = diagnosis(traced(tmp_path, "join_main.py"))
+    loop (first by far); the main thread, in join, is idle -- not a problem."""
+    d = diagnosis(traced(tmp_path, "join_main.py", "--n", "1000000"))  # ~1 s of turns idle (3e6: 19 s of test loaded)
     pools = problems(d, "serialised_pool")
     assert [f["group"] for f in pools] == ["crunch-*"], [f["summary"] for f in problems(d)]
     top = first_by_far(pools[0]["culprits"])
@@ -175,7 +178,7 @@ def test_ccbench_latency_beside_cpu_threads(tmp_path, interval):
 
 def test_waitress_with_one_long_lived_worker(tmp_path):
     """Expected: waitress-0, the one thread that serves every request, is
-    convoyed behind cruncher's loop (>= 80 %); so is the main thread's asyncore
+    convoyed behind cruncher's loop (first by far); so is the main thread's asyncore
     loop, whose waits show waitress' own line with the launcher's line beside
     it; the driver thread that waits for the client process is not a problem."""
     pytest.importorskip("waitress")
@@ -237,7 +240,7 @@ def test_waitress_on_a_cpu_shared_with_a_busy_process(tmp_path, taskset):
 
 def test_grpc_server_main_thread_waits_for_termination(tmp_path):
     """Expected: the thread that serves the requests (grpc's Thread-N (_serve))
-    and the one worker are convoyed behind cruncher's loop (>= 80 %); the main
+    and the one worker are convoyed behind cruncher's loop (first by far); the main
     thread, sitting in wait_for_termination, is not a problem."""
     pytest.importorskip("grpc")
     d = diagnosis(traced(tmp_path, "grpc_server.py", str(tmp_path / "client.json"), "--seconds", "1.5"))
