@@ -147,10 +147,11 @@ def test_sampler_sees_the_holder(native, tmp_path):
     # and the writer's next poll (20 ms) has seen it: ~70 samples, fewer when
     # the machine is busy (11 beside two CPU burners: the writer waits for a
     # CPU); the default 5 ms period would give at most 19.
-    assert len(held) >= 5 and held["locked"].all()
-    assert np.diff(held["time_ns"]).min() >= 0.9e6  # never faster than the period
-    quiet_or_skip(len(held) >= 25, "1 ms samples through a 95 ms hold: %d, 25 expected" % len(held))
+    assert held["locked"].all()
     assert len(s) == len(held)  # nothing sampled while nobody was stuck
+    assert len(held) < 2 or np.diff(held["time_ns"]).min() >= 0.9e6  # never faster than the period
+    # (0 seen on a machine loaded far past two burners: the writer never ran during the hold)
+    quiet_or_skip(len(held) >= 25, "1 ms samples through a 95 ms hold: %d, 25 expected" % len(held))
     assert held["drop_request"].any()
     assert np.diff(s["time_ns"]).min() > 0
     assert len(t.stuck_holders()) == 1 and t.stuck_holders().loc[0, "holder_tid"] == h.native_id
