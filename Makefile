@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: setup demo test lint format bench clean compat-regrtest
+.PHONY: setup demo test test-slow lint format bench clean compat-regrtest
 
 # (Re)install into the venv whenever the package or its C sources change.
 $(VENV)/.installed: pyproject.toml setup.py giltrace-autostart.pth $(wildcard csrc/*.c csrc/*.h) giltrace/_build_native.py
@@ -19,6 +19,10 @@ demo: setup
 
 test: setup
 	$(BIN)/python -m pytest -q
+
+# The minutes-long checks `make test` leaves out (tests marked slow: every pyenv CPython, 2.7 grids, soaks).
+test-slow: setup
+	$(BIN)/python -m pytest -q -m slow
 
 # CPython's own threading tests, untraced vs GILTRACE, on every pyenv 3.9/3.11/3.12/3.13 (a few minutes).
 compat-regrtest: setup

@@ -25,7 +25,7 @@ import warnings
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, REPO)
-from tests.compat.pythons import pyenv_interpreter  # noqa: E402
+from tests.capabilities import probe  # noqa: E402
 
 TESTS = ["test_threading", "test_thread", "test_threadsignals", "test_queue", "test_socketserver", "test_threading_local"]
 VERSIONS = ["3.9", "3.11", "3.12", "3.13"]
@@ -116,9 +116,9 @@ def main(argv: "list[str] | None" = None) -> int:
     failures = 0
     rows = []
     for version in args.versions.split(","):
-        python = pyenv_interpreter(int(version.split(".")[1]))
-        if python is None:
-            print("CPython %s: not installed under pyenv, skipped" % version)
+        python, missing = probe("python" + version)
+        if missing:
+            print("CPython %s: skipped, %s" % (version, missing))
             continue
         py = setup_venv(python, version)
         env = {k: v for k, v in os.environ.items() if k not in ("GILTRACE", "PYTHONPATH", "PYTHONHOME")}

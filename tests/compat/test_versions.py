@@ -10,14 +10,13 @@ import subprocess
 import pytest
 
 from ..conftest import REPO
-from .pythons import pyenv_interpreter as interpreter
 
 
-@pytest.mark.parametrize("minor", [9, 10, 11, 12, 13])
-def test_native_core_on(minor, tmp_path):
-    py = interpreter(minor)
-    if py is None:
-        pytest.skip("CPython 3.%d is not installed under pyenv" % minor)
+# The newest in `make test` (15-50 s each: a C build and a pip install per
+# interpreter); every other one in `make test-slow`.
+@pytest.mark.parametrize("minor", [pytest.param(m, marks=pytest.mark.slow) for m in (9, 10, 11, 12)] + [13])
+def test_native_core_on(minor, tmp_path, python_of):
+    py = python_of("3.%d" % minor)
     work = tmp_path / "src"
     shutil.copytree(os.path.join(REPO, "csrc"), str(work / "csrc"))
     (work / "giltrace").mkdir()

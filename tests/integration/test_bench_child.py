@@ -1,10 +1,8 @@
 """The workload child run standalone: every workload and mode, pinning, and
 every interpreter from 2.7 to 3.13 that this machine has (others are skipped)."""
 
-import glob
 import json
 import os
-import shutil
 import subprocess
 import sys
 
@@ -14,13 +12,6 @@ from giltrace.bench import pinning
 from giltrace.bench.cells import CHILD_SCRIPT
 
 TINY = ["--load", "20000", "--io-ops", "200", "--sync-ops", "4", "--duration", "0.05"]
-
-
-def find_python(version):
-    """An interpreter of ``version`` ('2.7', '3.13') from pyenv or PATH, or None."""
-    root = os.environ.get("PYENV_ROOT", os.path.expanduser("~/.pyenv"))
-    found = sorted(glob.glob(os.path.join(root, "versions", version + ".*", "bin", "python")))
-    return found[-1] if found else shutil.which("python" + version)
 
 
 def run_child(python, *args, cpus=None):
@@ -100,10 +91,8 @@ VERSIONS = ["2.7", "3.6", "3.7", "3.8", "3.9", "3.10", "3.11", "3.12", "3.13"]
 
 
 @pytest.mark.parametrize("version", VERSIONS)
-def test_runs_untraced_on_every_interpreter(version, tmp_path):
-    python = find_python(version)
-    if python is None:
-        pytest.skip("no Python %s here" % version)
+def test_runs_untraced_on_every_interpreter(version, tmp_path, python_of):
+    python = python_of(version)
     cpu = max(os.sched_getaffinity(0))
     out = run_child(python, "--workload", "mix", "--mode", "procs", "--n", "2", cpus=[cpu])
     assert out["python"]["version"].startswith(version + ".")
@@ -120,10 +109,8 @@ def test_runs_untraced_on_every_interpreter(version, tmp_path):
         assert out["wall_s"] > 0
 
 
-def test_an_unsupported_start_method_on_27_fails_cleanly():
-    python = find_python("2.7")
-    if python is None:
-        pytest.skip("no Python 2.7 here")
+def test_an_unsupported_start_method_on_27_fails_cleanly(python27):
+    python = python27
     proc = subprocess.run(
         [python, CHILD_SCRIPT, "--workload", "cpu", "--mode", "procs", "--start-method", "spawn"] + TINY,
         capture_output=True,

@@ -1,9 +1,7 @@
 """The runner API on tiny grids: rows, pinning, unavailable cores, latency,
 several interpreters side by side, and (where giltrace can trace) --trace."""
 
-import glob
 import os
-import shutil
 import sys
 
 import pytest
@@ -12,15 +10,11 @@ from giltrace.bench import BenchConfig, run_bench
 from giltrace.bench.execute import COLUMNS
 from giltrace.bench.workloads.procinfo import parse_cpu_list
 
+from .. import capabilities
+
 USABLE = sorted(os.sched_getaffinity(0))
 TOO_MANY = len(USABLE) + 1
 TINY = dict(load=20000, io_ops=200, sync_ops=4, duration=0.05, repeat=1)
-
-
-def find_python(version):
-    root = os.environ.get("PYENV_ROOT", os.path.expanduser("~/.pyenv"))
-    found = sorted(glob.glob(os.path.join(root, "versions", version + ".*", "bin", "python")))
-    return found[-1] if found else shutil.which("python" + version)
 
 
 def bench(trace_dir=None, **options):
@@ -96,10 +90,7 @@ def test_latency_grid():
     assert "| 1 thread" in text and "| 1 process" in text and "| none" in text
 
 
-def test_python27_side_by_side():
-    python27 = find_python("2.7")
-    if python27 is None:
-        pytest.skip("no Python 2.7 here")
+def test_python27_side_by_side(python27):
     result = bench(workloads=["cpu"], cores=[1], ns=[2], modes=["thread", "procs"], pythons=[sys.executable, python27])
     runs = result.runs
     assert (runs["status"] == "ok").all()
@@ -107,18 +98,9 @@ def test_python27_side_by_side():
     assert "python 2.7." in result.render()
 
 
-def _can_trace():
-    try:
-        import giltrace
-
-        return giltrace.unsupported_reason() is None and hasattr(giltrace, "load")
-    except Exception:
-        return False
-
-
-@pytest.mark.skipif(not _can_trace(), reason="giltrace cannot trace in this interpreter")
-def test_trace_adds_contention_figures(tmp_path):
-    pythons = [sys.executable] + ([find_python("2.7")] if find_python("2.7") else [])
+def test_trace_adds_contention_figures(native, tmp_path):
+    found, _ = capabilities.probe("python27")  # 2.7 beside this one where the host has it
+    pythons = [sys.executable] + ([found] if found else [])
     result = bench(
         workloads=["cpu", "io", "latency-sync"],
         cores=[len(USABLE)],

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import csv
 import os
-import shutil
 import subprocess
 import sys
 
@@ -14,18 +13,15 @@ import pytest
 
 from giltrace import fileformat, layout
 
-from ..compat.pythons import python27
-
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
+pytestmark = pytest.mark.slow  # a 2.7 bench grid, built and traced: `make test-slow`
+
+
 @pytest.fixture(scope="module")
-def bench27(tmp_path_factory):
-    py27 = python27()
-    if not py27:
-        pytest.skip("no CPython 2.7 here (pyenv 2.7.18 or python2.7 on PATH)")
-    if not (shutil.which("gcc") or shutil.which("cc")):
-        pytest.skip("no C compiler: the 2.7 recorder cannot be built")
+def bench27(tmp_path_factory, python27, c_compiler):
+    py27 = python27
     out = tmp_path_factory.mktemp("b") / "run"
     env = dict(os.environ, XDG_CACHE_HOME=str(tmp_path_factory.mktemp("cache")))
     done = subprocess.run(

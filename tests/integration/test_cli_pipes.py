@@ -35,12 +35,16 @@ def shell(script, tmp_path, buffered=True):
 @pytest.mark.parametrize("buffered", [True, False], ids=["buffered", "unbuffered"])
 def test_summary_into_head_is_quiet(trace_file, tmp_path, buffered):
     # head exits after the first summary's first line: the second summary
-    # writes to a pipe nobody reads any more.
+    # writes to a pipe nobody reads any more.  Whether the first one's later
+    # lines still fit in the pipe before head exits is the scheduler's call
+    # (unbuffered, each line is a write: on a busy machine head can go after
+    # line one), so either command may end 0 or 141 -- the closed-pipe status
+    # of Unix tools, giltrace/cli/__init__.py -- and both must be silent.
     cmd = "%s summary %s" % (GILTRACE, shlex.quote(str(trace_file)))
     out, err = shell("{ %s; echo $? > first; %s; echo $? > second; } | head -1" % (cmd, cmd), tmp_path, buffered)
     assert err == ""
     assert out.startswith("trace ") and out.count("\n") == 1
-    assert (tmp_path / "first").read_text().strip() == "0"
+    assert (tmp_path / "first").read_text().strip() in ("0", "141")
     assert (tmp_path / "second").read_text().strip() in ("0", "141")
 
 

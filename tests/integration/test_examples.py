@@ -27,7 +27,14 @@ def test_thread_pool_example(native, tmp_path):
     )
     assert res.returncode == 0, res.stderr[-2000:]
     rows = {l.split()[0]: l.split() for l in res.stdout.splitlines()[1:]}
-    assert float(rows["pure"][3]) > 3 * float(rows["hashlib"][2])  # pool wait %: pure Python >> hashlib
+    pure_wait, pure_released = float(rows["pure"][3]), float(rows["pure"][5])  # "pure Python": one more column
+    hash_wait, hash_released = float(rows["hashlib"][2]), float(rows["hashlib"][4])
+    # The story: 3 of 4 pure-Python workers queue for the GIL (75 % in
+    # theory; 61-65 % beside two CPU burners), the hashlib pool spends its
+    # time with the GIL released (67-97 % seen) and waits far less (3-22 %):
+    # ratios of 2.8x and 6.7x at worst beside the burners.
+    assert pure_wait >= 45 and pure_wait >= 2 * hash_wait, res.stdout
+    assert hash_released >= 3 * pure_released, res.stdout
 
 
 def test_cpu_state_demo_tells_a_busy_cpu_from_gil_contention(native, tmp_path):

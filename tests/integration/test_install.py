@@ -47,13 +47,10 @@ def test_wheel_builds_installs_and_traces(native, tmp_path):
     assert res.stdout == "True\n"
 
 
-def test_installed_wheel_traces_python27(native, tmp_path):
+@pytest.mark.slow  # a second wheel build (~30 s); the 2.7 recorder is tested from the tree in tests/native/test_oldgil.py
+def test_installed_wheel_traces_python27(native, tmp_path, python27):
     """`giltrace run --python 2.7` from a real install: the recorder the wheel ships, no source tree."""
-    from ..compat.pythons import python27
-
-    py27 = python27()
-    if not py27:
-        pytest.skip("no CPython 2.7 here (pyenv 2.7.18 or python2.7 on PATH)")
+    py27 = python27
     wheels = tmp_path / "wheels"
     res = subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", REPO, "-w", str(wheels)],

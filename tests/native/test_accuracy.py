@@ -8,7 +8,7 @@ import numpy as np
 
 import giltrace
 
-from ..conftest import trace_threads
+from ..conftest import quiet_or_skip, trace_threads
 
 HOLD_NS = 20_000_000
 SPIN_NS = 3_000_000  # long enough for the holder thread to wake and take the GIL
@@ -76,8 +76,11 @@ def test_waits_and_holds_match_a_c_holder(native, tmp_path):
     # switch interval (5 ms) that the C code never honours.
     drops = ev[(ev["kind"] == "drop_request") & (ev["tid"] == main_tid)]
     assert (drops["holder_tid"] == holder_tid).mean() > 0.9
+    # At least one per hold (more when the waiter gets a CPU at each 5 ms
+    # timeout: ~3-4 idle, 1.6 seen beside two CPU burners), never more than
+    # the hold has switch intervals.
     per_hold = len(drops) / max(long_waits, 1)
-    assert 2 <= per_hold <= HOLD_NS / 5e6 + 1
+    assert 1 <= per_hold <= HOLD_NS / 5e6 + 1
     assert len(t.long_holds()) >= ROUNDS // 3
 
 
@@ -142,9 +145,13 @@ def test_sampler_sees_the_holder(native, tmp_path):
     held = s[(s["holder_tid"] == h.native_id) & (s["waiters"] >= 1)]
     # Sampled at the 1 ms period once the holder is past the switch interval
     # and the writer's next poll (20 ms) has seen it: ~70 samples, fewer when
-    # the machine is busy (the default 5 ms period would give at most 19).
-    assert len(held) >= 25 and held["locked"].all()
+    # the machine is busy (11 beside two CPU burners: the writer waits for a
+    # CPU); the default 5 ms period would give at most 19.
+    assert held["locked"].all()
     assert len(s) == len(held)  # nothing sampled while nobody was stuck
+    assert len(held) < 2 or np.diff(held["time_ns"]).min() >= 0.9e6  # never faster than the period
+    # (0 seen on a machine loaded far past two burners: the writer never ran during the hold)
+    quiet_or_skip(len(held) >= 25, "1 ms samples through a 95 ms hold: %d, 25 expected" % len(held))
     assert held["drop_request"].any()
     assert np.diff(s["time_ns"]).min() > 0
     assert len(t.stuck_holders()) == 1 and t.stuck_holders().loc[0, "holder_tid"] == h.native_id

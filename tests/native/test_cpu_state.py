@@ -4,7 +4,6 @@ GIL contention (docs/how-it-works.md, "CPU state")."""
 
 import os
 import runpy
-import shutil
 import subprocess
 import sys
 import textwrap
@@ -50,9 +49,7 @@ def traced(tmp_path, prefix=(), seconds=1.0):
     return giltrace.load(str(out))
 
 
-def test_a_holder_sharing_its_cpu_with_a_busy_process_is_seen_off_cpu(native, tmp_path):
-    if not shutil.which("taskset") or len(os.sched_getaffinity(0)) < 1:
-        pytest.skip("needs taskset")
+def test_a_holder_sharing_its_cpu_with_a_busy_process_is_seen_off_cpu(native, tmp_path, taskset):
     cpu = min(os.sched_getaffinity(0))
     burner = subprocess.Popen(["taskset", "-c", str(cpu), sys.executable, "-c", "while True: pass"])
     try:
@@ -84,7 +81,7 @@ def test_a_holder_sharing_its_cpu_with_a_busy_process_is_seen_off_cpu(native, tm
     assert "held off-CPU ms" in summary(trace)
 
 
-def test_on_an_idle_machine_the_holders_run_and_nothing_is_throttled(native, tmp_path):
+def test_on_an_idle_machine_the_holders_run_and_nothing_is_throttled(native, tmp_path, quiet_machine):
     """Nothing beside the program: the GIL's holders ran through their holds
     (run-queue time inside holds ~0), their CPU time is their hold time, and
     no finding blames the CPUs."""
@@ -104,9 +101,7 @@ def test_on_an_idle_machine_the_holders_run_and_nothing_is_throttled(native, tmp
     assert trace.cgroup_throttling()["throttled_s"] < 0.01
 
 
-def test_a_cgroup_cpu_quota_shows_as_throttling(native, tmp_path):
-    if os.geteuid() != 0:
-        pytest.skip("creating a cgroup needs root")
+def test_a_cgroup_cpu_quota_shows_as_throttling(native, tmp_path, cgroup_cpu):
     # the demo's own set-up: cgroup v2 (unified or hybrid) cpu.max, else v1's cfs quota
     demo = runpy.run_path(os.path.join(REPO, "examples", "cpu_state_demo.py"))
     try:

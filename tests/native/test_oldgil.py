@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 
 import numpy as np
@@ -17,7 +16,6 @@ import pytest
 
 from giltrace import fileformat, layout
 
-from ..compat.pythons import python27
 from giltrace.model import load
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -25,19 +23,14 @@ STARTER = os.path.join(REPO, "giltrace", "oldgil.py")
 
 
 @pytest.fixture(scope="module")
-def py27() -> str:
-    path = python27()
-    if not path:
-        pytest.skip("no CPython 2.7 here (pyenv 2.7.18 or python2.7 on PATH)")
-    return path
+def py27(python27) -> str:
+    return python27
 
 
 @pytest.fixture(scope="module")
-def oldgil_lib(tmp_path_factory) -> str:
+def oldgil_lib(tmp_path_factory, c_compiler) -> str:
     from giltrace import _build_oldgil
 
-    if not (shutil.which("gcc") or shutil.which("cc")):
-        pytest.skip("no C compiler: the 2.7 recorder cannot be built")
     os.environ.setdefault("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("cache")))
     return _build_oldgil.library_path()
 

@@ -3,10 +3,8 @@
 import ast
 import os
 import runpy
-import shutil
 import subprocess
 
-import pytest
 
 from giltrace import _binding, interpreters
 from giltrace.bench.interpreters import SUPPORTED, Interpreter
@@ -45,12 +43,8 @@ def test_it_imports_nothing_so_start_up_stays_cheap():
     assert runpy.run_path(PATH)["is_traceable"]((3, 9))
 
 
-def test_python27_can_load_it():
-    root = os.environ.get("PYENV_ROOT", os.path.expanduser("~/.pyenv"))
-    python = os.path.join(root, "versions", "2.7.18", "bin", "python")
-    python = python if os.path.exists(python) else shutil.which("python2.7")
-    if not python:
-        pytest.skip("no Python 2.7 here")
+def test_python27_can_load_it(python27):
+    python = python27
     out = subprocess.run(
         [python, "-c", "import imp; m = imp.load_source('t', %r); print(m.untraced_note((3, 6)))" % PATH],
         capture_output=True,
