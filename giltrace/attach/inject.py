@@ -278,6 +278,11 @@ def _inject_error(pid: int, kind: str, detail: str, timeout_s: float, tool: str)
             "no thread of process %d took the GIL within %.0f s (every thread is blocked outside Python); "
             "attach again while it is busy, or give it more time with --attach-timeout" % (pid, timeout_s)
         )
+    if kind == "sigtrap":  # ptrace_inject.py check_sigtrap: an int3 would reset the program's SIGTRAP action
+        return (
+            "cannot attach to process %d without changing its signal handling: %s (a breakpoint's SIGTRAP would "
+            "unblock it and reset its action); nothing was changed" % (pid, detail)
+        )
     return "%s could not inject into process %d: %s %s" % (tool, pid, kind, detail)
 
 

@@ -191,6 +191,21 @@ class Injector:
         if self.pid not in self.threads:
             raise Failure("exited", "the process exited")
 
+    def check_sigtrap(self) -> None:
+        """Refuse before any int3 when a breakpoint would change the program's
+        SIGTRAP handling for good: the kernel delivers an int3's SIGTRAP by
+        force, and when the thread blocks it, unblocks it there and resets the
+        action to SIG_DFL for the whole process (docs/how-it-works.md,
+        "Attaching"; measured: a handler installed by a program that blocks
+        every signal was gone after an attach)."""
+        bit = 1 << (signal.SIGTRAP - 1)
+        caught_or_ignored = (_status_mask(self.pid, None, "SigCgt") | _status_mask(self.pid, None, "SigIgn")) & bit
+        if not caught_or_ignored:
+            return  # SIG_DFL stays SIG_DFL; only a blocking thread that hits an int3 loses the bit (a documented limit)
+        for tid in self.threads:
+            if _status_mask(self.pid, tid, "SigBlk") & bit:
+                raise Failure("sigtrap", "thread %d blocks SIGTRAP, which the process handles or ignores" % tid)
+
     def _seize_refused_harmlessly(self, tid: int) -> bool:
         """EPERM for a thread: already ours (created by a seized thread: TRACECLONE
         attached it) or on its way out (the kernel refuses an exiting thread)."""
@@ -460,6 +475,7 @@ class Injector:
             t0 = now()
             self.seize_all()
             self.out["seize_ms"] = (now() - t0) * 1e3
+            self.check_sigtrap()
             self.inject()
         except Failure as exc:
             failure = exc
@@ -649,6 +665,19 @@ class Injector:
     def say(self, **kw) -> dict:
         self.out.update(kw)
         return self.out
+
+
+def _status_mask(pid: int, tid, field: str) -> int:
+    """A signal mask from /proc/PID[/task/TID]/status (0 if unreadable: the thread is gone)."""
+    path = "/proc/%d/status" % pid if tid is None else "/proc/%d/task/%d/status" % (pid, tid)
+    try:
+        with open(path) as f:
+            for line in f:
+                if line.startswith(field + ":"):
+                    return int(line.split(":", 1)[1].strip(), 16)
+    except (OSError, ValueError):
+        pass
+    return 0
 
 
 def _tgkill(tgid: int, tid: int, sig: int) -> None:

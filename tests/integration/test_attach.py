@@ -477,6 +477,44 @@ def test_no_safe_point_in_an_idle_target_leaves_it_alone(tmp_path):
     assert (status, stdout.splitlines()[-1], stderr) == (0, "signals []", "")
 
 
+# A SIGTRAP handler, and SIGTRAP blocked in every thread (as a program that
+# takes its signals with sigwait does): an int3's SIGTRAP, delivered by
+# force, would unblock it and reset the handler to SIG_DFL process-wide.
+SIGTRAP_BLOCKED = r'''
+import signal, sys, threading, time
+signal.signal(signal.SIGTRAP, lambda *a: print("handler ran", flush=True))
+signal.pthread_sigmask(signal.SIG_BLOCK, set(signal.valid_signals()))
+def work(until):
+    while time.monotonic() < until:
+        sum(range(5000)); time.sleep(0.005)
+until = time.monotonic() + float(sys.argv[1])
+threading.Thread(target=work, args=(until,)).start()
+print("ready 0", flush=True)
+work(until)
+print("bye", flush=True)
+'''
+
+
+def _signal_state(pid: int) -> list:
+    return [signal_masks(pid)] + [open("/proc/%d/task/%s/status" % (pid, t)).read().split("SigBlk:")[1].split()[0] for t in os.listdir("/proc/%d/task" % pid)]
+
+
+@needs_injector
+@needs_ptrace
+@needs_tracer
+def test_a_blocked_and_handled_sigtrap_is_refused_and_left_alone(tmp_path):
+    target = Target(tmp_path, SIGTRAP_BLOCKED, "8")
+    try:
+        before = _signal_state(target.pid)
+        res = giltrace_cli("attach", str(target.pid), "--duration", "1", "-o", str(tmp_path / "trap.gtr"))
+        _one_line_error(res, "cannot attach to process %d without changing its signal handling" % target.pid)
+        assert _signal_state(target.pid) == before  # the handler (SigCgt) and every thread's mask as they were
+        status, stdout, stderr = target.finish()
+    finally:
+        target.kill()
+    assert (status, stdout, stderr) == (0, "bye\n", "")  # no "handler ran"
+
+
 # -- errors --------------------------------------------------------------------
 
 
