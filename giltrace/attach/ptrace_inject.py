@@ -113,6 +113,7 @@ class Injector:
         self.held_signals: list = []  # signals the used thread got during our calls
         self.mem = -1
         self.exec_seen = False
+        self.cancelled = False  # SIGUSR1 from the CLI (Ctrl-C there): stop waiting for a safe point
         self.out: dict = {"ok": False, "stops_ms": [], "strategy": "ptrace"}
         self._wake_r, self._wake_w = os.pipe()
 
@@ -225,10 +226,13 @@ class Injector:
 
     # -- events --------------------------------------------------------------------------
 
-    def wait_any(self, deadline: float):
+    def wait_any(self, deadline: float, cancellable: bool = False):
         """The next (tid, status) of a tracee; Timeout at ``deadline``.  SIGCHLD
-        wakes the select (set_wakeup_fd): no event is lost to a timer."""
+        wakes the select (set_wakeup_fd): no event is lost to a timer.
+        ``cancellable``: Failure("interrupted") once the CLI asked to cancel."""
         while True:
+            if cancellable and self.cancelled:
+                raise Failure("interrupted", "interrupted before any thread reached a safe point")
             try:
                 tid, status = os.waitpid(-1, WALL | os.WNOHANG)
             except ChildProcessError:
@@ -466,6 +470,7 @@ class Injector:
         signal.set_wakeup_fd(self._wake_w)
         for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             signal.signal(sig, signal.SIG_IGN)  # never leave int3s behind (inject.py bounds our time)
+        signal.signal(signal.SIGUSR1, self._cancel)  # the CLI's Ctrl-C: give up waiting, restore, detach
         try:
             self.mem = os.open("/proc/%d/mem" % self.pid, os.O_RDWR)
         except OSError as exc:
@@ -495,6 +500,9 @@ class Injector:
             return self.say(error=failure.kind, detail=failure.detail)
         return self.say(ok=True)
 
+    def _cancel(self, signum, frame) -> None:
+        self.cancelled = True  # the wakeup fd wakes wait_any's select
+
     def inject(self) -> None:
         if not self.points:
             raise Failure("not-python", "no safe point in the process")
@@ -503,7 +511,7 @@ class Injector:
         deadline = now() + self.timeout_s
         while True:
             try:
-                tid, status = self.wait_any(deadline)
+                tid, status = self.wait_any(deadline, cancellable=True)
             except Timeout:
                 raise Failure("no-safe-point", "no thread took the GIL in %.0f s" % self.timeout_s) from None
             got = self.handle(tid, status)

@@ -496,7 +496,9 @@ print("bye", flush=True)
 
 
 def _signal_state(pid: int) -> list:
-    return [signal_masks(pid)] + [open("/proc/%d/task/%s/status" % (pid, t)).read().split("SigBlk:")[1].split()[0] for t in os.listdir("/proc/%d/task" % pid)]
+    return [signal_masks(pid)] + [
+        open("/proc/%d/task/%s/status" % (pid, t)).read().split("SigBlk:")[1].split()[0] for t in os.listdir("/proc/%d/task" % pid)
+    ]
 
 
 @needs_injector
@@ -513,6 +515,55 @@ def test_a_blocked_and_handled_sigtrap_is_refused_and_left_alone(tmp_path):
     finally:
         target.kill()
     assert (status, stdout, stderr) == (0, "bye\n", "")  # no "handler ran"
+
+
+def _text_bytes(pid: int, names) -> dict:
+    """The first bytes of functions in the target's memory (an int3 of ours shows as 0xcc)."""
+    from giltrace.attach import symbols
+
+    where = symbols.lookup(pid, set(names))
+    where["entry"] = symbols.entry_point(pid)
+    with open("/proc/%d/mem" % pid, "rb", buffering=0) as f:
+        return {name: os.pread(f.fileno(), 16, addr) for name, addr in where.items()}
+
+
+@needs_injector
+@needs_ptrace
+@needs_tracer
+def test_ctrl_c_while_waiting_for_a_safe_point_leaves_the_target_as_it_was(tmp_path):
+    import signal
+
+    target = Target(tmp_path, IDLE, "12")
+    names = ("PyEval_SaveThread", "PyRun_SimpleStringFlags")
+    try:
+        before = _text_bytes(target.pid, names)
+        cli = subprocess.Popen(
+            [sys.executable, "-m", "giltrace", "attach", str(target.pid), "--attach-timeout", "60", "-o", str(tmp_path / "c.gtr")],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=cli_env(),
+            stdin=subprocess.DEVNULL,
+        )
+        try:  # the int3s are in: the helper waits for a thread that never comes
+            assert wait_until(lambda: _text_bytes(target.pid, names)["PyEval_SaveThread"][:1] == b"\xcc", 60, 0.01)
+            cli.send_signal(signal.SIGINT)
+            t0 = time.monotonic()
+            _, stderr = cli.communicate(timeout=60)
+        finally:
+            if cli.poll() is None:
+                cli.kill()
+        assert time.monotonic() - t0 < 20  # not the 60 s of --attach-timeout (seen: 0.8 s)
+        assert cli.returncode == 130 and stderr.strip().splitlines() == [
+            "giltrace: error: interrupted while attaching: nothing ran in process %d, which runs on as before" % target.pid
+        ], stderr
+        assert _text_bytes(target.pid, names) == before
+        assert "TracerPid:\t0\n" in open("/proc/%d/status" % target.pid).read()
+        assert not os.path.exists(tmp_path / "c.gtr")
+        status, stdout, stderr = target.finish()
+    finally:
+        target.kill()
+    assert (status, stdout.splitlines()[-1], stderr) == (0, "signals []", "")  # the CLI's SIGINT never reached it
 
 
 # -- errors --------------------------------------------------------------------
