@@ -108,6 +108,7 @@ class Injector:
         self.stepping: set = set()
         self.patched: dict = {}  # address -> original byte
         self.ever_patched: set = set()
+        self.originals: dict = {}  # address -> original byte, kept after unpatch: for children forked before it
         self.forks: dict = {}  # forked child -> it shares our memory (vfork), until its first stop
         self.early_children: set = set()  # stopped before its parent's fork event said what it is
         self.held_signals: list = []  # signals the used thread got during our calls
@@ -132,6 +133,7 @@ class Injector:
     def patch(self, addr: int) -> None:
         if addr not in self.patched:
             self.patched[addr] = self.read(addr, 1)
+            self.originals.setdefault(addr, self.patched[addr])
             self.ever_patched.add(addr)
             self.write(addr, INT3)
 
@@ -346,13 +348,15 @@ class Injector:
 
     def release_child(self, child: int) -> None:
         """A child forked while our int3s were in place: its copy of the bytes
-        back (not for vfork: it shares our memory), then let it go."""
+        back (not for vfork: it shares our memory), then let it go.  Every byte
+        ever patched: its fork event can come after we took them out of the
+        parent (seen: a child released by the detach died of SIGTRAP)."""
         vfork = self.forks.pop(child, False)
         try:
-            if self.patched and not vfork:
+            if self.originals and not vfork and not self.exec_seen:
                 fd = os.open("/proc/%d/mem" % child, os.O_RDWR)
                 try:
-                    for addr, orig in self.patched.items():
+                    for addr, orig in self.originals.items():
                         os.pwrite(fd, orig, addr)
                 finally:
                     os.close(fd)
@@ -657,6 +661,8 @@ class Injector:
             waiting.discard(tid)
         for child in list(self.early_children):
             self.release_child(child)  # its parent's event never came: detach it as a fork
+        for child in list(self.forks):
+            self.release_child(child)  # its first stop has not come: its bytes now (the detach itself may fail)
         for tid in list(self.threads):
             try:
                 ptrace(PTRACE_DETACH, tid, 0, pass_on.get(tid, 0))
