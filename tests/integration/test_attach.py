@@ -537,14 +537,7 @@ def test_ctrl_c_while_waiting_for_a_safe_point_leaves_the_target_as_it_was(tmp_p
     names = ("PyEval_SaveThread", "PyRun_SimpleStringFlags")
     try:
         before = _text_bytes(target.pid, names)
-        cli = subprocess.Popen(
-            [sys.executable, "-m", "giltrace", "attach", str(target.pid), "--attach-timeout", "60", "-o", str(tmp_path / "c.gtr")],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            env=cli_env(),
-            stdin=subprocess.DEVNULL,
-        )
+        cli = _attach_in_background(target.pid, "--attach-timeout", "60", "-o", str(tmp_path / "c.gtr"))
         try:  # the int3s are in: the helper waits for a thread that never comes
             assert wait_until(lambda: _text_bytes(target.pid, names)["PyEval_SaveThread"][:1] == b"\xcc", 60, 0.01)
             cli.send_signal(signal.SIGINT)
