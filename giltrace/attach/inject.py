@@ -19,6 +19,7 @@ import json
 import os
 import platform
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -27,7 +28,7 @@ from dataclasses import dataclass, field
 from typing import List, Optional
 
 from .. import errors
-from .target import AttachError, Target
+from .target import AttachError, AttachInterrupted, Target
 
 GDB_ENV = "GILTRACE_GDB"  # a gdb to use instead of the one on PATH (tests point it at a missing file)
 INJECTOR_ENV = "GILTRACE_INJECTOR"  # "gdb": inject with gdb instead of giltrace's own ptrace code
@@ -51,6 +52,7 @@ class Injection:
     strategy: str
     stops_ms: List[float] = field(default_factory=list)  # each interval the target was stopped
     safe_point: str = ""
+    interrupted: bool = False  # Ctrl-C came after the code ran: start, then stop at once
 
 
 REQUIRED = (
@@ -81,13 +83,17 @@ class PtraceInjector:
 
     def inject(self, target: Target, code: str) -> Injection:
         result = run_helper(self.params(target, code), self.timeout_s + 60)
+        if result.get("error") == "interrupted":  # the helper gave up waiting for a safe point: nothing ran
+            raise _interrupted(target.pid)
         if not result.get("ok"):
             if result.get("error") == "attach":
                 from .target import check_state, status
 
                 check_state(target.pid, status(target.pid))
             raise AttachError(_inject_error(target.pid, result.get("error", ""), result.get("detail", ""), self.timeout_s, "giltrace"))
-        return Injection("ptrace", [float(x) for x in result.get("stops_ms", [])], str(result.get("safe_point", "")))
+        return Injection(
+            "ptrace", [float(x) for x in result.get("stops_ms", [])], str(result.get("safe_point", "")), bool(result.get("interrupted"))
+        )
 
     def params(self, target: Target, code: str) -> dict:
         """What the helper needs: every address resolved here, before it touches the target."""
@@ -126,11 +132,17 @@ def unsupported_machine() -> Optional[str]:
 
 
 def run_helper(params: dict, timeout_s: float) -> dict:
-    """Run ptrace_inject.py in its own process: its result line (AttachError if none)."""
+    """Run ptrace_inject.py in its own process: its result line (AttachError if none),
+    with ``interrupted`` set if Ctrl-C came meanwhile (the helper was told to give up waiting)."""
     script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "ptrace_inject.py")
     env = dict(os.environ, GILTRACE_INJECT=json.dumps(params))
-    stdout, stderr = _run_tool([sys.executable, "-I", "-S", script], env, timeout_s, int(params["pid"]), "giltrace's injector")
+    cmd = [sys.executable, "-I", "-S", script]
+    stdout, stderr, interrupted = _run_tool(cmd, env, timeout_s, int(params["pid"]), "giltrace's injector", signal.SIGUSR1)
     result = _result_line(stdout)
+    if result is None and interrupted:
+        raise _interrupted(int(params["pid"]))
+    if result is not None and interrupted:
+        result["interrupted"] = True
     if result is None:
         tail = (stderr.strip().splitlines() or ["no output"])[-1]
         raise AttachError("giltrace's injector failed on process %d: %s" % (int(params["pid"]), tail))
@@ -200,8 +212,10 @@ class GdbInjector:
         env = dict(os.environ, GILTRACE_INJECT=json.dumps(params), PYTHONSAFEPATH="1")
         for var in ("PYTHONPATH", "PYTHONHOME"):  # gdb's own Python must not see ours
             env.pop(var, None)
-        stdout, stderr = _run_tool(cmd, env, self.timeout_s + 60, target.pid, "gdb")
+        stdout, stderr, interrupted = _run_tool(cmd, env, self.timeout_s + 60, target.pid, "gdb")
         result = _result_line(stdout)
+        if interrupted and not (result and result.get("ok")):
+            raise _interrupted(target.pid)
         if AMX_ERROR in stdout + stderr:
             raise AttachError(
                 "gdb cannot call functions in process %d on this CPU (%s: a gdb older than 14 on a CPU with AMX); "
@@ -216,7 +230,7 @@ class GdbInjector:
 
                 check_state(target.pid, status(target.pid))
             raise AttachError(_inject_error(target.pid, result.get("error", ""), result.get("detail", ""), self.timeout_s, "gdb"))
-        return Injection("gdb", [float(x) for x in result.get("stops_ms", [])], str(result.get("safe_point", "")))
+        return Injection("gdb", [float(x) for x in result.get("stops_ms", [])], str(result.get("safe_point", "")), interrupted)
 
     def cleanup(self) -> None:
         """Nothing is left behind: gdb has detached."""
@@ -233,12 +247,14 @@ def _result_line(stdout: str) -> Optional[dict]:
     return result
 
 
-def _run_tool(cmd: List[str], env: dict, timeout_s: float, pid: int, what: str) -> "tuple[str, str]":
-    """Run the injecting process (gdb or our helper) to the end.  It is never
-    killed while attached: a killed tracer leaves its int3s in the target,
-    which would then die of SIGTRAP.  Ctrl-C waits for it (its own session:
-    the terminal's SIGINT does not reach it); a hung one gets SIGTERM (gdb
-    detaches and quits on it; our helper ignores it and ends by its own timeouts)."""
+def _run_tool(cmd: List[str], env: dict, timeout_s: float, pid: int, what: str, cancel: Optional[int] = None) -> "tuple[str, str, bool]":
+    """Run the injecting process (gdb or our helper) to the end: (stdout, stderr,
+    whether Ctrl-C came).  It is never killed while attached: a killed tracer
+    leaves its int3s in the target, which would then die of SIGTRAP.  Ctrl-C
+    waits for it (its own session: the terminal's SIGINT does not reach it),
+    after sending it ``cancel`` (our helper: stop waiting for a safe point,
+    restore and detach); a hung one gets SIGTERM (gdb detaches and quits on
+    it; our helper ignores it and ends by its own timeouts)."""
     proc = subprocess.Popen(
         cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True, env=env, start_new_session=True
     )
@@ -249,14 +265,21 @@ def _run_tool(cmd: List[str], env: dict, timeout_s: float, pid: int, what: str) 
             stdout, stderr = proc.communicate(timeout=max(0.1, deadline - time.monotonic()))
             break
         except KeyboardInterrupt:
+            if cancel is not None and not interrupted:
+                try:
+                    proc.send_signal(cancel)
+                except OSError:
+                    pass
             interrupted = True
         except subprocess.TimeoutExpired:
             proc.terminate()
             stdout, stderr = proc.communicate()
             raise AttachError("%s did not finish attaching to process %d in %.0f s" % (what, pid, timeout_s)) from None
-    if interrupted:
-        raise KeyboardInterrupt
-    return stdout, stderr
+    return stdout, stderr, interrupted
+
+
+def _interrupted(pid: int) -> AttachInterrupted:
+    return AttachInterrupted("interrupted while attaching: nothing ran in process %d, which runs on as before" % pid)
 
 
 def _inject_error(pid: int, kind: str, detail: str, timeout_s: float, tool: str) -> str:
@@ -277,6 +300,11 @@ def _inject_error(pid: int, kind: str, detail: str, timeout_s: float, tool: str)
         return (
             "no thread of process %d took the GIL within %.0f s (every thread is blocked outside Python); "
             "attach again while it is busy, or give it more time with --attach-timeout" % (pid, timeout_s)
+        )
+    if kind == "sigtrap":  # ptrace_inject.py check_sigtrap: an int3 would reset the program's SIGTRAP action
+        return (
+            "cannot attach to process %d without changing its signal handling: %s (a breakpoint's SIGTRAP would "
+            "unblock it and reset its action); nothing was changed" % (pid, detail)
         )
     return "%s could not inject into process %d: %s %s" % (tool, pid, kind, detail)
 

@@ -108,11 +108,13 @@ class Injector:
         self.stepping: set = set()
         self.patched: dict = {}  # address -> original byte
         self.ever_patched: set = set()
+        self.originals: dict = {}  # address -> original byte, kept after unpatch: for children forked before it
         self.forks: dict = {}  # forked child -> it shares our memory (vfork), until its first stop
         self.early_children: set = set()  # stopped before its parent's fork event said what it is
         self.held_signals: list = []  # signals the used thread got during our calls
         self.mem = -1
         self.exec_seen = False
+        self.cancelled = False  # SIGUSR1 from the CLI (Ctrl-C there): stop waiting for a safe point
         self.out: dict = {"ok": False, "stops_ms": [], "strategy": "ptrace"}
         self._wake_r, self._wake_w = os.pipe()
 
@@ -131,6 +133,7 @@ class Injector:
     def patch(self, addr: int) -> None:
         if addr not in self.patched:
             self.patched[addr] = self.read(addr, 1)
+            self.originals.setdefault(addr, self.patched[addr])
             self.ever_patched.add(addr)
             self.write(addr, INT3)
 
@@ -191,6 +194,21 @@ class Injector:
         if self.pid not in self.threads:
             raise Failure("exited", "the process exited")
 
+    def check_sigtrap(self) -> None:
+        """Refuse before any int3 when a breakpoint would change the program's
+        SIGTRAP handling for good: the kernel delivers an int3's SIGTRAP by
+        force, and when the thread blocks it, unblocks it there and resets the
+        action to SIG_DFL for the whole process (docs/how-it-works.md,
+        "Attaching"; measured: a handler installed by a program that blocks
+        every signal was gone after an attach)."""
+        bit = 1 << (signal.SIGTRAP - 1)
+        caught_or_ignored = (_status_mask(self.pid, None, "SigCgt") | _status_mask(self.pid, None, "SigIgn")) & bit
+        if not caught_or_ignored:
+            return  # SIG_DFL stays SIG_DFL; only a blocking thread that hits an int3 loses the bit (a documented limit)
+        for tid in self.threads:
+            if _status_mask(self.pid, tid, "SigBlk") & bit:
+                raise Failure("sigtrap", "thread %d blocks SIGTRAP, which the process handles or ignores" % tid)
+
     def _seize_refused_harmlessly(self, tid: int) -> bool:
         """EPERM for a thread: already ours (created by a seized thread: TRACECLONE
         attached it) or on its way out (the kernel refuses an exiting thread)."""
@@ -210,10 +228,13 @@ class Injector:
 
     # -- events --------------------------------------------------------------------------
 
-    def wait_any(self, deadline: float):
+    def wait_any(self, deadline: float, cancellable: bool = False):
         """The next (tid, status) of a tracee; Timeout at ``deadline``.  SIGCHLD
-        wakes the select (set_wakeup_fd): no event is lost to a timer."""
+        wakes the select (set_wakeup_fd): no event is lost to a timer.
+        ``cancellable``: Failure("interrupted") once the CLI asked to cancel."""
         while True:
+            if cancellable and self.cancelled:
+                raise Failure("interrupted", "interrupted before any thread reached a safe point")
             try:
                 tid, status = os.waitpid(-1, WALL | os.WNOHANG)
             except ChildProcessError:
@@ -327,13 +348,15 @@ class Injector:
 
     def release_child(self, child: int) -> None:
         """A child forked while our int3s were in place: its copy of the bytes
-        back (not for vfork: it shares our memory), then let it go."""
+        back (not for vfork: it shares our memory), then let it go.  Every byte
+        ever patched: its fork event can come after we took them out of the
+        parent (seen: a child released by the detach died of SIGTRAP)."""
         vfork = self.forks.pop(child, False)
         try:
-            if self.patched and not vfork:
+            if self.originals and not vfork and not self.exec_seen:
                 fd = os.open("/proc/%d/mem" % child, os.O_RDWR)
                 try:
-                    for addr, orig in self.patched.items():
+                    for addr, orig in self.originals.items():
                         os.pwrite(fd, orig, addr)
                 finally:
                     os.close(fd)
@@ -451,6 +474,7 @@ class Injector:
         signal.set_wakeup_fd(self._wake_w)
         for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             signal.signal(sig, signal.SIG_IGN)  # never leave int3s behind (inject.py bounds our time)
+        signal.signal(signal.SIGUSR1, self._cancel)  # the CLI's Ctrl-C: give up waiting, restore, detach
         try:
             self.mem = os.open("/proc/%d/mem" % self.pid, os.O_RDWR)
         except OSError as exc:
@@ -460,6 +484,7 @@ class Injector:
             t0 = now()
             self.seize_all()
             self.out["seize_ms"] = (now() - t0) * 1e3
+            self.check_sigtrap()
             self.inject()
         except Failure as exc:
             failure = exc
@@ -479,6 +504,9 @@ class Injector:
             return self.say(error=failure.kind, detail=failure.detail)
         return self.say(ok=True)
 
+    def _cancel(self, signum, frame) -> None:
+        self.cancelled = True  # the wakeup fd wakes wait_any's select
+
     def inject(self) -> None:
         if not self.points:
             raise Failure("not-python", "no safe point in the process")
@@ -487,7 +515,7 @@ class Injector:
         deadline = now() + self.timeout_s
         while True:
             try:
-                tid, status = self.wait_any(deadline)
+                tid, status = self.wait_any(deadline, cancellable=True)
             except Timeout:
                 raise Failure("no-safe-point", "no thread took the GIL in %.0f s" % self.timeout_s) from None
             got = self.handle(tid, status)
@@ -633,6 +661,8 @@ class Injector:
             waiting.discard(tid)
         for child in list(self.early_children):
             self.release_child(child)  # its parent's event never came: detach it as a fork
+        for child in list(self.forks):
+            self.release_child(child)  # its first stop has not come: its bytes now (the detach itself may fail)
         for tid in list(self.threads):
             try:
                 ptrace(PTRACE_DETACH, tid, 0, pass_on.get(tid, 0))
@@ -649,6 +679,19 @@ class Injector:
     def say(self, **kw) -> dict:
         self.out.update(kw)
         return self.out
+
+
+def _status_mask(pid: int, tid, field: str) -> int:
+    """A signal mask from /proc/PID[/task/TID]/status (0 if unreadable: the thread is gone)."""
+    path = "/proc/%d/status" % pid if tid is None else "/proc/%d/task/%d/status" % (pid, tid)
+    try:
+        with open(path) as f:
+            for line in f:
+                if line.startswith(field + ":"):
+                    return int(line.split(":", 1)[1].strip(), 16)
+    except (OSError, ValueError):
+        pass
+    return 0
 
 
 def _tgkill(tgid: int, tid: int, sig: int) -> None:

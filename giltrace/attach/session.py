@@ -87,6 +87,7 @@ class Session:
         params = self._make_dir(target)
         params.update(self.options)
         self.injection = injector.inject(target, bootstrap_code(params))
+        self.interrupted = self.injection.interrupted  # Ctrl-C after the code ran: start, then stop at once
         try:
             self._accept()
             while True:

@@ -26,6 +26,12 @@ class AttachError(GiltraceError):
     """The target cannot be attached to (the message says why and what to do)."""
 
 
+class AttachInterrupted(AttachError):
+    """Ctrl-C while attaching, before anything ran in the target (left as it was)."""
+
+    exit_code = 130  # as a shell reports a program ended by SIGINT
+
+
 @dataclass
 class Target:
     pid: int

@@ -93,7 +93,8 @@ def _top_of_pid(args: argparse.Namespace) -> int:
     session = Session(args.pid, attach_timeout_s=args.attach_timeout)
     with stop_signals_interrupt(), session:
         title = "giltrace top: process %d (CPython %s)" % (args.pid, session.target.version_text)
-        _loop(args, session.trace_path, title, session.running)
+        if not session.interrupted:  # Ctrl-C while attaching: detach at once
+            _loop(args, session.trace_path, title, session.running)
         message = "detached from process %d" % args.pid
         try:
             stats = session.stop()

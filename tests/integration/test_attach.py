@@ -477,6 +477,88 @@ def test_no_safe_point_in_an_idle_target_leaves_it_alone(tmp_path):
     assert (status, stdout.splitlines()[-1], stderr) == (0, "signals []", "")
 
 
+# A SIGTRAP handler, and SIGTRAP blocked in every thread (as a program that
+# takes its signals with sigwait does): an int3's SIGTRAP, delivered by
+# force, would unblock it and reset the handler to SIG_DFL process-wide.
+SIGTRAP_BLOCKED = r'''
+import signal, sys, threading, time
+signal.signal(signal.SIGTRAP, lambda *a: print("handler ran", flush=True))
+signal.pthread_sigmask(signal.SIG_BLOCK, set(signal.valid_signals()))
+def work(until):
+    while time.monotonic() < until:
+        sum(range(5000)); time.sleep(0.005)
+until = time.monotonic() + float(sys.argv[1])
+threading.Thread(target=work, args=(until,)).start()
+print("ready 0", flush=True)
+work(until)
+print("bye", flush=True)
+'''
+
+
+def _signal_state(pid: int) -> list:
+    return [signal_masks(pid)] + [
+        open("/proc/%d/task/%s/status" % (pid, t)).read().split("SigBlk:")[1].split()[0] for t in os.listdir("/proc/%d/task" % pid)
+    ]
+
+
+@needs_injector
+@needs_ptrace
+@needs_tracer
+def test_a_blocked_and_handled_sigtrap_is_refused_and_left_alone(tmp_path):
+    target = Target(tmp_path, SIGTRAP_BLOCKED, "8")
+    try:
+        before = _signal_state(target.pid)
+        res = giltrace_cli("attach", str(target.pid), "--duration", "1", "-o", str(tmp_path / "trap.gtr"))
+        _one_line_error(res, "cannot attach to process %d without changing its signal handling" % target.pid)
+        assert _signal_state(target.pid) == before  # the handler (SigCgt) and every thread's mask as they were
+        status, stdout, stderr = target.finish()
+    finally:
+        target.kill()
+    assert (status, stdout, stderr) == (0, "bye\n", "")  # no "handler ran"
+
+
+def _text_bytes(pid: int, names) -> dict:
+    """The first bytes of functions in the target's memory (an int3 of ours shows as 0xcc)."""
+    from giltrace.attach import symbols
+
+    where = symbols.lookup(pid, set(names))
+    where["entry"] = symbols.entry_point(pid)
+    with open("/proc/%d/mem" % pid, "rb", buffering=0) as f:
+        return {name: os.pread(f.fileno(), 16, addr) for name, addr in where.items()}
+
+
+@needs_injector
+@needs_ptrace
+@needs_tracer
+def test_ctrl_c_while_waiting_for_a_safe_point_leaves_the_target_as_it_was(tmp_path):
+    import signal
+
+    target = Target(tmp_path, IDLE, "12")
+    names = ("PyEval_SaveThread", "PyRun_SimpleStringFlags")
+    try:
+        before = _text_bytes(target.pid, names)
+        cli = _attach_in_background(target.pid, "--attach-timeout", "60", "-o", str(tmp_path / "c.gtr"))
+        try:  # the int3s are in: the helper waits for a thread that never comes
+            assert wait_until(lambda: _text_bytes(target.pid, names)["PyEval_SaveThread"][:1] == b"\xcc", 60, 0.01)
+            cli.send_signal(signal.SIGINT)
+            t0 = time.monotonic()
+            _, stderr = cli.communicate(timeout=60)
+        finally:
+            if cli.poll() is None:
+                cli.kill()
+        assert time.monotonic() - t0 < 20  # not the 60 s of --attach-timeout (seen: 0.8 s)
+        assert cli.returncode == 130 and stderr.strip().splitlines() == [
+            "giltrace: error: interrupted while attaching: nothing ran in process %d, which runs on as before" % target.pid
+        ], stderr
+        assert _text_bytes(target.pid, names) == before
+        assert "TracerPid:\t0\n" in open("/proc/%d/status" % target.pid).read()
+        assert not os.path.exists(tmp_path / "c.gtr")
+        status, stdout, stderr = target.finish()
+    finally:
+        target.kill()
+    assert (status, stdout.splitlines()[-1], stderr) == (0, "signals []", "")  # the CLI's SIGINT never reached it
+
+
 # -- errors --------------------------------------------------------------------
 
 
