@@ -73,6 +73,42 @@ def test_a_planted_fifo_is_refused_without_blocking(tmp_path, trace_path, name):
 
 
 @pytest.mark.parametrize("name", sorted(COMMANDS))
+def test_a_planted_hard_link_is_never_written_through(tmp_path, trace_path, name):
+    """A second name for the victim (O_NOFOLLOW does not see it): refused,
+    or, for exports (renamed into place), the name replaced, never the victim
+    written."""
+    victim = tmp_path / "victim"
+    victim.write_bytes(b"precious\n")
+    out = tmp_path / ("out" + SUFFIX[name])
+    os.link(victim, out)
+    r = cli(tmp_path, *COMMANDS[name](trace_path, str(out)))
+    assert victim.read_bytes() == b"precious\n"
+    if not name.startswith("export"):
+        assert r.returncode != 0 and len(r.stderr.strip().splitlines()) == 1, r.stderr
+        assert "hard links" in r.stderr and "Traceback" not in r.stderr
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="planting another user's file needs chown (root)")
+@pytest.mark.parametrize("name", sorted(COMMANDS))
+def test_another_users_file_in_a_sticky_directory_is_refused(tmp_path, trace_path, name):
+    """/tmp's case: a file planted by another user (world-writable, so root's
+    data would be theirs to read) under the name root was told to write."""
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    os.chmod(shared, 0o1777)
+    out = shared / ("out" + SUFFIX[name])
+    out.write_bytes(b"planted\n")
+    os.chown(out, 65534, 65534)
+    os.chmod(out, 0o666)
+    r = cli(tmp_path, *COMMANDS[name](trace_path, str(out)))
+    if name.startswith("export"):  # renamed into place: the planted file is replaced, not written
+        assert r.returncode == 0 and out.stat().st_uid == 0, r.stderr
+        return
+    assert r.returncode != 0 and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert "another user" in r.stderr and out.read_bytes() == b"planted\n"
+
+
+@pytest.mark.parametrize("name", sorted(COMMANDS))
 def test_new_files_are_0600(tmp_path, trace_path, name):
     out = tmp_path / ("out" + SUFFIX[name])
     r = cli(tmp_path, *COMMANDS[name](trace_path, str(out)))
