@@ -138,3 +138,15 @@ def test_giltrace_template_refuses_a_planted_link(tmp_path):
     assert "child ran" in r.stdout and "status 0" in r.stdout, (r.stdout, r.stderr)
     assert victim.read_bytes() == b"precious\n"
     assert "refusing" in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+
+
+def test_top_refuses_a_hard_linked_output_before_running_the_program(tmp_path):
+    """top -o is written at the end: its refusal must come before the program runs."""
+    victim = tmp_path / "victim"
+    victim.write_bytes(b"precious\n")
+    os.link(victim, tmp_path / "out.gtr")
+    (tmp_path / "marker.py").write_text("open('ran', 'w').close()\n")
+    args = ["-m", "giltrace", "top", "--iterations", "1", "--interval", "0.2", "-o", "out.gtr", "--", "marker.py"]
+    r = run_python(args, cwd=str(tmp_path), timeout=60, env={"GILTRACE": ""})
+    assert r.returncode == 2 and "hard links" in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert not (tmp_path / "ran").exists() and victim.read_bytes() == b"precious\n"
