@@ -301,41 +301,70 @@ def coverage(starts: np.ndarray, ends: np.ndarray, at: np.ndarray) -> np.ndarray
     return np.where(k >= 0, before[np.maximum(k, 0)] + inside, 0.0)
 
 
+def _blame_overlaps(spans: pd.DataFrame):
+    """Each (wait, hold) overlap once: (waiter tids, holder tids, waiter index
+    and holder index of each overlap, its seconds, each waiter's total wait in
+    seconds).  Holds never overlap (one holder at a time): sorted by start,
+    their ends are sorted too, and the holds a wait overlaps are one run of
+    that order, so the work is linear in the overlaps, not in waiters x
+    holders (issue 25: 5,000 threads)."""
+    waits = spans[spans["state"] == "wait"]
+    holds = spans[spans["state"] == "hold"]
+    waiters = np.sort(waits["tid"].unique())
+    holders = np.sort(holds["tid"].unique())
+    total = (waits.groupby("tid")["duration_ns"].sum() / 1e9).reindex(waiters).to_numpy(dtype=np.float64)
+    if not len(waiters) or not len(holders):
+        empty = np.zeros(0, dtype=np.int64)
+        return waiters, holders, empty, empty, np.zeros(0), total
+    order = np.argsort(holds["start_ns"].to_numpy(), kind="stable")
+    s = holds["start_ns"].to_numpy()[order].astype(np.int64)
+    e = holds["end_ns"].to_numpy()[order].astype(np.int64)
+    h = np.searchsorted(holders, holds["tid"].to_numpy()[order])
+    a = waits["start_ns"].to_numpy().astype(np.int64)
+    b = waits["end_ns"].to_numpy().astype(np.int64)
+    w = np.searchsorted(waiters, waits["tid"].to_numpy())
+    lo = np.searchsorted(e, a, side="right")  # first hold ending after the wait began
+    hi = np.searchsorted(s, b, side="left")  # past the last hold starting before it ended
+    n = np.maximum(hi - lo, 0)
+    pair_wait = np.repeat(np.arange(len(a)), n)
+    pair_hold = np.arange(int(n.sum())) - np.repeat(np.cumsum(n) - n, n) + np.repeat(lo, n)
+    overlap = np.minimum(e[pair_hold], b[pair_wait]) - np.maximum(s[pair_hold], a[pair_wait])
+    return waiters, holders, w[pair_wait], h[pair_hold], np.maximum(overlap, 0) / 1e9, total
+
+
 def blame(spans: pd.DataFrame) -> pd.DataFrame:
     """Who made whom wait: seconds of each thread's waiting (rows) spent while
     each other thread held the GIL (columns).  The column ``nobody`` is the
     part of the waits when no thread held it (hand-off latency: the GIL was
-    free but the waiter had not run yet)."""
-    waits = spans[spans["state"] == "wait"]
-    holds = spans[spans["state"] == "hold"]
-    waiters = sorted(waits["tid"].unique())
-    holders = sorted(holds["tid"].unique())
+    free but the waiter had not run yet).  Dense: waiters x holders floats
+    (5,000 threads: 200 MB); blame_pairs has the same figures in proportion
+    to the pairs that overlapped."""
+    waiters, holders, w, h, seconds, total = _blame_overlaps(spans)
     matrix = np.zeros((len(waiters), len(holders)))
-    if waiters and holders:
-        # Holds never overlap (one holder at a time): sorted by start, their
-        # ends are sorted too, and the holds a wait overlaps are one run of
-        # that order.  Each (wait, hold) overlap is visited once: linear in
-        # the overlaps, not in waiters x holders (issue 25: 5,000 threads).
-        order = np.argsort(holds["start_ns"].to_numpy(), kind="stable")
-        s = holds["start_ns"].to_numpy()[order].astype(np.int64)
-        e = holds["end_ns"].to_numpy()[order].astype(np.int64)
-        h = np.searchsorted(holders, holds["tid"].to_numpy()[order])
-        a = waits["start_ns"].to_numpy().astype(np.int64)
-        b = waits["end_ns"].to_numpy().astype(np.int64)
-        w = np.searchsorted(waiters, waits["tid"].to_numpy())
-        lo = np.searchsorted(e, a, side="right")  # first hold ending after the wait began
-        hi = np.searchsorted(s, b, side="left")  # past the last hold starting before it ended
-        n = np.maximum(hi - lo, 0)
-        pair_wait = np.repeat(np.arange(len(a)), n)
-        pair_hold = np.arange(int(n.sum())) - np.repeat(np.cumsum(n) - n, n) + np.repeat(lo, n)
-        overlap = np.minimum(e[pair_hold], b[pair_wait]) - np.maximum(s[pair_hold], a[pair_wait])
-        np.add.at(matrix, (w[pair_wait], h[pair_hold]), np.maximum(overlap, 0) / 1e9)
-    out = pd.DataFrame(matrix, index=pd.Index(waiters, name="waiter"), columns=list(holders))
-    if not waiters:
-        out["nobody"] = pd.Series(dtype=np.float64)
-        return out
-    total = waits.groupby("tid")["duration_ns"].sum() / 1e9
-    out["nobody"] = (total.reindex(out.index).to_numpy() - matrix.sum(axis=1)).clip(min=0)
+    np.add.at(matrix, (w, h), seconds)
+    out = pd.DataFrame(matrix, index=pd.Index(list(waiters), name="waiter"), columns=list(holders))
+    out["nobody"] = (total - matrix.sum(axis=1)).clip(min=0) if len(waiters) else pd.Series(dtype=np.float64)
+    return out
+
+
+def blame_pairs(spans: pd.DataFrame) -> pd.DataFrame:
+    """blame() as rows (waiter, holder, seconds): the pairs whose waits and
+    holds overlapped, and a (waiter, "nobody") row for every waiter; also
+    ``holders``, every holder's tid, in the frame's attrs (a holder that made
+    no one wait is a zero column of blame())."""
+    waiters, holders, w, h, seconds, total = _blame_overlaps(spans)
+    key, inverse = np.unique(w * max(len(holders), 1) + h, return_inverse=True)
+    summed = np.bincount(inverse.ravel(), weights=seconds, minlength=len(key)) if len(key) else np.zeros(0)
+    kw, kh = key // max(len(holders), 1), key % max(len(holders), 1)
+    held = np.bincount(kw, weights=summed, minlength=len(waiters)) if len(waiters) else np.zeros(0)
+    out = pd.DataFrame(
+        {
+            "waiter": np.concatenate([waiters[kw], waiters]) if len(waiters) else np.zeros(0, dtype=np.int64),
+            "holder": list(holders[kh]) + ["nobody"] * len(waiters),
+            "seconds": np.concatenate([summed, (total - held).clip(min=0)]),
+        }
+    )
+    out.attrs["holders"] = [int(t) for t in holders]
     return out
 
 

@@ -232,6 +232,10 @@ class Trace:
         """Seconds each waiting thread (rows) waited while each thread (columns) held the GIL."""
         return analysis.blame(self._intervals)
 
+    def blame_pairs(self) -> pd.DataFrame:
+        """blame() as (waiter, holder, seconds) rows: only the pairs that overlapped."""
+        return analysis.blame_pairs(self._intervals)
+
     def plot_timeline(self, ax=None, **options: Any):
         """Per-thread lanes of holding / waiting / released; returns (figure, axes).
         Options: start_s, end_s (seconds from the trace start), threads (names or tids)."""

@@ -60,8 +60,10 @@ def open_fd(path: str, *, append: bool = False, exclusive: bool = False, mode: "
     except OSError as exc:
         raise _refusal(path, exc) from None
     try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):  # e.g. a FIFO with a reader: opened, but not ours to fill
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):  # e.g. a FIFO with a reader: opened, but not ours to fill
             raise UsageError("refusing to write %s: it is not a regular file" % path)
+        check_unshared(st, path)
         if not append:
             os.ftruncate(fd, 0)  # only now: O_TRUNC would act before the check
         os.set_blocking(fd, True)
@@ -69,6 +71,24 @@ def open_fd(path: str, *, append: bool = False, exclusive: bool = False, mode: "
         os.close(fd)
         raise
     return fd
+
+
+def check_unshared(st: os.stat_result, path: str, what: str = "") -> None:
+    """Refuse an existing file that another name or another user shares: a
+    hard link (our data would land under the other name too) or another
+    user's file in a world-writable sticky directory such as /tmp (planted
+    there for us to fill; the kernel's protected_regular, often off, would
+    refuse it too).  ``st``: the open descriptor's fstat, so that the check
+    is of the file written, not of a path swapped since."""
+    if st.st_nlink > 1:
+        raise UsageError("refusing to write %s%s: it has %d hard links (other names for the same file)" % (what, path, st.st_nlink))
+    if st.st_uid != os.geteuid():
+        try:
+            parent = os.stat(os.path.dirname(os.path.abspath(path)))
+        except OSError:
+            return
+        if parent.st_mode & stat.S_ISVTX and parent.st_mode & stat.S_IWOTH:
+            raise UsageError("refusing to write %s%s: it belongs to another user (uid %d) in a shared directory" % (what, path, st.st_uid))
 
 
 def open_new(path: str, *, append: bool = False, binary: bool = True, exclusive: bool = False, mode: "int | None" = None) -> io.IOBase:

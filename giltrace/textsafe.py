@@ -24,3 +24,12 @@ def _escape(match: "re.Match[str]") -> str:
 def printable(text: object) -> str:
     """`text` as str with every control character written as an escape (``\\x1b``)."""
     return _UNSAFE.sub(_escape, str(text))
+
+
+def plot_label(text: object, limit: int = 80) -> str:
+    """A name for a figure's axis or legend: printable (a missing glyph is a
+    warning on the terminal that echoes the raw character) and at most
+    ``limit`` characters (a 64 KB thread name made matplotlib lay out text for
+    minutes)."""
+    s = printable(text)
+    return s if len(s) <= limit else s[: limit - 1] + "\u2026"

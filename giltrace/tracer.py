@@ -24,7 +24,7 @@ from . import __version__, layout
 from .cpus import cgroup_cpu_stat_path
 from ._binding import native
 from .errors import GiltraceError, TraceRunning, UnsupportedInterpreter
-from .safefiles import existing_regular, file_mode
+from .safefiles import check_unshared, existing_regular, file_mode
 
 DEFAULT_BUFFER_EVENTS = 1 << 19
 DEFAULT_SAMPLE_PERIOD_MS = 5.0  # while a holder is stuck (csrc/recorder.c, "The sampler")
@@ -411,9 +411,14 @@ def create_trace_file(path: str, overwrite: bool) -> "tuple[int, bool]":
                 fd = os.open(path, flags)
             except OSError as exc:
                 raise GiltraceError("cannot write the trace file %s: %s" % (path, exc.strerror or exc)) from None
-            if not stat.S_ISREG(os.fstat(fd).st_mode):  # swapped since the lstat
+            st = os.fstat(fd)
+            try:
+                if not stat.S_ISREG(st.st_mode):  # swapped since the lstat
+                    raise GiltraceError("refusing to write the trace file %s: it is not a regular file" % path)
+                check_unshared(st, path, "the trace file ")
+            except GiltraceError:
                 os.close(fd)
-                raise GiltraceError("refusing to write the trace file %s: it is not a regular file" % path)
+                raise
             os.ftruncate(fd, 0)
             return fd, False
         if not _is_own_trace(path, st) or attempt == 2:

@@ -28,6 +28,8 @@ from ..safefiles import open_new
 
 def check_output_dir(path: str) -> None:
     """UsageError unless ``path`` can become a fresh output directory."""
+    if os.path.islink(path):  # rmdir and rename act on the link, not the directory it names
+        raise UsageError("-o %s: refusing a symbolic link" % path)
     if os.path.exists(path) and (not os.path.isdir(path) or os.listdir(path)):
         raise UsageError("-o %s: already exists and is not an empty directory" % path)
     parent = os.path.dirname(os.path.abspath(path))
@@ -81,9 +83,12 @@ def save_results(result: Any, out_dir: str, rendered: str) -> str:
         umask = os.umask(0)
         os.umask(umask)
         os.chmod(stage, 0o777 & ~umask)  # mkdtemp made it private
-        if os.path.isdir(out_dir):
-            os.rmdir(out_dir)  # empty, checked above
-        os.rename(stage, out_dir)
+        try:
+            if os.path.lexists(out_dir):
+                os.rmdir(out_dir)  # empty, checked above (and by rmdir itself, should it have changed since)
+            os.rename(stage, out_dir)
+        except OSError as exc:
+            raise UsageError("-o %s: cannot create it: %s" % (out_dir, exc.strerror or exc)) from None
     except BaseException:
         shutil.rmtree(stage, ignore_errors=True)
         raise

@@ -8,6 +8,7 @@ import os
 import sys
 
 from ..errors import UsageError
+from ..safefiles import check_unshared, existing_regular
 
 NAME = "attach"
 HELP = "trace a CPython process that is already running (by PID), until Ctrl-C or --duration"
@@ -45,10 +46,9 @@ def check_output(output: str) -> None:
     out_dir = os.path.dirname(os.path.abspath(output))
     if not os.path.isdir(out_dir):
         raise UsageError("cannot write the trace %s: directory %s does not exist" % (output, out_dir))
-    if os.path.islink(output):
-        raise UsageError("refusing to write the trace %s: it is a symbolic link" % output)
-    if os.path.lexists(output) and not os.path.isfile(output):
-        raise UsageError("refusing to write the trace %s: it is not a regular file" % output)
+    st = existing_regular(output, "the trace ")  # a link, FIFO or directory: refused now, not after the tracing
+    if st is not None:
+        check_unshared(st, output, "the trace ")  # a hard link, another user's file in /tmp
     if not os.access(out_dir, os.W_OK) or (os.path.exists(output) and not os.access(output, os.W_OK)):
         raise UsageError("cannot write the trace %s: permission denied" % output)
 

@@ -12,9 +12,11 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import socket
 
 from ..autostart import METRICS_ENV, METRICS_LOG_ENV
 from ..errors import GiltraceError, UsageError
+from ..safefiles import check_unshared, existing_regular
 
 NAME = "metrics"
 HELP = "run a command with always-on GIL metrics (Prometheus endpoint and/or JSON-lines log)"
@@ -53,13 +55,20 @@ def run(args: argparse.Namespace) -> int:
                 raise UsageError("give the host once: --host %s --port PORT, or --port HOST:PORT" % args.host)
             listen = ("[%s]" % args.host if ":" in args.host else args.host) + listen
         try:
-            parse_listen(listen)
+            host, port = parse_listen(listen)
         except ValueError as exc:
             raise UsageError("--port: %s" % exc) from None
+        try:  # now, in one line: in the program it would only be a warning, and no endpoint
+            socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+        except (OSError, UnicodeError) as exc:
+            raise UsageError("cannot serve metrics on %s: %s" % (listen, getattr(exc, "strerror", None) or exc)) from None
         env[METRICS_ENV] = listen
     if args.log:
         if not os.path.isdir(os.path.dirname(os.path.abspath(args.log))):
             raise UsageError("cannot write %s: its directory does not exist" % args.log)
+        st = existing_regular(args.log)  # a link, FIFO or directory: refused now, not by a warning from the program
+        if st is not None:
+            check_unshared(st, args.log)
         env[METRICS_LOG_ENV] = os.path.abspath(args.log)
         try:
             env["GILTRACE_METRICS_INTERVAL"] = str(parse_interval(str(args.interval)))

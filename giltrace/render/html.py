@@ -130,20 +130,31 @@ def diagnosis_html(d) -> str:
 
 
 def blame_html(trace) -> str:
-    """Who made whom wait, in ms; threads of one group (groups.py) are one row and one column."""
+    """Who made whom wait, in ms; threads of one group (groups.py) are one row
+    and one column.  Summed from blame_pairs, not blame(): a dense matrix of
+    5,000 threads would be 200 MB for a table of a few groups."""
     from ..groups import thread_groups
 
-    b = trace.blame()
-    if b.empty:
+    pairs = trace.blame_pairs()
+    if pairs.empty:
         return "<p>No thread waited.</p>"
     names = trace.names
-    groups = thread_groups({int(t): names.get(int(t), "thread-%d" % t) for t in set(b.index) | {c for c in b.columns if c != "nobody"}})
+    tids = set(int(t) for t in pairs["waiter"]) | set(pairs.attrs["holders"])
+    groups = thread_groups({t: names.get(t, "thread-%d" % t) for t in tids})
 
     def label(t) -> str:
         return "nobody" if t == "nobody" else groups.get(int(t)) or names.get(int(t), "thread-%d" % t)
 
-    b = (1e3 * b).groupby([label(t) for t in b.index]).sum()
-    b = b.T.groupby([label(c) for c in b.columns]).sum().T.round(2)
+    ms = pd.DataFrame(
+        {
+            "waiter": [label(t) for t in pairs["waiter"]],
+            "holder": [label(t) for t in pairs["holder"]],
+            "ms": 1e3 * pairs["seconds"].to_numpy(),
+        }
+    )
+    columns = sorted({label(t) for t in pairs.attrs["holders"]} | {"nobody"})
+    b = ms.groupby(["waiter", "holder"])["ms"].sum().unstack(fill_value=0.0).reindex(columns=columns, fill_value=0.0).round(2)
+    b.columns.name = None
     b.index.name = "waiter \\ holder (ms)"
     return b.to_html(border=0)
 

@@ -6,6 +6,8 @@ from typing import Optional
 
 import numpy as np
 
+from ..textsafe import plot_label
+
 
 def plot_wait_cdf(trace, ax=None, contended_only: bool = True, title: Optional[str] = None):
     """CDF of each thread's GIL waits (contended ones by default: the
@@ -36,7 +38,7 @@ def plot_wait_cdf(trace, ax=None, contended_only: bool = True, title: Optional[s
         y = np.arange(1, len(w) + 1) / len(w)
         colour = HOLDER_PALETTE[order.index(tid) % len(HOLDER_PALETTE)] if tid in order else "#7F7F7F"
         name = k if isinstance(k, str) else trace.names.get(tid, "thread-%d" % tid)
-        ax.step(w, y, where="post", color=colour, label="%s (%d waits)" % (name, len(w)))
+        ax.step(w, y, where="post", color=colour, label="%s (%d waits)" % (plot_label(name), len(w)))
         drawn += 1
     si = 1e3 * float(trace.meta.get("switch_interval_s", 0.005))
     ax.axvline(si, color="#666666", linestyle="--", linewidth=1)

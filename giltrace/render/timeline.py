@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from ..analysis import coverage
+from ..textsafe import plot_label
 
 # Okabe-Ito colours: distinguishable with the common colour-vision deficiencies.
 STATE_COLORS = {"hold": "#0072B2", "wait": "#E69F00", "released": "#D9D9D9"}
@@ -292,7 +293,7 @@ def plot_timeline(
     ax.set_xlim(x(window.start_ns), x(window.end_ns))
     ax.set_ylim(0.3, strip_y + 0.6)
     ax.set_yticks([y_of[t] for t in tids] + [strip_y])
-    ax.set_yticklabels(["%s (%d)" % (th.loc[t, "name"], t) for t in tids] + ["GIL held by"])
+    ax.set_yticklabels(["%s (%d)" % (plot_label(th.loc[t, "name"]), t) for t in tids] + ["GIL held by"])
     for label, tid in zip(ax.get_yticklabels(), tids):
         label.set_color(holder_color[tid])
         label.set_fontweight("bold")

@@ -73,6 +73,42 @@ def test_a_planted_fifo_is_refused_without_blocking(tmp_path, trace_path, name):
 
 
 @pytest.mark.parametrize("name", sorted(COMMANDS))
+def test_a_planted_hard_link_is_never_written_through(tmp_path, trace_path, name):
+    """A second name for the victim (O_NOFOLLOW does not see it): refused,
+    or, for exports (renamed into place), the name replaced, never the victim
+    written."""
+    victim = tmp_path / "victim"
+    victim.write_bytes(b"precious\n")
+    out = tmp_path / ("out" + SUFFIX[name])
+    os.link(victim, out)
+    r = cli(tmp_path, *COMMANDS[name](trace_path, str(out)))
+    assert victim.read_bytes() == b"precious\n"
+    if not name.startswith("export"):
+        assert r.returncode != 0 and len(r.stderr.strip().splitlines()) == 1, r.stderr
+        assert "hard links" in r.stderr and "Traceback" not in r.stderr
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="planting another user's file needs chown (root)")
+@pytest.mark.parametrize("name", sorted(COMMANDS))
+def test_another_users_file_in_a_sticky_directory_is_refused(tmp_path, trace_path, name):
+    """/tmp's case: a file planted by another user (world-writable, so root's
+    data would be theirs to read) under the name root was told to write."""
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    os.chmod(shared, 0o1777)
+    out = shared / ("out" + SUFFIX[name])
+    out.write_bytes(b"planted\n")
+    os.chown(out, 65534, 65534)
+    os.chmod(out, 0o666)
+    r = cli(tmp_path, *COMMANDS[name](trace_path, str(out)))
+    if name.startswith("export"):  # renamed into place: the planted file is replaced, not written
+        assert r.returncode == 0 and out.stat().st_uid == 0, r.stderr
+        return
+    assert r.returncode != 0 and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert "another user" in r.stderr and out.read_bytes() == b"planted\n"
+
+
+@pytest.mark.parametrize("name", sorted(COMMANDS))
 def test_new_files_are_0600(tmp_path, trace_path, name):
     out = tmp_path / ("out" + SUFFIX[name])
     r = cli(tmp_path, *COMMANDS[name](trace_path, str(out)))
@@ -102,3 +138,15 @@ def test_giltrace_template_refuses_a_planted_link(tmp_path):
     assert "child ran" in r.stdout and "status 0" in r.stdout, (r.stdout, r.stderr)
     assert victim.read_bytes() == b"precious\n"
     assert "refusing" in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+
+
+def test_top_refuses_a_hard_linked_output_before_running_the_program(tmp_path):
+    """top -o is written at the end: its refusal must come before the program runs."""
+    victim = tmp_path / "victim"
+    victim.write_bytes(b"precious\n")
+    os.link(victim, tmp_path / "out.gtr")
+    (tmp_path / "marker.py").write_text("open('ran', 'w').close()\n")
+    args = ["-m", "giltrace", "top", "--iterations", "1", "--interval", "0.2", "-o", "out.gtr", "--", "marker.py"]
+    r = run_python(args, cwd=str(tmp_path), timeout=60, env={"GILTRACE": ""})
+    assert r.returncode == 2 and "hard links" in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert not (tmp_path / "ran").exists() and victim.read_bytes() == b"precious\n"

@@ -194,3 +194,20 @@ def test_metrics_cli_host(args, listen):
 def test_metrics_cli_host_errors(args):
     r = giltrace_metrics(*args, "--", "env")
     assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1, r.stderr
+
+
+@pytest.mark.parametrize("args", [["--host", "no-such-host.invalid", "--port", "9464"], ["--port", "999.1.1.1:9464"]])
+def test_metrics_cli_refuses_an_unresolvable_host_before_running(args):
+    """Not a warning from the program and an exit status of 0: the user asked for this endpoint."""
+    r = giltrace_metrics(*args, "--", "env")
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and "cannot serve metrics" in r.stderr, r.stderr
+    assert "GILTRACE_METRICS" not in r.stdout
+
+
+def test_metrics_cli_refuses_a_planted_log_link_before_running(tmp_path):
+    victim = tmp_path / "victim"
+    victim.write_text("precious\n")
+    os.symlink(victim, tmp_path / "m.jsonl")
+    r = giltrace_metrics("--log", str(tmp_path / "m.jsonl"), "--", "env")
+    assert r.returncode == 2 and "symbolic link" in r.stderr and "GILTRACE_METRICS" not in r.stdout, r.stderr
+    assert victim.read_text() == "precious\n"

@@ -73,3 +73,27 @@ def test_lane_selection_is_one_pass():
     few, many = calls(select_threads, th, ["req-%d" % i for i in range(5)]), calls(select_threads, th, ["req-%d" % i for i in range(80)])
     assert select_threads(threads(50), ["req-3", "7"]) == [3, 7]
     assert many < 2 * few, (few, many)  # per wanted name, a scan of every thread: 16 x
+
+
+def test_blame_pairs_are_blame_without_the_dense_matrix():
+    sp = spans(45, alive=7)
+    dense, pairs = analysis.blame(sp), analysis.blame_pairs(sp)
+    rebuilt = pairs.pivot_table(index="waiter", columns="holder", values="seconds", aggfunc="sum", fill_value=0.0)
+    for (waiter, holder), value in dense.stack().items():
+        assert np.isclose(rebuilt.loc[waiter, holder] if holder in rebuilt.columns else 0.0, value), (waiter, holder)
+    assert pairs.attrs["holders"] == [int(t) for t in dense.columns if t != "nobody"]
+
+
+def test_blame_pairs_memory_follows_the_overlaps_not_threads_squared():
+    """3,200 threads: a dense matrix is 3,200 x 3,200 floats (82 MB); the
+    pairs of waves of 20 are 3,200 x 19 rows.  What the HTML report sums."""
+    import tracemalloc
+
+    sp = spans(3200)
+    tracemalloc.start()
+    try:
+        pairs = analysis.blame_pairs(sp)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert len(pairs) <= 3200 * 20 and peak < 20e6, (len(pairs), peak)
