@@ -721,7 +721,7 @@ def diagnose_window(
     wtext = _window_text(window, whole)
     findings: List[Finding] = []
     woken, take = trace.wakes(), wk.take_cost_ns(ev)
-    woke_sync = woken["after_sync"].to_numpy()  # waking from a join / queue: coordination, not latency
+    woke_sync = woken["coordination"].to_numpy()  # waking for a pool's results behind the pool: not latency (wakes.py)
 
     # Holders that keep the GIL in C: their long holds' drop requests go unanswered.
     lh = _long_holds(trace, locs)
