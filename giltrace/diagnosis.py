@@ -170,7 +170,7 @@ class Diagnosis:
     window_s: Tuple[float, float]
     threads: pd.DataFrame  # per thread: time split, waits, latency percentiles, group, role
     groups: pd.DataFrame  # per thread group: the same, summed
-    findings: List[Finding]  # episodes' first, then the whole trace's not said by an episode; problems first
+    findings: List[Finding]  # the whole trace's latency convoys, episodes', the whole trace's not said by one; problems first
     episodes: List[EpisodeDiagnosis]
     trace_findings: List[Finding]  # the whole window's own findings
     # Frames of the whole window, for notebooks and the HTML report:
@@ -1275,7 +1275,12 @@ def diagnose(trace, top: int = TOP_CULPRITS, episodes: bool = True) -> Diagnosis
                 )
             )
     said = [f for e in eps for f in e.findings]
-    findings = [f for f in said if f.problem] + [f for f in whole if f.problem and not any(_same(f, g) for g in said)]
+    # A latency convoy over the whole run is every wake of the run, late; an
+    # episode's finding on the same thread covers a few of them: both stay.
+    late = [f for f in whole if f.problem and f.mode == "latency"]
+    findings = (
+        late + [f for f in said if f.problem] + [f for f in whole if f.problem and f not in late and not any(_same(f, g) for g in said)]
+    )
     # a unit cleared over the whole window but found late or waiting in an episode is not "not a problem"
     flagged = {t for f in findings for t in f.tids}
     findings += [f for f in whole if not f.problem and not flagged.intersection(f.tids)]

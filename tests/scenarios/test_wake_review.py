@@ -53,6 +53,8 @@ def near(traced_ms: float, seen_ms: float) -> bool:
         ("asyncio_json", "MainThread", "dump", "rtt_p50_ms"),
         # os.read on a pipe fed by another process, beside two pure-Python threads
         ("pipe_consumer", "consumer", "crunch", "delay_p50_ms"),
+        # queue.get() fed by the CPU thread itself, which goes on running (an after_sync wake, not coordination)
+        ("queue_fed", "writer", "crunch", "delay_p50_ms"),
     ],
 )
 def test_starving_waiter_is_flagged(tmp_path, name, who, function, client_key):
@@ -75,3 +77,15 @@ def test_healthy_program_has_no_problem(tmp_path, name):
     single-threaded asyncio app, subprocess.run in threads: no problem finding."""
     _, d, _ = run(tmp_path, name)
     assert not problems(d), [f["summary"] for f in problems(d)]
+
+
+def test_whole_run_latency_is_kept_beside_an_episode(tmp_path):
+    """Expected: an accept loop polling every 50 ms (client paced at ~55 ms)
+    beside a pure-Python thread is late on every wake of the run: a latency
+    convoy over the whole run, >= 80 % on crunch, over >= 20 wakes, even when
+    an episode (a few of its waits, 0.25 s) names the same thread (before: the
+    episode's finding replaced it)."""
+    _, d, prog = run(tmp_path, "tcp_poll")
+    f = [f for f in problems(d) if f["threads"] == ["server"] and f.get("mode") == "latency"]
+    assert f, [(x["kind"], x.get("mode"), x["threads"], x["window_s"]) for x in problems(d)]
+    assert blame(f[0], prog, "crunch") >= 0.8 and f[0]["evidence"]["wake"]["count"] >= 20, f[0]
