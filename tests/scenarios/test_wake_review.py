@@ -85,7 +85,7 @@ def test_whole_run_latency_is_kept_beside_an_episode(tmp_path):
     convoy over the whole run, >= 80 % on crunch, over >= 20 wakes, even when
     an episode (a few of its waits, 0.25 s) names the same thread (before: the
     episode's finding replaced it)."""
-    _, d, prog = run(tmp_path, "tcp_poll")
+    _, d, prog = run(tmp_path, "tcp_accept", "40", "0.05")
     f = [f for f in problems(d) if f["threads"] == ["server"] and f.get("mode") == "latency"]
     assert f, [(x["kind"], x.get("mode"), x["threads"], x["window_s"]) for x in problems(d)]
     assert blame(f[0], prog, "crunch") >= 0.8 and f[0]["evidence"]["wake"]["count"] >= 20, f[0]

@@ -1,5 +1,7 @@
 """A socketserver.TCPServer (not threading: a selectors accept loop) in its own
-thread beside a pure-Python CPU thread; a client process makes 20 requests/s."""
+thread beside a pure-Python CPU thread; a client process makes 20 requests/s.
+
+python tcp_accept.py [REQUESTS [POLL_S]]  (POLL_S 0.05: it polls near the client's pace)"""
 
 import socketserver
 import subprocess
@@ -32,7 +34,10 @@ def crunch(stop):
 
 server = socketserver.TCPServer(("127.0.0.1", 0), Handler)
 stop = threading.Event()
-ts = [threading.Thread(target=crunch, args=(stop,), name="crunch"), threading.Thread(target=server.serve_forever, name="server")]
+ts = [
+    threading.Thread(target=crunch, args=(stop,), name="crunch"),
+    threading.Thread(target=server.serve_forever, args=(float(sys.argv[2]) if len(sys.argv) > 2 else 0.5,), name="server"),
+]
 for t in ts:
     t.start()
 out = subprocess.run(
