@@ -878,6 +878,7 @@ def diagnose_window(
                     summary += " " + culprit_sentence("their" if len(tids) > 1 else names[tids[0]] + "'s", culprits[0]) + "."
                 if wk.is_late(wake, si, wk.LATENCY_MIN_WAKES if whole else wk.LATENCY_MIN_EPISODE_WAKES):
                     summary += " " + wk.per_wake_sentence(wake, len(tids) > 1)  # the per-event cost as well
+                    facts["late_per_wake"] = True
                 f = Finding("convoy", True, tnames, group, window, wait_s, summary, culprits, at, [], facts, tids, episode, "share")
                 f.advice = _convoy_advice(f, lat, c_holders, si, p50, old_gil=trace.meta.get("gil_kind") == "old")
                 findings.append(f)
@@ -1275,9 +1276,9 @@ def diagnose(trace, top: int = TOP_CULPRITS, episodes: bool = True) -> Diagnosis
                 )
             )
     said = [f for e in eps for f in e.findings]
-    # A latency convoy over the whole run is every wake of the run, late; an
+    # A convoy late per wake over the whole run is every wake of the run, late; an
     # episode's finding on the same thread covers a few of them: both stay.
-    late = [f for f in whole if f.problem and f.mode == "latency"]
+    late = [f for f in whole if f.problem and (f.mode == "latency" or f.evidence.get("late_per_wake"))]
     findings = (
         late + [f for f in said if f.problem] + [f for f in whole if f.problem and f not in late and not any(_same(f, g) for g in said)]
     )
