@@ -1280,7 +1280,7 @@ def diagnose(trace, top: int = TOP_CULPRITS, episodes: bool = True) -> Diagnosis
     # episode's finding on the same thread covers a few of them: both stay.
     late = [f for f in whole if f.problem and (f.mode == "latency" or f.evidence.get("late_per_wake"))]
     findings = (
-        late + [f for f in said if f.problem] + [f for f in whole if f.problem and f not in late and not any(_same(f, g) for g in said)]
+        [f for f in said if f.problem] + late + [f for f in whole if f.problem and f not in late and not any(_same(f, g) for g in said)]
     )
     # a unit cleared over the whole window but found late or waiting in an episode is not "not a problem"
     flagged = {t for f in findings for t in f.tids}

@@ -43,6 +43,7 @@ BASELINE_MIN_OWN = 3
 # its pool's results waits behind the pool, which serialised_pool reports.  A
 # heartbeat's ``Event.wait(0.01)`` or a queue consumer fed by a CPU thread
 # waiting behind that thread is an event handled late: latency.
+SYNC_LONG_BLOCK_NS = 50_000_000
 SYNC_FILES = re.compile(r"(^|/)(threading\.py|queue\.py|concurrent/futures/[^/]+\.py|subprocess\.py)$")
 
 WAKE_COLUMNS = [
@@ -121,7 +122,8 @@ def wakes(
         }
     )
     pooled = [t for t, g in thread_groups(names or {}).items() if g is not None]
-    out["coordination"] = out["after_sync"].to_numpy() & np.isin(holder, pooled)
+    # a long sync block (>= SYNC_LONG_BLOCK_NS: a coordinator polling for its end, grpc's wait_for_termination) is one too
+    out["coordination"] = out["after_sync"].to_numpy() & (np.isin(holder, pooled) | (b >= SYNC_LONG_BLOCK_NS))
     return out.sort_values("time_ns", kind="stable").reset_index(drop=True)
 
 

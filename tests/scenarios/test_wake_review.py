@@ -50,7 +50,8 @@ def near(traced_ms: float, seen_ms: float) -> bool:
         # Event.wait(0.01) is a timer, not coordination: it waits behind a regex in C
         ("heartbeat", "heartbeat", "scan", "late_p50_ms"),
         # an asyncio event loop beside json.dumps of a large object (the C encoder)
-        ("asyncio_json", "MainThread", "dump", "rtt_p50_ms"),
+        # (no client check: an echo waits again after its wake, behind a C call of up to ~0.1 s; seen 26 vs 23 ms, once 64 vs 6.5 ms)
+        ("asyncio_json", "MainThread", "dump", None),
         # os.read on a pipe fed by another process, beside two pure-Python threads
         ("pipe_consumer", "consumer", "crunch", "delay_p50_ms"),
         # queue.get() fed by the CPU thread itself, which goes on running (an after_sync wake, not coordination)
