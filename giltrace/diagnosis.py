@@ -170,7 +170,7 @@ class Diagnosis:
     window_s: Tuple[float, float]
     threads: pd.DataFrame  # per thread: time split, waits, latency percentiles, group, role
     groups: pd.DataFrame  # per thread group: the same, summed
-    findings: List[Finding]  # episodes' first, then the whole trace's not said by an episode; problems first
+    findings: List[Finding]  # the whole trace's latency convoys, episodes', the whole trace's not said by one; problems first
     episodes: List[EpisodeDiagnosis]
     trace_findings: List[Finding]  # the whole window's own findings
     # Frames of the whole window, for notebooks and the HTML report:
@@ -721,7 +721,7 @@ def diagnose_window(
     wtext = _window_text(window, whole)
     findings: List[Finding] = []
     woken, take = trace.wakes(), wk.take_cost_ns(ev)
-    woke_sync = woken["after_sync"].to_numpy()  # waking from a join / queue: coordination, not latency
+    woke_sync = woken["coordination"].to_numpy()  # waking for a pool's results behind the pool: not latency (wakes.py)
 
     # Holders that keep the GIL in C: their long holds' drop requests go unanswered.
     lh = _long_holds(trace, locs)
@@ -878,6 +878,7 @@ def diagnose_window(
                     summary += " " + culprit_sentence("their" if len(tids) > 1 else names[tids[0]] + "'s", culprits[0]) + "."
                 if wk.is_late(wake, si, wk.LATENCY_MIN_WAKES if whole else wk.LATENCY_MIN_EPISODE_WAKES):
                     summary += " " + wk.per_wake_sentence(wake, len(tids) > 1)  # the per-event cost as well
+                    facts["late_per_wake"] = True
                 f = Finding("convoy", True, tnames, group, window, wait_s, summary, culprits, at, [], facts, tids, episode, "share")
                 f.advice = _convoy_advice(f, lat, c_holders, si, p50, old_gil=trace.meta.get("gil_kind") == "old")
                 findings.append(f)
@@ -1275,7 +1276,12 @@ def diagnose(trace, top: int = TOP_CULPRITS, episodes: bool = True) -> Diagnosis
                 )
             )
     said = [f for e in eps for f in e.findings]
-    findings = [f for f in said if f.problem] + [f for f in whole if f.problem and not any(_same(f, g) for g in said)]
+    # A convoy late per wake over the whole run is every wake of the run, late; an
+    # episode's finding on the same thread covers a few of them: both stay.
+    late = [f for f in whole if f.problem and (f.mode == "latency" or f.evidence.get("late_per_wake"))]
+    findings = (
+        [f for f in said if f.problem] + late + [f for f in whole if f.problem and f not in late and not any(_same(f, g) for g in said)]
+    )
     # a unit cleared over the whole window but found late or waiting in an episode is not "not a problem"
     flagged = {t for f in findings for t in f.tids}
     findings += [f for f in whole if not f.problem and not flagged.intersection(f.tids)]

@@ -73,7 +73,7 @@ def late_bins(woken: pd.DataFrame, edges: np.ndarray, switch_interval_ns: int) -
     out: Dict[int, np.ndarray] = {}
     nb = len(edges) - 1
     floor_ns = 1e9 * wk.latency_threshold_s(switch_interval_ns / 1e9)
-    woken = woken[~woken["after_sync"]] if "after_sync" in woken else woken  # coordination, not latency
+    woken = woken[~woken["coordination"]] if "coordination" in woken else woken  # a pool's coordinator: not latency (wakes.py)
     for tid, w in woken.groupby("tid"):  # a loop over threads, then over bins with wakes
         if len(w) < wk.LATENCY_MIN_WAKES:
             continue

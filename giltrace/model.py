@@ -155,7 +155,7 @@ class Trace:
 
     @cached_property
     def _wakes(self) -> pd.DataFrame:
-        return wakes.wakes(self._intervals, self.events, wakes.sync_locations(self._raw.locations))
+        return wakes.wakes(self._intervals, self.events, wakes.sync_locations(self._raw.locations), self.names)
 
     def long_holds(self, factor: float = 2.0) -> pd.DataFrame:
         """Holds during which another thread waited more than ``factor`` switch intervals."""

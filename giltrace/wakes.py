@@ -26,6 +26,8 @@ from typing import Mapping, Optional
 import numpy as np
 import pandas as pd
 
+from .groups import thread_groups
+
 
 WAKE_MIN_BLOCKED_NS = 250_000  # a non-blocking UDP sendto on loopback took 50-140 us here (it wakes the receiver)
 # The take of a GIL nobody holds costs ~0.1-1 us; below this a baseline is clock noise.
@@ -35,7 +37,13 @@ BASELINE_MIN_OWN = 3
 
 # Waking from a block on another thread (join, Condition/Event wait, futures,
 # queues) is a coordinator or a parked worker waking up; so is polling a child
-# process (subprocess's wait sleeps in a loop): ``after_sync``.
+# process (subprocess's wait sleeps in a loop): ``after_sync``.  It is
+# ``coordination`` (left out of the latency rule) only when the thread it then
+# waited behind is one of a pool (a thread group): a coordinator collecting
+# its pool's results waits behind the pool, which serialised_pool reports.  A
+# heartbeat's ``Event.wait(0.01)`` or a queue consumer fed by a CPU thread
+# waiting behind that thread is an event handled late: latency.
+SYNC_LONG_BLOCK_NS = 50_000_000
 SYNC_FILES = re.compile(r"(^|/)(threading\.py|queue\.py|concurrent/futures/[^/]+\.py|subprocess\.py)$")
 
 WAKE_COLUMNS = [
@@ -50,6 +58,7 @@ WAKE_COLUMNS = [
     "holder_tid",
     "holder_location",
     "after_sync",
+    "coordination",
 ]
 
 
@@ -58,7 +67,9 @@ def sync_locations(locations: Mapping[int, tuple]) -> np.ndarray:
     return np.array(sorted(int(k) for k, v in locations.items() if SYNC_FILES.search(str(v[0]))), np.int64)
 
 
-def wakes(spans: pd.DataFrame, events: pd.DataFrame, sync: Optional[np.ndarray] = None) -> pd.DataFrame:
+def wakes(
+    spans: pd.DataFrame, events: pd.DataFrame, sync: Optional[np.ndarray] = None, names: Optional[Mapping[int, str]] = None
+) -> pd.DataFrame:
     """One row per wake, by time: ``tid``; ``time_ns`` (when it got the GIL
     back); ``wait_ns`` (from asking for the GIL to taking it); ``blocked_ns``
     (released before asking: its I/O, sleep or lock); ``work_ns`` (the hold
@@ -68,9 +79,12 @@ def wakes(spans: pd.DataFrame, events: pd.DataFrame, sync: Optional[np.ndarray] 
     ``holder_tid`` / ``holder_location`` (the thread that held the GIL last
     before the take, and where it let go; -1 / 0 when nobody held it during
     the wait); ``after_sync`` (it let go in one of the ``sync`` location ids:
-    sync_locations)."""
+    sync_locations); ``coordination`` (after_sync, and the holder is in a
+    thread group of ``names``: groups.thread_groups)."""
     if spans.empty:
-        return pd.DataFrame({c: pd.Series(dtype=np.int64) for c in WAKE_COLUMNS}).astype({"contended": bool, "after_sync": bool})
+        return pd.DataFrame({c: pd.Series(dtype=np.int64) for c in WAKE_COLUMNS}).astype(
+            {"contended": bool, "after_sync": bool, "coordination": bool}
+        )
     state = spans["state"].cat.codes.to_numpy()  # 0 wait, 1 hold
     order = np.lexsort((state, spans["start_ns"].to_numpy(), spans["tid"].to_numpy()))
     tid = spans["tid"].to_numpy()[order]
@@ -107,6 +121,9 @@ def wakes(spans: pd.DataFrame, events: pd.DataFrame, sync: Optional[np.ndarray] 
             "after_sync": np.isin(loc[w - 1], sync) if sync is not None else np.zeros(len(w), bool),
         }
     )
+    pooled = [t for t, g in thread_groups(names or {}).items() if g is not None]
+    # a long sync block (>= SYNC_LONG_BLOCK_NS: a coordinator polling for its end, grpc's wait_for_termination) is one too
+    out["coordination"] = out["after_sync"].to_numpy() & (np.isin(holder, pooled) | (b >= SYNC_LONG_BLOCK_NS))
     return out.sort_values("time_ns", kind="stable").reset_index(drop=True)
 
 

@@ -244,7 +244,8 @@ def summary(trace, d=None) -> str:
     lines.append(
         "(waits: takes of the GIL that had to block, percentiles over those; uncontended: takes that did not; "
         "released: running without the GIL; wakes: takes after blocking work (I/O, sleep, a lock), their wait in ms, "
-        "the work done after each, and the median wait over an uncontended take's)"
+        "the work done after each, and the median wait over an uncontended take's, about 1 us: "
+        "one 5 ms switch interval per wake reads ~5000x, 1-3x is nothing in the way)"
     )
     lines.append("")
     lines.append(diagnosis(d))

@@ -176,7 +176,13 @@ def test_wakes_are_takes_after_blocking_work():
     assert len(w) == 1
     r = w.iloc[0]
     assert (r.tid, r.wait_ns, r.blocked_ns, r.work_ns, r.holder_tid, r.holder_location) == (2, 5 * ms, ms, 100_000, 1, 7)
-    assert r.released_at == 5 and not r.after_sync
+    assert r.released_at == 5 and not r.after_sync and not r.coordination
+    # released in a sync location (5: say threading.py): after_sync; coordination
+    # only when the thread it waited behind (1) is one of a pool (a thread group)
+    alone = wakes.wakes(analysis.intervals(ev, 0, 8 * ms), ev, np.array([5]), {1: "crunch", 2: "heartbeat"}).iloc[0]
+    assert alone.after_sync and not alone.coordination
+    pool = wakes.wakes(analysis.intervals(ev, 0, 8 * ms), ev, np.array([5]), {1: "worker-0", 2: "MainThread", 3: "worker-1"}).iloc[0]
+    assert pool.after_sync and pool.coordination
     s = wakes.stats(w, take_ns=100.0)
     assert s["wakes"] == 1 and s["wake_p50_s"] == pytest.approx(0.005) and s["wake_baseline_s"] == pytest.approx(1e-6)  # floored
     assert s["wake_inflation"] == pytest.approx(5000)
