@@ -51,6 +51,7 @@ def _hidden_dirs():
 
     dirs = {REPO, os.path.dirname(os.path.dirname(os.path.abspath(giltrace.__file__)))}
     dirs.add(os.path.dirname(os.path.abspath(_cffi_backend.__file__)))
+    dirs.add("/tmp")  # the tmpfs over /tmp comes first: a checkout under /tmp (a CI clone) is hidden by it
     return sorted(d for d in dirs if not any(d.startswith(o + os.sep) for o in dirs))  # a tmpfs over a parent hides the rest
 
 
@@ -79,7 +80,7 @@ def _start_box(python: str, source: str, run_as: str = ""):
     and PID namespaces, with tmpfs over /tmp and giltrace's install dirs (``run_as``: a
     command prefix that drops privileges)."""
     marker = "giltrace-container-%s" % uuid.uuid4().hex[:8]
-    mounts = " && ".join("mount -t tmpfs none %s" % d for d in ["/tmp"] + _hidden_dirs())
+    mounts = " && ".join("mount -t tmpfs none %s" % d for d in _hidden_dirs())
     script = '%s && chmod 1777 /tmp && cd / && exec %s "$0" -I -c "$1" "$2"' % (mounts, run_as)
     box = subprocess.Popen(
         ["unshare", "--mount", "--pid", "--fork", "--mount-proc", "sh", "-c", script, python, source, marker],
